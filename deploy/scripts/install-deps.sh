@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages tlsprobe needs to build, run the demo and run its tests.
+# Idempotent: only missing packages are installed; apt-get update runs only when something is missing.
+set -euo pipefail
+
+PACKAGES=(
+  build-essential cmake pkg-config
+  libgnutls28-dev gnutls-bin           # handshakes; certtool + gnutls-serv for test servers
+  libuv1-dev                           # agent event loop
+  libcurl4-gnutls-dev                  # agent -> collector push
+  libprotobuf-c-dev protobuf-c-compiler
+  libcyaml-dev                         # YAML config
+  libmicrohttpd-dev                    # collector HTTP
+  libsqlite3-dev sqlite3               # embedded store (+ CLI used by tests)
+  libcmocka-dev                        # unit tests
+  openssl                              # openssl s_server test targets
+  curl                                 # raw HTTP in the collector bad-input tests
+  procps psmisc                        # pkill/ps used by scripts
+  ca-certificates
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#PACKAGES[@]} packages present"
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q >/dev/null
+$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+echo "install-deps: done"
