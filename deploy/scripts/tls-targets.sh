@@ -174,7 +174,7 @@ do_start() {
   free_port
   echo "REFUSED_PORT=$PORT" >>"$DIR/targets.env"
   trap - EXIT
-  echo "$PROG: started ${#CASES[@]} servers in $DIR:" $(tr '\n' ' ' <"$DIR/targets.env")
+  echo "$PROG: started ${#CASES[@]} servers in $DIR: $(tr "\n" " " <"$DIR/targets.env")"
 }
 
 # A pid from the file is signalled only while it still is an openssl process: pids are reused.
@@ -185,13 +185,13 @@ is_our_server() {
 do_stop() {
   [ -d "$DIR" ] || die "no such directory: $DIR"
   [ -f "$DIR/pids" ] || return 0
-  local pid pids=() i
+  local pid pids=()
   while read -r pid; do
     [ -n "$pid" ] || continue
     if is_our_server "$pid"; then pids+=("$pid"); kill "$pid" 2>/dev/null || true; fi
   done <"$DIR/pids"
   # Not our children (the starting shell is gone), so poll instead of `wait`; 5 s then KILL.
-  for i in $(seq 1 100); do
+  for _ in $(seq 1 100); do
     local left=()
     for pid in "${pids[@]}"; do alive "$pid" && left+=("$pid"); done
     pids=("${left[@]}")
