@@ -1,0 +1,29 @@
+/* agent.h - wires config, profiles, probe engine, scheduler, queue and pusher
+ * on one libuv loop, and sequences shutdown:
+ *   stop scheduling -> drop queued probes -> wait for probes in flight (each
+ *   bounded by its timeouts) -> flush results (bounded) -> close handles.
+ * SIGINT/SIGTERM or the optional run-for timer start the shutdown. */
+#ifndef TP_AGENT_H
+#define TP_AGENT_H
+#include <stdint.h>
+
+#include "config.h"
+#include "tp_error.h"
+#include "tp_log.h"
+
+typedef struct tp_agent tp_agent;
+
+typedef struct tp_agent_stats {
+  uint64_t produced, pushed, duplicates, rejected, dropped, skipped, unsent;
+} tp_agent_stats;
+
+/* Builds every component; on failure writes a message to err. The config and
+ * log are borrowed and must outlive the agent. */
+tp_err tp_agent_new(const tp_agent_config *config, const tp_log *log, tp_agent **out, char *err,
+                    size_t errlen);
+/* Runs until shutdown completes. run_for_ms = 0 runs until a signal. */
+tp_err tp_agent_run(tp_agent *agent, uint64_t run_for_ms);
+void tp_agent_get_stats(const tp_agent *agent, tp_agent_stats *stats);
+void tp_agent_free(tp_agent *agent);
+
+#endif

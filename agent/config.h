@@ -1,0 +1,55 @@
+/* config.h - the agent's YAML configuration, loaded and fully validated.
+ * Every semantic error names the file, line and column of the offending node
+ * (tp_yaml). The struct is read-only after tp_agent_config_load. */
+#ifndef TP_AGENT_CONFIG_H
+#define TP_AGENT_CONFIG_H
+#include <stddef.h>
+#include <stdint.h>
+
+#include "profile.h"
+#include "tp_error.h"
+
+typedef struct tp_agent_profile_config {
+  tp_profile_spec spec; /* strings point into the loaded document */
+} tp_agent_profile_config;
+
+typedef struct tp_agent_target_config {
+  const char *name, *host, *sni; /* sni may be NULL */
+  uint16_t port;
+} tp_agent_target_config;
+
+typedef struct tp_agent_job_config {
+  const char *name;
+  size_t *target_index; /* into targets[] */
+  size_t n_targets;
+  size_t *profile_index; /* into profiles[] */
+  size_t n_profiles;
+  uint64_t interval_ms;
+} tp_agent_job_config;
+
+typedef struct tp_agent_config {
+  const char *path;
+  const char *agent_id, *region, *log_level;
+  /* collector push */
+  const char *collector_url;
+  unsigned batch_size;
+  uint64_t flush_interval_ms, push_timeout_ms;
+  unsigned queue_limit;
+  /* probing */
+  unsigned max_in_flight, max_pending;
+  uint64_t connect_timeout_ms, handshake_timeout_ms;
+  tp_agent_profile_config *profiles;
+  size_t n_profiles;
+  tp_agent_target_config *targets;
+  size_t n_targets;
+  tp_agent_job_config *jobs;
+  size_t n_jobs;
+  void *document; /* the libcyaml tree the strings live in */
+} tp_agent_config;
+
+/* Loads and validates `path`. On failure returns TP_E_CONFIG or TP_E_IO and
+ * writes "file:line:col: message" into err. */
+tp_err tp_agent_config_load(const char *path, tp_agent_config **out, char *err, size_t errlen);
+void tp_agent_config_free(tp_agent_config *config);
+
+#endif

@@ -1,0 +1,107 @@
+/* main.c - tlsprobe-agent: parses flags, initialises the libraries once,
+ * loads the config and runs the agent. Exit codes: 0 ok, 1 runtime failure,
+ * 2 usage or configuration error. */
+#include <curl/curl.h>
+#include <gnutls/gnutls.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "agent.h"
+#include "config.h"
+#include "tp_duration.h"
+#include "tp_log.h"
+
+static void usage(FILE *out) {
+  fprintf(out,
+          "usage: tlsprobe-agent --config FILE [--run-for DURATION] [--check]\n"
+          "  --config FILE       agent configuration (YAML)\n"
+          "  --run-for DURATION  stop after DURATION (e.g. 30s), flush results and exit\n"
+          "  --check             validate the configuration and exit\n"
+          "Runs scheduled TLS probes and pushes the results to the collector.\n");
+}
+
+int main(int argc, char **argv) {
+  const char *config_path = NULL;
+  uint64_t run_for_ms = 0;
+  bool check_only = false;
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+      config_path = argv[++i];
+    } else if (strcmp(argv[i], "--run-for") == 0 && i + 1 < argc) {
+      if (tp_duration_parse_ms(argv[++i], &run_for_ms) != TP_E_OK || run_for_ms == 0) {
+        fprintf(stderr, "tlsprobe-agent: --run-for: \"%s\" is not a duration (e.g. 30s)\n", argv[i]);
+        return 2;
+      }
+    } else if (strcmp(argv[i], "--check") == 0) {
+      check_only = true;
+    } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+      usage(stdout);
+      return 0;
+    } else {
+      fprintf(stderr, "tlsprobe-agent: unknown or incomplete argument \"%s\"\n", argv[i]);
+      usage(stderr);
+      return 2;
+    }
+  }
+  if (config_path == NULL) {
+    usage(stderr);
+    return 2;
+  }
+
+  char err[1024];
+  tp_agent_config *config = NULL;
+  if (tp_agent_config_load(config_path, &config, err, sizeof(err)) != TP_E_OK) {
+    fprintf(stderr, "%s\n", err);
+    return 2;
+  }
+  tp_log log = {.min_level = TP_LOG_INFO, .component = "agent"};
+  (void)tp_log_level_parse(config->log_level, &log.min_level); /* validated by the loader */
+
+  int status = 1;
+  tp_agent *agent = NULL;
+  if (gnutls_global_init() < 0) {
+    fprintf(stderr, "tlsprobe-agent: cannot initialise GnuTLS\n");
+    goto out_config;
+  }
+  if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+    fprintf(stderr, "tlsprobe-agent: cannot initialise libcurl\n");
+    goto out_gnutls;
+  }
+  tp_err rc = tp_agent_new(config, &log, &agent, err, sizeof(err));
+  if (rc != TP_E_OK) {
+    fprintf(stderr, "%s\n", err);
+    status = rc == TP_E_CONFIG ? 2 : 1;
+    goto out_curl;
+  }
+  if (check_only) {
+    printf("%s: configuration OK (%zu profiles, %zu targets, %zu jobs)\n", config_path,
+           config->n_profiles, config->n_targets, config->n_jobs);
+    status = 0;
+    goto out_agent;
+  }
+  rc = tp_agent_run(agent, run_for_ms);
+  if (rc != TP_E_OK) {
+    tp_log_error(&log, "agent failed", "error=\"%s\"", tp_strerror(rc));
+    goto out_agent;
+  }
+  tp_agent_stats st;
+  tp_agent_get_stats(agent, &st);
+  tp_log_info(&log, "agent stopped",
+              "produced=%llu pushed=%llu duplicates=%llu rejected=%llu dropped=%llu skipped=%llu "
+              "unsent=%llu",
+              (unsigned long long)st.produced, (unsigned long long)st.pushed,
+              (unsigned long long)st.duplicates, (unsigned long long)st.rejected,
+              (unsigned long long)st.dropped, (unsigned long long)st.skipped,
+              (unsigned long long)st.unsent);
+  status = 0;
+out_agent:
+  tp_agent_free(agent);
+out_curl:
+  curl_global_cleanup();
+out_gnutls:
+  gnutls_global_deinit();
+out_config:
+  tp_agent_config_free(config);
+  return status;
+}

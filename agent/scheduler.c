@@ -1,0 +1,164 @@
+/* scheduler.c - one uv_timer per series, re-armed each period with jitter. */
+#include "scheduler.h"
+
+#include <stdlib.h>
+
+#include "tp_mem.h"
+
+typedef struct series {
+  tp_scheduler *owner;
+  uv_timer_t timer;
+  tp_target target; /* strings borrowed from the config */
+  const tp_profile *profile;
+  uint64_t interval_ms;
+  bool busy; /* a probe of this series is running */
+} series;
+
+struct tp_scheduler {
+  tp_probe_engine *engine;
+  const tp_log *log;
+  tp_probe_timeouts timeouts;
+  tp_scheduler_result_cb on_result;
+  void *data;
+  series *series;
+  size_t n_series;
+  size_t open_timers;
+  unsigned outstanding;
+  uint64_t skipped;
+  uint64_t rng; /* xorshift64* state; per scheduler, no global */
+  bool running;
+};
+
+static uint64_t next_random(tp_scheduler *s) {
+  s->rng ^= s->rng >> 12;
+  s->rng ^= s->rng << 25;
+  s->rng ^= s->rng >> 27;
+  return s->rng * 2685821657736338717ULL;
+}
+
+/* Uniform in [0, bound); bound > 0. Modulo bias is irrelevant for jitter. */
+static uint64_t random_below(tp_scheduler *s, uint64_t bound) {
+  return next_random(s) % bound;
+}
+
+/* interval ± 10 %, never below 1 ms. */
+static uint64_t jittered(tp_scheduler *s, uint64_t interval_ms) {
+  uint64_t spread = interval_ms / 5;
+  if (spread == 0)
+    return interval_ms;
+  uint64_t v = interval_ms - spread / 2 + random_below(s, spread + 1);
+  return v ? v : 1;
+}
+
+static void on_probe_done(tp_result *result, void *data) {
+  series *se = data;
+  tp_scheduler *s = se->owner;
+  se->busy = false;
+  s->outstanding--;
+  if (result != NULL) /* NULL: cancelled before it started, nothing to report */
+    s->on_result(result, s->data);
+}
+
+static void on_tick(uv_timer_t *timer) {
+  series *se = timer->data;
+  tp_scheduler *s = se->owner;
+  if (!s->running)
+    return;
+  (void)uv_timer_start(&se->timer, on_tick, jittered(s, se->interval_ms), 0);
+  if (se->busy) {
+    s->skipped++;
+    tp_log_debug(s->log, "skipped probe: previous one still running", "target=%s profile=%s",
+                 se->target.name, tp_profile_name(se->profile));
+    return;
+  }
+  tp_err rc = tp_probe_engine_submit(s->engine, &se->target, se->profile, &s->timeouts,
+                                     on_probe_done, se);
+  if (rc != TP_E_OK) {
+    s->skipped++;
+    tp_log_warn(s->log, "probe not started", "target=%s profile=%s reason=\"%s\"",
+                se->target.name, tp_profile_name(se->profile), tp_strerror(rc));
+    return;
+  }
+  se->busy = true;
+  s->outstanding++;
+}
+
+tp_err tp_scheduler_new(uv_loop_t *loop, const tp_agent_config *config,
+                        tp_profile *const *profiles, tp_probe_engine *engine, const tp_log *log,
+                        tp_scheduler_result_cb on_result, void *data, tp_scheduler **out) {
+  tp_scheduler *s = tp_xcalloc(1, sizeof(*s));
+  s->engine = engine;
+  s->log = log;
+  s->on_result = on_result;
+  s->data = data;
+  s->timeouts.connect_ms = config->connect_timeout_ms;
+  s->timeouts.handshake_ms = config->handshake_timeout_ms;
+  if (uv_random(NULL, NULL, &s->rng, sizeof(s->rng), 0, NULL) != 0 || s->rng == 0)
+    s->rng = uv_hrtime() | 1;
+
+  for (size_t j = 0; j < config->n_jobs; j++)
+    s->n_series += config->jobs[j].n_targets * config->jobs[j].n_profiles;
+  s->series = tp_xcalloc(s->n_series, sizeof(series));
+  size_t k = 0;
+  for (size_t j = 0; j < config->n_jobs; j++) {
+    const tp_agent_job_config *job = &config->jobs[j];
+    for (size_t t = 0; t < job->n_targets; t++) {
+      for (size_t p = 0; p < job->n_profiles; p++) {
+        series *se = &s->series[k++];
+        const tp_agent_target_config *tc = &config->targets[job->target_index[t]];
+        se->owner = s;
+        se->target = (tp_target){.name = tc->name, .host = tc->host, .port = tc->port, .sni = tc->sni};
+        se->profile = profiles[job->profile_index[p]];
+        se->interval_ms = job->interval_ms;
+        uv_timer_init(loop, &se->timer);
+        se->timer.data = se;
+        s->open_timers++;
+      }
+    }
+  }
+  *out = s;
+  return TP_E_OK;
+}
+
+void tp_scheduler_start(tp_scheduler *s) {
+  s->running = true;
+  for (size_t i = 0; i < s->n_series; i++) {
+    series *se = &s->series[i];
+    (void)uv_timer_start(&se->timer, on_tick, random_below(s, se->interval_ms), 0);
+  }
+  tp_log_info(s->log, "scheduler started", "series=%zu", s->n_series);
+}
+
+void tp_scheduler_stop(tp_scheduler *s) {
+  s->running = false;
+  for (size_t i = 0; i < s->n_series; i++)
+    uv_timer_stop(&s->series[i].timer);
+}
+
+unsigned tp_scheduler_outstanding(const tp_scheduler *s) {
+  return s->outstanding;
+}
+
+uint64_t tp_scheduler_skipped(const tp_scheduler *s) {
+  return s->skipped;
+}
+
+static void on_timer_closed(uv_handle_t *handle) {
+  series *se = handle->data;
+  tp_scheduler *s = se->owner;
+  if (--s->open_timers == 0) {
+    free(s->series);
+    free(s);
+  }
+}
+
+void tp_scheduler_close(tp_scheduler *s) {
+  tp_scheduler_stop(s);
+  if (s->n_series == 0) {
+    free(s->series);
+    free(s);
+    return;
+  }
+  for (size_t i = 0; i < s->n_series; i++)
+    uv_close((uv_handle_t *)&s->series[i].timer, on_timer_closed);
+}

@@ -1,0 +1,94 @@
+/* certinfo.c - peer chain -> tp_cert_facts (subject, issuer, SANs, validity,
+ * key, signature algorithm). */
+#include "certinfo.h"
+
+#include <gnutls/x509.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tp_mem.h"
+
+static char *datum_to_string(gnutls_datum_t *d) {
+  char *s = tp_xstrndup((const char *)d->data, d->size);
+  gnutls_free(d->data);
+  d->data = NULL;
+  return s;
+}
+
+static void collect_sans(gnutls_x509_crt_t crt, tp_cert_facts *facts) {
+  for (unsigned i = 0; facts->n_san_dns < TP_CERTINFO_MAX_SANS; i++) {
+    char name[256];
+    size_t size = sizeof(name);
+    unsigned critical = 0;
+    int type = gnutls_x509_crt_get_subject_alt_name(crt, i, name, &size, &critical);
+    if (type == GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE)
+      break;
+    if (type == GNUTLS_E_SHORT_MEMORY_BUFFER)
+      continue; /* a >255-byte DNS name is not a valid host name anyway */
+    if (type < 0)
+      break;
+    if (type != GNUTLS_SAN_DNSNAME)
+      continue;
+    facts->san_dns = tp_xrealloc(facts->san_dns, (facts->n_san_dns + 1) * sizeof(char *));
+    facts->san_dns[facts->n_san_dns++] = tp_xstrndup(name, size);
+  }
+}
+
+static int collect_one(const gnutls_datum_t *der, bool leaf, tp_cert_facts *facts) {
+  gnutls_x509_crt_t crt;
+  gnutls_datum_t text = {NULL, 0};
+  if (gnutls_x509_crt_init(&crt) < 0)
+    return -1;
+  int rc = -1;
+  if (gnutls_x509_crt_import(crt, der, GNUTLS_X509_FMT_DER) < 0)
+    goto out;
+  if (gnutls_x509_crt_get_dn3(crt, &text, 0) == 0)
+    facts->subject = datum_to_string(&text);
+  if (gnutls_x509_crt_get_issuer_dn3(crt, &text, 0) == 0)
+    facts->issuer = datum_to_string(&text);
+  facts->not_before_unix = (int64_t)gnutls_x509_crt_get_activation_time(crt);
+  facts->not_after_unix = (int64_t)gnutls_x509_crt_get_expiration_time(crt);
+  unsigned bits = 0;
+  int pk = gnutls_x509_crt_get_pk_algorithm(crt, &bits);
+  if (pk >= 0) {
+    const char *name = gnutls_pk_get_name((gnutls_pk_algorithm_t)pk);
+    facts->key_type = tp_xstrdup(name ? name : "unknown");
+    facts->key_bits = bits;
+  }
+  int sig = gnutls_x509_crt_get_signature_algorithm(crt);
+  if (sig >= 0) {
+    const char *name = gnutls_sign_get_name((gnutls_sign_algorithm_t)sig);
+    facts->signature_algorithm = tp_xstrdup(name ? name : "unknown");
+  }
+  if (leaf)
+    collect_sans(crt, facts);
+  rc = 0;
+out:
+  gnutls_x509_crt_deinit(crt);
+  return rc;
+}
+
+void tp_certinfo_collect(gnutls_session_t session, int64_t now_unix, tp_result *result) {
+  unsigned n = 0;
+  const gnutls_datum_t *certs = gnutls_certificate_get_peers(session, &n);
+  if (certs == NULL || n == 0)
+    return;
+  if (n > TP_CERTINFO_MAX_CHAIN)
+    n = TP_CERTINFO_MAX_CHAIN;
+  result->chain = tp_xcalloc(n, sizeof(tp_cert_facts));
+  int64_t earliest = INT64_MAX;
+  for (unsigned i = 0; i < n; i++) {
+    tp_cert_facts *facts = &result->chain[result->chain_len];
+    if (collect_one(&certs[i], i == 0, facts) != 0)
+      continue; /* an unparsable certificate: verification reports the failure */
+    result->chain_len++;
+    if (facts->not_after_unix > 0 && facts->not_after_unix < earliest)
+      earliest = facts->not_after_unix;
+  }
+  if (earliest != INT64_MAX) {
+    /* floor division, so a certificate that expired an hour ago is at -1 days */
+    int64_t diff = earliest - now_unix;
+    int64_t days = diff >= 0 ? diff / 86400 : -((-diff + 86399) / 86400);
+    result->days_to_earliest_expiry = (int32_t)days;
+  }
+}

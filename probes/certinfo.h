@@ -1,0 +1,19 @@
+/* certinfo.h - extracts the facts of the peer's certificate chain as sent.
+ * Works whether or not verification succeeded: an expired or untrusted chain
+ * is exactly when operators need to see what was served. */
+#ifndef TP_CERTINFO_H
+#define TP_CERTINFO_H
+#include <gnutls/gnutls.h>
+
+#include "result.h"
+
+/* At most this many certificates / leaf DNS names are recorded. */
+#define TP_CERTINFO_MAX_CHAIN 16
+#define TP_CERTINFO_MAX_SANS 64
+
+/* Fills result->chain, chain_len and days_to_earliest_expiry from the peer
+ * certificates of `session`; `now_unix` anchors the days computation.
+ * Leaves the chain empty when the peer sent none or it cannot be parsed. */
+void tp_certinfo_collect(gnutls_session_t session, int64_t now_unix, tp_result *result);
+
+#endif

@@ -1,0 +1,113 @@
+/* classify.c - the error taxonomy's decision table (docs/errors.md). */
+#include "classify.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+tp_outcome tp_classify_connect_errno(int err, char *detail, size_t len) {
+  snprintf(detail, len, "connect: %s", strerror(err));
+  switch (err) {
+  case ECONNREFUSED:
+    return TP_OUTCOME_CONNECTION_REFUSED;
+  case ETIMEDOUT:
+    return TP_OUTCOME_CONNECT_TIMEOUT;
+  case ECONNRESET:
+  case EPIPE:
+    return TP_OUTCOME_CONNECTION_RESET;
+  case ENETUNREACH:
+  case EHOSTUNREACH:
+  case EADDRNOTAVAIL:
+    return TP_OUTCOME_NETWORK_UNREACHABLE;
+  default:
+    return TP_OUTCOME_OTHER;
+  }
+}
+
+static tp_outcome classify_alert(gnutls_alert_description_t alert, char *detail, size_t len) {
+  const char *name = gnutls_alert_get_strname(alert);
+  snprintf(detail, len, "fatal alert %s (%d) from server", name ? name : "?", (int)alert);
+  switch (alert) {
+  case GNUTLS_A_PROTOCOL_VERSION:
+    return TP_OUTCOME_PROTOCOL_VERSION;
+  case GNUTLS_A_INSUFFICIENT_SECURITY:
+    /* RFC 5246 §7.2.2: sent when the server requires ciphers more secure than
+     * the client's -- a cipher policy mismatch. */
+    return TP_OUTCOME_NO_SHARED_CIPHER;
+  case GNUTLS_A_CERTIFICATE_REQUIRED: /* RFC 8446 §6.2 */
+    return TP_OUTCOME_CLIENT_CERT_REQUIRED;
+  default:
+    /* handshake_failure (40) is what servers send both for "no shared cipher"
+     * and "no shared group"; without more evidence we report the alert as is. */
+    return TP_OUTCOME_ALERT;
+  }
+}
+
+tp_outcome tp_classify_handshake(int rc, gnutls_alert_description_t alert, int sys_errno,
+                                 char *detail, size_t len) {
+  switch (rc) {
+  case GNUTLS_E_FATAL_ALERT_RECEIVED:
+    return classify_alert(alert, detail, len);
+  case GNUTLS_E_UNSUPPORTED_VERSION_PACKET:
+    snprintf(detail, len, "server selected a TLS version the profile does not offer (%s)",
+             gnutls_strerror_name(rc));
+    return TP_OUTCOME_PROTOCOL_VERSION;
+  case GNUTLS_E_UNKNOWN_CIPHER_SUITE:
+  case GNUTLS_E_NO_CIPHER_SUITES:
+    snprintf(detail, len, "no cipher suite in common (%s)", gnutls_strerror_name(rc));
+    return TP_OUTCOME_NO_SHARED_CIPHER;
+  case GNUTLS_E_NO_COMMON_KEY_SHARE:
+    snprintf(detail, len, "no key-exchange group in common (%s)", gnutls_strerror_name(rc));
+    return TP_OUTCOME_NO_SHARED_GROUP;
+  case GNUTLS_E_PREMATURE_TERMINATION:
+    snprintf(detail, len, "server closed the connection during the handshake");
+    return TP_OUTCOME_UNEXPECTED_EOF;
+  case GNUTLS_E_UNEXPECTED_PACKET_LENGTH:
+  case GNUTLS_E_UNEXPECTED_PACKET:
+    snprintf(detail, len, "peer does not speak TLS as expected (%s)", gnutls_strerror_name(rc));
+    return TP_OUTCOME_NOT_TLS;
+  case GNUTLS_E_PULL_ERROR:
+  case GNUTLS_E_PUSH_ERROR:
+    if (sys_errno == ECONNRESET || sys_errno == EPIPE) {
+      snprintf(detail, len, "connection reset during the handshake");
+      return TP_OUTCOME_CONNECTION_RESET;
+    }
+    snprintf(detail, len, "%s: %s", gnutls_strerror_name(rc), strerror(sys_errno));
+    return TP_OUTCOME_OTHER;
+  default:
+    snprintf(detail, len, "%s: %s", gnutls_strerror_name(rc) ? gnutls_strerror_name(rc) : "?",
+             gnutls_strerror(rc));
+    return TP_OUTCOME_OTHER;
+  }
+}
+
+tp_outcome tp_classify_verify_status(unsigned status, char *detail, size_t len) {
+  /* Order matters: the most actionable, most specific cause wins. A chain that
+   * does not reach a trusted root makes every other check moot. */
+  static const struct {
+    unsigned flag;
+    tp_outcome outcome;
+  } order[] = {
+      {GNUTLS_CERT_REVOKED, TP_OUTCOME_REVOKED},
+      {GNUTLS_CERT_SIGNER_NOT_FOUND, TP_OUTCOME_UNKNOWN_CA},
+      {GNUTLS_CERT_EXPIRED, TP_OUTCOME_EXPIRED},
+      {GNUTLS_CERT_NOT_ACTIVATED, TP_OUTCOME_NOT_YET_VALID},
+      {GNUTLS_CERT_INSECURE_ALGORITHM, TP_OUTCOME_INSECURE_ALGORITHM},
+      {GNUTLS_CERT_UNEXPECTED_OWNER, TP_OUTCOME_HOSTNAME_MISMATCH},
+  };
+  if (status == 0) {
+    detail[0] = '\0';
+    return TP_OUTCOME_OK;
+  }
+  gnutls_datum_t text = {NULL, 0};
+  if (gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509, &text, 0) == 0) {
+    snprintf(detail, len, "%s", (const char *)text.data);
+    gnutls_free(text.data);
+  } else {
+    snprintf(detail, len, "certificate verification failed (status 0x%x)", status);
+  }
+  for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++)
+    if (status & order[i].flag)
+      return order[i].outcome;
+  return TP_OUTCOME_OTHER;
+}

@@ -1,0 +1,566 @@
+/* probe.c - the probe state machine on libuv and the engine that bounds it.
+ *
+ * Why uv_poll_t on our own non-blocking socket rather than uv_tcp_t with
+ * GnuTLS push/pull callbacks: GnuTLS then reads and writes the kernel socket
+ * directly (no copy through libuv read buffers, no pull-timeout emulation),
+ * gnutls_record_get_direction() tells exactly which readiness to wait for,
+ * and the connect() errno reaches the classifier unchanged. The cost is a
+ * few lines of socket code that libuv would otherwise hide.
+ *
+ * Each callback stamps uv_hrtime() on entry, before any crypto, and measures
+ * how long its event waited behind other callbacks of the same loop
+ * iteration (loop lag, see lag_at()). Durations have that lag subtracted. */
+#include "probe.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <gnutls/gnutls.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "certinfo.h"
+#include "classify.h"
+#include "profile_internal.h"
+#include "tp_mem.h"
+
+typedef enum { ST_QUEUED, ST_RESOLVE, ST_CONNECT, ST_HANDSHAKE, ST_DONE } probe_state;
+
+typedef struct tp_probe {
+  tp_probe_engine *engine;
+  tp_target target; /* borrowed strings */
+  const tp_profile *profile;
+  tp_probe_timeouts timeouts;
+  tp_probe_done_cb cb;
+  void *cb_data;
+  struct tp_probe *next; /* pending queue link */
+
+  probe_state state;
+  uv_getaddrinfo_t gai;
+  uv_timer_t timer;
+  uv_poll_t poll;
+  bool gai_active, poll_open;
+  int open_handles; /* closes still to come before the probe may be freed */
+  int fd;
+  gnutls_session_t session;
+  bool handshake_done;
+
+  uint64_t t_start, t_phase; /* uv_hrtime() */
+  uint64_t phase_lag;        /* loop lag seen in the current phase */
+  uint64_t total_lag;
+  tp_result *result;
+} tp_probe;
+
+struct tp_probe_engine {
+  uv_loop_t *loop;
+  const tp_log *log;
+  unsigned max_in_flight, max_pending;
+  unsigned in_flight, pending;
+  tp_probe *queue_head, *queue_tail;
+  /* Loop-lag reference: stamped just before the loop blocks in poll. */
+  uv_prepare_t prepare;
+  uint64_t prepare_ns, idle_at_prepare;
+  void (*on_closed)(void *);
+  void *closed_data;
+};
+
+static void start_probe(tp_probe *p);
+static void step_handshake(tp_probe *p);
+
+/* ---- loop lag --------------------------------------------------------- */
+
+static void on_prepare(uv_prepare_t *handle) {
+  tp_probe_engine *e = handle->data;
+  e->prepare_ns = uv_hrtime();
+  e->idle_at_prepare = uv_metrics_idle_time(e->loop);
+}
+
+/* How long the event being handled at `now` waited since the kernel reported
+ * it: the loop's poll returned at prepare time + time blocked in poll (libuv's
+ * idle-time metric, updated before the first I/O callback runs); everything
+ * after that until `now` was spent in callbacks that ran before this one.
+ * Events that became ready while the previous iteration was busy are not
+ * seen here (their wait is invisible without kernel timestamps). */
+static uint64_t lag_at(const tp_probe_engine *e, uint64_t now) {
+  uint64_t idle = uv_metrics_idle_time(e->loop);
+  uint64_t poll_returned = e->prepare_ns + (idle - e->idle_at_prepare);
+  return now > poll_returned ? now - poll_returned : 0;
+}
+
+/* Stamps an event: returns the corrected time (as if handled without lag). */
+static uint64_t stamp_event(tp_probe *p) {
+  uint64_t now = uv_hrtime();
+  uint64_t lag = lag_at(p->engine, now);
+  p->phase_lag += lag;
+  p->total_lag += lag;
+  return now;
+}
+
+static uint64_t elapsed_without_lag(uint64_t from, uint64_t to, uint64_t lag) {
+  uint64_t raw = to > from ? to - from : 0;
+  return raw > lag ? raw - lag : 0;
+}
+
+static void begin_phase(tp_probe *p, probe_state state, uint64_t now) {
+  p->state = state;
+  p->t_phase = now;
+  p->phase_lag = 0;
+}
+
+/* ---- completion ------------------------------------------------------- */
+
+static void release_probe(tp_probe *p) {
+  tp_probe_engine *e = p->engine;
+  if (p->session != NULL)
+    gnutls_deinit(p->session);
+  if (p->fd >= 0)
+    close(p->fd);
+  tp_result *result = p->result;
+  tp_probe_done_cb cb = p->cb;
+  void *cb_data = p->cb_data;
+  free(p);
+  e->in_flight--;
+  /* Start the next queued probe before handing the result out, so a callback
+   * that submits more work sees a consistent engine. */
+  if (e->queue_head != NULL && e->in_flight < e->max_in_flight) {
+    tp_probe *next = e->queue_head;
+    e->queue_head = next->next;
+    if (e->queue_head == NULL)
+      e->queue_tail = NULL;
+    e->pending--;
+    start_probe(next);
+  }
+  cb(result, cb_data);
+}
+
+static void maybe_release(tp_probe *p) {
+  if (p->open_handles == 0 && !p->gai_active)
+    release_probe(p);
+}
+
+static void on_handle_closed(uv_handle_t *handle) {
+  tp_probe *p = handle->data;
+  p->open_handles--;
+  maybe_release(p);
+}
+
+static void finish(tp_probe *p, tp_outcome outcome, const char *detail) {
+  if (p->state == ST_DONE)
+    return;
+  uint64_t now = uv_hrtime();
+  p->state = ST_DONE;
+  tp_result *r = p->result;
+  r->outcome = outcome;
+  if (detail != NULL && detail[0] != '\0')
+    r->detail = tp_xstrdup(detail);
+  r->total_ns = elapsed_without_lag(p->t_start, now, p->total_lag);
+  r->loop_lag_ns = p->total_lag;
+
+  if (p->handshake_done) /* polite close_notify; non-blocking, best effort */
+    (void)gnutls_bye(p->session, GNUTLS_SHUT_WR);
+  if (p->gai_active)
+    (void)uv_cancel((uv_req_t *)&p->gai); /* on_resolved still runs, with ECANCELED */
+  uv_timer_stop(&p->timer);
+  uv_close((uv_handle_t *)&p->timer, on_handle_closed);
+  if (p->poll_open)
+    uv_close((uv_handle_t *)&p->poll, on_handle_closed);
+}
+
+/* ---- timeouts --------------------------------------------------------- */
+
+static void on_timeout(uv_timer_t *timer) {
+  tp_probe *p = timer->data;
+  char detail[128];
+  switch (p->state) {
+  case ST_RESOLVE:
+    snprintf(detail, sizeof(detail), "name resolution did not finish within %llu ms",
+             (unsigned long long)p->timeouts.connect_ms);
+    finish(p, TP_OUTCOME_DNS_FAILURE, detail);
+    break;
+  case ST_CONNECT:
+    snprintf(detail, sizeof(detail), "TCP connect did not finish within %llu ms",
+             (unsigned long long)p->timeouts.connect_ms);
+    finish(p, TP_OUTCOME_CONNECT_TIMEOUT, detail);
+    break;
+  case ST_HANDSHAKE:
+    snprintf(detail, sizeof(detail), "TLS handshake did not finish within %llu ms",
+             (unsigned long long)p->timeouts.handshake_ms);
+    finish(p, TP_OUTCOME_HANDSHAKE_TIMEOUT, detail);
+    break;
+  case ST_QUEUED:
+  case ST_DONE:
+    break;
+  }
+}
+
+static void arm_timer(tp_probe *p, uint64_t ms) {
+  int rc = uv_timer_start(&p->timer, on_timeout, ms, 0);
+  if (rc < 0)
+    finish(p, TP_OUTCOME_OTHER, uv_strerror(rc));
+}
+
+/* ---- verification and facts ------------------------------------------- */
+
+static char *dup_or_null(const char *s) {
+  return s != NULL ? tp_xstrdup(s) : NULL;
+}
+
+static void collect_session_facts(tp_probe *p) {
+  tp_result *r = p->result;
+  gnutls_session_t s = p->session;
+  r->tls_version = dup_or_null(gnutls_protocol_get_name(gnutls_protocol_get_version(s)));
+  r->cipher = dup_or_null(gnutls_ciphersuite_get(s));
+  gnutls_group_t group = gnutls_group_get(s);
+  if (group != GNUTLS_GROUP_INVALID)
+    r->group = dup_or_null(gnutls_group_get_name(group));
+  int sign = gnutls_sign_algorithm_get(s);
+  if (sign > 0)
+    r->server_signature_algorithm = dup_or_null(gnutls_sign_get_name((gnutls_sign_algorithm_t)sign));
+  gnutls_datum_t alpn;
+  if (gnutls_alpn_get_selected_protocol(s, &alpn) == 0)
+    r->alpn = tp_xstrndup((const char *)alpn.data, alpn.size);
+  r->resumed = gnutls_session_is_resumed(s) != 0;
+}
+
+/* The name the certificate must match: SNI if one is sent, else the host. */
+static const char *verify_name(const tp_probe *p) {
+  return p->result->sni != NULL ? p->result->sni : p->target.host;
+}
+
+static void verify_and_finish(tp_probe *p) {
+  char detail[512];
+  unsigned status = 0;
+  collect_session_facts(p);
+  tp_certinfo_collect(p->session, p->result->started_unix_ns / 1000000000, p->result);
+  int rc = gnutls_certificate_verify_peers3(p->session, verify_name(p), &status);
+  if (rc < 0) {
+    snprintf(detail, sizeof(detail), "certificate verification could not run: %s",
+             gnutls_strerror(rc));
+    finish(p, TP_OUTCOME_OTHER, detail);
+    return;
+  }
+  tp_outcome outcome = tp_classify_verify_status(status, detail, sizeof(detail));
+  finish(p, outcome, detail);
+}
+
+/* ---- handshake -------------------------------------------------------- */
+
+static void on_poll(uv_poll_t *handle, int status, int events);
+
+static void wait_for(tp_probe *p, int events) {
+  int rc = uv_poll_start(&p->poll, events, on_poll);
+  if (rc < 0)
+    finish(p, TP_OUTCOME_OTHER, uv_strerror(rc));
+}
+
+static void step_handshake(tp_probe *p) {
+  int rc;
+  int sys_errno;
+  /* Warning alerts (e.g. unrecognized_name) and EINTR are not failures: try
+   * again at once, a bounded number of times. */
+  for (int attempts = 0;; attempts++) {
+    errno = 0;
+    rc = gnutls_handshake(p->session);
+    sys_errno = errno;
+    if ((rc != GNUTLS_E_WARNING_ALERT_RECEIVED && rc != GNUTLS_E_INTERRUPTED) || attempts >= 8)
+      break;
+  }
+  if (rc == GNUTLS_E_SUCCESS) {
+    uint64_t now = uv_hrtime();
+    p->result->handshake_ns = elapsed_without_lag(p->t_phase, now, p->phase_lag);
+    p->handshake_done = true;
+    verify_and_finish(p);
+    return;
+  }
+  if (rc == GNUTLS_E_AGAIN) {
+    wait_for(p, gnutls_record_get_direction(p->session) ? UV_WRITABLE : UV_READABLE);
+    return;
+  }
+  char detail[256];
+  gnutls_alert_description_t alert = gnutls_alert_get(p->session);
+  tp_outcome outcome = tp_classify_handshake(rc, alert, sys_errno, detail, sizeof(detail));
+  finish(p, outcome, detail);
+}
+
+static tp_err start_handshake(tp_probe *p, uint64_t now) {
+  gnutls_session_t s = NULL;
+  int rc = gnutls_init(&s, GNUTLS_CLIENT | GNUTLS_NONBLOCK | GNUTLS_NO_SIGNAL);
+  if (rc < 0)
+    return TP_E_TLS;
+  p->session = s; /* freed in release_probe */
+  rc = gnutls_priority_set(s, tp__profile_priority(p->profile));
+  if (rc < 0)
+    return TP_E_TLS;
+  rc = gnutls_credentials_set(s, GNUTLS_CRD_CERTIFICATE, tp__profile_credentials(p->profile));
+  if (rc < 0)
+    return TP_E_TLS;
+  if (p->result->sni != NULL) {
+    rc = gnutls_server_name_set(s, GNUTLS_NAME_DNS, p->result->sni, strlen(p->result->sni));
+    if (rc < 0)
+      return TP_E_TLS;
+  }
+  gnutls_transport_set_int(s, p->fd);
+  /* Our timer bounds the handshake; GnuTLS's own timeout would race it. */
+  gnutls_handshake_set_timeout(s, 0);
+  begin_phase(p, ST_HANDSHAKE, now);
+  arm_timer(p, p->timeouts.handshake_ms);
+  return TP_E_OK;
+}
+
+/* ---- connect ---------------------------------------------------------- */
+
+static void connected(tp_probe *p, uint64_t now) {
+  p->result->connect_ns = elapsed_without_lag(p->t_phase, now, p->phase_lag);
+  if (start_handshake(p, now) != TP_E_OK) {
+    finish(p, TP_OUTCOME_OTHER, "cannot set up the TLS session (GnuTLS)");
+    return;
+  }
+  step_handshake(p);
+}
+
+static void on_poll(uv_poll_t *handle, int status, int events) {
+  tp_probe *p = handle->data;
+  (void)events;
+  if (p->state == ST_DONE)
+    return;
+  uint64_t now = stamp_event(p);
+  if (p->state == ST_CONNECT) {
+    /* libuv reports POLLERR as UV_EBADF; the socket's pending error is the
+     * real reason (ECONNREFUSED, ENETUNREACH...). */
+    int err = 0;
+    socklen_t len = sizeof(err);
+    if (getsockopt(p->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+      err = errno;
+    if (err == 0 && status < 0)
+      err = -status;
+    if (err != 0) {
+      char detail[128];
+      tp_outcome outcome = tp_classify_connect_errno(err, detail, sizeof(detail));
+      finish(p, outcome, detail);
+      return;
+    }
+    connected(p, now);
+    return;
+  }
+  /* HANDSHAKE: a poll error means the socket is broken; let GnuTLS see it. */
+  step_handshake(p);
+}
+
+static void start_connect(tp_probe *p, const struct addrinfo *ai, uint64_t now) {
+  char addr[INET6_ADDRSTRLEN] = "";
+  const void *src = ai->ai_family == AF_INET6
+                        ? (const void *)&((const struct sockaddr_in6 *)ai->ai_addr)->sin6_addr
+                        : (const void *)&((const struct sockaddr_in *)ai->ai_addr)->sin_addr;
+  if (inet_ntop(ai->ai_family, src, addr, sizeof(addr)) != NULL)
+    p->result->address = tp_xstrdup(addr);
+
+  begin_phase(p, ST_CONNECT, now);
+  p->fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (p->fd < 0) {
+    char detail[128];
+    snprintf(detail, sizeof(detail), "socket: %s", strerror(errno));
+    finish(p, TP_OUTCOME_OTHER, detail);
+    return;
+  }
+  int rc = uv_poll_init_socket(p->engine->loop, &p->poll, p->fd);
+  if (rc < 0) {
+    finish(p, TP_OUTCOME_OTHER, uv_strerror(rc));
+    return;
+  }
+  p->poll.data = p;
+  p->poll_open = true;
+  p->open_handles++;
+  if (connect(p->fd, ai->ai_addr, ai->ai_addrlen) == 0) {
+    connected(p, uv_hrtime()); /* possible on loopback */
+    return;
+  }
+  if (errno != EINPROGRESS) {
+    char detail[128];
+    tp_outcome outcome = tp_classify_connect_errno(errno, detail, sizeof(detail));
+    finish(p, outcome, detail);
+    return;
+  }
+  wait_for(p, UV_WRITABLE);
+}
+
+/* ---- resolve ---------------------------------------------------------- */
+
+static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
+  tp_probe *p = req->data;
+  p->gai_active = false;
+  if (p->state == ST_DONE) { /* timed out meanwhile */
+    uv_freeaddrinfo(res);
+    maybe_release(p);
+    return;
+  }
+  uint64_t now = stamp_event(p);
+  p->result->dns_ns = elapsed_without_lag(p->t_phase, now, p->phase_lag);
+  if (status < 0 || res == NULL) {
+    char detail[256];
+    snprintf(detail, sizeof(detail), "cannot resolve \"%s\": %s", p->target.host,
+             status < 0 ? uv_strerror(status) : "no address");
+    finish(p, TP_OUTCOME_DNS_FAILURE, detail);
+    uv_freeaddrinfo(res);
+    return;
+  }
+  start_connect(p, res, now);
+  uv_freeaddrinfo(res);
+}
+
+/* ---- start ------------------------------------------------------------ */
+
+static bool is_ip_literal(const char *host) {
+  unsigned char buf[sizeof(struct in6_addr)];
+  return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
+}
+
+static void fill_identity(tp_probe *p) {
+  tp_result *r = p->result;
+  r->target = tp_xstrdup(p->target.name);
+  r->host = tp_xstrdup(p->target.host);
+  r->port = p->target.port;
+  r->profile = tp_xstrdup(tp_profile_name(p->profile));
+  if (p->target.sni != NULL)
+    r->sni = tp_xstrdup(p->target.sni);
+  else if (!is_ip_literal(p->target.host)) /* RFC 6066 §3: no IP literals in SNI */
+    r->sni = tp_xstrdup(p->target.host);
+}
+
+static void start_probe(tp_probe *p) {
+  tp_probe_engine *e = p->engine;
+  struct timespec wall;
+  e->in_flight++;
+  p->result = tp_result_new();
+  fill_identity(p);
+  clock_gettime(CLOCK_REALTIME, &wall);
+  p->result->started_unix_ns = (int64_t)wall.tv_sec * 1000000000 + wall.tv_nsec;
+  p->t_start = uv_hrtime();
+  begin_phase(p, ST_RESOLVE, p->t_start);
+
+  /* The timer is initialised first so finish() can always close it. */
+  uv_timer_init(e->loop, &p->timer);
+  p->timer.data = p;
+  p->open_handles = 1;
+  arm_timer(p, p->timeouts.connect_ms);
+  if (p->state == ST_DONE)
+    return;
+
+  char port[8];
+  snprintf(port, sizeof(port), "%u", (unsigned)p->target.port);
+  struct addrinfo hints;
+  memset(&hints, 0, sizeof(hints));
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_ADDRCONFIG;
+  p->gai.data = p;
+  int rc = uv_getaddrinfo(e->loop, &p->gai, on_resolved, p->target.host, port, &hints);
+  if (rc < 0) {
+    char detail[256];
+    snprintf(detail, sizeof(detail), "cannot resolve \"%s\": %s", p->target.host, uv_strerror(rc));
+    finish(p, TP_OUTCOME_DNS_FAILURE, detail);
+    return;
+  }
+  p->gai_active = true;
+}
+
+/* ---- engine ----------------------------------------------------------- */
+
+tp_err tp_probe_engine_new(uv_loop_t *loop, const tp_probe_engine_options *options,
+                           const tp_log *log, tp_probe_engine **out) {
+  tp_probe_engine *e = tp_xcalloc(1, sizeof(*e));
+  e->loop = loop;
+  e->log = log;
+  e->max_in_flight = options && options->max_in_flight ? options->max_in_flight : 64;
+  e->max_pending = options && options->max_pending ? options->max_pending : 16 * e->max_in_flight;
+  /* Needed for lag_at(); harmless if already enabled on this loop. */
+  int rc = uv_loop_configure(loop, UV_METRICS_IDLE_TIME);
+  if (rc < 0)
+    goto fail;
+  rc = uv_prepare_init(loop, &e->prepare);
+  if (rc < 0)
+    goto fail;
+  e->prepare.data = e;
+  (void)uv_prepare_start(&e->prepare, on_prepare); /* fails only for a NULL callback */
+  uv_unref((uv_handle_t *)&e->prepare); /* the engine alone must not keep the loop alive */
+  e->prepare_ns = uv_hrtime();
+  e->idle_at_prepare = uv_metrics_idle_time(loop);
+  *out = e;
+  return TP_E_OK;
+fail:
+  free(e);
+  return TP_E_LOOP;
+}
+
+tp_err tp_probe_engine_submit(tp_probe_engine *e, const tp_target *target,
+                              const tp_profile *profile, const tp_probe_timeouts *timeouts,
+                              tp_probe_done_cb cb, void *data) {
+  if (target == NULL || target->host == NULL || target->name == NULL || profile == NULL ||
+      cb == NULL || target->port == 0)
+    return TP_E_INVAL;
+  bool start_now = e->in_flight < e->max_in_flight;
+  if (!start_now && e->pending >= e->max_pending)
+    return TP_E_FULL;
+  tp_probe *p = tp_xcalloc(1, sizeof(*p));
+  p->engine = e;
+  p->target = *target;
+  p->profile = profile;
+  p->timeouts = *timeouts;
+  p->cb = cb;
+  p->cb_data = data;
+  p->fd = -1;
+  p->state = ST_QUEUED;
+  if (start_now) {
+    start_probe(p);
+    return TP_E_OK;
+  }
+  if (e->queue_tail != NULL)
+    e->queue_tail->next = p;
+  else
+    e->queue_head = p;
+  e->queue_tail = p;
+  e->pending++;
+  return TP_E_OK;
+}
+
+unsigned tp_probe_engine_in_flight(const tp_probe_engine *e) {
+  return e->in_flight;
+}
+
+unsigned tp_probe_engine_pending(const tp_probe_engine *e) {
+  return e->pending;
+}
+
+unsigned tp_probe_engine_cancel_pending(tp_probe_engine *e) {
+  unsigned dropped = 0;
+  while (e->queue_head != NULL) {
+    tp_probe *p = e->queue_head;
+    e->queue_head = p->next;
+    e->pending--;
+    p->cb(NULL, p->cb_data);
+    free(p);
+    dropped++;
+  }
+  e->queue_tail = NULL;
+  return dropped;
+}
+
+static void on_engine_closed(uv_handle_t *handle) {
+  tp_probe_engine *e = handle->data;
+  void (*cb)(void *) = e->on_closed;
+  void *data = e->closed_data;
+  free(e);
+  if (cb != NULL)
+    cb(data);
+}
+
+void tp_probe_engine_close(tp_probe_engine *e, void (*on_closed)(void *data), void *data) {
+  (void)tp_probe_engine_cancel_pending(e);
+  e->on_closed = on_closed;
+  e->closed_data = data;
+  uv_prepare_stop(&e->prepare);
+  uv_close((uv_handle_t *)&e->prepare, on_engine_closed);
+}

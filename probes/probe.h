@@ -1,0 +1,74 @@
+/* probe.h - the probe engine: runs TLS probes on one libuv loop.
+ *
+ * A probe is a state machine RESOLVE -> CONNECT -> HANDSHAKE -> VERIFY -> DONE
+ * (curl's ssl_connect_1/2/3 shape). Nothing blocks the loop: DNS goes through
+ * uv_getaddrinfo (libuv's thread pool), the socket is non-blocking under a
+ * uv_poll_t and GnuTLS is driven with gnutls_record_get_direction().
+ *
+ * The engine bounds the probes in flight (max_in_flight) and queues the rest
+ * (up to max_pending): a probe's clock starts only when it really starts, and
+ * the loop is never asked to do more crypto at once than it can stamp
+ * honestly. Time a probe's events wait behind other callbacks on the loop is
+ * measured (loop lag) and subtracted from its durations; see
+ * docs/architecture.md "Timing honesty". */
+#ifndef TP_PROBE_H
+#define TP_PROBE_H
+#include <stdint.h>
+#include <uv.h>
+
+#include "profile.h"
+#include "result.h"
+#include "tp_error.h"
+#include "tp_log.h"
+
+/* Where to probe. Strings are borrowed: they must outlive the probe. */
+typedef struct tp_target {
+  const char *name;
+  const char *host; /* name or IP literal */
+  uint16_t port;
+  /* Server name to send and to verify the certificate against; NULL = host,
+   * unless host is an IP literal (then no SNI is sent and the certificate is
+   * verified against the address). */
+  const char *sni;
+} tp_target;
+
+typedef struct tp_probe_timeouts {
+  uint64_t connect_ms;   /* DNS + TCP connect */
+  uint64_t handshake_ms; /* TLS handshake + verification */
+} tp_probe_timeouts;
+
+typedef struct tp_probe_engine_options {
+  unsigned max_in_flight; /* probes running at once; 0 = 64 */
+  unsigned max_pending;   /* probes waiting for a slot; 0 = 16 * max_in_flight */
+} tp_probe_engine_options;
+
+typedef struct tp_probe_engine tp_probe_engine;
+
+/* Called exactly once per submitted probe, on the loop thread. Ownership of
+ * `result` passes to the callback; result is NULL when the probe was queued
+ * and then cancelled (tp_probe_engine_cancel_pending) before it started. */
+typedef void (*tp_probe_done_cb)(tp_result *result, void *data);
+
+tp_err tp_probe_engine_new(uv_loop_t *loop, const tp_probe_engine_options *options,
+                           const tp_log *log, tp_probe_engine **out);
+
+/* Starts a probe now or queues it. TP_E_FULL when the pending queue is full
+ * (the caller counts it as skipped: no result will be produced). */
+tp_err tp_probe_engine_submit(tp_probe_engine *engine, const tp_target *target,
+                              const tp_profile *profile, const tp_probe_timeouts *timeouts,
+                              tp_probe_done_cb cb, void *data);
+
+unsigned tp_probe_engine_in_flight(const tp_probe_engine *engine);
+unsigned tp_probe_engine_pending(const tp_probe_engine *engine);
+
+/* Drops queued (not yet started) probes, calling their callbacks with a NULL
+ * result, and returns how many were dropped. Probes in flight run to completion (each is
+ * bounded by its timeouts). */
+unsigned tp_probe_engine_cancel_pending(tp_probe_engine *engine);
+
+/* Closes the engine's own handles; call when no probe is in flight. The
+ * engine is freed in the last close callback; on_closed (may be NULL) is
+ * called after that. */
+void tp_probe_engine_close(tp_probe_engine *engine, void (*on_closed)(void *data), void *data);
+
+#endif
