@@ -1,0 +1,159 @@
+/* report.c - streaming aggregation: the store returns rows ordered by series, so
+ * only the current series' successful latencies are held in memory at a time. */
+#include "report_impl.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "outcome.h"
+#include "percentile.h"
+#include "tp_mem.h"
+
+/* Aggregation state while scanning. */
+typedef struct agg {
+  tp_report *report;
+  tp_report_series *cur; /* series being filled, NULL before the first row */
+  uint64_t *latencies;   /* successful handshake_ns of cur */
+  size_t n_lat, alloc_lat;
+  double lag_sum_ns;
+  char *err;
+  size_t errlen;
+} agg;
+
+static bool same_series(const tp_report_series *s, const tp_store_row *row) {
+  return strcmp(s->target, row->target) == 0 && strcmp(s->profile, row->profile) == 0 &&
+         strcmp(s->region, row->region) == 0;
+}
+
+/* Top error: highest count, ties to the smallest name; "ok" never counts. */
+static void pick_top_error(tp_report_series *s) {
+  for (int cls = 0; cls < TP_REPORT_MAX_CLASS; cls++) {
+    uint64_t n = s->class_counts[cls];
+    const char *name = tp_outcome_name(cls);
+    if (n == 0 || name == NULL || cls == TP_OUTCOME_OK)
+      continue;
+    if (n > s->top_error_count || (n == s->top_error_count && strcmp(name, s->top_error) < 0)) {
+      s->top_error = name;
+      s->top_error_count = n;
+    }
+  }
+}
+
+static void finish_series(agg *a) {
+  tp_report_series *s = a->cur;
+  if (s == NULL)
+    return;
+  s->success_rate = 100.0 * (double)s->successes / (double)s->probes;
+  s->mean_loop_lag_ms = a->lag_sum_ns / (double)s->probes / 1e6;
+  tp_percentile_sort(a->latencies, a->n_lat);
+  s->have_latency = tp_percentile_sorted(a->latencies, a->n_lat, 50, &s->p50_ns) &&
+                    tp_percentile_sorted(a->latencies, a->n_lat, 90, &s->p90_ns) &&
+                    tp_percentile_sorted(a->latencies, a->n_lat, 99, &s->p99_ns);
+  pick_top_error(s);
+  a->report->total_probes += s->probes;
+  a->cur = NULL;
+  a->n_lat = 0;
+  a->lag_sum_ns = 0;
+}
+
+static tp_report_series *start_series(tp_report *r, const tp_store_row *row) {
+  if (r->n_series == r->alloc_series) {
+    r->alloc_series = r->alloc_series ? 2 * r->alloc_series : 16;
+    r->series = tp_xrealloc(r->series, r->alloc_series * sizeof(r->series[0]));
+  }
+  tp_report_series *s = &r->series[r->n_series++];
+  memset(s, 0, sizeof(*s));
+  s->target = tp_xstrdup(row->target);
+  s->profile = tp_xstrdup(row->profile);
+  s->region = tp_xstrdup(row->region);
+  return s;
+}
+
+static tp_err on_row(const tp_store_row *row, void *ctx) {
+  agg *a = ctx;
+  tp_outcome cls;
+  if (!tp_outcome_from_name(row->error_class, &cls) || (int)cls >= TP_REPORT_MAX_CLASS) {
+    snprintf(a->err, a->errlen, "database holds unknown error class \"%s\"", row->error_class);
+    return TP_E_STORE;
+  }
+  if (a->cur == NULL || !same_series(a->cur, row)) {
+    finish_series(a);
+    a->cur = start_series(a->report, row);
+  }
+  tp_report_series *s = a->cur;
+  s->probes++;
+  s->class_counts[cls]++;
+  a->lag_sum_ns += (double)row->loop_lag_ns;
+  if (row->ok) {
+    s->successes++;
+    if (a->n_lat == a->alloc_lat) {
+      a->alloc_lat = a->alloc_lat ? 2 * a->alloc_lat : 256;
+      a->latencies = tp_xrealloc(a->latencies, a->alloc_lat * sizeof(a->latencies[0]));
+    }
+    a->latencies[a->n_lat++] = row->handshake_ns;
+  }
+  return TP_E_OK;
+}
+
+static int64_t window_start(const tp_report_query *q) {
+  /* A window longer than the epoch simply means "everything". */
+  if (q->window_ms > (uint64_t)(q->now_unix_ns / 1000000))
+    return 0;
+  return q->now_unix_ns - (int64_t)q->window_ms * 1000000;
+}
+
+static tp_err load_facts(tp_store *store, tp_report *r, int64_t since, char *err, size_t errlen) {
+  for (size_t i = 0; i < r->n_series; i++) {
+    tp_report_series *s = &r->series[i];
+    tp_err rc =
+        tp_store_latest(store, s->target, s->profile, s->region, since, &s->facts, err, errlen);
+    if (rc == TP_E_NOTFOUND)
+      continue;
+    if (rc != TP_E_OK)
+      return rc;
+    s->have_facts = true;
+  }
+  return TP_E_OK;
+}
+
+tp_err tp_report_build(tp_store *store, const tp_report_query *query, tp_report **out, char *err,
+                       size_t errlen) {
+  tp_report *r = tp_xcalloc(1, sizeof(*r));
+  r->query = *query;
+  agg a = {.report = r, .err = err, .errlen = errlen};
+  int64_t since = window_start(query);
+  tp_err rc = tp_store_scan(store, since, query->target, on_row, &a, err, errlen);
+  if (rc == TP_E_OK)
+    finish_series(&a);
+  if (rc == TP_E_OK && query->with_facts)
+    rc = load_facts(store, r, since, err, errlen);
+  free(a.latencies);
+  if (rc != TP_E_OK) {
+    tp_report_free(r);
+    r = NULL;
+  }
+  *out = r;
+  return rc;
+}
+
+size_t tp_report_series_count(const tp_report *report) { return report->n_series; }
+
+const tp_report_series *tp_report_series_at(const tp_report *report, size_t i) {
+  return i < report->n_series ? &report->series[i] : NULL;
+}
+
+uint64_t tp_report_total_probes(const tp_report *report) { return report->total_probes; }
+
+void tp_report_free(tp_report *report) {
+  if (report == NULL)
+    return;
+  for (size_t i = 0; i < report->n_series; i++) {
+    tp_report_series *s = &report->series[i];
+    free(s->target);
+    free(s->profile);
+    free(s->region);
+    tp_store_facts_clear(&s->facts);
+  }
+  free(report->series);
+  free(report);
+}

@@ -1,0 +1,230 @@
+/* report_format.c - renders a built tp_report as an aligned text table or as JSON.
+ * Output is assembled in memory first so a write error is reported once, and a
+ * partial report is never mistaken for a complete one. */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "json_out.h"
+#include "outcome.h"
+#include "report_impl.h"
+#include "tp_mem.h"
+
+#define N_COLS 10
+#define OUT_CAP ((size_t)1 << 40) /* report output is ours, not network input */
+
+static const char *const col_names[N_COLS] = {"TARGET", "PROFILE",  "REGION", "PROBES",
+                                              "OK",     "SUCCESS%", "P50_MS", "P90_MS",
+                                              "P99_MS", "TOP_ERROR"};
+/* Numbers are right-aligned, names left-aligned. */
+static const bool col_right[N_COLS] = {false, false, false, true, true,
+                                       true,  true,  true,  true, false};
+
+static tp_err flush(const tp_buf *buf, FILE *out) {
+  if (buf->len > 0 && fwrite(buf->data, 1, buf->len, out) != buf->len)
+    return TP_E_IO;
+  return fflush(out) == 0 ? TP_E_OK : TP_E_IO;
+}
+
+static void format_utc(int64_t unix_ns, char *out, size_t len) {
+  time_t secs = (time_t)(unix_ns / 1000000000);
+  struct tm tm;
+  if (gmtime_r(&secs, &tm) == NULL || strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+    snprintf(out, len, "?");
+}
+
+static char *latency_cell(const tp_report_series *s, uint64_t ns) {
+  return s->have_latency ? tp_xasprintf("%.2f", (double)ns / 1e6) : tp_xstrdup("-");
+}
+
+/* The 10 cells of one row, each a new string. */
+static void row_cells(const tp_report_series *s, char *cells[N_COLS]) {
+  cells[0] = tp_xstrdup(s->target);
+  cells[1] = tp_xstrdup(s->profile);
+  cells[2] = tp_xstrdup(s->region[0] ? s->region : "-");
+  cells[3] = tp_xasprintf("%" PRIu64, s->probes);
+  cells[4] = tp_xasprintf("%" PRIu64, s->successes);
+  cells[5] = tp_xasprintf("%.2f", s->success_rate);
+  cells[6] = latency_cell(s, s->p50_ns);
+  cells[7] = latency_cell(s, s->p90_ns);
+  cells[8] = latency_cell(s, s->p99_ns);
+  cells[9] = s->top_error ? tp_xasprintf("%s:%" PRIu64, s->top_error, s->top_error_count)
+                          : tp_xstrdup("-");
+}
+
+static tp_err append_row(tp_buf *buf, char *const cells[N_COLS], const size_t width[N_COLS]) {
+  tp_err rc = TP_E_OK;
+  for (int c = 0; rc == TP_E_OK && c < N_COLS; c++) {
+    size_t len = strlen(cells[c]);
+    size_t pad = width[c] - len;
+    bool last = c == N_COLS - 1;
+    for (size_t i = 0; rc == TP_E_OK && col_right[c] && i < pad; i++)
+      rc = tp_buf_append(buf, " ", 1);
+    if (rc == TP_E_OK)
+      rc = tp_buf_append(buf, cells[c], len);
+    for (size_t i = 0; rc == TP_E_OK && !col_right[c] && !last && i < pad; i++)
+      rc = tp_buf_append(buf, " ", 1);
+    if (rc == TP_E_OK)
+      rc = tp_buf_append(buf, last ? "\n" : "  ", last ? 1 : 2);
+  }
+  return rc;
+}
+
+static tp_err append_table(const tp_report *r, tp_buf *buf) {
+  size_t n = r->n_series;
+  char *(*cells)[N_COLS] = tp_xcalloc(n, sizeof(*cells));
+  size_t width[N_COLS];
+  tp_err rc = TP_E_OK;
+  for (int c = 0; c < N_COLS; c++)
+    width[c] = strlen(col_names[c]);
+  for (size_t i = 0; i < n; i++) {
+    row_cells(&r->series[i], cells[i]);
+    for (int c = 0; c < N_COLS; c++) {
+      size_t len = strlen(cells[i][c]);
+      width[c] = len > width[c] ? len : width[c];
+    }
+  }
+  rc = append_row(buf, (char *const *)col_names, width);
+  for (size_t i = 0; rc == TP_E_OK && i < n; i++)
+    rc = append_row(buf, cells[i], width);
+  for (size_t i = 0; i < n; i++)
+    for (int c = 0; c < N_COLS; c++)
+      free(cells[i][c]);
+  free(cells);
+  return rc;
+}
+
+tp_err tp_report_write_text(const tp_report *r, FILE *out) {
+  tp_buf buf;
+  char ending[32];
+  tp_buf_init(&buf, OUT_CAP);
+  format_utc(r->query.now_unix_ns, ending, sizeof(ending));
+  char *header =
+      tp_xasprintf("tlsprobe report: window %s ending %s, %zu series, %" PRIu64 " probes\n",
+                   r->query.since_text, ending, r->n_series, r->total_probes);
+  tp_err rc = tp_buf_append(&buf, header, strlen(header));
+  free(header);
+  if (rc == TP_E_OK && r->n_series == 0)
+    rc = tp_buf_append(&buf, "no probes in window\n", 20);
+  else if (rc == TP_E_OK)
+    rc = append_table(r, &buf);
+  if (rc == TP_E_OK)
+    rc = flush(&buf, out);
+  tp_buf_free(&buf);
+  return rc;
+}
+
+/* ---- JSON ---------------------------------------------------------------------- */
+
+static tp_err json_key_str(tp_buf *b, const char *key, const char *value) {
+  tp_err rc = tp_json_raw(b, ",\"%s\":", key);
+  return rc == TP_E_OK ? tp_json_str(b, value) : rc;
+}
+
+static tp_err json_latency(tp_buf *b, const char *key, const tp_report_series *s, uint64_t ns) {
+  if (!s->have_latency)
+    return tp_json_raw(b, ",\"%s\":null", key);
+  return tp_json_raw(b, ",\"%s\":%.3f", key, (double)ns / 1e6);
+}
+
+/* "errors":{"expired":3,...}: non-ok classes seen, by name (the outcome list is
+ * ordered by value, so sort names here for stable output). */
+static tp_err json_errors(tp_buf *b, const tp_report_series *s) {
+  const char *names[TP_REPORT_MAX_CLASS];
+  uint64_t counts[TP_REPORT_MAX_CLASS];
+  size_t n = 0;
+  for (int cls = 0; cls < TP_REPORT_MAX_CLASS; cls++) {
+    const char *name = tp_outcome_name(cls);
+    if (cls == TP_OUTCOME_OK || name == NULL || s->class_counts[cls] == 0)
+      continue;
+    size_t at = n++;
+    while (at > 0 && strcmp(names[at - 1], name) > 0) { /* insertion sort, <= 24 names */
+      names[at] = names[at - 1];
+      counts[at] = counts[at - 1];
+      at--;
+    }
+    names[at] = name;
+    counts[at] = s->class_counts[cls];
+  }
+  tp_err rc = tp_json_raw(b, ",\"errors\":{");
+  for (size_t i = 0; rc == TP_E_OK && i < n; i++)
+    rc = tp_json_raw(b, "%s\"%s\":%" PRIu64, i ? "," : "", names[i], counts[i]);
+  return rc == TP_E_OK ? tp_json_raw(b, "}") : rc;
+}
+
+static tp_err json_facts(tp_buf *b, const tp_store_facts *f) {
+  tp_err rc = json_key_str(b, "tls_version", f->tls_version);
+  if (rc == TP_E_OK)
+    rc = json_key_str(b, "cipher", f->cipher);
+  if (rc == TP_E_OK)
+    rc = json_key_str(b, "group", f->group);
+  if (rc == TP_E_OK)
+    rc = json_key_str(b, "alpn", f->alpn);
+  bool have_chain = f->chain_json[0] == '[' && strcmp(f->chain_json, "[]") != 0;
+  /* days_to_earliest_expiry is only meaningful with a chain (tlsprobe.proto). */
+  if (rc == TP_E_OK && have_chain)
+    rc = tp_json_raw(b, ",\"days_to_earliest_expiry\":%" PRId32, f->days_to_earliest_expiry);
+  else if (rc == TP_E_OK)
+    rc = tp_json_raw(b, ",\"days_to_earliest_expiry\":null");
+  if (rc == TP_E_OK)
+    rc = json_key_str(b, "error_detail", f->error_detail);
+  if (rc == TP_E_OK)
+    rc = tp_json_raw(b, ",\"chain\":");
+  /* chain_json was encoded by chain_json.c at ingest: emitted verbatim. */
+  if (rc == TP_E_OK)
+    rc = f->chain_json[0] == '[' ? tp_buf_append(b, f->chain_json, strlen(f->chain_json))
+                                 : tp_json_raw(b, "[]");
+  return rc;
+}
+
+static tp_err json_series(tp_buf *b, const tp_report_series *s) {
+  tp_err rc = tp_json_raw(b, "{\"target\":");
+  if (rc == TP_E_OK)
+    rc = tp_json_str(b, s->target);
+  if (rc == TP_E_OK)
+    rc = json_key_str(b, "profile", s->profile);
+  if (rc == TP_E_OK)
+    rc = json_key_str(b, "region", s->region);
+  if (rc == TP_E_OK)
+    rc = tp_json_raw(b, ",\"probes\":%" PRIu64 ",\"successes\":%" PRIu64 ",\"success_rate\":%.2f",
+                     s->probes, s->successes, s->success_rate);
+  if (rc == TP_E_OK)
+    rc = json_latency(b, "p50_ms", s, s->p50_ns);
+  if (rc == TP_E_OK)
+    rc = json_latency(b, "p90_ms", s, s->p90_ns);
+  if (rc == TP_E_OK)
+    rc = json_latency(b, "p99_ms", s, s->p99_ns);
+  if (rc == TP_E_OK)
+    rc = tp_json_raw(b, ",\"mean_loop_lag_ms\":%.3f", s->mean_loop_lag_ms);
+  if (rc == TP_E_OK && s->top_error != NULL)
+    rc = tp_json_raw(b, ",\"top_error\":{\"class\":\"%s\",\"count\":%" PRIu64 "}", s->top_error,
+                     s->top_error_count);
+  else if (rc == TP_E_OK)
+    rc = tp_json_raw(b, ",\"top_error\":null");
+  if (rc == TP_E_OK)
+    rc = json_errors(b, s);
+  if (rc == TP_E_OK && s->have_facts)
+    rc = json_facts(b, &s->facts);
+  return rc == TP_E_OK ? tp_json_raw(b, "}") : rc;
+}
+
+tp_err tp_report_write_json(const tp_report *r, FILE *out) {
+  tp_buf buf;
+  tp_buf_init(&buf, OUT_CAP);
+  tp_err rc = tp_json_raw(
+      &buf, "{\"window_seconds\":%" PRIu64 ",\"generated_unix\":%" PRId64 ",\"series\":[",
+      r->query.window_ms / 1000, r->query.now_unix_ns / 1000000000);
+  for (size_t i = 0; rc == TP_E_OK && i < r->n_series; i++) {
+    if (i > 0)
+      rc = tp_json_raw(&buf, ",");
+    if (rc == TP_E_OK)
+      rc = json_series(&buf, &r->series[i]);
+  }
+  if (rc == TP_E_OK)
+    rc = tp_json_raw(&buf, "]}\n");
+  if (rc == TP_E_OK)
+    rc = flush(&buf, out);
+  tp_buf_free(&buf);
+  return rc;
+}

@@ -1,0 +1,34 @@
+/* store.c - dispatch from the public tp_store_* functions to the backend vtable. */
+#include "store_impl.h"
+
+#include <stdlib.h>
+
+tp_err tp_store_put_batch(tp_store *store, const Tlsprobe__V1__ResultBatch *batch,
+                          int64_t received_unix_ns, bool *duplicate, char *err, size_t errlen) {
+  return store->ops->put_batch(store, batch, received_unix_ns, duplicate, err, errlen);
+}
+
+tp_err tp_store_scan(tp_store *store, int64_t since_unix_ns, const char *target, tp_store_row_fn fn,
+                     void *ctx, char *err, size_t errlen) {
+  return store->ops->scan(store, since_unix_ns, target, fn, ctx, err, errlen);
+}
+
+tp_err tp_store_latest(tp_store *store, const char *target, const char *profile, const char *region,
+                       int64_t since_unix_ns, tp_store_facts *out, char *err, size_t errlen) {
+  return store->ops->latest(store, target, profile, region, since_unix_ns, out, err, errlen);
+}
+
+void tp_store_close(tp_store *store) {
+  if (store != NULL)
+    store->ops->close(store);
+}
+
+void tp_store_facts_clear(tp_store_facts *facts) {
+  free(facts->tls_version);
+  free(facts->cipher);
+  free(facts->group);
+  free(facts->alpn);
+  free(facts->error_detail);
+  free(facts->chain_json);
+  *facts = (tp_store_facts){0};
+}

@@ -1,0 +1,23 @@
+/* store_impl.h - for storage backends only: the vtable behind tp_store. A backend
+ * allocates a struct whose first member is `tp_store` and fills `ops`; store.c
+ * dispatches the public functions through it. */
+#ifndef TP_STORE_IMPL_H
+#define TP_STORE_IMPL_H
+#include "store.h"
+
+typedef struct tp_store_ops {
+  const char *name;
+  tp_err (*put_batch)(tp_store *store, const Tlsprobe__V1__ResultBatch *batch,
+                      int64_t received_unix_ns, bool *duplicate, char *err, size_t errlen);
+  tp_err (*scan)(tp_store *store, int64_t since_unix_ns, const char *target, tp_store_row_fn fn,
+                 void *ctx, char *err, size_t errlen);
+  tp_err (*latest)(tp_store *store, const char *target, const char *profile, const char *region,
+                   int64_t since_unix_ns, tp_store_facts *out, char *err, size_t errlen);
+  void (*close)(tp_store *store); /* frees the backend struct too */
+} tp_store_ops;
+
+struct tp_store {
+  const tp_store_ops *ops;
+};
+
+#endif

@@ -1,0 +1,221 @@
+/* validate.c - ResultBatch validation. Checks stop at the first problem: the reason
+ * names one field path so an agent developer can find the bug without a debugger. */
+#include "validate.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "outcome.h"
+
+int tp_utf8_valid(const unsigned char *s, size_t n) {
+  size_t i = 0;
+  while (i < n) {
+    unsigned char c = s[i];
+    size_t extra;
+    uint32_t cp;
+    if (c < 0x80) {
+      i++;
+      continue;
+    } else if (c >= 0xC2 && c <= 0xDF) {
+      extra = 1;
+      cp = c & 0x1F;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      extra = 2;
+      cp = c & 0x0F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      extra = 3;
+      cp = c & 0x07;
+    } else {
+      return 0; /* continuation byte first, overlong C0/C1, or F5..FF */
+    }
+    if (n - i <= extra)
+      return 0;
+    for (size_t k = 1; k <= extra; k++) {
+      if ((s[i + k] & 0xC0) != 0x80)
+        return 0;
+      cp = (cp << 6) | (s[i + k] & 0x3F);
+    }
+    if ((extra == 2 && cp < 0x800) || (extra == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+        (cp >= 0xD800 && cp <= 0xDFFF))
+      return 0;
+    i += extra + 1;
+  }
+  return 1;
+}
+
+/* Field path for messages: "results[3].port", "results[0].chain[1].subject". */
+typedef struct vctx {
+  char *reason;
+  size_t len;
+  char path[96];
+} vctx;
+
+static tp_err bad(vctx *v, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static tp_err bad(vctx *v, const char *field, const char *fmt, ...) {
+  int n = snprintf(v->reason, v->len, "%s%s%s: ", v->path, v->path[0] ? "." : "", field);
+  if (n >= 0 && (size_t)n < v->len) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(v->reason + n, v->len - (size_t)n, fmt, ap);
+    va_end(ap);
+  }
+  return TP_E_VALIDATE;
+}
+
+/* A string field: valid UTF-8, at most max bytes, non-empty if required. */
+static tp_err check_str(vctx *v, const char *field, const char *s, size_t max, bool required) {
+  size_t n = s ? strlen(s) : 0;
+  if (n == 0 && required)
+    return bad(v, field, "must not be empty");
+  if (n > max)
+    return bad(v, field, "%zu bytes exceeds the limit of %zu", n, max);
+  if (!tp_utf8_valid((const unsigned char *)s, n))
+    return bad(v, field, "invalid UTF-8");
+  return TP_E_OK;
+}
+
+static tp_err check_duration(vctx *v, const char *field, uint64_t ns) {
+  if (ns <= TP_V_MAX_DURATION_NS)
+    return TP_E_OK;
+  return bad(v, field, "%" PRIu64 " ns exceeds the limit of 1 hour", ns);
+}
+
+static tp_err check_agent_id(vctx *v, const char *field, const char *id, bool required) {
+  tp_err rc = check_str(v, field, id, TP_V_MAX_AGENT_ID, required);
+  if (rc != TP_E_OK)
+    return rc;
+  /* Agent ids appear in logs as key=value and in reports: printable ASCII only. */
+  for (const unsigned char *p = (const unsigned char *)id; *p; p++)
+    if (*p < 0x21 || *p > 0x7E)
+      return bad(v, field, "must be printable ASCII without spaces");
+  return TP_E_OK;
+}
+
+static tp_err check_cert(vctx *v, const Tlsprobe__V1__CertificateFacts *c) {
+  tp_err rc = check_str(v, "subject", c->subject, TP_V_MAX_CERT_TEXT, false);
+  if (rc == TP_E_OK)
+    rc = check_str(v, "issuer", c->issuer, TP_V_MAX_CERT_TEXT, false);
+  if (rc == TP_E_OK)
+    rc = check_str(v, "key_type", c->key_type, TP_V_MAX_SHORT, false);
+  if (rc == TP_E_OK)
+    rc = check_str(v, "signature_algorithm", c->signature_algorithm, TP_V_MAX_SHORT, false);
+  if (rc == TP_E_OK && c->n_san_dns > TP_V_MAX_SANS)
+    return bad(v, "san_dns", "too many entries (limit 1000)");
+  for (size_t i = 0; rc == TP_E_OK && i < c->n_san_dns; i++) {
+    char field[32];
+    snprintf(field, sizeof(field), "san_dns[%zu]", i);
+    rc = check_str(v, field, c->san_dns[i], TP_V_MAX_HOST, false);
+  }
+  return rc;
+}
+
+static tp_err check_strings(vctx *v, const Tlsprobe__V1__ProbeResult *r) {
+  static const size_t SHORT = TP_V_MAX_SHORT;
+  tp_err rc = check_str(v, "target", r->target, TP_V_MAX_TARGET, true);
+  if (rc == TP_E_OK)
+    rc = check_str(v, "profile", r->profile, TP_V_MAX_PROFILE, true);
+  if (rc == TP_E_OK)
+    rc = check_str(v, "host", r->host, TP_V_MAX_HOST, false);
+  if (rc == TP_E_OK)
+    rc = check_str(v, "region", r->region, TP_V_MAX_REGION, false);
+  if (rc == TP_E_OK)
+    rc = check_str(v, "sni", r->sni, TP_V_MAX_HOST, false);
+  if (rc == TP_E_OK)
+    rc = check_str(v, "address", r->address, SHORT, false);
+  if (rc == TP_E_OK)
+    rc = check_str(v, "error_detail", r->error_detail, TP_V_MAX_DETAIL, false);
+  if (rc == TP_E_OK)
+    rc = check_str(v, "tls_version", r->tls_version, SHORT, false);
+  if (rc == TP_E_OK)
+    rc = check_str(v, "cipher", r->cipher, SHORT, false);
+  if (rc == TP_E_OK)
+    rc = check_str(v, "group", r->group, SHORT, false);
+  if (rc == TP_E_OK)
+    rc = check_str(v, "alpn", r->alpn, SHORT, false);
+  if (rc == TP_E_OK)
+    rc = check_str(v, "server_signature_algorithm", r->server_signature_algorithm, SHORT, false);
+  return rc;
+}
+
+static tp_err check_outcome(vctx *v, const Tlsprobe__V1__ProbeResult *r) {
+  int cls = (int)r->error_class;
+  if (cls == 0 || !tp_outcome_is_valid(cls)) {
+    return bad(v, "error_class", "%d is not a known error class", cls);
+  }
+  bool class_ok = cls == TP_OUTCOME_OK;
+  if ((r->ok != 0) != class_ok) {
+    return bad(v, "ok", "ok=%s contradicts error_class %s", r->ok ? "true" : "false",
+               tp_outcome_name(cls));
+  }
+  return TP_E_OK;
+}
+
+static tp_err check_timing(vctx *v, const Tlsprobe__V1__ProbeResult *r) {
+  if (r->started_unix_ns <= 0) {
+    return bad(v, "started_unix_ns", "%" PRId64 " is not a positive timestamp", r->started_unix_ns);
+  }
+  tp_err rc = check_duration(v, "dns_ns", r->dns_ns);
+  if (rc == TP_E_OK)
+    rc = check_duration(v, "connect_ns", r->connect_ns);
+  if (rc == TP_E_OK)
+    rc = check_duration(v, "handshake_ns", r->handshake_ns);
+  if (rc == TP_E_OK)
+    rc = check_duration(v, "total_ns", r->total_ns);
+  if (rc == TP_E_OK)
+    rc = check_duration(v, "loop_lag_ns", r->loop_lag_ns);
+  return rc;
+}
+
+static tp_err check_result(vctx *v, const Tlsprobe__V1__ResultBatch *batch,
+                           const Tlsprobe__V1__ProbeResult *r) {
+  tp_err rc = check_agent_id(v, "agent_id", r->agent_id, false);
+  if (rc == TP_E_OK && r->agent_id[0] != '\0' && strcmp(r->agent_id, batch->agent_id) != 0)
+    return bad(v, "agent_id", "differs from the batch agent_id");
+  if (rc == TP_E_OK)
+    rc = check_strings(v, r);
+  if (rc == TP_E_OK && (r->port < 1 || r->port > 65535)) {
+    return bad(v, "port", "%" PRIu32 " is out of range 1..65535", r->port);
+  }
+  if (rc == TP_E_OK)
+    rc = check_outcome(v, r);
+  if (rc == TP_E_OK)
+    rc = check_timing(v, r);
+  if (rc == TP_E_OK && r->n_chain > TP_V_MAX_CHAIN)
+    return bad(v, "chain", "too many certificates (limit 32)");
+  size_t base = strlen(v->path);
+  for (size_t i = 0; rc == TP_E_OK && i < r->n_chain; i++) {
+    snprintf(v->path + base, sizeof(v->path) - base, ".chain[%zu]", i);
+    rc = check_cert(v, r->chain[i]);
+  }
+  v->path[base] = '\0';
+  return rc;
+}
+
+tp_err tp_validate_batch(const Tlsprobe__V1__ResultBatch *batch, char *reason, size_t len) {
+  vctx v = {.reason = reason, .len = len, .path = ""};
+  /* First: a zero-length body decodes to an empty batch, and "empty batch" is
+   * what its sender needs to hear. */
+  if (batch->n_results == 0) {
+    snprintf(reason, len, "empty batch");
+    return TP_E_VALIDATE;
+  }
+  tp_err rc = check_agent_id(&v, "agent_id", batch->agent_id, true);
+  if (rc != TP_E_OK)
+    return rc;
+  if (batch->n_results > TP_V_MAX_RESULTS) {
+    return bad(&v, "results", "%zu results exceeds the limit of %d", batch->n_results,
+               TP_V_MAX_RESULTS);
+  }
+  for (size_t i = 0; i < batch->n_results; i++) {
+    snprintf(v.path, sizeof(v.path), "results[%zu]", i);
+    rc = check_result(&v, batch, batch->results[i]);
+    if (rc != TP_E_OK)
+      return rc;
+  }
+  return TP_E_OK;
+}

@@ -1,0 +1,33 @@
+/* validate.h - semantic checks of a decoded ResultBatch before anything of it is
+ * stored. protobuf-c only guarantees the wire format; it does not check UTF-8,
+ * lengths, ranges or enum membership, and this collector stores nothing it could
+ * not later report on. Limits are the TP_V_* constants below. */
+#ifndef TP_VALIDATE_H
+#define TP_VALIDATE_H
+#include <stddef.h>
+
+#include "tlsprobe.pb-c.h"
+#include "tp_error.h"
+
+#define TP_V_MAX_RESULTS 10000
+#define TP_V_MAX_AGENT_ID 128
+#define TP_V_MAX_TARGET 255
+#define TP_V_MAX_PROFILE 128
+#define TP_V_MAX_HOST 255
+#define TP_V_MAX_REGION 64
+#define TP_V_MAX_DETAIL 1024
+#define TP_V_MAX_SHORT 128 /* sni is 255; address, tls_version, cipher, group, alpn... */
+#define TP_V_MAX_CHAIN 32
+#define TP_V_MAX_CERT_TEXT 1024 /* subject, issuer */
+#define TP_V_MAX_SANS 1000
+#define TP_V_MAX_DURATION_NS (3600ULL * 1000000000ULL)
+
+/* TP_E_OK, or TP_E_VALIDATE with a short specific reason in `reason`, e.g.
+ * "results[3].port: 0 is out of range 1..65535". */
+tp_err tp_validate_batch(const Tlsprobe__V1__ResultBatch *batch, char *reason, size_t len);
+
+/* True if the n bytes at s are well-formed UTF-8 (RFC 3629: no overlongs, no
+ * surrogates, nothing above U+10FFFF). */
+int tp_utf8_valid(const unsigned char *s, size_t n);
+
+#endif

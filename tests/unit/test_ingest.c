@@ -1,0 +1,483 @@
+/* test_ingest.c - ingest against a real SQLite store in a temporary directory:
+ * batches are built with protobuf-c, packed, and fed to tp_ingest_batch as bytes,
+ * exactly as the HTTP layer does. Every rejection must name its reason and leave
+ * the database untouched. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+/* cmocka.h needs the four headers above first. */
+#include <cmocka.h>
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ingest.h"
+#include "store.h"
+#include "tlsprobe.pb-c.h"
+#include "validate.h"
+
+#define NOW_NS INT64_C(1700000000000000000)
+
+typedef struct fixture {
+  char dir[64];
+  char db[128];
+  tp_store *store;
+} fixture;
+
+static void open_store(fixture *f) {
+  char err[512] = "";
+  tp_err rc = tp_store_open_sqlite(f->db, TP_STORE_READWRITE, &f->store, err, sizeof(err));
+  if (rc != TP_E_OK)
+    fail_msg("open store: %s", err);
+}
+
+static int setup(void **state) {
+  fixture *f = calloc(1, sizeof(*f));
+  assert_non_null(f);
+  snprintf(f->dir, sizeof(f->dir), "/tmp/tp_ingest_XXXXXX");
+  assert_non_null(mkdtemp(f->dir));
+  snprintf(f->db, sizeof(f->db), "%s/t.db", f->dir);
+  open_store(f);
+  *state = f;
+  return 0;
+}
+
+static int teardown(void **state) {
+  fixture *f = *state;
+  char path[160];
+  tp_store_close(f->store);
+  const char *suffixes[] = {"", "-wal", "-shm"};
+  for (size_t i = 0; i < 3; i++) {
+    snprintf(path, sizeof(path), "%s%s", f->db, suffixes[i]);
+    unlink(path);
+  }
+  rmdir(f->dir);
+  free(f);
+  return 0;
+}
+
+static long long query_int(const char *db_path, const char *sql) {
+  sqlite3 *db = NULL;
+  sqlite3_stmt *stmt = NULL;
+  long long value = -1;
+  assert_int_equal(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+  assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &stmt, NULL), SQLITE_OK);
+  assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
+  value = sqlite3_column_int64(stmt, 0);
+  sqlite3_finalize(stmt);
+  sqlite3_close(db);
+  return value;
+}
+
+static char *query_text(const char *db_path, const char *sql) {
+  sqlite3 *db = NULL;
+  sqlite3_stmt *stmt = NULL;
+  assert_int_equal(sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+  assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &stmt, NULL), SQLITE_OK);
+  assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
+  char *value = strdup((const char *)sqlite3_column_text(stmt, 0));
+  sqlite3_finalize(stmt);
+  sqlite3_close(db);
+  return value;
+}
+
+static long long rows(const fixture *f) { return query_int(f->db, "SELECT count(*) FROM results"); }
+
+/* ---- batch building -------------------------------------------------------------- */
+
+#define MAX_RESULTS 4
+
+typedef struct test_batch {
+  Tlsprobe__V1__ResultBatch batch;
+  Tlsprobe__V1__ProbeResult results[MAX_RESULTS];
+  Tlsprobe__V1__ProbeResult *result_ptrs[MAX_RESULTS];
+  Tlsprobe__V1__CertificateFacts cert;
+  Tlsprobe__V1__CertificateFacts *cert_ptrs[1];
+  char *sans[2];
+} test_batch;
+
+/* A valid batch of n results: results[0] succeeded with a one-cert chain, the
+ * others failed with "expired". */
+static void make_batch(test_batch *t, size_t n) {
+  static char san0[] = "example.test", san1[] = "www.example.test";
+  memset(t, 0, sizeof(*t));
+  tlsprobe__v1__result_batch__init(&t->batch);
+  t->batch.agent_id = "agent-1";
+  t->batch.instance_id = UINT64_MAX - 5; /* above INT64_MAX: stored as bit pattern */
+  t->batch.batch_seq = 7;
+  t->batch.sent_unix_ns = NOW_NS;
+  tlsprobe__v1__certificate_facts__init(&t->cert);
+  t->cert.subject = "CN=\"quoted\" \\ back\nslash, caf\xc3\xa9";
+  t->cert.issuer = "CN=Test CA";
+  t->sans[0] = san0;
+  t->sans[1] = san1;
+  t->cert.san_dns = t->sans;
+  t->cert.n_san_dns = 2;
+  t->cert.not_before_unix = 1600000000;
+  t->cert.not_after_unix = 1800000000;
+  t->cert.key_type = "EC/ECDSA";
+  t->cert.key_bits = 256;
+  t->cert.signature_algorithm = "ECDSA-SHA256";
+  t->cert_ptrs[0] = &t->cert;
+  for (size_t i = 0; i < n; i++) {
+    Tlsprobe__V1__ProbeResult *r = &t->results[i];
+    tlsprobe__v1__probe_result__init(r);
+    r->agent_id = i == 0 ? "agent-1" : ""; /* empty = the batch's */
+    r->region = "eu-west";
+    r->target = "web";
+    r->host = "localhost";
+    r->port = 8443;
+    r->profile = "modern";
+    r->address = "127.0.0.1";
+    r->result_seq = i + 1;
+    r->started_unix_ns = NOW_NS - (int64_t)i * 1000;
+    r->handshake_ns = 2000000;
+    r->total_ns = 3000000;
+    r->ok = i == 0;
+    r->error_class = i == 0 ? TLSPROBE__V1__ERROR_CLASS__ERROR_CLASS_OK
+                            : TLSPROBE__V1__ERROR_CLASS__ERROR_CLASS_EXPIRED;
+    r->error_detail = i == 0 ? "" : "certificate expired";
+    r->tls_version = "TLS1.3";
+    r->cipher = "TLS_AES_128_GCM_SHA256";
+    r->group = "X25519";
+    if (i == 0) {
+      r->chain = t->cert_ptrs;
+      r->n_chain = 1;
+      r->days_to_earliest_expiry = 42;
+    }
+    t->result_ptrs[i] = r;
+  }
+  t->batch.results = t->result_ptrs;
+  t->batch.n_results = n;
+}
+
+static uint8_t *pack(const Tlsprobe__V1__ResultBatch *batch, size_t *len) {
+  *len = tlsprobe__v1__result_batch__get_packed_size(batch);
+  uint8_t *buf = malloc(*len + 1);
+  assert_non_null(buf);
+  assert_int_equal(tlsprobe__v1__result_batch__pack(batch, buf), *len);
+  return buf;
+}
+
+/* Packs, ingests and returns the result code; reply is filled. */
+static tp_err ingest(fixture *f, const test_batch *t, tp_ingest_reply *reply) {
+  size_t len;
+  uint8_t *bytes = pack(&t->batch, &len);
+  tp_err rc = tp_ingest_batch(f->store, bytes, len, NOW_NS + 5, reply);
+  free(bytes);
+  return rc;
+}
+
+/* Ingests and asserts a 400 with exactly `reason` and no stored row. */
+static void expect_reject(fixture *f, const test_batch *t, const char *reason) {
+  tp_ingest_reply reply;
+  assert_int_equal(ingest(f, t, &reply), TP_E_VALIDATE);
+  assert_int_equal(reply.http_status, 400);
+  assert_string_equal(reply.reason, reason);
+  assert_null(reply.ack);
+  tp_ingest_reply_clear(&reply);
+  assert_int_equal(rows(f), 0);
+  assert_int_equal(query_int(f->db, "SELECT count(*) FROM batches"), 0);
+}
+
+static void decode_ack(const tp_ingest_reply *reply, uint64_t seq, uint32_t stored, bool dup) {
+  Tlsprobe__V1__BatchAck *ack = tlsprobe__v1__batch_ack__unpack(NULL, reply->ack_len, reply->ack);
+  assert_non_null(ack);
+  assert_int_equal(ack->batch_seq, seq);
+  assert_int_equal(ack->stored, stored);
+  assert_int_equal(ack->duplicate, dup);
+  tlsprobe__v1__batch_ack__free_unpacked(ack, NULL);
+}
+
+/* ---- tests ------------------------------------------------------------------------ */
+
+static void test_valid_batch_is_stored(void **state) {
+  fixture *f = *state;
+  test_batch t;
+  tp_ingest_reply reply;
+  make_batch(&t, 3);
+  assert_int_equal(ingest(f, &t, &reply), TP_E_OK);
+  assert_int_equal(reply.http_status, 200);
+  assert_int_equal(reply.stored, 3);
+  assert_false(reply.duplicate);
+  decode_ack(&reply, 7, 3, false);
+  tp_ingest_reply_clear(&reply);
+
+  assert_int_equal(rows(f), 3);
+  assert_int_equal(query_int(f->db, "SELECT count(*) FROM results WHERE agent_id='agent-1'"), 3);
+  assert_int_equal(query_int(f->db, "SELECT count(*) FROM results WHERE error_class='expired'"
+                                    " AND ok=0"),
+                   2);
+  assert_int_equal(query_int(f->db, "SELECT count(*) FROM results WHERE error_class='ok' AND ok=1"
+                                    " AND grp='X25519' AND days_to_earliest_expiry=42"),
+                   1);
+  assert_int_equal(query_int(f->db, "SELECT instance_id FROM batches"), -6); /* UINT64_MAX-5 */
+  assert_int_equal(query_int(f->db, "SELECT received_unix_ns FROM results LIMIT 1"), NOW_NS + 5);
+  char *chain = query_text(f->db, "SELECT chain_json FROM results WHERE ok=1");
+  assert_string_equal(
+      chain, "[{\"subject\":\"CN=\\\"quoted\\\" \\\\ back\\nslash, caf\xc3\xa9\","
+             "\"issuer\":\"CN=Test CA\",\"san_dns\":[\"example.test\",\"www.example.test\"],"
+             "\"not_before_unix\":1600000000,\"not_after_unix\":1800000000,"
+             "\"key_type\":\"EC/ECDSA\",\"key_bits\":256,"
+             "\"signature_algorithm\":\"ECDSA-SHA256\"}]");
+  free(chain);
+  char *empty_chain = query_text(f->db, "SELECT chain_json FROM results WHERE result_seq=2");
+  assert_string_equal(empty_chain, "[]");
+  free(empty_chain);
+}
+
+static void test_duplicate_batch_is_acked_not_stored(void **state) {
+  fixture *f = *state;
+  test_batch t;
+  tp_ingest_reply reply;
+  make_batch(&t, 2);
+  assert_int_equal(ingest(f, &t, &reply), TP_E_OK);
+  tp_ingest_reply_clear(&reply);
+  assert_int_equal(ingest(f, &t, &reply), TP_E_OK);
+  assert_int_equal(reply.http_status, 200);
+  assert_true(reply.duplicate);
+  assert_int_equal(reply.stored, 0);
+  decode_ack(&reply, 7, 0, true);
+  tp_ingest_reply_clear(&reply);
+  assert_int_equal(rows(f), 2);
+  assert_int_equal(query_int(f->db, "SELECT count(*) FROM batches"), 1);
+
+  /* Same seq from a restarted agent (new instance_id) is a different batch. */
+  t.batch.instance_id = 1;
+  assert_int_equal(ingest(f, &t, &reply), TP_E_OK);
+  assert_false(reply.duplicate);
+  tp_ingest_reply_clear(&reply);
+  assert_int_equal(rows(f), 4);
+}
+
+static void test_truncated_bytes_are_decode_errors(void **state) {
+  fixture *f = *state;
+  test_batch t;
+  tp_ingest_reply reply;
+  size_t len;
+  make_batch(&t, 2);
+  uint8_t *bytes = pack(&t.batch, &len);
+  assert_int_equal(tp_ingest_batch(f->store, bytes, len - 3, NOW_NS, &reply), TP_E_DECODE);
+  assert_int_equal(reply.http_status, 400);
+  assert_string_equal(reply.reason, "malformed protobuf");
+  tp_ingest_reply_clear(&reply);
+  const uint8_t garbage[] = {0xff, 0xff, 0xff, 0xff, 0xff};
+  assert_int_equal(tp_ingest_batch(f->store, garbage, sizeof(garbage), NOW_NS, &reply),
+                   TP_E_DECODE);
+  tp_ingest_reply_clear(&reply);
+  free(bytes);
+  assert_int_equal(rows(f), 0);
+}
+
+static void test_empty_batch(void **state) {
+  fixture *f = *state;
+  test_batch t;
+  tp_ingest_reply reply;
+  make_batch(&t, 0);
+  expect_reject(f, &t, "empty batch");
+  /* A zero-length body decodes to an empty batch too. */
+  assert_int_equal(tp_ingest_batch(f->store, (const uint8_t *)"", 0, NOW_NS, &reply),
+                   TP_E_VALIDATE);
+  assert_string_equal(reply.reason, "empty batch");
+  tp_ingest_reply_clear(&reply);
+}
+
+static void test_bad_port(void **state) {
+  fixture *f = *state;
+  test_batch t;
+  make_batch(&t, 3);
+  t.results[1].port = 0;
+  expect_reject(f, &t, "results[1].port: 0 is out of range 1..65535");
+  t.results[1].port = 65536;
+  expect_reject(f, &t, "results[1].port: 65536 is out of range 1..65535");
+}
+
+static void test_bad_error_class(void **state) {
+  fixture *f = *state;
+  test_batch t;
+  make_batch(&t, 2);
+  t.results[1].error_class = (Tlsprobe__V1__ErrorClass)999;
+  expect_reject(f, &t, "results[1].error_class: 999 is not a known error class");
+  t.results[1].error_class = TLSPROBE__V1__ERROR_CLASS__ERROR_CLASS_UNSPECIFIED;
+  expect_reject(f, &t, "results[1].error_class: 0 is not a known error class");
+}
+
+static void test_ok_must_match_class(void **state) {
+  fixture *f = *state;
+  test_batch t;
+  make_batch(&t, 2);
+  t.results[1].ok = 1;
+  expect_reject(f, &t, "results[1].ok: ok=true contradicts error_class expired");
+  make_batch(&t, 1);
+  t.results[0].ok = 0;
+  expect_reject(f, &t, "results[0].ok: ok=false contradicts error_class ok");
+}
+
+static void test_string_limits(void **state) {
+  fixture *f = *state;
+  test_batch t;
+  char long_text[1100];
+  memset(long_text, 'a', sizeof(long_text) - 1);
+  long_text[sizeof(long_text) - 1] = '\0';
+
+  make_batch(&t, 1);
+  long_text[256] = '\0';
+  t.results[0].target = long_text;
+  expect_reject(f, &t, "results[0].target: 256 bytes exceeds the limit of 255");
+  long_text[256] = 'a';
+
+  make_batch(&t, 1);
+  t.results[0].target = "";
+  expect_reject(f, &t, "results[0].target: must not be empty");
+
+  make_batch(&t, 1);
+  t.results[0].profile = "";
+  expect_reject(f, &t, "results[0].profile: must not be empty");
+
+  make_batch(&t, 1);
+  long_text[65] = '\0';
+  t.results[0].region = long_text;
+  expect_reject(f, &t, "results[0].region: 65 bytes exceeds the limit of 64");
+  long_text[65] = 'a';
+
+  make_batch(&t, 1);
+  t.results[0].error_detail = long_text; /* 1099 bytes */
+  expect_reject(f, &t, "results[0].error_detail: 1099 bytes exceeds the limit of 1024");
+
+  make_batch(&t, 1);
+  long_text[129] = '\0';
+  t.batch.agent_id = long_text;
+  expect_reject(f, &t, "agent_id: 129 bytes exceeds the limit of 128");
+
+  make_batch(&t, 1);
+  t.batch.agent_id = "";
+  expect_reject(f, &t, "agent_id: must not be empty");
+
+  make_batch(&t, 1);
+  t.batch.agent_id = "bad agent";
+  expect_reject(f, &t, "agent_id: must be printable ASCII without spaces");
+
+  make_batch(&t, 1);
+  t.results[0].agent_id = "someone-else";
+  expect_reject(f, &t, "results[0].agent_id: differs from the batch agent_id");
+}
+
+static void test_invalid_utf8(void **state) {
+  fixture *f = *state;
+  test_batch t;
+  make_batch(&t, 2);
+  t.results[1].profile = "mod\xff";
+  expect_reject(f, &t, "results[1].profile: invalid UTF-8");
+  make_batch(&t, 1);
+  t.results[0].error_detail = "overlong \xc0\xaf";
+  expect_reject(f, &t, "results[0].error_detail: invalid UTF-8");
+  make_batch(&t, 1);
+  t.results[0].host = "surrogate \xed\xa0\x80";
+  expect_reject(f, &t, "results[0].host: invalid UTF-8");
+  make_batch(&t, 1);
+  t.cert.issuer = "truncated \xe2\x82";
+  expect_reject(f, &t, "results[0].chain[0].issuer: invalid UTF-8");
+  make_batch(&t, 1);
+  t.sans[1] = "\xf8\x88\x80\x80\x80";
+  expect_reject(f, &t, "results[0].chain[0].san_dns[1]: invalid UTF-8");
+}
+
+static void test_utf8_validator(void **state) {
+  (void)state;
+  assert_true(tp_utf8_valid((const unsigned char *)"", 0));
+  assert_true(tp_utf8_valid((const unsigned char *)"plain", 5));
+  assert_true(tp_utf8_valid((const unsigned char *)"caf\xc3\xa9", 5));
+  assert_true(tp_utf8_valid((const unsigned char *)"\xe2\x82\xac", 3));      /* U+20AC */
+  assert_true(tp_utf8_valid((const unsigned char *)"\xf0\x9f\x98\x80", 4));  /* U+1F600 */
+  assert_true(tp_utf8_valid((const unsigned char *)"\xf4\x8f\xbf\xbf", 4));  /* U+10FFFF */
+  assert_false(tp_utf8_valid((const unsigned char *)"\xf4\x90\x80\x80", 4)); /* > U+10FFFF */
+  assert_false(tp_utf8_valid((const unsigned char *)"\xe0\x80\xaf", 3));     /* overlong */
+  assert_false(tp_utf8_valid((const unsigned char *)"\xf0\x80\x80\xaf", 4)); /* overlong */
+  assert_false(tp_utf8_valid((const unsigned char *)"\x80", 1));
+  assert_false(tp_utf8_valid((const unsigned char *)"\xc3", 1));
+}
+
+static void test_timing_checks(void **state) {
+  fixture *f = *state;
+  test_batch t;
+  make_batch(&t, 1);
+  t.results[0].started_unix_ns = 0;
+  expect_reject(f, &t, "results[0].started_unix_ns: 0 is not a positive timestamp");
+  make_batch(&t, 1);
+  t.results[0].handshake_ns = TP_V_MAX_DURATION_NS + 1;
+  expect_reject(f, &t, "results[0].handshake_ns: 3600000000001 ns exceeds the limit of 1 hour");
+  make_batch(&t, 1);
+  t.results[0].loop_lag_ns = UINT64_MAX;
+  expect_reject(f, &t,
+                "results[0].loop_lag_ns: 18446744073709551615 ns exceeds the limit of 1 hour");
+}
+
+static void test_one_bad_result_stores_nothing(void **state) {
+  fixture *f = *state;
+  test_batch t;
+  make_batch(&t, 4);
+  t.results[3].port = 0;
+  expect_reject(f, &t, "results[3].port: 0 is out of range 1..65535");
+}
+
+static void test_store_failure_is_503_and_rolled_back(void **state) {
+  fixture *f = *state;
+  test_batch t;
+  tp_ingest_reply reply;
+  sqlite3 *db = NULL;
+  /* Break the schema behind the store's back: the prepared insert fails. */
+  assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
+  assert_int_equal(sqlite3_exec(db, "DROP TABLE results", NULL, NULL, NULL), SQLITE_OK);
+  sqlite3_close(db);
+  make_batch(&t, 2);
+  assert_int_equal(ingest(f, &t, &reply), TP_E_STORE);
+  assert_int_equal(reply.http_status, 503);
+  assert_non_null(strstr(reply.reason, "results"));
+  tp_ingest_reply_clear(&reply);
+  assert_int_equal(query_int(f->db, "SELECT count(*) FROM batches"), 0);
+}
+
+static void test_reopen_keeps_rows(void **state) {
+  fixture *f = *state;
+  test_batch t;
+  tp_ingest_reply reply;
+  make_batch(&t, 3);
+  assert_int_equal(ingest(f, &t, &reply), TP_E_OK);
+  tp_ingest_reply_clear(&reply);
+  tp_store_close(f->store);
+  f->store = NULL;
+  open_store(f); /* migration must be idempotent */
+  assert_int_equal(rows(f), 3);
+  assert_int_equal(query_int(f->db, "PRAGMA user_version"), 1);
+  /* The reopened store still dedupes against the earlier batch. */
+  assert_int_equal(ingest(f, &t, &reply), TP_E_OK);
+  assert_true(reply.duplicate);
+  tp_ingest_reply_clear(&reply);
+  assert_int_equal(rows(f), 3);
+}
+
+int main(void) {
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+  const struct CMUnitTest tests[] = {
+      T(test_valid_batch_is_stored),
+      T(test_duplicate_batch_is_acked_not_stored),
+      T(test_truncated_bytes_are_decode_errors),
+      T(test_empty_batch),
+      T(test_bad_port),
+      T(test_bad_error_class),
+      T(test_ok_must_match_class),
+      T(test_string_limits),
+      T(test_invalid_utf8),
+      cmocka_unit_test(test_utf8_validator),
+      T(test_timing_checks),
+      T(test_one_bad_result_stores_nothing),
+      T(test_store_failure_is_503_and_rolled_back),
+      T(test_reopen_keeps_rows),
+  };
+#undef T
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
