@@ -1,6 +1,7 @@
 /* classify.c - the error taxonomy's decision table (docs/errors.md). */
 #include "classify.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -24,9 +25,23 @@ tp_outcome tp_classify_connect_errno(int err, char *detail, size_t len) {
   }
 }
 
-static tp_outcome classify_alert(gnutls_alert_description_t alert, char *detail, size_t len) {
+/* "GNUTLS_A_HANDSHAKE_FAILURE" -> "handshake_failure", the RFC 8446 §6 name. */
+static void alert_rfc_name(gnutls_alert_description_t alert, char *out, size_t len) {
   const char *name = gnutls_alert_get_strname(alert);
-  snprintf(detail, len, "fatal alert %s (%d) from server", name ? name : "?", (int)alert);
+  if (name == NULL)
+    name = "unknown";
+  if (strncmp(name, "GNUTLS_A_", 9) == 0)
+    name += 9;
+  size_t i = 0;
+  for (; name[i] != '\0' && i + 1 < len; i++)
+    out[i] = (char)tolower((unsigned char)name[i]);
+  out[i] = '\0';
+}
+
+static tp_outcome classify_alert(gnutls_alert_description_t alert, char *detail, size_t len) {
+  char name[64];
+  alert_rfc_name(alert, name, sizeof(name));
+  snprintf(detail, len, "fatal alert %s (%d) from server", name, (int)alert);
   switch (alert) {
   case GNUTLS_A_PROTOCOL_VERSION:
     return TP_OUTCOME_PROTOCOL_VERSION;

@@ -1,0 +1,102 @@
+/* test_queue_proto.c - the bounded result queue (drop-oldest) and the
+ * tp_result -> protobuf -> bytes -> protobuf round trip the pusher relies on. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "queue.h"
+#include "result.h"
+#include "tp_mem.h"
+
+static tp_result *make_result(const char *target, uint64_t handshake_ns) {
+  tp_result *r = tp_result_new();
+  r->target = tp_xstrdup(target);
+  r->host = tp_xstrdup("127.0.0.1");
+  r->profile = tp_xstrdup("default");
+  r->port = 8443;
+  r->outcome = TP_OUTCOME_OK;
+  r->handshake_ns = handshake_ns;
+  r->started_unix_ns = 1700000000000000000LL;
+  return r;
+}
+
+static void test_queue_drops_oldest(void **state) {
+  (void)state;
+  tp_queue *q = tp_queue_new(3);
+  char name[8];
+  for (int i = 0; i < 5; i++) {
+    snprintf(name, sizeof(name), "t%d", i);
+    assert_int_equal(tp_queue_push(q, make_result(name, (uint64_t)i)), i >= 3 ? 1 : 0);
+  }
+  assert_int_equal(tp_queue_length(q), 3);
+  assert_int_equal(tp_queue_dropped(q), 2);
+  tp_result *out[8];
+  assert_int_equal(tp_queue_take(q, out, 2), 2);
+  assert_string_equal(out[0]->target, "t2"); /* t0, t1 were dropped */
+  assert_string_equal(out[1]->target, "t3");
+  tp_result_free(out[0]);
+  tp_result_free(out[1]);
+  assert_int_equal(tp_queue_take(q, out, 8), 1);
+  assert_string_equal(out[0]->target, "t4");
+  tp_result_free(out[0]);
+  assert_int_equal(tp_queue_take(q, out, 8), 0);
+  tp_queue_push(q, make_result("left", 1)); /* freed by tp_queue_free */
+  tp_queue_free(q);
+}
+
+static void test_result_round_trip(void **state) {
+  (void)state;
+  tp_result *r = make_result("web", 1234567);
+  r->outcome = TP_OUTCOME_EXPIRED;
+  r->detail = tp_xstrdup("The certificate has expired.");
+  r->tls_version = tp_xstrdup("TLS1.3");
+  r->chain_len = 1;
+  r->chain = tp_xcalloc(1, sizeof(tp_cert_facts));
+  r->chain[0].subject = tp_xstrdup("CN=web");
+  r->chain[0].n_san_dns = 1;
+  r->chain[0].san_dns = tp_xcalloc(1, sizeof(char *));
+  r->chain[0].san_dns[0] = tp_xstrdup("web.test");
+  r->chain[0].not_after_unix = 1600000000;
+  r->days_to_earliest_expiry = -3;
+
+  Tlsprobe__V1__ProbeResult pb = TLSPROBE__V1__PROBE_RESULT__INIT;
+  Tlsprobe__V1__CertificateFacts certs[1];
+  Tlsprobe__V1__CertificateFacts *cert_ptrs[1];
+  tp_result_to_proto(r, &pb, certs, cert_ptrs);
+  size_t len = tlsprobe__v1__probe_result__get_packed_size(&pb);
+  uint8_t *bytes = malloc(len);
+  tlsprobe__v1__probe_result__pack(&pb, bytes);
+  Tlsprobe__V1__ProbeResult *back = tlsprobe__v1__probe_result__unpack(NULL, len, bytes);
+  assert_non_null(back);
+  assert_string_equal(back->target, "web");
+  assert_int_equal(back->port, 8443);
+  assert_false(back->ok);
+  assert_int_equal(back->error_class, TLSPROBE__V1__ERROR_CLASS__ERROR_CLASS_EXPIRED);
+  assert_string_equal(back->error_detail, "The certificate has expired.");
+  assert_string_equal(back->tls_version, "TLS1.3");
+  assert_string_equal(back->cipher, ""); /* absent -> empty */
+  assert_int_equal(back->handshake_ns, 1234567);
+  assert_int_equal(back->n_chain, 1);
+  assert_string_equal(back->chain[0]->subject, "CN=web");
+  assert_string_equal(back->chain[0]->san_dns[0], "web.test");
+  assert_int_equal(back->days_to_earliest_expiry, -3);
+  /* truncated bytes do not decode */
+  assert_null(tlsprobe__v1__probe_result__unpack(NULL, len - 3, bytes));
+  tlsprobe__v1__probe_result__free_unpacked(back, NULL);
+  free(bytes);
+  tp_result_free(r);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_queue_drops_oldest),
+      cmocka_unit_test(test_result_round_trip),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
