@@ -23,7 +23,8 @@ tp_say "installing dependencies"
 
 tp_say "building into $BUILD"
 cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build "$BUILD" -j"$(nproc)" >/dev/null || {
+# Only what the demo runs: a broken unit test must not keep the demo from working.
+cmake --build "$BUILD" -j"$(nproc)" --target tlsprobe-agent tlsprobe-collector >/dev/null || {
   tp_say "build failed; rerun 'cmake --build $BUILD' to see why"
   exit 1
 }
