@@ -50,6 +50,38 @@ static void capture_log(cyaml_log_t level, void *ctx, const char *fmt, va_list a
     snprintf(cap->problem, sizeof(cap->problem), "%.255s", text);
 }
 
+/* Finds the first scalar equal to `text` at or after line:column (1-based)
+ * and moves line:column to it. libcyaml reports an unexpected key at its
+ * mapping's position; users want the key's own line. */
+static void refine_to_scalar(const char *file, const char *text, unsigned *line, unsigned *column) {
+  FILE *fp = fopen(file, "rb");
+  if (fp == NULL)
+    return;
+  yaml_parser_t parser;
+  if (!yaml_parser_initialize(&parser)) {
+    fclose(fp);
+    return;
+  }
+  yaml_parser_set_input_file(&parser, fp);
+  for (bool done = false; !done;) {
+    yaml_event_t ev;
+    if (!yaml_parser_parse(&parser, &ev))
+      break;
+    unsigned l = (unsigned)ev.start_mark.line + 1, c = (unsigned)ev.start_mark.column + 1;
+    bool after = l > *line || (l == *line && c >= *column);
+    if (ev.type == YAML_SCALAR_EVENT && after && strcmp((char *)ev.data.scalar.value, text) == 0) {
+      *line = l;
+      *column = c;
+      done = true;
+    }
+    if (ev.type == YAML_STREAM_END_EVENT)
+      done = true;
+    yaml_event_delete(&ev);
+  }
+  yaml_parser_delete(&parser);
+  fclose(fp);
+}
+
 tp_err tp_yaml_load(const char *path, const cyaml_schema_value_t *schema, void **out, char *err,
                     size_t errlen) {
   cyaml_capture cap;
@@ -73,6 +105,9 @@ tp_err tp_yaml_load(const char *path, const cyaml_schema_value_t *schema, void *
     return TP_E_OK;
   *out = NULL;
   const char *problem = cap.problem[0] ? cap.problem : cyaml_strerror(rc);
+  static const char unexpected_key[] = "Unexpected key: ";
+  if (cap.have_position && strncmp(problem, unexpected_key, sizeof(unexpected_key) - 1) == 0)
+    refine_to_scalar(path, problem + sizeof(unexpected_key) - 1, &cap.line, &cap.column);
   if (cap.have_position)
     snprintf(err, errlen, "%s:%u:%u: %s (%s)", path, cap.line, cap.column, problem, cap.location);
   else

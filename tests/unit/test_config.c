@@ -54,7 +54,7 @@ static const struct {
     {"bad_target_ref.yaml", ":25:18: unknown target \"missing\" (defined: t)"},
     {"bad_port.yaml", ":23:11: target \"t\": port 70000 is out of range 1..65535"},
     {"bad_interval.yaml", ":27:15: \"5 seconds\" is not a duration"},
-    {"bad_unknown_key.yaml", ":19:11: Unexpected key: colour"},
+    {"bad_unknown_key.yaml", ":20:5: Unexpected key: colour"},
     {"bad_duplicate_profile.yaml", ":20:11: duplicate profile name \"p\""},
     {"bad_priority_and_versions.yaml", ":21:15: profile \"p\": \"priority\" (a raw GnuTLS string) "
                                        "cannot be combined with \"versions\""},
