@@ -139,7 +139,7 @@ static int64_t now_unix_ns(void) {
  * decided from the headers is answered here, before a byte of body is buffered. */
 static enum MHD_Result on_headers(tp_http_server *srv, struct MHD_Connection *conn, const char *url,
                                   const char *method, void **req_cls) {
-  char path[128];
+  char path[128], verb[16];
   if (strcmp(url, PATH_HEALTH) == 0) {
     if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
       return reject(srv, conn, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed", "GET, HEAD");
@@ -148,8 +148,8 @@ static enum MHD_Result on_headers(tp_http_server *srv, struct MHD_Connection *co
   }
   if (strcmp(url, PATH_RESULTS) != 0) {
     loggable(url, path, sizeof(path));
-    tp_log_debug(srv->log, "request", "method=%s path=%s status=404",
-                 strcmp(method, MHD_HTTP_METHOD_GET) == 0 ? "GET" : "other", path);
+    loggable(method, verb, sizeof(verb));
+    tp_log_debug(srv->log, "request", "method=%s path=%s status=404", verb, path);
     return respond(conn, MHD_HTTP_NOT_FOUND, "text/plain; charset=utf-8", "not found\n", 10, NULL);
   }
   if (strcmp(method, MHD_HTTP_METHOD_POST) != 0)

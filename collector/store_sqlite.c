@@ -375,7 +375,7 @@ static tp_err insert_result(sqlite_store *s, const Tlsprobe__V1__ResultBatch *ba
   bind_i64(&b, r->resumed ? 1 : 0);
   bind_i64(&b, r->hello_retry_request ? 1 : 0);
   bind_text(&b, r->server_signature_algorithm);
-  bind_text(&b, (const char *)(s->chain.len > 0 ? (char *)s->chain.data : "[]"));
+  bind_text(&b, (const char *)s->chain.data); /* encode wrote at least "[]" */
   bind_i64(&b, r->days_to_earliest_expiry);
   tp_err rc = TP_E_OK;
   if (b.rc != SQLITE_OK || run(s->insert_result) != SQLITE_OK)

@@ -90,7 +90,7 @@ static tp_err check_agent_id(vctx *v, const char *field, const char *id, bool re
   if (rc != TP_E_OK)
     return rc;
   /* Agent ids appear in logs as key=value and in reports: printable ASCII only. */
-  for (const unsigned char *p = (const unsigned char *)id; *p; p++)
+  for (const unsigned char *p = (const unsigned char *)(id ? id : ""); *p; p++)
     if (*p < 0x21 || *p > 0x7E)
       return bad(v, field, "must be printable ASCII without spaces");
   return TP_E_OK;
@@ -174,7 +174,8 @@ static tp_err check_timing(vctx *v, const Tlsprobe__V1__ProbeResult *r) {
 static tp_err check_result(vctx *v, const Tlsprobe__V1__ResultBatch *batch,
                            const Tlsprobe__V1__ProbeResult *r) {
   tp_err rc = check_agent_id(v, "agent_id", r->agent_id, false);
-  if (rc == TP_E_OK && r->agent_id[0] != '\0' && strcmp(r->agent_id, batch->agent_id) != 0)
+  if (rc == TP_E_OK && r->agent_id != NULL && r->agent_id[0] != '\0' &&
+      strcmp(r->agent_id, batch->agent_id) != 0)
     return bad(v, "agent_id", "differs from the batch agent_id");
   if (rc == TP_E_OK)
     rc = check_strings(v, r);
