@@ -1,4 +1,13 @@
-/* agent.c - component wiring and the shutdown sequence (see agent.h). */
+/* agent.c - component wiring and the shutdown sequence (see agent.h).
+ *
+ * Threads: the main loop owns the result queue and the pusher (libcurl);
+ * each of `loops` worker threads owns a loop with its own probe engine and a
+ * shard of the series. One loop per core keeps a saturated loop's queueing
+ * out of the reported latencies (docs/architecture.md, "Timing honesty").
+ * Workers hand results to the main loop through a mutex-protected inbox and
+ * uv_async_send(); nothing else is shared except the read-only config and
+ * profiles (GnuTLS priority caches and credentials are safe to share
+ * read-only between threads). */
 #include "agent.h"
 
 #include <signal.h>
@@ -16,27 +25,150 @@
 /* How long shutdown may spend pushing what is queued. */
 #define FLUSH_DEADLINE_MS 10000
 
+typedef struct worker {
+  tp_agent *agent;
+  unsigned index;
+  uv_loop_t loop;
+  bool loop_initialised, thread_started;
+  uv_thread_t thread;
+  tp_probe_engine *engine;
+  tp_scheduler *scheduler;
+  uv_async_t stop_async; /* main -> worker: stop scheduling */
+  bool async_initialised;
+  bool stopping, closing;
+  uint64_t skipped; /* read by main after the thread ended */
+} worker;
+
 struct tp_agent {
   const tp_agent_config *config;
   const tp_log *log;
-  uv_loop_t loop;
+  uv_loop_t loop; /* main loop: pusher, signals, inbox */
   bool loop_initialised;
   tp_profile **profiles;
   size_t n_profiles;
-  tp_probe_engine *engine;
-  tp_scheduler *scheduler;
+  worker *workers;
+  unsigned n_workers;
   tp_queue *queue;
   tp_pusher *pusher;
   uv_signal_t sigint, sigterm;
   uv_timer_t run_for;
-  bool stopping, draining;
+
+  /* worker -> main handoff, guarded by inbox_lock */
+  uv_mutex_t inbox_lock;
+  bool inbox_lock_initialised;
+  tp_result **inbox;
+  size_t inbox_len, inbox_cap;
+  unsigned workers_finished;
+  uv_async_t inbox_async;
+
+  bool stopping, draining, joined;
   uint64_t produced;
   tp_agent_stats final_stats;
 };
 
-static void close_everything(tp_agent *a);
+static void close_main_handles(tp_agent *a);
+static void on_probe_result(tp_result *result, void *data);
 
-static void on_result(tp_result *result, void *data);
+/* ---- worker side ------------------------------------------------------ */
+
+static void on_worker_handle_closed(uv_handle_t *handle) {
+  (void)handle;
+}
+
+static void worker_close(worker *w) {
+  if (w->closing)
+    return;
+  w->closing = true;
+  if (w->scheduler != NULL) {
+    w->skipped = tp_scheduler_skipped(w->scheduler);
+    tp_scheduler_close(w->scheduler);
+    w->scheduler = NULL;
+  }
+  if (w->engine != NULL) {
+    tp_probe_engine_close(w->engine, NULL, NULL);
+    w->engine = NULL;
+  }
+  if (w->async_initialised)
+    uv_close((uv_handle_t *)&w->stop_async, on_worker_handle_closed);
+}
+
+/* Called on the worker thread once its last probe has reported. */
+static void worker_finished(worker *w) {
+  worker_close(w);
+  tp_agent *a = w->agent;
+  uv_mutex_lock(&a->inbox_lock);
+  a->workers_finished++;
+  uv_mutex_unlock(&a->inbox_lock);
+  uv_async_send(&a->inbox_async);
+}
+
+static void on_worker_stop(uv_async_t *handle) {
+  worker *w = handle->data;
+  if (w->stopping)
+    return;
+  w->stopping = true;
+  tp_scheduler_stop(w->scheduler);
+  (void)tp_probe_engine_cancel_pending(w->engine); /* callbacks come back with NULL */
+  if (tp_scheduler_outstanding(w->scheduler) == 0)
+    worker_finished(w);
+}
+
+static void on_probe_result(tp_result *result, void *data) {
+  worker *w = data;
+  tp_agent *a = w->agent;
+  uv_mutex_lock(&a->inbox_lock);
+  if (a->inbox_len == a->inbox_cap) {
+    a->inbox_cap = a->inbox_cap ? 2 * a->inbox_cap : 64;
+    a->inbox = tp_xrealloc(a->inbox, a->inbox_cap * sizeof(tp_result *));
+  }
+  a->inbox[a->inbox_len++] = result;
+  uv_mutex_unlock(&a->inbox_lock);
+  uv_async_send(&a->inbox_async);
+  if (w->stopping && tp_scheduler_outstanding(w->scheduler) == 0)
+    worker_finished(w);
+}
+
+static void worker_main(void *arg) {
+  worker *w = arg;
+  tp_scheduler_start(w->scheduler);
+  (void)uv_run(&w->loop, UV_RUN_DEFAULT);
+}
+
+static tp_err worker_init(tp_agent *a, worker *w, unsigned index) {
+  const tp_agent_config *c = a->config;
+  w->agent = a;
+  w->index = index;
+  if (uv_loop_init(&w->loop) != 0)
+    return TP_E_LOOP;
+  w->loop_initialised = true;
+  tp_probe_engine_options eo = {.max_in_flight = c->max_in_flight, .max_pending = c->max_pending};
+  if (tp_probe_engine_new(&w->loop, &eo, a->log, &w->engine) != TP_E_OK)
+    return TP_E_LOOP;
+  tp_err rc = tp_scheduler_new(&w->loop, c, a->profiles, index, a->n_workers, w->engine, a->log,
+                               on_probe_result, w, &w->scheduler);
+  if (rc != TP_E_OK)
+    return rc;
+  if (uv_async_init(&w->loop, &w->stop_async, on_worker_stop) != 0)
+    return TP_E_LOOP;
+  w->stop_async.data = w;
+  w->async_initialised = true;
+  return TP_E_OK;
+}
+
+/* Runs on the main thread after the worker's thread ended (or never ran). */
+static void worker_destroy(worker *w) {
+  if (!w->loop_initialised)
+    return;
+  worker_close(w);
+  (void)uv_run(&w->loop, UV_RUN_DEFAULT); /* deliver the close callbacks */
+  int rc = uv_loop_close(&w->loop);
+  if (rc != 0)
+    tp_log_warn(w->agent->log, "worker loop closed with handles still open", "worker=%u error=\"%s\"",
+                w->index, uv_strerror(rc));
+  w->loop_initialised = false;
+}
+
+/* ---- main side -------------------------------------------------------- */
 
 static tp_err build_profiles(tp_agent *a, char *err, size_t errlen) {
   const tp_agent_config *c = a->config;
@@ -58,6 +190,8 @@ static tp_err build_profiles(tp_agent *a, char *err, size_t errlen) {
   return TP_E_OK;
 }
 
+static void on_inbox(uv_async_t *handle);
+
 tp_err tp_agent_new(const tp_agent_config *config, const tp_log *log, tp_agent **out, char *err,
                     size_t errlen) {
   tp_agent *a = tp_xcalloc(1, sizeof(*a));
@@ -67,17 +201,21 @@ tp_err tp_agent_new(const tp_agent_config *config, const tp_log *log, tp_agent *
   if (rc != TP_E_OK)
     goto fail;
   rc = TP_E_LOOP;
+  if (uv_mutex_init(&a->inbox_lock) != 0) {
+    snprintf(err, errlen, "cannot create a mutex");
+    goto fail;
+  }
+  a->inbox_lock_initialised = true;
   if (uv_loop_init(&a->loop) != 0) {
     snprintf(err, errlen, "cannot initialise the event loop");
     goto fail;
   }
   a->loop_initialised = true;
-  tp_probe_engine_options eo = {.max_in_flight = config->max_in_flight,
-                                .max_pending = config->max_pending};
-  if (tp_probe_engine_new(&a->loop, &eo, log, &a->engine) != TP_E_OK) {
-    snprintf(err, errlen, "cannot start the probe engine");
+  if (uv_async_init(&a->loop, &a->inbox_async, on_inbox) != 0) {
+    snprintf(err, errlen, "cannot initialise the event loop");
     goto fail;
   }
+  a->inbox_async.data = a;
   a->queue = tp_queue_new(config->queue_limit);
   tp_pusher_options po = {.url = config->collector_url,
                           .agent_id = config->agent_id,
@@ -89,10 +227,14 @@ tp_err tp_agent_new(const tp_agent_config *config, const tp_log *log, tp_agent *
     snprintf(err, errlen, "cannot initialise libcurl for %s", config->collector_url);
     goto fail;
   }
-  rc = tp_scheduler_new(&a->loop, config, a->profiles, a->engine, log, on_result, a, &a->scheduler);
-  if (rc != TP_E_OK) {
-    snprintf(err, errlen, "cannot create the scheduler");
-    goto fail;
+  a->n_workers = config->loops;
+  a->workers = tp_xcalloc(a->n_workers, sizeof(worker));
+  for (unsigned i = 0; i < a->n_workers; i++) {
+    rc = worker_init(a, &a->workers[i], i);
+    if (rc != TP_E_OK) {
+      snprintf(err, errlen, "cannot set up probe loop %u: %s", i, tp_strerror(rc));
+      goto fail;
+    }
   }
   *out = a;
   return TP_E_OK;
@@ -101,10 +243,28 @@ fail:
   return rc;
 }
 
-/* ---- shutdown --------------------------------------------------------- */
-
-static void on_handle_closed(uv_handle_t *handle) {
+static void on_main_handle_closed(uv_handle_t *handle) {
   (void)handle;
+}
+
+static void join_workers(tp_agent *a) {
+  if (a->joined)
+    return;
+  a->joined = true;
+  for (unsigned i = 0; i < a->n_workers; i++) {
+    worker *w = &a->workers[i];
+    if (w->thread_started) {
+      uv_thread_join(&w->thread);
+      w->thread_started = false;
+    }
+  }
+}
+
+static uint64_t total_skipped(const tp_agent *a) {
+  uint64_t skipped = 0;
+  for (unsigned i = 0; i < a->n_workers; i++)
+    skipped += a->workers[i].skipped;
+  return skipped;
 }
 
 static void snapshot_stats(tp_agent *a) {
@@ -116,41 +276,64 @@ static void snapshot_stats(tp_agent *a) {
       .duplicates = ps.duplicates,
       .rejected = ps.rejected,
       .dropped = tp_queue_dropped(a->queue),
-      .skipped = tp_scheduler_skipped(a->scheduler),
+      .skipped = total_skipped(a),
       .unsent = ps.unsent,
   };
 }
 
-static void close_everything(tp_agent *a) {
-  if (a->scheduler != NULL) {
-    tp_scheduler_close(a->scheduler);
-    a->scheduler = NULL;
-  }
+static void close_main_handles(tp_agent *a) {
   if (a->pusher != NULL) {
     tp_pusher_close(a->pusher);
     a->pusher = NULL;
   }
-  if (a->engine != NULL) {
-    tp_probe_engine_close(a->engine, NULL, NULL);
-    a->engine = NULL;
-  }
   uv_handle_t *own[] = {(uv_handle_t *)&a->sigint, (uv_handle_t *)&a->sigterm,
-                        (uv_handle_t *)&a->run_for};
-  for (size_t i = 0; i < 3; i++)
+                        (uv_handle_t *)&a->run_for, (uv_handle_t *)&a->inbox_async};
+  for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++)
     if (own[i]->loop != NULL && !uv_is_closing(own[i]))
-      uv_close(own[i], on_handle_closed);
+      uv_close(own[i], on_main_handle_closed);
 }
 
 static void on_flushed(void *data) {
   tp_agent *a = data;
   snapshot_stats(a);
-  close_everything(a);
+  close_main_handles(a);
 }
 
-/* Second stage: every probe has reported; push what is queued. */
-static void drain_results(tp_agent *a) {
-  if (a->draining)
+/* Takes everything the workers handed over into the queue. */
+static void drain_inbox(tp_agent *a, unsigned *finished) {
+  uv_mutex_lock(&a->inbox_lock);
+  tp_result **batch = a->inbox;
+  size_t n = a->inbox_len;
+  a->inbox = NULL;
+  a->inbox_len = a->inbox_cap = 0;
+  *finished = a->workers_finished;
+  uv_mutex_unlock(&a->inbox_lock);
+  for (size_t i = 0; i < n; i++) {
+    tp_result *r = batch[i];
+    a->produced++;
+    tp_log_debug(a->log, "probe done",
+                 "target=%s profile=%s outcome=%s detail=\"%s\" handshake_us=%llu lag_us=%llu",
+                 r->target, r->profile, tp_outcome_name((int)r->outcome), r->detail ? r->detail : "",
+                 (unsigned long long)(r->handshake_ns / 1000),
+                 (unsigned long long)(r->loop_lag_ns / 1000));
+    if (tp_queue_push(a->queue, r))
+      tp_log_warn(a->log, "result queue full: dropped the oldest result", "limit=%u",
+                  a->config->queue_limit);
+  }
+  free(batch);
+  if (n > 0)
+    tp_pusher_notify(a->pusher);
+}
+
+static void on_inbox(uv_async_t *handle) {
+  tp_agent *a = handle->data;
+  unsigned finished;
+  drain_inbox(a, &finished);
+  if (!a->stopping || a->draining || finished < a->n_workers)
     return;
+  /* Every worker has reported its last probe: their threads are ending. */
+  join_workers(a);
+  drain_inbox(a, &finished); /* results sent between the two locks */
   a->draining = true;
   tp_log_info(a->log, "flushing results", "queued=%zu", tp_queue_length(a->queue));
   tp_pusher_flush(a->pusher, FLUSH_DEADLINE_MS, on_flushed, a);
@@ -160,15 +343,13 @@ static void begin_shutdown(tp_agent *a, const char *why) {
   if (a->stopping)
     return;
   a->stopping = true;
-  tp_log_info(a->log, "stopping", "reason=%s in_flight=%u", why,
-              tp_scheduler_outstanding(a->scheduler));
-  tp_scheduler_stop(a->scheduler);
-  (void)tp_probe_engine_cancel_pending(a->engine);
+  tp_log_info(a->log, "stopping", "reason=%s", why);
   uv_timer_stop(&a->run_for);
   uv_signal_stop(&a->sigint);
   uv_signal_stop(&a->sigterm);
-  if (tp_scheduler_outstanding(a->scheduler) == 0)
-    drain_results(a);
+  for (unsigned i = 0; i < a->n_workers; i++)
+    uv_async_send(&a->workers[i].stop_async);
+  uv_async_send(&a->inbox_async); /* re-check with zero workers / all finished */
 }
 
 static void on_signal(uv_signal_t *handle, int signum) {
@@ -177,23 +358,6 @@ static void on_signal(uv_signal_t *handle, int signum) {
 
 static void on_run_for(uv_timer_t *timer) {
   begin_shutdown(timer->data, "run-for elapsed");
-}
-
-/* ---- results ---------------------------------------------------------- */
-
-static void on_result(tp_result *result, void *data) {
-  tp_agent *a = data;
-  a->produced++;
-  tp_log_debug(a->log, "probe done", "target=%s profile=%s outcome=%s detail=\"%s\" handshake_us=%llu lag_us=%llu",
-               result->target, result->profile, tp_outcome_name((int)result->outcome), result->detail ? result->detail : "",
-               (unsigned long long)(result->handshake_ns / 1000),
-               (unsigned long long)(result->loop_lag_ns / 1000));
-  if (tp_queue_push(a->queue, result))
-    tp_log_warn(a->log, "result queue full: dropped the oldest result", "limit=%u",
-                a->config->queue_limit);
-  tp_pusher_notify(a->pusher);
-  if (a->stopping && tp_scheduler_outstanding(a->scheduler) == 0)
-    drain_results(a);
 }
 
 tp_err tp_agent_run(tp_agent *a, uint64_t run_for_ms) {
@@ -206,11 +370,27 @@ tp_err tp_agent_run(tp_agent *a, uint64_t run_for_ms) {
     return TP_E_LOOP;
   if (run_for_ms > 0 && uv_timer_start(&a->run_for, on_run_for, run_for_ms, 0) != 0)
     return TP_E_LOOP;
-  tp_log_info(a->log, "agent started", "agent_id=%s region=%s profiles=%zu targets=%zu jobs=%zu",
+  size_t series = 0;
+  for (unsigned i = 0; i < a->n_workers; i++)
+    series += tp_scheduler_series(a->workers[i].scheduler);
+  tp_log_info(a->log, "agent started",
+              "agent_id=%s region=%s profiles=%zu targets=%zu jobs=%zu series=%zu loops=%u",
               a->config->agent_id, a->config->region, a->config->n_profiles, a->config->n_targets,
-              a->config->n_jobs);
+              a->config->n_jobs, series, a->n_workers);
   tp_pusher_start(a->pusher);
-  tp_scheduler_start(a->scheduler);
+  for (unsigned i = 0; i < a->n_workers; i++) {
+    worker *w = &a->workers[i];
+    if (uv_thread_create(&w->thread, worker_main, w) != 0) {
+      tp_log_error(a->log, "cannot start a probe thread", "worker=%u", i);
+      /* Workers that never ran have nothing to report: count them finished. */
+      uv_mutex_lock(&a->inbox_lock);
+      a->workers_finished += a->n_workers - i;
+      uv_mutex_unlock(&a->inbox_lock);
+      begin_shutdown(a, "thread start failure");
+      break;
+    }
+    w->thread_started = true;
+  }
   (void)uv_run(&a->loop, UV_RUN_DEFAULT);
   return TP_E_OK;
 }
@@ -222,16 +402,26 @@ void tp_agent_get_stats(const tp_agent *a, tp_agent_stats *stats) {
 void tp_agent_free(tp_agent *a) {
   if (a == NULL)
     return;
+  /* Normally every thread has ended and every handle is closed by now; after
+   * --check or a failed start, close what is open and let the loops deliver
+   * the close callbacks before closing them. */
+  join_workers(a);
+  for (unsigned i = 0; i < a->n_workers; i++)
+    worker_destroy(&a->workers[i]);
+  free(a->workers);
   if (a->loop_initialised) {
-    /* Not run (e.g. --check) or stopped early: close what is open and let
-     * the loop deliver the close callbacks before closing it. */
-    close_everything(a);
+    close_main_handles(a);
     (void)uv_run(&a->loop, UV_RUN_DEFAULT);
     int rc = uv_loop_close(&a->loop);
     if (rc != 0)
       tp_log_warn(a->log, "event loop closed with handles still open", "error=\"%s\"",
                   uv_strerror(rc));
   }
+  for (size_t i = 0; i < a->inbox_len; i++)
+    tp_result_free(a->inbox[i]);
+  free(a->inbox);
+  if (a->inbox_lock_initialised)
+    uv_mutex_destroy(&a->inbox_lock);
   tp_queue_free(a->queue);
   for (size_t i = 0; i < a->n_profiles; i++)
     tp_profile_free(a->profiles[i]);

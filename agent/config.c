@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <uv.h>
+
 #include "tp_duration.h"
 #include "tp_log.h"
 #include "tp_mem.h"
@@ -28,7 +30,7 @@ typedef struct {
 } doc_collector;
 
 typedef struct {
-  unsigned max_in_flight, max_pending;
+  unsigned loops, max_in_flight, max_pending;
 } doc_limits;
 
 typedef struct {
@@ -93,6 +95,7 @@ static const cyaml_schema_field_t collector_fields[] = {
 };
 
 static const cyaml_schema_field_t limits_fields[] = {
+    CYAML_FIELD_UINT("loops", CYAML_FLAG_OPTIONAL, doc_limits, loops),
     CYAML_FIELD_UINT("max_in_flight", CYAML_FLAG_OPTIONAL, doc_limits, max_in_flight),
     CYAML_FIELD_UINT("max_pending", CYAML_FLAG_OPTIONAL, doc_limits, max_pending),
     CYAML_FIELD_END,
@@ -360,6 +363,12 @@ static tp_err check_document(tp_agent_config *c, const doc_root *doc, char *err,
   if (rc != TP_E_OK)
     return rc;
   const doc_limits *dl = doc->limits;
+  c->loops = dl && dl->loops ? dl->loops : uv_available_parallelism();
+  if (c->loops > TP_AGENT_MAX_LOOPS) {
+    tp_yaml_error_at(err, errlen, c->path, "limits.loops", "%u loops is more than the maximum of %d",
+                     c->loops, TP_AGENT_MAX_LOOPS);
+    return TP_E_CONFIG;
+  }
   c->max_in_flight = dl && dl->max_in_flight ? dl->max_in_flight : 64;
   c->max_pending = dl && dl->max_pending ? dl->max_pending : 16 * c->max_in_flight;
   const doc_defaults *dd = doc->defaults;

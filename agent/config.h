@@ -27,6 +27,8 @@ typedef struct tp_agent_job_config {
   uint64_t interval_ms;
 } tp_agent_job_config;
 
+#define TP_AGENT_MAX_LOOPS 64
+
 typedef struct tp_agent_config {
   const char *path;
   const char *agent_id, *region, *log_level;
@@ -36,7 +38,8 @@ typedef struct tp_agent_config {
   uint64_t flush_interval_ms, push_timeout_ms;
   unsigned queue_limit;
   /* probing */
-  unsigned max_in_flight, max_pending;
+  unsigned loops;                     /* probe loop threads */
+  unsigned max_in_flight, max_pending; /* per loop */
   uint64_t connect_timeout_ms, handshake_timeout_ms;
   tp_agent_profile_config *profiles;
   size_t n_profiles;

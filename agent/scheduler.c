@@ -84,8 +84,11 @@ static void on_tick(uv_timer_t *timer) {
 }
 
 tp_err tp_scheduler_new(uv_loop_t *loop, const tp_agent_config *config,
-                        tp_profile *const *profiles, tp_probe_engine *engine, const tp_log *log,
+                        tp_profile *const *profiles, unsigned shard_index, unsigned shard_count,
+                        tp_probe_engine *engine, const tp_log *log,
                         tp_scheduler_result_cb on_result, void *data, tp_scheduler **out) {
+  if (shard_count == 0 || shard_index >= shard_count)
+    return TP_E_INVAL;
   tp_scheduler *s = tp_xcalloc(1, sizeof(*s));
   s->engine = engine;
   s->log = log;
@@ -96,15 +99,18 @@ tp_err tp_scheduler_new(uv_loop_t *loop, const tp_agent_config *config,
   if (uv_random(NULL, NULL, &s->rng, sizeof(s->rng), 0, NULL) != 0 || s->rng == 0)
     s->rng = uv_hrtime() | 1;
 
+  size_t total = 0;
   for (size_t j = 0; j < config->n_jobs; j++)
-    s->n_series += config->jobs[j].n_targets * config->jobs[j].n_profiles;
-  s->series = tp_xcalloc(s->n_series, sizeof(series));
-  size_t k = 0;
+    total += config->jobs[j].n_targets * config->jobs[j].n_profiles;
+  s->series = tp_xcalloc(total / shard_count + 1, sizeof(series));
+  size_t number = 0;
   for (size_t j = 0; j < config->n_jobs; j++) {
     const tp_agent_job_config *job = &config->jobs[j];
     for (size_t t = 0; t < job->n_targets; t++) {
-      for (size_t p = 0; p < job->n_profiles; p++) {
-        series *se = &s->series[k++];
+      for (size_t p = 0; p < job->n_profiles; p++, number++) {
+        if (number % shard_count != shard_index)
+          continue;
+        series *se = &s->series[s->n_series++];
         const tp_agent_target_config *tc = &config->targets[job->target_index[t]];
         se->owner = s;
         se->target = (tp_target){.name = tc->name, .host = tc->host, .port = tc->port, .sni = tc->sni};
@@ -126,13 +132,16 @@ void tp_scheduler_start(tp_scheduler *s) {
     series *se = &s->series[i];
     (void)uv_timer_start(&se->timer, on_tick, random_below(s, se->interval_ms), 0);
   }
-  tp_log_info(s->log, "scheduler started", "series=%zu", s->n_series);
 }
 
 void tp_scheduler_stop(tp_scheduler *s) {
   s->running = false;
   for (size_t i = 0; i < s->n_series; i++)
     uv_timer_stop(&s->series[i].timer);
+}
+
+size_t tp_scheduler_series(const tp_scheduler *s) {
+  return s->n_series;
 }
 
 unsigned tp_scheduler_outstanding(const tp_scheduler *s) {

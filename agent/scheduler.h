@@ -18,10 +18,14 @@ typedef struct tp_scheduler tp_scheduler;
 typedef void (*tp_scheduler_result_cb)(tp_result *result, void *data);
 
 /* profiles[i] is the built profile of config->profiles[i]; both must outlive
- * the scheduler. */
+ * the scheduler. Series are numbered in config order (job, target, profile);
+ * this scheduler runs those with number % shard_count == shard_index, so
+ * several loops can split the work without overlap. */
 tp_err tp_scheduler_new(uv_loop_t *loop, const tp_agent_config *config,
-                        tp_profile *const *profiles, tp_probe_engine *engine, const tp_log *log,
+                        tp_profile *const *profiles, unsigned shard_index, unsigned shard_count,
+                        tp_probe_engine *engine, const tp_log *log,
                         tp_scheduler_result_cb on_result, void *data, tp_scheduler **out);
+size_t tp_scheduler_series(const tp_scheduler *scheduler);
 void tp_scheduler_start(tp_scheduler *scheduler);
 /* Stops firing; probes already submitted still report through on_result. */
 void tp_scheduler_stop(tp_scheduler *scheduler);

@@ -24,6 +24,7 @@ static void test_good_config(void **state) {
   assert_int_equal(c->flush_interval_ms, 500);
   assert_int_equal(c->queue_limit, 1000);
   assert_int_equal(c->push_timeout_ms, 3000);
+  assert_int_equal(c->loops, 3);
   assert_int_equal(c->max_in_flight, 32);
   assert_int_equal(c->max_pending, 100);
   assert_int_equal(c->connect_timeout_ms, 2000);
