@@ -61,32 +61,12 @@ static tp_err convert(const char *path, const raw_config *raw, tp_collector_conf
   return TP_E_OK;
 }
 
-/* libcyaml 1.3 positions an unknown key at the previous node (often the line
- * before), so re-locate it by name: every key of this file is top-level. */
-static void relocate_unknown_key(const char *path, char *err, size_t errlen) {
-  static const char marker[] = "Unexpected key: ";
-  char key[128];
-  const char *at = strstr(err, marker);
-  if (at == NULL)
-    return;
-  at += sizeof(marker) - 1;
-  size_t n = strcspn(at, " ");
-  if (n == 0 || n >= sizeof(key))
-    return;
-  memcpy(key, at, n);
-  key[n] = '\0';
-  tp_yaml_error_at(err, errlen, path, key,
-                   "unknown key \"%s\" (known: listen, database, max_body_bytes, log_level)", key);
-}
-
 tp_err tp_collector_config_load(const char *path, tp_collector_config **out, char *err,
                                 size_t errlen) {
   raw_config *raw = NULL;
   tp_collector_config *cfg = NULL;
   *out = NULL;
   tp_err rc = tp_yaml_load(path, &raw_schema, (void **)&raw, err, errlen);
-  if (rc == TP_E_CONFIG)
-    relocate_unknown_key(path, err, errlen);
   if (rc != TP_E_OK)
     goto out;
   cfg = tp_xcalloc(1, sizeof(*cfg));
