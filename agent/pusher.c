@@ -91,26 +91,19 @@ static batch *batch_build(tp_pusher *p) {
   b->n = tp_queue_take(p->queue, b->results, max);
   b->seq = p->next_batch_seq++;
 
-  Tlsprobe__V1__ProbeResult *msgs = tp_xcalloc(b->n, sizeof(*msgs));
+  tp_result_pb *wire = tp_xcalloc(b->n, sizeof(*wire));
   Tlsprobe__V1__ProbeResult **ptrs = tp_xcalloc(b->n, sizeof(*ptrs));
-  Tlsprobe__V1__CertificateFacts **cert_sets = tp_xcalloc(b->n, sizeof(*cert_sets));
-  Tlsprobe__V1__CertificateFacts ***cert_ptr_sets = tp_xcalloc(b->n, sizeof(*cert_ptr_sets));
   for (size_t i = 0; i < b->n; i++) {
-    const tp_result *r = b->results[i];
-    tlsprobe__v1__probe_result__init(&msgs[i]);
-    cert_sets[i] = tp_xcalloc(r->chain_len, sizeof(Tlsprobe__V1__CertificateFacts));
-    cert_ptr_sets[i] = tp_xcalloc(r->chain_len, sizeof(Tlsprobe__V1__CertificateFacts *));
-    tp_result_to_proto(r, &msgs[i], cert_sets[i], cert_ptr_sets[i]);
-    msgs[i].agent_id = p->agent_id;
-    msgs[i].region = p->region;
-    msgs[i].result_seq = p->next_result_seq++;
-    ptrs[i] = &msgs[i];
+    tp_result_pb_init(&wire[i], b->results[i]);
+    wire[i].msg.agent_id = p->agent_id;
+    wire[i].msg.region = p->region;
+    wire[i].msg.result_seq = p->next_result_seq++;
+    ptrs[i] = &wire[i].msg;
   }
   Tlsprobe__V1__ResultBatch msg = TLSPROBE__V1__RESULT_BATCH__INIT;
   msg.agent_id = p->agent_id;
   msg.instance_id = p->instance_id;
   msg.batch_seq = b->seq;
-  msg.sent_unix_ns = (int64_t)uv_hrtime(); /* replaced below by wall clock */
   struct timespec now;
   if (clock_gettime(CLOCK_REALTIME, &now) == 0)
     msg.sent_unix_ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
@@ -120,14 +113,10 @@ static batch *batch_build(tp_pusher *p) {
   b->body = tp_xmalloc(b->body_len);
   tlsprobe__v1__result_batch__pack(&msg, b->body);
 
-  for (size_t i = 0; i < b->n; i++) {
-    free(cert_sets[i]);
-    free(cert_ptr_sets[i]);
-  }
-  free(cert_sets);
-  free(cert_ptr_sets);
+  for (size_t i = 0; i < b->n; i++)
+    tp_result_pb_clear(&wire[i]);
   free(ptrs);
-  free(msgs);
+  free(wire);
   return b;
 }
 

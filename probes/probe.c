@@ -70,6 +70,7 @@ struct tp_probe_engine {
 
 static void start_probe(tp_probe *p);
 static void step_handshake(tp_probe *p);
+static const char *expected_name(const tp_probe *p);
 
 /* ---- loop lag --------------------------------------------------------- */
 
@@ -226,17 +227,12 @@ static void collect_session_facts(tp_probe *p) {
   r->resumed = gnutls_session_is_resumed(s) != 0;
 }
 
-/* The name the certificate must match: SNI if one is sent, else the host. */
-static const char *verify_name(const tp_probe *p) {
-  return p->result->sni != NULL ? p->result->sni : p->target.host;
-}
-
 static void verify_and_finish(tp_probe *p) {
   char detail[512];
   unsigned status = 0;
   collect_session_facts(p);
   tp_certinfo_collect(p->session, p->result->started_unix_ns / 1000000000, p->result);
-  int rc = gnutls_certificate_verify_peers3(p->session, verify_name(p), &status);
+  int rc = gnutls_certificate_verify_peers3(p->session, expected_name(p), &status);
   if (rc < 0) {
     snprintf(detail, sizeof(detail), "certificate verification could not run: %s",
              gnutls_strerror(rc));
@@ -303,6 +299,10 @@ static tp_err start_handshake(tp_probe *p, uint64_t now) {
     if (rc < 0)
       return TP_E_TLS;
   }
+  unsigned n_alpn;
+  const gnutls_datum_t *alpn = tp__profile_alpn(p->profile, &n_alpn);
+  if (n_alpn > 0 && gnutls_alpn_set_protocols(s, alpn, n_alpn, 0) < 0)
+    return TP_E_TLS;
   gnutls_transport_set_int(s, p->fd);
   /* Our timer bounds the handshake; GnuTLS's own timeout would race it. */
   gnutls_handshake_set_timeout(s, 0);
@@ -418,16 +418,28 @@ static bool is_ip_literal(const char *host) {
   return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
 }
 
+/* The name the certificate must match: the profile's override, else the
+ * target's sni, else its host (an IP literal is checked against IP SANs). */
+static const char *expected_name(const tp_probe *p) {
+  if (tp_profile_sni_mode(p->profile) == TP_SNI_OVERRIDE)
+    return tp_profile_sni_name(p->profile);
+  return p->target.sni != NULL ? p->target.sni : p->target.host;
+}
+
 static void fill_identity(tp_probe *p) {
   tp_result *r = p->result;
   r->target = tp_xstrdup(p->target.name);
   r->host = tp_xstrdup(p->target.host);
   r->port = p->target.port;
   r->profile = tp_xstrdup(tp_profile_name(p->profile));
-  if (p->target.sni != NULL)
-    r->sni = tp_xstrdup(p->target.sni);
-  else if (!is_ip_literal(p->target.host)) /* RFC 6066 §3: no IP literals in SNI */
-    r->sni = tp_xstrdup(p->target.host);
+  const char *name = expected_name(p);
+  /* RFC 6066 §3: SNI carries host names only, never IP literals. */
+  if (tp_profile_sni_mode(p->profile) != TP_SNI_OFF && !is_ip_literal(name))
+    r->sni = tp_xstrdup(name);
+  const char *note = tp_profile_fidelity_note(p->profile);
+  if (note != NULL)
+    r->fidelity_note = tp_xstrdup(note);
+  r->mode = tp_profile_mode(p->profile);
 }
 
 static void start_probe(tp_probe *p) {

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "priority.h"
 #include "profile_internal.h"
 #include "tp_mem.h"
 
@@ -16,45 +17,14 @@ struct tp_profile {
   char *priority_string;
   gnutls_priority_t priority;
   gnutls_certificate_credentials_t credentials;
+  gnutls_datum_t *alpn;
+  unsigned n_alpn;
+  tp_sni_mode sni_mode;
+  char *sni_name;
+  tp_probe_mode mode;
+  tp_http_spec http; /* strings owned */
+  char *fidelity_note;
 };
-
-static const struct {
-  const char *name;
-  unsigned bit;
-  const char *gnutls_name;
-} versions[] = {
-    {"TLS1.0", TP_TLS1_0, "VERS-TLS1.0"},
-    {"TLS1.1", TP_TLS1_1, "VERS-TLS1.1"},
-    {"TLS1.2", TP_TLS1_2, "VERS-TLS1.2"},
-    {"TLS1.3", TP_TLS1_3, "VERS-TLS1.3"},
-};
-#define N_VERSIONS (sizeof(versions) / sizeof(versions[0]))
-
-unsigned tp_tls_version_from_name(const char *name) {
-  for (size_t i = 0; i < N_VERSIONS; i++)
-    if (strcmp(versions[i].name, name) == 0)
-      return versions[i].bit;
-  return 0;
-}
-
-const char *tp_tls_version_names(void) {
-  return "TLS1.0, TLS1.1, TLS1.2, TLS1.3";
-}
-
-/* NORMAL minus every version, plus the requested ones. Legacy versions also
- * need the legacy signature/hash and cipher choices NORMAL still carries in
- * GnuTLS 3.7; %COMPAT relaxes record-layer strictness old servers rely on. */
-static char *priority_for_versions(unsigned mask) {
-  char buf[256];
-  size_t used = (size_t)snprintf(buf, sizeof(buf), "NORMAL:-VERS-ALL");
-  for (size_t i = 0; i < N_VERSIONS; i++) {
-    if (mask & versions[i].bit)
-      used += (size_t)snprintf(buf + used, sizeof(buf) - used, ":+%s", versions[i].gnutls_name);
-  }
-  if (mask & (TP_TLS1_0 | TP_TLS1_1))
-    snprintf(buf + used, sizeof(buf) - used, ":%%COMPAT");
-  return tp_xstrdup(buf);
-}
 
 static tp_err load_trust(gnutls_certificate_credentials_t cred, const char *trust, char *err,
                          size_t errlen) {
@@ -82,6 +52,62 @@ static tp_err load_trust(gnutls_certificate_credentials_t cred, const char *trus
   return TP_E_OK;
 }
 
+static tp_err load_client_certificate(gnutls_certificate_credentials_t cred,
+                                      const tp_profile_spec *spec, char *err, size_t errlen) {
+  if ((spec->client_certificate == NULL) != (spec->client_key == NULL)) {
+    snprintf(err, errlen, "client_certificate and client_key must be given together");
+    return TP_E_CONFIG;
+  }
+  if (spec->client_certificate == NULL)
+    return TP_E_OK;
+  int n = gnutls_certificate_set_x509_key_file(cred, spec->client_certificate, spec->client_key,
+                                               GNUTLS_X509_FMT_PEM);
+  if (n < 0) {
+    snprintf(err, errlen, "client certificate \"%s\" / key \"%s\": %s", spec->client_certificate,
+             spec->client_key, gnutls_strerror(n));
+    return TP_E_CONFIG;
+  }
+  return TP_E_OK;
+}
+
+/* ALPN protocol names are 1..255 bytes (RFC 7301 §3.1). */
+static tp_err copy_alpn(tp_profile *p, const char *const *alpn, char *err, size_t errlen) {
+  if (alpn == NULL)
+    return TP_E_OK;
+  while (alpn[p->n_alpn] != NULL)
+    p->n_alpn++;
+  p->alpn = tp_xcalloc(p->n_alpn, sizeof(gnutls_datum_t));
+  for (unsigned i = 0; i < p->n_alpn; i++) {
+    size_t len = strlen(alpn[i]);
+    if (len == 0 || len > 255) {
+      snprintf(err, errlen, "alpn: \"%s\" must be 1 to 255 bytes long", alpn[i]);
+      return TP_E_CONFIG;
+    }
+    p->alpn[i].data = (unsigned char *)tp_xstrdup(alpn[i]);
+    p->alpn[i].size = (unsigned)len;
+  }
+  return TP_E_OK;
+}
+
+static char *dup_or_null(const char *s) {
+  return s != NULL ? tp_xstrdup(s) : NULL;
+}
+
+static tp_err copy_options(tp_profile *p, const tp_profile_spec *spec, char *err, size_t errlen) {
+  p->sni_mode = spec->sni_mode;
+  if (spec->sni_mode == TP_SNI_OVERRIDE && (spec->sni_name == NULL || spec->sni_name[0] == '\0')) {
+    snprintf(err, errlen, "sni: an override needs a server name");
+    return TP_E_CONFIG;
+  }
+  p->sni_name = dup_or_null(spec->sni_name);
+  p->mode = spec->mode;
+  p->http.method = dup_or_null(spec->http.method);
+  p->http.path = dup_or_null(spec->http.method ? (spec->http.path ? spec->http.path : "/") : NULL);
+  p->http.host = dup_or_null(spec->http.host);
+  p->fidelity_note = dup_or_null(spec->fidelity_note);
+  return copy_alpn(p, spec->alpn, err, errlen);
+}
+
 tp_err tp_profile_new(const tp_profile_spec *spec, tp_profile **out, char *err, size_t errlen) {
   tp_err rc = TP_E_CONFIG;
   const char *err_pos = NULL;
@@ -100,10 +126,10 @@ tp_err tp_profile_new(const tp_profile_spec *spec, tp_profile **out, char *err, 
              "spell the profile out instead");
     goto fail;
   }
-  p->priority_string = spec->priority != NULL
-                           ? tp_xstrdup(spec->priority)
-                           : priority_for_versions(spec->versions ? spec->versions
-                                                                  : TP_TLS_DEFAULT_VERSIONS);
+  p->priority_string =
+      spec->priority != NULL ? tp_xstrdup(spec->priority) : tp__priority_build(spec, err, errlen);
+  if (p->priority_string == NULL)
+    goto fail;
   int grc = gnutls_priority_init2(&p->priority, p->priority_string, &err_pos, 0);
   if (grc < 0) {
     snprintf(err, errlen, "priority \"%s\": %s near \"%s\"", p->priority_string,
@@ -121,6 +147,12 @@ tp_err tp_profile_new(const tp_profile_spec *spec, tp_profile **out, char *err, 
   rc = load_trust(p->credentials, spec->trust, err, errlen);
   if (rc != TP_E_OK)
     goto fail;
+  rc = load_client_certificate(p->credentials, spec, err, errlen);
+  if (rc != TP_E_OK)
+    goto fail;
+  rc = copy_options(p, spec, err, errlen);
+  if (rc != TP_E_OK)
+    goto fail;
   *out = p;
   return TP_E_OK;
 
@@ -136,6 +168,14 @@ void tp_profile_free(tp_profile *profile) {
     gnutls_priority_deinit(profile->priority);
   if (profile->credentials != NULL)
     gnutls_certificate_free_credentials(profile->credentials);
+  for (unsigned i = 0; i < profile->n_alpn; i++)
+    free(profile->alpn[i].data);
+  free(profile->alpn);
+  free(profile->sni_name);
+  free((char *)profile->http.method);
+  free((char *)profile->http.path);
+  free((char *)profile->http.host);
+  free(profile->fidelity_note);
   free(profile->priority_string);
   free(profile->name);
   free(profile);
@@ -155,4 +195,29 @@ gnutls_priority_t tp__profile_priority(const tp_profile *profile) {
 
 gnutls_certificate_credentials_t tp__profile_credentials(const tp_profile *profile) {
   return profile->credentials;
+}
+
+tp_sni_mode tp_profile_sni_mode(const tp_profile *profile) {
+  return profile->sni_mode;
+}
+
+const char *tp_profile_sni_name(const tp_profile *profile) {
+  return profile->sni_name;
+}
+
+tp_probe_mode tp_profile_mode(const tp_profile *profile) {
+  return profile->mode;
+}
+
+const tp_http_spec *tp_profile_http(const tp_profile *profile) {
+  return &profile->http;
+}
+
+const char *tp_profile_fidelity_note(const tp_profile *profile) {
+  return profile->fidelity_note;
+}
+
+const gnutls_datum_t *tp__profile_alpn(const tp_profile *profile, unsigned *count) {
+  *count = profile->n_alpn;
+  return profile->alpn;
 }

@@ -23,13 +23,47 @@ unsigned tp_tls_version_from_name(const char *name);
 /* Comma-separated list of the names tp_tls_version_from_name knows. */
 const char *tp_tls_version_names(void);
 
+/* How the probe names the server. */
+typedef enum {
+  TP_SNI_HOST = 0, /* the target's sni, else its host unless it is an IP literal */
+  TP_SNI_OFF,      /* send no SNI; verify against the target's sni/host */
+  TP_SNI_OVERRIDE, /* send sni_name (and verify against it) for every target */
+} tp_sni_mode;
+
+/* What a probe does after TCP connect. */
+typedef enum {
+  TP_MODE_HANDSHAKE = 0, /* one full handshake */
+  TP_MODE_RESUMPTION,    /* full handshake, take the ticket, reconnect and resume */
+  TP_MODE_EARLY_DATA,    /* like resumption, sending an idempotent GET as 0-RTT data */
+} tp_probe_mode;
+
+/* Optional HTTP request after the handshake (over the probe's own session). */
+typedef struct tp_http_spec {
+  const char *method; /* NULL = no request; "GET", "HEAD"... */
+  const char *path;   /* default "/" */
+  const char *host;   /* Host header; default: SNI name, else host */
+} tp_http_spec;
+
 /* Plain description of a profile, as configured. Strings are borrowed and only
- * need to live during tp_profile_new. */
+ * need to live during tp_profile_new. Name lists are NULL-terminated arrays of
+ * GnuTLS priority keywords, in the user's order of preference. */
 typedef struct tp_profile_spec {
   const char *name;
   unsigned versions;    /* TP_TLS* bits; 0 = TP_TLS_DEFAULT_VERSIONS */
-  const char *priority; /* raw GnuTLS priority string; exclusive with versions */
+  const char *priority; /* raw GnuTLS priority string; exclusive with the structured fields */
   const char *trust;    /* NULL or "system", a PEM bundle file or a directory */
+  const char *const *ciphers;              /* NULL = GnuTLS defaults */
+  const char *const *key_exchanges;        /* TLS <= 1.2 key exchange */
+  const char *const *macs;
+  const char *const *groups;
+  const char *const *signature_algorithms;
+  const char *const *alpn;                 /* e.g. {"h2", "http/1.1", NULL} */
+  const char *client_certificate, *client_key; /* PEM files, both or neither */
+  tp_sni_mode sni_mode;
+  const char *sni_name; /* TP_SNI_OVERRIDE only */
+  tp_probe_mode mode;
+  tp_http_spec http;
+  const char *fidelity_note; /* what the emulation cannot reproduce; may be NULL */
 } tp_profile_spec;
 
 typedef struct tp_profile tp_profile;
@@ -41,5 +75,10 @@ void tp_profile_free(tp_profile *profile);
 const char *tp_profile_name(const tp_profile *profile);
 /* The GnuTLS priority string the profile was built with (for logs and docs). */
 const char *tp_profile_priority_string(const tp_profile *profile);
+tp_sni_mode tp_profile_sni_mode(const tp_profile *profile);
+const char *tp_profile_sni_name(const tp_profile *profile); /* TP_SNI_OVERRIDE only */
+tp_probe_mode tp_profile_mode(const tp_profile *profile);
+const tp_http_spec *tp_profile_http(const tp_profile *profile); /* method NULL = none */
+const char *tp_profile_fidelity_note(const tp_profile *profile); /* NULL = faithful */
 
 #endif

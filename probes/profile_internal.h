@@ -7,5 +7,7 @@
 
 gnutls_priority_t tp__profile_priority(const tp_profile *profile);
 gnutls_certificate_credentials_t tp__profile_credentials(const tp_profile *profile);
+/* ALPN protocols for gnutls_alpn_set_protocols(); *count = 0 when none. */
+const gnutls_datum_t *tp__profile_alpn(const tp_profile *profile, unsigned *count);
 
 #endif

@@ -21,9 +21,19 @@ static void cert_facts_clear(tp_cert_facts *c) {
   free(c->signature_algorithm);
 }
 
+static void free_strings(char **v, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    free(v[i]);
+  free(v);
+}
+
 void tp_result_free(tp_result *r) {
   if (r == NULL)
     return;
+  free_strings(r->groups_offered, r->n_groups_offered);
+  free_strings(r->key_shares_offered, r->n_key_shares_offered);
+  free(r->fidelity_note);
+  free(r->ocsp_cert_status);
   free(r->target);
   free(r->host);
   free(r->sni);
@@ -47,9 +57,48 @@ static char *str_or_empty(char *s) {
   return s != NULL ? s : (char *)protobuf_c_empty_string;
 }
 
-void tp_result_to_proto(const tp_result *r, Tlsprobe__V1__ProbeResult *pb,
-                        Tlsprobe__V1__CertificateFacts *certs,
-                        Tlsprobe__V1__CertificateFacts **cert_ptrs) {
+static const char *mode_name(tp_probe_mode mode) {
+  switch (mode) {
+  case TP_MODE_HANDSHAKE:
+    return "handshake";
+  case TP_MODE_RESUMPTION:
+    return "resumption";
+  case TP_MODE_EARLY_DATA:
+    return "early_data";
+  }
+  return "handshake";
+}
+
+static void certs_to_proto(const tp_result *r, tp_result_pb *out) {
+  out->certs = r->chain_len ? tp_xcalloc(r->chain_len, sizeof(*out->certs)) : NULL;
+  out->cert_ptrs = r->chain_len ? tp_xcalloc(r->chain_len, sizeof(*out->cert_ptrs)) : NULL;
+  for (size_t i = 0; i < r->chain_len; i++) {
+    const tp_cert_facts *c = &r->chain[i];
+    Tlsprobe__V1__CertificateFacts *pc = &out->certs[i];
+    tlsprobe__v1__certificate_facts__init(pc);
+    pc->subject = str_or_empty(c->subject);
+    pc->issuer = str_or_empty(c->issuer);
+    pc->n_san_dns = c->n_san_dns;
+    pc->san_dns = c->san_dns;
+    pc->not_before_unix = c->not_before_unix;
+    pc->not_after_unix = c->not_after_unix;
+    pc->key_type = str_or_empty(c->key_type);
+    pc->key_bits = c->key_bits;
+    pc->signature_algorithm = str_or_empty(c->signature_algorithm);
+    out->cert_ptrs[i] = pc;
+  }
+  out->msg.n_chain = r->chain_len;
+  out->msg.chain = out->cert_ptrs;
+  out->msg.days_to_earliest_expiry = r->days_to_earliest_expiry;
+  out->msg.chain_length_sent = r->chain_length_sent;
+  out->msg.chain_complete = r->chain_complete;
+}
+
+void tp_result_pb_init(tp_result_pb *out, const tp_result *r) {
+  Tlsprobe__V1__ProbeResult *pb = &out->msg;
+  tlsprobe__v1__probe_result__init(pb);
+  tlsprobe__v1__ocsp_facts__init(&out->ocsp);
+  tlsprobe__v1__http_facts__init(&out->http);
   pb->target = str_or_empty(r->target);
   pb->host = str_or_empty(r->host);
   pb->sni = str_or_empty(r->sni);
@@ -72,22 +121,35 @@ void tp_result_to_proto(const tp_result *r, Tlsprobe__V1__ProbeResult *pb,
   pb->server_signature_algorithm = str_or_empty(r->server_signature_algorithm);
   pb->resumed = r->resumed;
   pb->hello_retry_request = r->hello_retry_request;
-  pb->days_to_earliest_expiry = r->days_to_earliest_expiry;
-  pb->n_chain = r->chain_len;
-  pb->chain = r->chain_len ? cert_ptrs : NULL;
-  for (size_t i = 0; i < r->chain_len; i++) {
-    const tp_cert_facts *c = &r->chain[i];
-    Tlsprobe__V1__CertificateFacts *pc = &certs[i];
-    tlsprobe__v1__certificate_facts__init(pc);
-    pc->subject = str_or_empty(c->subject);
-    pc->issuer = str_or_empty(c->issuer);
-    pc->n_san_dns = c->n_san_dns;
-    pc->san_dns = c->san_dns;
-    pc->not_before_unix = c->not_before_unix;
-    pc->not_after_unix = c->not_after_unix;
-    pc->key_type = str_or_empty(c->key_type);
-    pc->key_bits = c->key_bits;
-    pc->signature_algorithm = str_or_empty(c->signature_algorithm);
-    cert_ptrs[i] = pc;
+  pb->n_groups_offered = r->n_groups_offered;
+  pb->groups_offered = r->groups_offered;
+  pb->n_key_shares_offered = r->n_key_shares_offered;
+  pb->key_shares_offered = r->key_shares_offered;
+  pb->mode = (char *)mode_name(r->mode);
+  pb->ticket_received = r->ticket_received;
+  pb->resumption_handshake_ns = r->resumption_handshake_ns;
+  pb->early_data_attempted = r->early_data_attempted;
+  pb->early_data_accepted = r->early_data_accepted;
+  pb->fidelity_note = str_or_empty(r->fidelity_note);
+  if (r->ocsp_stapled) {
+    out->ocsp.cert_status = str_or_empty(r->ocsp_cert_status);
+    out->ocsp.this_update_unix = r->ocsp_this_update_unix;
+    out->ocsp.next_update_unix = r->ocsp_next_update_unix;
+    out->ocsp.age_seconds = r->ocsp_age_seconds;
+    pb->ocsp = &out->ocsp;
   }
+  if (r->http_done) {
+    out->http.status = r->http_status;
+    out->http.first_byte_ns = r->http_first_byte_ns;
+    out->http.hsts = r->http_hsts;
+    pb->http = &out->http;
+  }
+  certs_to_proto(r, out);
+}
+
+void tp_result_pb_clear(tp_result_pb *out) {
+  free(out->certs);
+  free(out->cert_ptrs);
+  out->certs = NULL;
+  out->cert_ptrs = NULL;
 }

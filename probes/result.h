@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "outcome.h"
+#include "profile.h"
 #include "tlsprobe.pb-c.h"
 
 typedef struct tp_cert_facts {
@@ -35,20 +36,44 @@ typedef struct tp_result {
   /* negotiated facts (NULL when not reached) */
   char *tls_version, *cipher, *group, *alpn, *server_signature_algorithm;
   bool resumed, hello_retry_request;
+  char **groups_offered, **key_shares_offered; /* from our own ClientHello */
+  size_t n_groups_offered, n_key_shares_offered;
+  tp_probe_mode mode;
+  bool ticket_received, early_data_attempted, early_data_accepted;
+  uint64_t resumption_handshake_ns;
+  char *fidelity_note;
+  /* stapled OCSP response */
+  bool ocsp_stapled;
+  char *ocsp_cert_status; /* "good", "revoked", "unknown" */
+  int64_t ocsp_this_update_unix, ocsp_next_update_unix, ocsp_age_seconds;
+  /* HTTP request after the handshake */
+  bool http_done;
+  unsigned http_status;
+  uint64_t http_first_byte_ns;
+  bool http_hsts;
   /* certificates as sent; facts are kept even when verification failed */
   tp_cert_facts *chain;
   size_t chain_len;
   int32_t days_to_earliest_expiry;
+  unsigned chain_length_sent;
+  bool chain_complete;
 } tp_result;
 
 tp_result *tp_result_new(void);
 void tp_result_free(tp_result *result);
 
-/* Fills `pb` (initialised by the caller) with pointers into `result`; `certs`
- * and `cert_ptrs` must have room for result->chain_len entries. The wire
- * message is only valid while `result` lives. */
-void tp_result_to_proto(const tp_result *result, Tlsprobe__V1__ProbeResult *pb,
-                        Tlsprobe__V1__CertificateFacts *certs,
-                        Tlsprobe__V1__CertificateFacts **cert_ptrs);
+/* The wire form of one result. It borrows every string from the tp_result,
+ * so it is only valid while that result lives; tp_result_pb_clear frees what
+ * tp_result_pb_init allocated (the certificate arrays), never the strings. */
+typedef struct tp_result_pb {
+  Tlsprobe__V1__ProbeResult msg;
+  Tlsprobe__V1__OcspFacts ocsp;
+  Tlsprobe__V1__HttpFacts http;
+  Tlsprobe__V1__CertificateFacts *certs;
+  Tlsprobe__V1__CertificateFacts **cert_ptrs;
+} tp_result_pb;
+
+void tp_result_pb_init(tp_result_pb *pb, const tp_result *result);
+void tp_result_pb_clear(tp_result_pb *pb);
 
 #endif

@@ -65,13 +65,21 @@ static void test_result_round_trip(void **state) {
   r->chain[0].not_after_unix = 1600000000;
   r->days_to_earliest_expiry = -3;
 
-  Tlsprobe__V1__ProbeResult pb = TLSPROBE__V1__PROBE_RESULT__INIT;
-  Tlsprobe__V1__CertificateFacts certs[1];
-  Tlsprobe__V1__CertificateFacts *cert_ptrs[1];
-  tp_result_to_proto(r, &pb, certs, cert_ptrs);
-  size_t len = tlsprobe__v1__probe_result__get_packed_size(&pb);
+  r->ocsp_stapled = true;
+  r->ocsp_cert_status = tp_xstrdup("good");
+  r->ocsp_age_seconds = 7200;
+  r->n_groups_offered = 2;
+  r->groups_offered = tp_xcalloc(2, sizeof(char *));
+  r->groups_offered[0] = tp_xstrdup("X25519");
+  r->groups_offered[1] = tp_xstrdup("SECP256R1");
+  r->mode = TP_MODE_RESUMPTION;
+
+  tp_result_pb pb;
+  tp_result_pb_init(&pb, r);
+  size_t len = tlsprobe__v1__probe_result__get_packed_size(&pb.msg);
   uint8_t *bytes = malloc(len);
-  tlsprobe__v1__probe_result__pack(&pb, bytes);
+  tlsprobe__v1__probe_result__pack(&pb.msg, bytes);
+  tp_result_pb_clear(&pb);
   Tlsprobe__V1__ProbeResult *back = tlsprobe__v1__probe_result__unpack(NULL, len, bytes);
   assert_non_null(back);
   assert_string_equal(back->target, "web");
@@ -86,6 +94,13 @@ static void test_result_round_trip(void **state) {
   assert_string_equal(back->chain[0]->subject, "CN=web");
   assert_string_equal(back->chain[0]->san_dns[0], "web.test");
   assert_int_equal(back->days_to_earliest_expiry, -3);
+  assert_non_null(back->ocsp);
+  assert_string_equal(back->ocsp->cert_status, "good");
+  assert_int_equal(back->ocsp->age_seconds, 7200);
+  assert_null(back->http); /* no HTTP request made -> absent */
+  assert_int_equal(back->n_groups_offered, 2);
+  assert_string_equal(back->groups_offered[1], "SECP256R1");
+  assert_string_equal(back->mode, "resumption");
   /* truncated bytes do not decode */
   assert_null(tlsprobe__v1__probe_result__unpack(NULL, len - 3, bytes));
   tlsprobe__v1__probe_result__free_unpacked(back, NULL);
