@@ -9,7 +9,7 @@ PACKAGES=(
   libuv1-dev                           # agent event loop
   libcurl4-gnutls-dev                  # agent -> collector push
   libprotobuf-c-dev protobuf-c-compiler
-  libcyaml-dev                         # YAML config
+  libcyaml-dev libyaml-dev             # YAML config (+ libyaml for error positions)
   libmicrohttpd-dev                    # collector HTTP
   libsqlite3-dev sqlite3               # embedded store (+ CLI used by tests)
   libcmocka-dev                        # unit tests
