@@ -61,15 +61,21 @@ tp_alive() { [ -r "/proc/$1/status" ] && ! grep -q '^State:[[:space:]]*Z' "/proc
 
 # tp_stop PID NAME [SECONDS]: SIGTERM, wait up to SECONDS (default 10), then SIGKILL.
 # PID must be a child of this shell. Returns the process's exit status (KILL: 137).
+# SIGKILL is sent only if the whole grace period passed with the process alive; once it
+# looks gone, `wait` (which blocks until the child has really exited) has the last word.
 tp_stop() {
-  local pid=$1 name=$2 secs=${3:-10} i rc=0
-  kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || rc=$?; return $rc; }
+  local pid=$1 name=$2 secs=${3:-10} i rc=0 gone=0
+  # Already reaped (e.g. stopped earlier, now in a cleanup): its pid may belong to a stranger.
+  if ! jobs -p | grep -qx "$pid"; then
+    wait "$pid" 2>/dev/null || rc=$?
+    return $rc
+  fi
   kill -TERM "$pid" 2>/dev/null || true
   for ((i = 0; i < secs * 10; i++)); do
-    tp_alive "$pid" || break
+    if ! tp_alive "$pid"; then gone=1; break; fi
     sleep 0.1
   done
-  if tp_alive "$pid"; then
+  if [ $gone -eq 0 ]; then
     tp_say "$name (pid $pid) ignored SIGTERM for ${secs}s; sending SIGKILL"
     kill -KILL "$pid" 2>/dev/null || true
   fi

@@ -70,9 +70,14 @@ tp_expect_match "--check on an undefined profile prints file:line:col and the na
 tp_start_collector "$TP_COLLECTOR" "$WORK"
 tp_write_agent_config "$WORK/agent.yaml" "$WORK/targets" "$TP_COLLECTOR_URL" 1s e2e-agent
 
+# In the background so that a signal to this script interrupts `wait` and the cleanups run
+# at once; timeout bounds an agent that never stops.
 rc=0
 timeout $((RUN_FOR_S + 60)) "$TP_AGENT" --config "$WORK/agent.yaml" --run-for "${RUN_FOR_S}s" \
-  </dev/null >"$WORK/agent.log" 2>&1 || rc=$?
+  </dev/null >"$WORK/agent.log" 2>&1 &
+agent_pid=$!
+tp_on_exit "tp_stop $agent_pid agent >/dev/null 2>&1"
+wait "$agent_pid" || rc=$?
 tp_expect_eq "agent --run-for ${RUN_FOR_S}s exits 0" 0 "$rc"
 if [ $rc -ne 0 ]; then tail -n 30 "$WORK/agent.log" | sed 's/^/  | /' >&2; fi
 
