@@ -2,14 +2,18 @@
 # test.sh - everything CI runs (.ci/run calls this):
 #   1. install the Debian packages;
 #   2. build into build/ and run every unit and integration test with ctest;
-#   3. build into build-asan/ with ASan+UBSan (Debug) and run them all again.
-# Exits non-zero if any build or test fails. TP_TEST_BUILD_DIR / TP_TEST_ASAN_BUILD_DIR
-# move the two build trees (e.g. to keep a shared checkout's build/ untouched).
+#   3. build into build-asan/ with ASan+UBSan (Debug) and run them all again;
+#   4. only with TP_TEST_TSAN=1: build into build-tsan/ with ThreadSanitizer and run them
+#      a third time (the agent runs one probe loop per thread).
+# Exits non-zero if any build or test fails. TP_TEST_BUILD_DIR / TP_TEST_ASAN_BUILD_DIR /
+# TP_TEST_TSAN_BUILD_DIR move the build trees (e.g. to keep a shared checkout's build/
+# untouched).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${TP_TEST_BUILD_DIR:-$ROOT/build}
 BUILD_ASAN=${TP_TEST_ASAN_BUILD_DIR:-$ROOT/build-asan}
+BUILD_TSAN=${TP_TEST_TSAN_BUILD_DIR:-$ROOT/build-tsan}
 JOBS=$(nproc)
 
 say() { echo "== test.sh: $*" >&2; }
@@ -63,5 +67,11 @@ fi
 export ASAN_OPTIONS="detect_leaks=$leaks:abort_on_error=0:strict_string_checks=1:detect_stack_use_after_return=1:check_initialization_order=1"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 build_and_test "$BUILD_ASAN" -DTP_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
+
+if [ "${TP_TEST_TSAN:-0}" = 1 ]; then
+  unset ASAN_OPTIONS UBSAN_OPTIONS
+  export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1"
+  build_and_test "$BUILD_TSAN" -DTP_TSAN=ON -DCMAKE_BUILD_TYPE=Debug
+fi
 
 say "all builds and tests passed"
