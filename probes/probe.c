@@ -1,5 +1,9 @@
 /* probe.c - the probe state machine on libuv and the engine that bounds it.
  *
+ *   RESOLVE -> CONNECT -> HANDSHAKE -> (verify) -> [HTTP] -> DONE
+ *   resumption / early_data modes add a second round on the same address:
+ *   ... -> [TICKET] -> RECONNECT -> CONNECT -> HANDSHAKE (resuming) -> [HTTP] -> DONE
+ *
  * Why uv_poll_t on our own non-blocking socket rather than uv_tcp_t with
  * GnuTLS push/pull callbacks: GnuTLS then reads and writes the kernel socket
  * directly (no copy through libuv read buffers, no pull-timeout emulation),
@@ -24,11 +28,29 @@
 #include <unistd.h>
 
 #include "certinfo.h"
+#include "chain.h"
 #include "classify.h"
+#include "hello.h"
+#include "http.h"
+#include "ocsp.h"
 #include "profile_internal.h"
+#include "tp_buf.h"
 #include "tp_mem.h"
 
-typedef enum { ST_QUEUED, ST_RESOLVE, ST_CONNECT, ST_HANDSHAKE, ST_DONE } probe_state;
+/* How long a TLS 1.3 client waits for the server's NewSessionTicket, which
+ * arrives after the handshake (RFC 8446 §4.6.1), before resuming anyway. */
+#define TICKET_WAIT_MS 1000
+
+typedef enum {
+  ST_QUEUED,
+  ST_RESOLVE,
+  ST_CONNECT,
+  ST_HANDSHAKE,
+  ST_HTTP,
+  ST_TICKET,
+  ST_RECONNECT,
+  ST_DONE
+} probe_state;
 
 typedef struct tp_probe {
   tp_probe_engine *engine;
@@ -40,6 +62,7 @@ typedef struct tp_probe {
   struct tp_probe *next; /* pending queue link */
 
   probe_state state;
+  int round; /* 1 = first connection, 2 = the resuming one */
   uv_getaddrinfo_t gai;
   uv_timer_t timer;
   uv_poll_t poll;
@@ -48,6 +71,16 @@ typedef struct tp_probe {
   int fd;
   gnutls_session_t session;
   bool handshake_done;
+  struct sockaddr_storage addr;
+  socklen_t addrlen;
+  gnutls_datum_t session_data; /* round 1 session, for resumption */
+
+  /* HTTP exchange */
+  char *request;
+  size_t request_len, request_sent;
+  tp_buf response_head;
+  uint64_t t_request_sent;
+  bool got_first_byte;
 
   uint64_t t_start, t_phase; /* uv_hrtime() */
   uint64_t phase_lag;        /* loop lag seen in the current phase */
@@ -70,6 +103,9 @@ struct tp_probe_engine {
 
 static void start_probe(tp_probe *p);
 static void step_handshake(tp_probe *p);
+static void step_http(tp_probe *p);
+static void step_ticket(tp_probe *p, bool give_up);
+static void connect_round(tp_probe *p, uint64_t now);
 static const char *expected_name(const tp_probe *p);
 
 /* ---- loop lag --------------------------------------------------------- */
@@ -92,7 +128,7 @@ static uint64_t lag_at(const tp_probe_engine *e, uint64_t now) {
   return now > poll_returned ? now - poll_returned : 0;
 }
 
-/* Stamps an event: returns the corrected time (as if handled without lag). */
+/* Stamps an event: accumulates its lag and returns the raw time. */
 static uint64_t stamp_event(tp_probe *p) {
   uint64_t now = uv_hrtime();
   uint64_t lag = lag_at(p->engine, now);
@@ -120,6 +156,9 @@ static void release_probe(tp_probe *p) {
     gnutls_deinit(p->session);
   if (p->fd >= 0)
     close(p->fd);
+  gnutls_free(p->session_data.data);
+  free(p->request);
+  tp_buf_free(&p->response_head);
   tp_result *result = p->result;
   tp_probe_done_cb cb = p->cb;
   void *cb_data = p->cb_data;
@@ -149,6 +188,13 @@ static void on_handle_closed(uv_handle_t *handle) {
   maybe_release(p);
 }
 
+static void close_poll(tp_probe *p, uv_close_cb cb) {
+  if (!p->poll_open)
+    return;
+  p->poll_open = false;
+  uv_close((uv_handle_t *)&p->poll, cb);
+}
+
 static void finish(tp_probe *p, tp_outcome outcome, const char *detail) {
   if (p->state == ST_DONE)
     return;
@@ -156,19 +202,18 @@ static void finish(tp_probe *p, tp_outcome outcome, const char *detail) {
   p->state = ST_DONE;
   tp_result *r = p->result;
   r->outcome = outcome;
-  if (detail != NULL && detail[0] != '\0')
-    r->detail = tp_xstrdup(detail);
+  free(r->detail);
+  r->detail = detail != NULL && detail[0] != '\0' ? tp_xstrdup(detail) : NULL;
   r->total_ns = elapsed_without_lag(p->t_start, now, p->total_lag);
   r->loop_lag_ns = p->total_lag;
 
-  if (p->handshake_done) /* polite close_notify; non-blocking, best effort */
+  if (p->handshake_done && p->session != NULL) /* polite close_notify; best effort */
     (void)gnutls_bye(p->session, GNUTLS_SHUT_WR);
   if (p->gai_active)
     (void)uv_cancel((uv_req_t *)&p->gai); /* on_resolved still runs, with ECANCELED */
   uv_timer_stop(&p->timer);
   uv_close((uv_handle_t *)&p->timer, on_handle_closed);
-  if (p->poll_open)
-    uv_close((uv_handle_t *)&p->poll, on_handle_closed);
+  close_poll(p, on_handle_closed);
 }
 
 /* ---- timeouts --------------------------------------------------------- */
@@ -192,7 +237,17 @@ static void on_timeout(uv_timer_t *timer) {
              (unsigned long long)p->timeouts.handshake_ms);
     finish(p, TP_OUTCOME_HANDSHAKE_TIMEOUT, detail);
     break;
+  case ST_HTTP:
+    snprintf(detail, sizeof(detail), "no complete HTTP response head within %llu ms",
+             (unsigned long long)p->timeouts.handshake_ms);
+    finish(p, TP_OUTCOME_HTTP_STATUS, detail);
+    break;
+  case ST_TICKET:
+    /* No ticket in time: resume with what we have (the result will say). */
+    step_ticket(p, true);
+    break;
   case ST_QUEUED:
+  case ST_RECONNECT:
   case ST_DONE:
     break;
   }
@@ -202,6 +257,47 @@ static void arm_timer(tp_probe *p, uint64_t ms) {
   int rc = uv_timer_start(&p->timer, on_timeout, ms, 0);
   if (rc < 0)
     finish(p, TP_OUTCOME_OTHER, uv_strerror(rc));
+}
+
+/* ---- handshake hook: evidence from our own ClientHello ------------------ */
+
+static char **group_names(const uint16_t *ids, size_t n) {
+  char **names = tp_xcalloc(n ? n : 1, sizeof(char *));
+  for (size_t i = 0; i < n; i++) {
+    char buf[16];
+    names[i] = tp_xstrdup(tp_hello_group_name(ids[i], buf, sizeof(buf)));
+  }
+  return names;
+}
+
+static void record_client_hello(tp_probe *p, const gnutls_datum_t *msg) {
+  tp_result *r = p->result;
+  const uint8_t *body = msg->data;
+  size_t len = msg->size;
+  /* Accept the message with or without its 4-byte handshake header. */
+  if (len >= 4 && body[0] == GNUTLS_HANDSHAKE_CLIENT_HELLO &&
+      (((size_t)body[1] << 16) | ((size_t)body[2] << 8) | body[3]) == len - 4) {
+    body += 4;
+    len -= 4;
+  }
+  tp_hello_offer offer;
+  if (tp_hello_parse_client_hello(body, len, &offer) != 0)
+    return;
+  r->groups_offered = group_names(offer.groups, offer.n_groups);
+  r->n_groups_offered = offer.n_groups;
+  r->key_shares_offered = group_names(offer.key_shares, offer.n_key_shares);
+  r->n_key_shares_offered = offer.n_key_shares;
+}
+
+static int on_handshake_message(gnutls_session_t session, unsigned int htype, unsigned when,
+                                unsigned int incoming, const gnutls_datum_t *msg) {
+  tp_probe *p = gnutls_session_get_ptr(session);
+  (void)when;
+  if (htype == GNUTLS_HANDSHAKE_CLIENT_HELLO && !incoming && p->result->groups_offered == NULL)
+    record_client_hello(p, msg); /* the first ClientHello: what the profile offers */
+  else if (htype == GNUTLS_HANDSHAKE_HELLO_RETRY_REQUEST && incoming)
+    p->result->hello_retry_request = true; /* RFC 8446 §4.1.4 */
+  return 0;
 }
 
 /* ---- verification and facts ------------------------------------------- */
@@ -227,23 +323,116 @@ static void collect_session_facts(tp_probe *p) {
   r->resumed = gnutls_session_is_resumed(s) != 0;
 }
 
-static void verify_and_finish(tp_probe *p) {
-  char detail[512];
-  unsigned status = 0;
+/* Verifies the peer chain; returns the outcome and fills detail. Facts are
+ * collected first so they survive a failed verification. */
+static tp_outcome verify_peer(tp_probe *p, char *detail, size_t len) {
+  int64_t now_unix = p->result->started_unix_ns / 1000000000;
   collect_session_facts(p);
-  tp_certinfo_collect(p->session, p->result->started_unix_ns / 1000000000, p->result);
+  tp_certinfo_collect(p->session, now_unix, p->result);
+  tp_ocsp_collect(p->session, now_unix, p->result);
+  unsigned status = 0;
   int rc = gnutls_certificate_verify_peers3(p->session, expected_name(p), &status);
   if (rc < 0) {
-    snprintf(detail, sizeof(detail), "certificate verification could not run: %s",
+    snprintf(detail, len, "certificate verification could not run: %s", gnutls_strerror(rc));
+    return TP_OUTCOME_OTHER;
+  }
+  p->result->chain_complete = (status & GNUTLS_CERT_SIGNER_NOT_FOUND) == 0;
+  tp_outcome outcome = tp_classify_verify_status(status, detail, len);
+  if (outcome == TP_OUTCOME_UNKNOWN_CA) {
+    size_t n_pool;
+    const gnutls_x509_crt_t *pool = tp__profile_intermediates(p->profile, &n_pool);
+    outcome = tp_chain_diagnose_signer_not_found(p->session, tp__profile_credentials(p->profile),
+                                                 pool, n_pool, expected_name(p), detail, len);
+  }
+  return outcome;
+}
+
+/* ---- second round (resumption / early data) ---------------------------- */
+
+static void on_round_one_closed(uv_handle_t *handle) {
+  tp_probe *p = handle->data;
+  p->open_handles--;
+  if (p->session != NULL) {
+    gnutls_deinit(p->session);
+    p->session = NULL;
+  }
+  if (p->fd >= 0) {
+    close(p->fd);
+    p->fd = -1;
+  }
+  if (p->state == ST_DONE) { /* timed out while closing */
+    maybe_release(p);
+    return;
+  }
+  p->round = 2;
+  p->handshake_done = false;
+  connect_round(p, uv_hrtime());
+}
+
+/* Saves the session (with its ticket) and reconnects to the same address. */
+static void start_reconnect(tp_probe *p) {
+  int rc = gnutls_session_get_data2(p->session, &p->session_data);
+  if (rc < 0) {
+    char detail[160];
+    snprintf(detail, sizeof(detail), "cannot keep the session for resumption: %s",
              gnutls_strerror(rc));
     finish(p, TP_OUTCOME_OTHER, detail);
     return;
   }
-  tp_outcome outcome = tp_classify_verify_status(status, detail, sizeof(detail));
-  finish(p, outcome, detail);
+  (void)gnutls_bye(p->session, GNUTLS_SHUT_WR);
+  p->state = ST_RECONNECT;
+  uv_timer_stop(&p->timer);
+  close_poll(p, on_round_one_closed);
 }
 
-/* ---- handshake -------------------------------------------------------- */
+static bool wants_second_round(const tp_probe *p) {
+  return p->round == 1 && tp_profile_mode(p->profile) != TP_MODE_HANDSHAKE;
+}
+
+/* TLS 1.3 tickets come after the handshake (RFC 8446 §4.6.1): read until one
+ * arrived, the peer stops talking, or the wait timer gives up. TLS 1.2
+ * tickets (or session IDs) are settled inside the handshake itself. */
+static void step_ticket(tp_probe *p, bool give_up) {
+  gnutls_session_t s = p->session;
+  bool tls13 = gnutls_protocol_get_version(s) == GNUTLS_TLS1_3;
+  ssize_t rc = GNUTLS_E_AGAIN;
+  if (tls13 && !give_up) {
+    uint8_t sink[4096];
+    do
+      rc = gnutls_record_recv(s, sink, sizeof(sink)); /* processes NewSessionTicket */
+    while (rc > 0 || rc == GNUTLS_E_INTERRUPTED);
+  }
+  bool have_ticket = (gnutls_session_get_flags(s) & GNUTLS_SFLAGS_SESSION_TICKET) != 0;
+  if (tls13 && !give_up && !have_ticket && rc == GNUTLS_E_AGAIN)
+    return; /* keep waiting (the caller polls for input) */
+  p->result->ticket_received = have_ticket;
+  start_reconnect(p);
+}
+
+/* ---- HTTP ------------------------------------------------------------- */
+
+static const char *http_host(const tp_probe *p) {
+  const tp_http_spec *http = tp_profile_http(p->profile);
+  if (http->host != NULL)
+    return http->host;
+  return p->result->sni != NULL ? p->result->sni : p->target.host;
+}
+
+static void prepare_request(tp_probe *p) {
+  const tp_http_spec *http = tp_profile_http(p->profile);
+  free(p->request);
+  p->request = tp_http_build_request(http->method ? http->method : "GET",
+                                     http->path ? http->path : "/", http_host(p));
+  p->request_len = strlen(p->request);
+  p->request_sent = 0;
+}
+
+static bool wants_http(const tp_probe *p) {
+  if (tp_profile_http(p->profile)->method != NULL)
+    return true;
+  /* early data carries a request, so its round needs one */
+  return p->round == 2 && tp_profile_mode(p->profile) == TP_MODE_EARLY_DATA;
+}
 
 static void on_poll(uv_poll_t *handle, int status, int events);
 
@@ -251,6 +440,138 @@ static void wait_for(tp_probe *p, int events) {
   int rc = uv_poll_start(&p->poll, events, on_poll);
   if (rc < 0)
     finish(p, TP_OUTCOME_OTHER, uv_strerror(rc));
+}
+
+static void wait_for_session(tp_probe *p) {
+  wait_for(p, gnutls_record_get_direction(p->session) ? UV_WRITABLE : UV_READABLE);
+}
+
+static void after_exchange(tp_probe *p);
+
+static void http_done(tp_probe *p) {
+  tp_result *r = p->result;
+  tp_http_response resp;
+  int rc = tp_http_parse_head(&p->response_head, &resp);
+  r->http_done = true;
+  r->http_status = resp.status;
+  r->http_hsts = resp.hsts;
+  char detail[160];
+  if (rc < 0 || resp.status == 0) {
+    snprintf(detail, sizeof(detail), "the server's answer is not an HTTP/1.x response");
+    finish(p, TP_OUTCOME_HTTP_STATUS, detail);
+    return;
+  }
+  if (resp.status >= 400) {
+    snprintf(detail, sizeof(detail), "HTTP status %u", resp.status);
+    finish(p, TP_OUTCOME_HTTP_STATUS, detail);
+    return;
+  }
+  after_exchange(p);
+}
+
+static void step_http(tp_probe *p) {
+  gnutls_session_t s = p->session;
+  while (p->request_sent < p->request_len) {
+    ssize_t n = gnutls_record_send(s, p->request + p->request_sent, p->request_len - p->request_sent);
+    if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED) {
+      wait_for_session(p);
+      return;
+    }
+    if (n < 0) {
+      char detail[256];
+      tp_outcome outcome = tp_classify_handshake((int)n, gnutls_alert_get(s), errno, detail, sizeof(detail));
+      finish(p, outcome, detail);
+      return;
+    }
+    p->request_sent += (size_t)n;
+    if (p->request_sent == p->request_len)
+      p->t_request_sent = uv_hrtime();
+  }
+  for (;;) {
+    uint8_t buf[4096];
+    ssize_t n = gnutls_record_recv(s, buf, sizeof(buf));
+    if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED) {
+      wait_for_session(p);
+      return;
+    }
+    if (n == 0 || n == GNUTLS_E_PREMATURE_TERMINATION) { /* EOF: judge what arrived */
+      http_done(p);
+      return;
+    }
+    if (n < 0 && !gnutls_error_is_fatal((int)n))
+      continue; /* e.g. a TLS 1.3 NewSessionTicket processed inside recv */
+    if (n < 0) {
+      char detail[256];
+      tp_outcome outcome = tp_classify_handshake((int)n, gnutls_alert_get(s), errno, detail, sizeof(detail));
+      finish(p, outcome, detail);
+      return;
+    }
+    if (!p->got_first_byte) {
+      p->got_first_byte = true;
+      p->result->http_first_byte_ns =
+          elapsed_without_lag(p->t_request_sent, uv_hrtime(), p->phase_lag);
+    }
+    tp_http_response resp;
+    bool full = tp_buf_append(&p->response_head, buf, (size_t)n) != TP_E_OK;
+    if (full || tp_http_parse_head(&p->response_head, &resp) <= 0) {
+      http_done(p); /* head complete, not HTTP, or bigger than we ever read */
+      return;
+    }
+  }
+}
+
+static void start_http(tp_probe *p, uint64_t now) {
+  begin_phase(p, ST_HTTP, now);
+  arm_timer(p, p->timeouts.handshake_ms);
+  if (p->request == NULL)
+    prepare_request(p);
+  step_http(p);
+}
+
+/* After the last exchange of a round: go on to the next round or finish. */
+static void after_exchange(tp_probe *p) {
+  if (!wants_second_round(p)) {
+    finish(p, TP_OUTCOME_OK, NULL);
+    return;
+  }
+  begin_phase(p, ST_TICKET, uv_hrtime());
+  arm_timer(p, TICKET_WAIT_MS);
+  if (p->state == ST_TICKET)
+    step_ticket(p, false);
+  if (p->state == ST_TICKET) /* still waiting: listen for the ticket */
+    wait_for(p, UV_READABLE);
+}
+
+/* ---- handshake -------------------------------------------------------- */
+
+static void handshake_succeeded(tp_probe *p, uint64_t now) {
+  uint64_t took = elapsed_without_lag(p->t_phase, now, p->phase_lag);
+  p->handshake_done = true;
+  tp_result *r = p->result;
+  if (p->round == 1) {
+    r->handshake_ns = took;
+    char detail[512];
+    tp_outcome outcome = verify_peer(p, detail, sizeof(detail));
+    if (outcome != TP_OUTCOME_OK) {
+      finish(p, outcome, detail);
+      return;
+    }
+  } else {
+    /* A resumed session sends no certificate; the first round verified it. */
+    r->resumption_handshake_ns = took;
+    r->resumed = gnutls_session_is_resumed(p->session) != 0;
+    if (r->early_data_attempted) {
+      r->early_data_accepted = (gnutls_session_get_flags(p->session) & GNUTLS_SFLAGS_EARLY_DATA) != 0;
+      if (r->early_data_accepted)
+        p->request_sent = p->request_len; /* already on the wire */
+      else
+        p->request_sent = 0; /* rejected 0-RTT data is dropped: send it again */
+    }
+  }
+  if (wants_http(p))
+    start_http(p, now);
+  else
+    after_exchange(p);
 }
 
 static void step_handshake(tp_probe *p) {
@@ -266,14 +587,11 @@ static void step_handshake(tp_probe *p) {
       break;
   }
   if (rc == GNUTLS_E_SUCCESS) {
-    uint64_t now = uv_hrtime();
-    p->result->handshake_ns = elapsed_without_lag(p->t_phase, now, p->phase_lag);
-    p->handshake_done = true;
-    verify_and_finish(p);
+    handshake_succeeded(p, uv_hrtime());
     return;
   }
   if (rc == GNUTLS_E_AGAIN) {
-    wait_for(p, gnutls_record_get_direction(p->session) ? UV_WRITABLE : UV_READABLE);
+    wait_for_session(p);
     return;
   }
   char detail[256];
@@ -282,12 +600,30 @@ static void step_handshake(tp_probe *p) {
   finish(p, outcome, detail);
 }
 
+/* Second-round setup: resume the saved session, maybe with 0-RTT data. */
+static tp_err prepare_resumption(tp_probe *p) {
+  gnutls_session_t s = p->session;
+  if (gnutls_session_set_data(s, p->session_data.data, p->session_data.size) < 0)
+    return TP_E_TLS;
+  if (tp_profile_mode(p->profile) != TP_MODE_EARLY_DATA)
+    return TP_E_OK;
+  prepare_request(p);
+  /* Queued now, sent with the ClientHello if the ticket allows early data. */
+  ssize_t n = gnutls_record_send_early_data(s, p->request, p->request_len);
+  p->result->early_data_attempted = n >= 0;
+  return TP_E_OK;
+}
+
 static tp_err start_handshake(tp_probe *p, uint64_t now) {
   gnutls_session_t s = NULL;
-  int rc = gnutls_init(&s, GNUTLS_CLIENT | GNUTLS_NONBLOCK | GNUTLS_NO_SIGNAL);
+  unsigned flags = GNUTLS_CLIENT | GNUTLS_NONBLOCK | GNUTLS_NO_SIGNAL;
+  if (p->round == 2 && tp_profile_mode(p->profile) == TP_MODE_EARLY_DATA)
+    flags |= GNUTLS_ENABLE_EARLY_DATA;
+  int rc = gnutls_init(&s, flags);
   if (rc < 0)
     return TP_E_TLS;
-  p->session = s; /* freed in release_probe */
+  p->session = s; /* freed in release_probe or on_round_one_closed */
+  gnutls_session_set_ptr(s, p);
   rc = gnutls_priority_set(s, tp__profile_priority(p->profile));
   if (rc < 0)
     return TP_E_TLS;
@@ -303,6 +639,11 @@ static tp_err start_handshake(tp_probe *p, uint64_t now) {
   const gnutls_datum_t *alpn = tp__profile_alpn(p->profile, &n_alpn);
   if (n_alpn > 0 && gnutls_alpn_set_protocols(s, alpn, n_alpn, 0) < 0)
     return TP_E_TLS;
+  if (p->round == 1)
+    gnutls_handshake_set_hook_function(s, GNUTLS_HANDSHAKE_ANY, GNUTLS_HOOK_POST,
+                                       on_handshake_message);
+  else if (prepare_resumption(p) != TP_E_OK)
+    return TP_E_TLS;
   gnutls_transport_set_int(s, p->fd);
   /* Our timer bounds the handshake; GnuTLS's own timeout would race it. */
   gnutls_handshake_set_timeout(s, 0);
@@ -314,7 +655,8 @@ static tp_err start_handshake(tp_probe *p, uint64_t now) {
 /* ---- connect ---------------------------------------------------------- */
 
 static void connected(tp_probe *p, uint64_t now) {
-  p->result->connect_ns = elapsed_without_lag(p->t_phase, now, p->phase_lag);
+  if (p->round == 1)
+    p->result->connect_ns = elapsed_without_lag(p->t_phase, now, p->phase_lag);
   if (start_handshake(p, now) != TP_E_OK) {
     finish(p, TP_OUTCOME_OTHER, "cannot set up the TLS session (GnuTLS)");
     return;
@@ -325,10 +667,11 @@ static void connected(tp_probe *p, uint64_t now) {
 static void on_poll(uv_poll_t *handle, int status, int events) {
   tp_probe *p = handle->data;
   (void)events;
-  if (p->state == ST_DONE)
+  if (p->state == ST_DONE || p->state == ST_RECONNECT)
     return;
   uint64_t now = stamp_event(p);
-  if (p->state == ST_CONNECT) {
+  switch (p->state) {
+  case ST_CONNECT: {
     /* libuv reports POLLERR as UV_EBADF; the socket's pending error is the
      * real reason (ECONNREFUSED, ENETUNREACH...). */
     int err = 0;
@@ -346,20 +689,28 @@ static void on_poll(uv_poll_t *handle, int status, int events) {
     connected(p, now);
     return;
   }
-  /* HANDSHAKE: a poll error means the socket is broken; let GnuTLS see it. */
-  step_handshake(p);
+  case ST_HANDSHAKE: /* a poll error means a broken socket; GnuTLS will see it */
+    step_handshake(p);
+    return;
+  case ST_HTTP:
+    step_http(p);
+    return;
+  case ST_TICKET:
+    step_ticket(p, false);
+    if (p->state == ST_TICKET)
+      wait_for(p, UV_READABLE);
+    return;
+  default:
+    return;
+  }
 }
 
-static void start_connect(tp_probe *p, const struct addrinfo *ai, uint64_t now) {
-  char addr[INET6_ADDRSTRLEN] = "";
-  const void *src = ai->ai_family == AF_INET6
-                        ? (const void *)&((const struct sockaddr_in6 *)ai->ai_addr)->sin6_addr
-                        : (const void *)&((const struct sockaddr_in *)ai->ai_addr)->sin_addr;
-  if (inet_ntop(ai->ai_family, src, addr, sizeof(addr)) != NULL)
-    p->result->address = tp_xstrdup(addr);
-
+static void connect_round(tp_probe *p, uint64_t now) {
   begin_phase(p, ST_CONNECT, now);
-  p->fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  arm_timer(p, p->timeouts.connect_ms);
+  if (p->state == ST_DONE)
+    return;
+  p->fd = socket(p->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (p->fd < 0) {
     char detail[128];
     snprintf(detail, sizeof(detail), "socket: %s", strerror(errno));
@@ -374,7 +725,7 @@ static void start_connect(tp_probe *p, const struct addrinfo *ai, uint64_t now) 
   p->poll.data = p;
   p->poll_open = true;
   p->open_handles++;
-  if (connect(p->fd, ai->ai_addr, ai->ai_addrlen) == 0) {
+  if (connect(p->fd, (const struct sockaddr *)&p->addr, p->addrlen) == 0) {
     connected(p, uv_hrtime()); /* possible on loopback */
     return;
   }
@@ -389,6 +740,17 @@ static void start_connect(tp_probe *p, const struct addrinfo *ai, uint64_t now) 
 
 /* ---- resolve ---------------------------------------------------------- */
 
+static void remember_address(tp_probe *p, const struct addrinfo *ai) {
+  char text[INET6_ADDRSTRLEN] = "";
+  memcpy(&p->addr, ai->ai_addr, ai->ai_addrlen);
+  p->addrlen = ai->ai_addrlen;
+  const void *src = ai->ai_family == AF_INET6
+                        ? (const void *)&((const struct sockaddr_in6 *)ai->ai_addr)->sin6_addr
+                        : (const void *)&((const struct sockaddr_in *)ai->ai_addr)->sin_addr;
+  if (inet_ntop(ai->ai_family, src, text, sizeof(text)) != NULL)
+    p->result->address = tp_xstrdup(text);
+}
+
 static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
   tp_probe *p = req->data;
   p->gai_active = false;
@@ -399,16 +761,17 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
   }
   uint64_t now = stamp_event(p);
   p->result->dns_ns = elapsed_without_lag(p->t_phase, now, p->phase_lag);
-  if (status < 0 || res == NULL) {
+  if (status < 0 || res == NULL || res->ai_addrlen > sizeof(p->addr)) {
     char detail[256];
     snprintf(detail, sizeof(detail), "cannot resolve \"%s\": %s", p->target.host,
-             status < 0 ? uv_strerror(status) : "no address");
+             status < 0 ? uv_strerror(status) : "no usable address");
     finish(p, TP_OUTCOME_DNS_FAILURE, detail);
     uv_freeaddrinfo(res);
     return;
   }
-  start_connect(p, res, now);
+  remember_address(p, res);
   uv_freeaddrinfo(res);
+  connect_round(p, now);
 }
 
 /* ---- start ------------------------------------------------------------ */
@@ -446,7 +809,9 @@ static void start_probe(tp_probe *p) {
   tp_probe_engine *e = p->engine;
   struct timespec wall;
   e->in_flight++;
+  p->round = 1;
   p->result = tp_result_new();
+  tp_buf_init(&p->response_head, TP_HTTP_MAX_HEADER_BYTES);
   fill_identity(p);
   clock_gettime(CLOCK_REALTIME, &wall);
   p->result->started_unix_ns = (int64_t)wall.tv_sec * 1000000000 + wall.tv_nsec;
@@ -489,12 +854,10 @@ tp_err tp_probe_engine_new(uv_loop_t *loop, const tp_probe_engine_options *optio
   e->max_in_flight = options && options->max_in_flight ? options->max_in_flight : 64;
   e->max_pending = options && options->max_pending ? options->max_pending : 16 * e->max_in_flight;
   /* Needed for lag_at(); harmless if already enabled on this loop. */
-  int rc = uv_loop_configure(loop, UV_METRICS_IDLE_TIME);
-  if (rc < 0)
-    goto fail;
-  rc = uv_prepare_init(loop, &e->prepare);
-  if (rc < 0)
-    goto fail;
+  if (uv_loop_configure(loop, UV_METRICS_IDLE_TIME) < 0 || uv_prepare_init(loop, &e->prepare) < 0) {
+    free(e);
+    return TP_E_LOOP;
+  }
   e->prepare.data = e;
   (void)uv_prepare_start(&e->prepare, on_prepare); /* fails only for a NULL callback */
   uv_unref((uv_handle_t *)&e->prepare); /* the engine alone must not keep the loop alive */
@@ -502,9 +865,6 @@ tp_err tp_probe_engine_new(uv_loop_t *loop, const tp_probe_engine_options *optio
   e->idle_at_prepare = uv_metrics_idle_time(loop);
   *out = e;
   return TP_E_OK;
-fail:
-  free(e);
-  return TP_E_LOOP;
 }
 
 tp_err tp_probe_engine_submit(tp_probe_engine *e, const tp_target *target,

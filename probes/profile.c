@@ -3,6 +3,7 @@
 #include "profile.h"
 
 #include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,8 @@ struct tp_profile {
   gnutls_certificate_credentials_t credentials;
   gnutls_datum_t *alpn;
   unsigned n_alpn;
+  gnutls_x509_crt_t *intermediates;
+  unsigned n_intermediates;
   tp_sni_mode sni_mode;
   char *sni_name;
   tp_probe_mode mode;
@@ -47,6 +50,27 @@ static tp_err load_trust(gnutls_certificate_credentials_t cred, const char *trus
   }
   if (n == 0) {
     snprintf(err, errlen, "trust: no CA certificate could be loaded from %s", trust);
+    return TP_E_CONFIG;
+  }
+  return TP_E_OK;
+}
+
+static tp_err load_intermediates(tp_profile *p, const char *path, char *err, size_t errlen) {
+  if (path == NULL)
+    return TP_E_OK;
+  gnutls_datum_t pem = {NULL, 0};
+  int rc = gnutls_load_file(path, &pem);
+  if (rc < 0) {
+    snprintf(err, errlen, "intermediates \"%s\": %s", path, gnutls_strerror(rc));
+    return TP_E_CONFIG;
+  }
+  rc = gnutls_x509_crt_list_import2(&p->intermediates, &p->n_intermediates, &pem,
+                                    GNUTLS_X509_FMT_PEM, 0);
+  gnutls_free(pem.data);
+  if (rc < 0) {
+    p->intermediates = NULL;
+    p->n_intermediates = 0;
+    snprintf(err, errlen, "intermediates \"%s\": %s", path, gnutls_strerror(rc));
     return TP_E_CONFIG;
   }
   return TP_E_OK;
@@ -147,6 +171,9 @@ tp_err tp_profile_new(const tp_profile_spec *spec, tp_profile **out, char *err, 
   rc = load_trust(p->credentials, spec->trust, err, errlen);
   if (rc != TP_E_OK)
     goto fail;
+  rc = load_intermediates(p, spec->intermediates, err, errlen);
+  if (rc != TP_E_OK)
+    goto fail;
   rc = load_client_certificate(p->credentials, spec, err, errlen);
   if (rc != TP_E_OK)
     goto fail;
@@ -168,6 +195,9 @@ void tp_profile_free(tp_profile *profile) {
     gnutls_priority_deinit(profile->priority);
   if (profile->credentials != NULL)
     gnutls_certificate_free_credentials(profile->credentials);
+  for (unsigned i = 0; i < profile->n_intermediates; i++)
+    gnutls_x509_crt_deinit(profile->intermediates[i]);
+  gnutls_free(profile->intermediates);
   for (unsigned i = 0; i < profile->n_alpn; i++)
     free(profile->alpn[i].data);
   free(profile->alpn);
@@ -220,4 +250,9 @@ const char *tp_profile_fidelity_note(const tp_profile *profile) {
 const gnutls_datum_t *tp__profile_alpn(const tp_profile *profile, unsigned *count) {
   *count = profile->n_alpn;
   return profile->alpn;
+}
+
+const gnutls_x509_crt_t *tp__profile_intermediates(const tp_profile *profile, size_t *count) {
+  *count = profile->n_intermediates;
+  return profile->intermediates;
 }

@@ -52,6 +52,9 @@ typedef struct tp_profile_spec {
   unsigned versions;    /* TP_TLS* bits; 0 = TP_TLS_DEFAULT_VERSIONS */
   const char *priority; /* raw GnuTLS priority string; exclusive with the structured fields */
   const char *trust;    /* NULL or "system", a PEM bundle file or a directory */
+  /* PEM bundle of known intermediate CAs, used only as evidence to tell an
+   * incomplete chain from an unknown CA (never trusted as anchors). */
+  const char *intermediates;
   const char *const *ciphers;              /* NULL = GnuTLS defaults */
   const char *const *key_exchanges;        /* TLS <= 1.2 key exchange */
   const char *const *macs;

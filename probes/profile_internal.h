@@ -2,11 +2,15 @@
 #ifndef TP_PROFILE_INTERNAL_H
 #define TP_PROFILE_INTERNAL_H
 #include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
+#include <stddef.h>
 
 #include "profile.h"
 
 gnutls_priority_t tp__profile_priority(const tp_profile *profile);
 gnutls_certificate_credentials_t tp__profile_credentials(const tp_profile *profile);
+/* The intermediate pool (see tp_profile_spec.intermediates); *count may be 0. */
+const gnutls_x509_crt_t *tp__profile_intermediates(const tp_profile *profile, size_t *count);
 /* ALPN protocols for gnutls_alpn_set_protocols(); *count = 0 when none. */
 const gnutls_datum_t *tp__profile_alpn(const tp_profile *profile, unsigned *count);
 
