@@ -24,6 +24,9 @@
 # Servers (name: what it is -> what a correct probe reports):
 #   good       leaf + intermediate, TLS 1.2/1.3                       -> ok
 #   leafonly   leaf without the intermediate                          -> incomplete_chain
+#              (given the intermediate as evidence, else unknown_ca)
+#   leafonly-aia  same, the leaf names its issuer's URL (AIA caIssuers, never fetched)
+#                                                                     -> incomplete_chain
 #   expired    leaf past notAfter (2020-2021)                         -> expired
 #   notyet     leaf with notBefore 30 days ahead                      -> not_yet_valid
 #   wrongname  leaf for other.test (probes send wrongname.test)       -> hostname_mismatch
@@ -57,7 +60,7 @@ set -euo pipefail
 
 PROG=${0##*/}
 READY_TIMEOUT_S=10
-ALL_SERVERS=(good leafonly expired notyet wrongname unknownca sha1 revoked stapled
+ALL_SERVERS=(good leafonly leafonly-aia expired notyet wrongname unknownca sha1 revoked stapled
   tls13 tls12 tls10 p384 rsakx mtls nottls hang refused
   ngx-resume ngx-early ngx-ocsp ngx-noticket)
 
@@ -103,10 +106,11 @@ EOF
   fi || die "certtool failed for CA $name (see $p/$name.log)"
 }
 
-# make_leaf NAME ISSUER SAN NOT_BEFORE NOT_AFTER [KEYTYPE [HASH [PURPOSE]]]
+# make_leaf NAME ISSUER SAN NOT_BEFORE NOT_AFTER [KEYTYPE [HASH [PURPOSE [CA_ISSUERS_URL]]]]
 # KEYTYPE ecdsa|rsa (an RSA leaf may also encrypt: RSA key exchange); PURPOSE server|client.
 make_leaf() {
   local name=$1 issuer=$2 san=$3 nb=$4 na=$5 kt=${6:-ecdsa} hash=${7:-SHA256} purpose=${8:-server}
+  local aia=${9:-}
   local p=$PKI
   make_key "$p/$name.key" "$kt"
   {
@@ -119,6 +123,7 @@ make_leaf() {
     fi
     echo signing_key
     [ "$kt" = rsa ] && echo encryption_key
+    [ -z "$aia" ] || echo "ca_issuers_uri = \"$aia\""
     echo "activation_date = \"$nb\""
     echo "expiration_date = \"$na\""
   } >"$p/$name.tmpl"
@@ -164,6 +169,8 @@ make_pki() {
   for s in good leafonly revoked stapled tls13 tls12 p384 mtls ngx-resume ngx-early ngx-ocsp ngx-noticket; do
     make_leaf "$s" inter "$s.test" "$nb" "$na"
   done
+  make_leaf leafonly-aia inter leafonly-aia.test "$nb" "$na" ecdsa SHA256 server \
+    http://pki.tlsprobe.test/intermediate.der
   make_leaf tls10 inter tls10.test "$nb" "$na" rsa
   make_leaf rsakx inter rsakx.test "$nb" "$na" rsa
   make_leaf expired inter expired.test "$(utc '2020-01-01 00:00:00')" "$(utc '2021-01-01 00:00:00')"
@@ -269,7 +276,7 @@ server_spec() {
     # OpenSSL itself refuses to serve a SHA-1-signed certificate above security level 0.
     sha1) ARGS=("${chain[@]}" -cipher 'DEFAULT:@SECLEVEL=0') ;;
     wrongname) ARGS=("${chain[@]}") ;;
-    leafonly | unknownca) ARGS=() ;;
+    leafonly | leafonly-aia | unknownca) ARGS=() ;;
     revoked | stapled) ARGS=("${chain[@]}" -status_file "$p/$n.ocsp.der") ;;
     tls13) ARGS=("${chain[@]}" -tls1_3) ;;
     tls12) ARGS=("${chain[@]}" -tls1_2) ;;

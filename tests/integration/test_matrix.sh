@@ -5,7 +5,8 @@
 # The table is tests/integration/matrix.tsv (TP_MATRIX_TABLE overrides it), one row per case:
 #   case <TAB> server <TAB> profile <TAB> expected_class [<TAB> fact]...
 # where a fact checks one column of the collector's `results` table on EVERY stored result of
-# that (server, profile): `col=value`, `col!=value`, `col>=N`, `col<=N` or `col~GLOB`.
+# that (server, profile): `col=value`, `col!=value`, `col>=N`, `col<=N` or `col~GLOB`; a NULL
+# ("not recorded") satisfies none of them, only `col=NULL`.
 #
 # One run: start the servers the table uses, a collector (port 0), one agent config with one
 # job per row (interval 1s), the agent once with --run-for; then every row is checked (at
@@ -116,7 +117,8 @@ sql_quote() { printf "'%s'" "${1//\'/\'\'}"; }
 
 # check_row I: prints the row's report lines; returns 1 if it fails.
 check_row() {
-  local i=$1 where n got class=${ROW_CLASS[i]} want_ok=0 fact col op val cond bad fails=() f
+  local i=$1 where n got class want_ok=0 fact col op val cond bad fails=() f
+  class=${ROW_CLASS[i]}
   where="target=$(sql_quote "${ROW_SERVER[i]}") AND profile=$(sql_quote "${ROW_PROFILE[i]}")"
   [ "$class" = ok ] && want_ok=1
   n=$(tp_sql "$DB" "SELECT count(*) FROM results WHERE $where;")
@@ -139,18 +141,21 @@ check_row() {
       fails+=("bad fact '$fact' (want col=value, col!=value, col>=N, col<=N or col~GLOB)")
       continue
     fi
-    case $op in
-      '=') cond="CAST($col AS TEXT) = $(sql_quote "$val")" ;;
-      '!=') cond="CAST($col AS TEXT) != $(sql_quote "$val")" ;;
-      '>=' | '<=') cond="$col $op $(sql_quote "$val") + 0" ;;
-      '~') cond="CAST($col AS TEXT) GLOB $(sql_quote "$val")" ;;
+    case $op$val in
+      =NULL) cond="$col IS NULL" ;;
+      '!=NULL') cond="$col IS NOT NULL" ;;
+      =*) cond="CAST($col AS TEXT) = $(sql_quote "$val")" ;;
+      '!='*) cond="CAST($col AS TEXT) != $(sql_quote "$val")" ;;
+      '>='* | '<='*) cond="$col $op $(sql_quote "$val") + 0" ;;
+      '~'*) cond="CAST($col AS TEXT) GLOB $(sql_quote "$val")" ;;
     esac
-    if ! bad=$(tp_sql "$DB" "SELECT count(*) FROM results WHERE $where AND NOT ($cond);" 2>&1); then
+    # NULL ("not recorded") satisfies no fact but col=NULL.
+    if ! bad=$(tp_sql "$DB" "SELECT count(*) FROM results WHERE $where AND coalesce($cond, 0) = 0;" 2>&1); then
       fails+=("$fact: query failed: $bad")
       continue
     fi
     if [ "$bad" != 0 ]; then
-      got=$(tp_sql "$DB" "SELECT group_concat(v, ', ') FROM (SELECT DISTINCT CAST($col AS TEXT) v
+      got=$(tp_sql "$DB" "SELECT group_concat(v, ', ') FROM (SELECT DISTINCT coalesce(CAST($col AS TEXT), 'NULL') v
                           FROM results WHERE $where LIMIT 5);")
       fails+=("$fact: got $col=$got ($bad of $n differ)")
     fi
@@ -220,5 +225,22 @@ for i in "${!ROW_CASE[@]}"; do
   if check_row "$i"; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
 done
 echo "matrix: $passed passed, $failed failed"
+
+# The checker itself must be able to fail: wrong expectations on the first ok row must FAIL.
+self_check() {
+  local i j=-1 n=${#ROW_CASE[@]} want
+  for i in "${!ROW_CASE[@]}"; do [ "${ROW_CLASS[i]}" = ok ] && { j=$i; break; }; done
+  [ $j -ge 0 ] || return 0
+  for want in "expired|" "ok|tls_version=SSL2.0" "ok|cipher=NULL" "ok|days_to_earliest_expiry<=-100000"; do
+    ROW_CASE[n]=self-check ROW_SERVER[n]=${ROW_SERVER[j]} ROW_PROFILE[n]=${ROW_PROFILE[j]}
+    ROW_CLASS[n]=${want%%|*} ROW_FACTS[n]=${want#*|}
+    if check_row "$n" >/dev/null; then
+      tp_fail "self-check: ${ROW_SERVER[j]}/${ROW_PROFILE[j]} passed with the wrong expectation '${want/|/ }'"
+    else
+      tp_pass "self-check: a wrong expectation (${want/|/ }) fails"
+    fi
+  done
+}
+self_check
 [ $failed -eq 0 ] || TP_FAILURES=$((TP_FAILURES + failed))
 tp_finish
