@@ -10,6 +10,8 @@
 
 #include <uv.h>
 
+#include "config_profile.h"
+#include "profile_library.h"
 #include "tp_duration.h"
 #include "tp_log.h"
 #include "tp_mem.h"
@@ -38,14 +40,6 @@ typedef struct {
 } doc_defaults;
 
 typedef struct {
-  char *name;
-  char **versions;
-  unsigned versions_count;
-  char *trust;
-  char *priority;
-} doc_profile;
-
-typedef struct {
   char *name, *host, *sni;
   unsigned port;
 } doc_target;
@@ -64,7 +58,7 @@ typedef struct {
   doc_collector *collector;
   doc_limits *limits;
   doc_defaults *defaults;
-  doc_profile *profiles;
+  tp__doc_profile *profiles;
   unsigned profiles_count;
   doc_target *targets;
   unsigned targets_count;
@@ -107,14 +101,6 @@ static const cyaml_schema_field_t defaults_fields[] = {
     CYAML_FIELD_END,
 };
 
-static const cyaml_schema_field_t profile_fields[] = {
-    CYAML_FIELD_STRING_PTR("name", CYAML_FLAG_POINTER, doc_profile, name, 1, 128),
-    CYAML_FIELD_SEQUENCE("versions", OPT, doc_profile, versions, &string_entry, 1, 4),
-    CYAML_FIELD_STRING_PTR("trust", OPT, doc_profile, trust, 1, 4096),
-    CYAML_FIELD_STRING_PTR("priority", OPT, doc_profile, priority, 1, 4096),
-    CYAML_FIELD_END,
-};
-
 static const cyaml_schema_field_t target_fields[] = {
     CYAML_FIELD_STRING_PTR("name", CYAML_FLAG_POINTER, doc_target, name, 1, 255),
     CYAML_FIELD_STRING_PTR("host", CYAML_FLAG_POINTER, doc_target, host, 1, 255),
@@ -133,9 +119,6 @@ static const cyaml_schema_field_t job_fields[] = {
     CYAML_FIELD_END,
 };
 
-static const cyaml_schema_value_t profile_entry = {
-    CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, doc_profile, profile_fields),
-};
 static const cyaml_schema_value_t target_entry = {
     CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, doc_target, target_fields),
 };
@@ -148,7 +131,9 @@ static const cyaml_schema_field_t root_fields[] = {
     CYAML_FIELD_MAPPING_PTR("collector", CYAML_FLAG_POINTER, doc_root, collector, collector_fields),
     CYAML_FIELD_MAPPING_PTR("limits", OPT, doc_root, limits, limits_fields),
     CYAML_FIELD_MAPPING_PTR("defaults", OPT, doc_root, defaults, defaults_fields),
-    CYAML_FIELD_SEQUENCE("profiles", CYAML_FLAG_POINTER, doc_root, profiles, &profile_entry, 1,
+    /* Optional: jobs may use built-in profiles only. */
+    CYAML_FIELD_SEQUENCE("profiles", OPT, doc_root, profiles,
+                         &tp__profile_entry_schema, 1,
                          CYAML_UNLIMITED),
     CYAML_FIELD_SEQUENCE("targets", CYAML_FLAG_POINTER, doc_root, targets, &target_entry, 1,
                          CYAML_UNLIMITED),
@@ -197,10 +182,6 @@ static void list_names(char *buf, size_t len, size_t n, const char *(*name_at)(c
     used += (size_t)snprintf(buf + used, len - used, "%s%s", i ? ", " : "", name_at(doc, i));
 }
 
-static const char *profile_name_at(const doc_root *doc, size_t i) {
-  return doc->profiles[i].name;
-}
-
 static const char *target_name_at(const doc_root *doc, size_t i) {
   return doc->targets[i].name;
 }
@@ -232,47 +213,6 @@ static tp_err check_collector(tp_agent_config *c, const doc_root *doc, char *err
     rc = duration_field(c->path, "collector.timeout", dc->timeout, 5000, 100, &c->push_timeout_ms,
                         err, errlen);
   return rc;
-}
-
-static tp_err check_profiles(tp_agent_config *c, const doc_root *doc, char *err, size_t errlen) {
-  c->n_profiles = doc->profiles_count;
-  c->profiles = tp_xcalloc(c->n_profiles, sizeof(*c->profiles));
-  for (size_t i = 0; i < c->n_profiles; i++) {
-    const doc_profile *dp = &doc->profiles[i];
-    char node[64];
-    for (size_t j = 0; j < i; j++) {
-      if (strcmp(doc->profiles[j].name, dp->name) == 0) {
-        snprintf(node, sizeof(node), "profiles[%zu].name", i);
-        tp_yaml_error_at(err, errlen, c->path, node, "duplicate profile name \"%s\"", dp->name);
-        return TP_E_CONFIG;
-      }
-    }
-    tp_profile_spec *spec = &c->profiles[i].spec;
-    spec->name = dp->name;
-    spec->trust = dp->trust;
-    spec->priority = dp->priority;
-    for (unsigned v = 0; v < dp->versions_count; v++) {
-      unsigned bit = tp_tls_version_from_name(dp->versions[v]);
-      if (bit == 0) {
-        snprintf(node, sizeof(node), "profiles[%zu].versions[%u]", i, v);
-        tp_yaml_error_at(err, errlen, c->path, node,
-                         "profile \"%s\": unknown TLS version \"%s\" (known: %s; SSL 3.0 is not "
-                         "available in GnuTLS)",
-                         dp->name, dp->versions[v], tp_tls_version_names());
-        return TP_E_CONFIG;
-      }
-      spec->versions |= bit;
-    }
-    if (spec->priority != NULL && spec->versions != 0) {
-      snprintf(node, sizeof(node), "profiles[%zu].priority", i);
-      tp_yaml_error_at(err, errlen, c->path, node,
-                       "profile \"%s\": \"priority\" (a raw GnuTLS string) cannot be combined "
-                       "with \"versions\"; express the versions inside the priority string",
-                       dp->name);
-      return TP_E_CONFIG;
-    }
-  }
-  return TP_E_OK;
 }
 
 static tp_err check_targets(tp_agent_config *c, const doc_root *doc, char *err, size_t errlen) {
@@ -323,6 +263,32 @@ static tp_err resolve_refs(const tp_agent_config *c, const doc_root *doc, size_t
   return TP_E_OK;
 }
 
+/* A job's profiles: configured ones first, then built-ins by name. */
+static tp_err resolve_profiles(tp_agent_config *c, const doc_root *doc, size_t job, size_t **out,
+                               char *err, size_t errlen) {
+  const doc_job *dj = &doc->jobs[job];
+  *out = tp_xcalloc(dj->profiles_count, sizeof(size_t));
+  for (unsigned i = 0; i < dj->profiles_count; i++) {
+    long k = tp__config_profile_ref(c, dj->profiles[i]);
+    if (k < 0) {
+      char node[64], defined[512], builtin[512];
+      snprintf(node, sizeof(node), "jobs[%zu].profiles[%u]", job, i);
+      size_t used = 0;
+      defined[0] = '\0';
+      for (size_t p = 0; p < c->n_profiles && used < sizeof(defined); p++)
+        if (c->profiles[p].defined)
+          used += (size_t)snprintf(defined + used, sizeof(defined) - used, "%s%s",
+                                   used ? ", " : "", c->profiles[p].spec.name);
+      tp_profile_library_names(builtin, sizeof(builtin));
+      tp_yaml_error_at(err, errlen, c->path, node, "unknown profile \"%s\" (defined: %s; built-in: %s)",
+                       dj->profiles[i], used ? defined : "none", builtin);
+      return TP_E_CONFIG;
+    }
+    (*out)[i] = (size_t)k;
+  }
+  return TP_E_OK;
+}
+
 static tp_err check_jobs(tp_agent_config *c, const doc_root *doc, char *err, size_t errlen) {
   c->n_jobs = doc->jobs_count;
   c->jobs = tp_xcalloc(c->n_jobs, sizeof(*c->jobs));
@@ -337,8 +303,7 @@ static tp_err check_jobs(tp_agent_config *c, const doc_root *doc, char *err, siz
                              doc->targets_count, target_name_at, &job->target_index, err, errlen);
     if (rc != TP_E_OK)
       return rc;
-    rc = resolve_refs(c, doc, i, "profile", dj->profiles, dj->profiles_count, doc->profiles_count,
-                      profile_name_at, &job->profile_index, err, errlen);
+    rc = resolve_profiles(c, doc, i, &job->profile_index, err, errlen);
     if (rc != TP_E_OK)
       return rc;
     snprintf(node, sizeof(node), "jobs[%zu].interval", i);
@@ -378,7 +343,7 @@ static tp_err check_document(tp_agent_config *c, const doc_root *doc, char *err,
     rc = duration_field(c->path, "defaults.handshake_timeout", dd ? dd->handshake_timeout : NULL,
                         5000, 10, &c->handshake_timeout_ms, err, errlen);
   if (rc == TP_E_OK)
-    rc = check_profiles(c, doc, err, errlen);
+    rc = tp__config_profiles(c, doc->profiles, doc->profiles_count, err, errlen);
   if (rc == TP_E_OK)
     rc = check_targets(c, doc, err, errlen);
   if (rc == TP_E_OK)
@@ -412,7 +377,7 @@ void tp_agent_config_free(tp_agent_config *c) {
   }
   free(c->jobs);
   free(c->targets);
-  free(c->profiles);
+  tp__config_profiles_free(c);
   tp_yaml_free(&root_schema, c->document);
   free((char *)c->path);
   free(c);

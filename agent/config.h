@@ -9,8 +9,16 @@
 #include "profile.h"
 #include "tp_error.h"
 
+/* One profile the agent can run: configured in `profiles:` (possibly with
+ * `base:`), or a built-in (probes/profile_library.h) that a job names without
+ * defining it. */
 typedef struct tp_agent_profile_config {
-  tp_profile_spec spec; /* strings point into the loaded document */
+  /* Strings point into the loaded document, GnuTLS's static name tables or
+   * the built-in library; the name lists are owned through `lists`. */
+  tp_profile_spec spec;
+  const char *description; /* built-ins only: what the profile emulates */
+  int defined;             /* 1: from `profiles:`; 0: a built-in used by name */
+  const char **lists[8];   /* owned NULL-terminated arrays spec points at */
 } tp_agent_profile_config;
 
 typedef struct tp_agent_target_config {

@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# test_engine.sh - the probe engine itself (tests/tools/probe_once.c drives one probe)
+# against real openssl s_server instances on 127.0.0.1:
+#   chain diagnosis: full chain ok/complete; leaf-only -> unknown_ca without evidence,
+#   incomplete_chain with an intermediate pool, incomplete_chain from AIA caIssuers;
+#   HelloRetryRequest evidence; resumption; early data; ALPN; HTTP status.
+set -euo pipefail
+ROOT=${TP_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
+# shellcheck source=lib.sh
+. "$ROOT/tests/integration/lib.sh"
+ONCE=${TP_PROBE_ONCE:?TP_PROBE_ONCE must point at the probe-once binary}
+tp_install_traps
+W=$(mktemp -d /tmp/tp-engine.XXXXXX)
+tp_on_exit "rm -rf '$W'"
+
+utc() { date -u -d "$1" '+%Y-%m-%d %H:%M:%S UTC'; }
+key() { certtool --generate-privkey --key-type=ecdsa --curve=secp256r1 --no-text --outfile "$W/$1.key" 2>/dev/null; }
+# cert NAME ISSUER(or -) TEMPLATE-LINES...
+cert() {
+  local name=$1 issuer=$2
+  shift 2
+  key "$name"
+  printf '%s\n' "$@" "activation_date = \"$(utc '-1 day')\"" "expiration_date = \"$(utc '+1 year')\"" >"$W/$name.tmpl"
+  if [ "$issuer" = - ]; then
+    certtool --generate-self-signed --no-text --load-privkey "$W/$name.key" --template "$W/$name.tmpl" \
+      --outfile "$W/$name.pem" >"$W/$name.log" 2>&1
+  else
+    certtool --generate-certificate --no-text --load-privkey "$W/$name.key" \
+      --load-ca-certificate "$W/$issuer.pem" --load-ca-privkey "$W/$issuer.key" \
+      --template "$W/$name.tmpl" --outfile "$W/$name.pem" >"$W/$name.log" 2>&1
+  fi || tp_die "certtool failed for $name: $(cat "$W/$name.log")"
+}
+cert root - 'cn = "engine test root"' ca cert_signing_key
+cert inter root 'cn = "engine test intermediate"' ca cert_signing_key
+cert leaf inter 'cn = "chain.test"' 'dns_name = "chain.test"' tls_www_server signing_key
+cert leafaia inter 'cn = "chain.test"' 'dns_name = "chain.test"' tls_www_server signing_key \
+  'ca_issuers_uri = "http://pki.example.test/inter.crt"'
+
+# serve NAME ARGS...: openssl s_server on a free port; sets PORT_<NAME>. stdin stays open
+# (a pipe from sleep) because a non -www s_server exits at EOF on stdin.
+serve() {
+  local name=$1 attempt port pid
+  shift
+  for attempt in 1 2 3 4 5 6 7 8 9 10; do
+    port=$((20000 + RANDOM % 20000))
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && continue
+    # run in $W: -HTTP serves files from the working directory
+    sleep 300 | (cd "$W" && exec openssl s_server -accept "127.0.0.1:$port" "$@") >"$W/$name.out" 2>&1 &
+    pid=$!
+    tp_on_exit "kill $pid 2>/dev/null; pkill -f -- '-accept 127.0.0.1:$port ' 2>/dev/null || true"
+    if tp_wait_for 5 "(exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null"; then
+      printf -v "PORT_$name" %s "$port"
+      return 0
+    fi
+  done
+  tp_die "server $name did not start: $(cat "$W/$name.out")"
+}
+serve full -cert "$W/leaf.pem" -key "$W/leaf.key" -cert_chain "$W/inter.pem" -www
+serve leafonly -cert "$W/leaf.pem" -key "$W/leaf.key" -www
+serve leafaia -cert "$W/leafaia.pem" -key "$W/leafaia.key" -www
+serve p384 -cert "$W/leaf.pem" -key "$W/leaf.key" -cert_chain "$W/inter.pem" -www -tls1_3 -groups secp384r1
+serve alpn -cert "$W/leaf.pem" -key "$W/leaf.key" -cert_chain "$W/inter.pem" -alpn h2 -www
+serve early -cert "$W/leaf.pem" -key "$W/leaf.key" -cert_chain "$W/inter.pem" -early_data
+# -HTTP: the file IS the whole response (status line and headers included)
+printf 'HTTP/1.1 503 Service Unavailable\r\nStrict-Transport-Security: max-age=31536000\r\nContent-Length: 0\r\n\r\n' >"$W/down.http"
+printf 'HTTP/1.1 204 No Content\r\nStrict-Transport-Security: max-age=31536000\r\n\r\n' >"$W/up.http"
+serve files -cert "$W/leaf.pem" -key "$W/leaf.key" -cert_chain "$W/inter.pem" -HTTP
+
+# once PORT ARGS...: runs one probe; its key=value output goes to $W/last
+once() {
+  local port=$1
+  shift
+  "$ONCE" --host 127.0.0.1 --port "$port" --sni chain.test --trust "$W/root.pem" \
+    --handshake-timeout 3000 "$@" >"$W/last" 2>"$W/last.err" || true
+}
+fact() { sed -n "s/^$1=//p" "$W/last" | head -n 1; }
+
+once "$PORT_full"
+tp_expect_eq "full chain: outcome" ok "$(fact outcome)"
+tp_expect_eq "full chain: chain_complete" 1 "$(fact chain_complete)"
+tp_expect_eq "full chain: certificates sent" 2 "$(fact chain_length)"
+
+once "$PORT_leafonly"
+tp_expect_eq "leaf only, no evidence: outcome" unknown_ca "$(fact outcome)"
+tp_expect_eq "leaf only: chain_complete" 0 "$(fact chain_complete)"
+tp_expect_eq "leaf only: facts kept although verification failed" 1 "$(fact chain_length)"
+
+once "$PORT_leafonly" --intermediates "$W/inter.pem"
+tp_expect_eq "leaf only + intermediate pool: outcome" incomplete_chain "$(fact outcome)"
+tp_expect_match "leaf only + pool: detail names the missing intermediate" "engine test intermediate" "$(fact detail)"
+
+once "$PORT_leafonly" --intermediates "$W/leaf.pem"
+tp_expect_eq "leaf only + a pool without the issuer: outcome" unknown_ca "$(fact outcome)"
+
+once "$PORT_leafaia"
+tp_expect_eq "leaf with AIA caIssuers: outcome" incomplete_chain "$(fact outcome)"
+tp_expect_match "AIA: detail carries the URL" "http://pki.example.test/inter.crt" "$(fact detail)"
+
+once "$PORT_p384"
+tp_expect_eq "secp384r1-only server: outcome" ok "$(fact outcome)"
+tp_expect_eq "secp384r1-only server: HelloRetryRequest seen" 1 "$(fact hello_retry_request)"
+tp_expect_eq "secp384r1-only server: group" SECP384R1 "$(fact group)"
+tp_expect_eq "ClientHello evidence: key shares offered" SECP256R1,X25519 "$(fact key_shares_offered)"
+once "$PORT_full"
+tp_expect_eq "server with default groups: no HelloRetryRequest" 0 "$(fact hello_retry_request)"
+
+once "$PORT_full" --mode resumption
+tp_expect_eq "resumption: outcome" ok "$(fact outcome)"
+tp_expect_eq "resumption: ticket received" 1 "$(fact ticket_received)"
+tp_expect_eq "resumption: resumed" 1 "$(fact resumed)"
+tp_expect_ge "resumption: second handshake timed (ns)" 1 "$(fact resumption_handshake_ns)"
+
+once "$PORT_early" --mode early_data
+tp_expect_eq "early data: attempted" 1 "$(fact early_data_attempted)"
+tp_expect_eq "early data: accepted by s_server -early_data" 1 "$(fact early_data_accepted)"
+tp_expect_eq "early data: resumed" 1 "$(fact resumed)"
+tp_expect_match "early data: the 0-RTT request reached the server" "GET / HTTP/1.1" "$(cat "$W/early.out")"
+
+once "$PORT_alpn" --alpn h2,http/1.1
+tp_expect_eq "ALPN: selected" h2 "$(fact alpn)"
+
+once "$PORT_full" --http GET /
+tp_expect_eq "HTTP GET on -www: outcome" ok "$(fact outcome)"
+tp_expect_eq "HTTP GET on -www: status" 200 "$(fact http_status)"
+tp_expect_ge "HTTP: time to first byte measured (ns)" 1 "$(fact http_first_byte_ns)"
+
+once "$PORT_full" --http GET /
+tp_expect_eq "HTTP: no HSTS header from -www" 0 "$(fact http_hsts)"
+once "$PORT_files" --http GET /up.http
+tp_expect_eq "HTTP 204 with HSTS: outcome" ok "$(fact outcome)"
+tp_expect_eq "HTTP 204 with HSTS: status" 204 "$(fact http_status)"
+tp_expect_eq "HTTP 204 with HSTS: hsts" 1 "$(fact http_hsts)"
+once "$PORT_files" --http GET /down.http
+tp_expect_eq "HTTP 503: outcome" http_status "$(fact outcome)"
+tp_expect_eq "HTTP 503: status" 503 "$(fact http_status)"
+tp_expect_match "HTTP 503: detail" "HTTP status 503" "$(fact detail)"
+
+tp_finish

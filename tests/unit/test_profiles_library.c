@@ -1,0 +1,102 @@
+/* test_profiles_library.c - every built-in profile builds into a priority
+ * string that a real gnutls_priority_init accepts (tp_profile_new), with the
+ * versions and groups it documents. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <gnutls/gnutls.h>
+
+#include "priority.h"
+#include "profile.h"
+#include "profile_internal.h"
+#include "profile_library.h"
+
+static void test_every_builtin_builds(void **state) {
+  (void)state;
+  assert_true(tp_profile_library_count() >= 10);
+  for (size_t i = 0; i < tp_profile_library_count(); i++) {
+    const tp_builtin_profile *b = tp_profile_library_at(i);
+    char err[1024] = "";
+    tp_profile *p = NULL;
+    if (tp_profile_new(&b->spec, &p, err, sizeof(err)) != TP_E_OK)
+      fail_msg("built-in \"%s\": %s", b->spec.name, err);
+    assert_non_null(b->description);
+    assert_non_null(tp__profile_priority(p));
+    assert_ptr_equal(tp_profile_library_find(b->spec.name), b);
+    tp_profile_free(p);
+  }
+  assert_null(tp_profile_library_find("no-such-profile"));
+}
+
+static void test_required_names_exist(void **state) {
+  (void)state;
+  static const char *const required[] = {"modern",      "intermediate", "old",
+                                         "tls12-rsa-kx-only", "p384-only", "x25519-only",
+                                         "ffdhe-only",  "android-4.4",  "java-8",
+                                         "ie11-win7"};
+  for (size_t i = 0; i < sizeof(required) / sizeof(required[0]); i++)
+    if (tp_profile_library_find(required[i]) == NULL)
+      fail_msg("built-in \"%s\" missing", required[i]);
+}
+
+/* The strings say what the documentation says. */
+static void test_priority_strings(void **state) {
+  (void)state;
+  char err[512];
+  char *s = tp__priority_build(&tp_profile_library_find("modern")->spec, err, sizeof(err));
+  assert_non_null(s);
+  assert_string_equal(s, "NORMAL:-VERS-ALL:+VERS-TLS1.3:-CIPHER-ALL:+AES-128-GCM:+AES-256-GCM:"
+                         "+CHACHA20-POLY1305:-MAC-ALL:+AEAD:-GROUP-ALL:+GROUP-X25519:"
+                         "+GROUP-SECP256R1:+GROUP-SECP384R1");
+  free(s);
+  s = tp__priority_build(&tp_profile_library_find("p384-only")->spec, err, sizeof(err));
+  assert_non_null(s);
+  assert_string_equal(s, "NORMAL:-VERS-ALL:+VERS-TLS1.2:+VERS-TLS1.3:-GROUP-ALL:+GROUP-SECP384R1");
+  free(s);
+  s = tp__priority_build(&tp_profile_library_find("old")->spec, err, sizeof(err));
+  assert_non_null(s);
+  assert_non_null(strstr(s, "+VERS-TLS1.0:+VERS-TLS1.1:+VERS-TLS1.2:+VERS-TLS1.3"));
+  assert_non_null(strstr(s, ":%COMPAT"));
+  free(s);
+}
+
+/* Mozilla intermediate = exactly 9 TLS 1.2 suites + 3 TLS 1.3 suites. */
+static void test_intermediate_suite_count(void **state) {
+  (void)state;
+  char err[512];
+  char *s = tp__priority_build(&tp_profile_library_find("intermediate")->spec, err, sizeof(err));
+  assert_non_null(s);
+  gnutls_priority_t p;
+  assert_int_equal(gnutls_priority_init2(&p, s, NULL, 0), 0);
+  unsigned n = 0, sidx;
+  for (unsigned i = 0;; i++) {
+    int rc = gnutls_priority_get_cipher_suite_index(p, i, &sidx);
+    if (rc == GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE)
+      break;
+    if (rc == 0)
+      n++;
+  }
+  assert_int_equal(n, 12);
+  gnutls_priority_deinit(p);
+  free(s);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_every_builtin_builds),
+      cmocka_unit_test(test_required_names_exist),
+      cmocka_unit_test(test_priority_strings),
+      cmocka_unit_test(test_intermediate_suite_count),
+  };
+  if (gnutls_global_init() < 0)
+    return 1;
+  int rc = cmocka_run_group_tests(tests, NULL, NULL);
+  gnutls_global_deinit();
+  return rc;
+}
