@@ -48,6 +48,17 @@ tp_err tp_json_str(tp_buf *out, const char *s) {
   return rc;
 }
 
+tp_err tp_json_str_array(tp_buf *out, char *const *items, size_t n) {
+  tp_err rc = tp_buf_append(out, "[", 1);
+  for (size_t i = 0; rc == TP_E_OK && i < n; i++) {
+    if (i > 0)
+      rc = tp_buf_append(out, ",", 1);
+    if (rc == TP_E_OK)
+      rc = tp_json_str(out, items[i] ? items[i] : "");
+  }
+  return rc == TP_E_OK ? tp_buf_append(out, "]", 1) : rc;
+}
+
 tp_err tp_json_raw(tp_buf *out, const char *fmt, ...) {
   char small[256];
   va_list ap;

@@ -8,6 +8,8 @@
 
 /* Appends s as a quoted, escaped JSON string. */
 tp_err tp_json_str(tp_buf *out, const char *s);
+/* Appends the n strings as a JSON array of strings ("[]" when n == 0). */
+tp_err tp_json_str_array(tp_buf *out, char *const *items, size_t n);
 /* Appends printf-formatted raw text (numbers, punctuation, keys known to be safe). */
 tp_err tp_json_raw(tp_buf *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -2,6 +2,7 @@
  * only the current series' successful latencies are held in memory at a time. */
 #include "report_impl.h"
 
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -39,6 +40,12 @@ static void pick_top_error(tp_report_series *s) {
   }
 }
 
+static tp_report_rate rate(uint64_t num, uint64_t den) {
+  if (den == 0)
+    return (tp_report_rate){.set = false};
+  return (tp_report_rate){.set = true, .percent = 100.0 * (double)num / (double)den};
+}
+
 static void finish_series(agg *a) {
   tp_report_series *s = a->cur;
   if (s == NULL)
@@ -50,6 +57,12 @@ static void finish_series(agg *a) {
                     tp_percentile_sorted(a->latencies, a->n_lat, 90, &s->p90_ns) &&
                     tp_percentile_sorted(a->latencies, a->n_lat, 99, &s->p99_ns);
   pick_top_error(s);
+  tp_outcome top;
+  if (s->top_error != NULL && tp_outcome_from_name(s->top_error, &top))
+    s->top_error_category = tp_outcome_category_name(tp_outcome_category_of(top));
+  s->hrr_rate = rate(s->hrr, s->successes);
+  s->resumption_rate = rate(s->resumed, s->resumption_probes);
+  s->early_data_accept_rate = rate(s->early_data_accepts, s->early_data_attempts);
   a->report->total_probes += s->probes;
   a->cur = NULL;
   a->n_lat = 0;
@@ -84,8 +97,23 @@ static tp_err on_row(const tp_store_row *row, void *ctx) {
   s->probes++;
   s->class_counts[cls]++;
   a->lag_sum_ns += (double)row->loop_lag_ns;
+  /* Rows arrive oldest first within a series: the last chain seen is the latest. */
+  if (row->days_to_earliest_expiry.set)
+    s->min_days_to_expiry = row->days_to_earliest_expiry;
+  if (row->ocsp_age_seconds.set &&
+      (!s->ocsp_max_age_seconds.set || row->ocsp_age_seconds.v > s->ocsp_max_age_seconds.v))
+    s->ocsp_max_age_seconds = row->ocsp_age_seconds;
   if (row->ok) {
     s->successes++;
+    s->hrr += row->hello_retry_request;
+    if (strcmp(row->mode, "resumption") == 0 || strcmp(row->mode, "early_data") == 0) {
+      s->resumption_probes++;
+      s->resumed += row->resumed;
+    }
+    if (row->early_data_attempted) {
+      s->early_data_attempts++;
+      s->early_data_accepts += row->early_data_accepted;
+    }
     if (a->n_lat == a->alloc_lat) {
       a->alloc_lat = a->alloc_lat ? 2 * a->alloc_lat : 256;
       a->latencies = tp_xrealloc(a->latencies, a->alloc_lat * sizeof(a->latencies[0]));
@@ -116,6 +144,58 @@ static tp_err load_facts(tp_store *store, tp_report *r, int64_t since, char *err
   return TP_E_OK;
 }
 
+/* ---- warnings ------------------------------------------------------------------ */
+
+static void warn(tp_report *r, size_t series, tp_report_level level, char *text) {
+  if (r->n_warnings == r->alloc_warnings) {
+    r->alloc_warnings = r->alloc_warnings ? 2 * r->alloc_warnings : 16;
+    r->warnings = tp_xrealloc(r->warnings, r->alloc_warnings * sizeof(r->warnings[0]));
+  }
+  r->warnings[r->n_warnings++] = (tp_report_warning){.series = series, .level = level, .text = text};
+}
+
+/* The tightest expiry threshold crossed: 3, 7, 14 or 30 days; 0 if none. */
+static int expiry_threshold(int64_t days) {
+  static const int thresholds[] = {TP_REPORT_EXPIRY_CRIT2_DAYS, TP_REPORT_EXPIRY_CRIT_DAYS,
+                                   TP_REPORT_EXPIRY_WARN2_DAYS, TP_REPORT_EXPIRY_WARN_DAYS};
+  for (size_t i = 0; i < sizeof(thresholds) / sizeof(thresholds[0]); i++)
+    if (days <= thresholds[i])
+      return thresholds[i];
+  return 0;
+}
+
+static void series_warnings(tp_report *r, size_t i) {
+  const tp_report_series *s = &r->series[i];
+  if (s->min_days_to_expiry.set) {
+    int64_t days = s->min_days_to_expiry.v;
+    int t = expiry_threshold(days);
+    tp_report_level level = t <= TP_REPORT_EXPIRY_CRIT_DAYS ? TP_REPORT_CRIT : TP_REPORT_WARN;
+    if (days < 0)
+      warn(r, i, TP_REPORT_CRIT,
+           tp_xasprintf("certificate expired %" PRId64 " days ago", -days));
+    else if (t != 0)
+      warn(r, i, level,
+           tp_xasprintf("certificate expires in %" PRId64 " days (threshold %d)", days, t));
+  }
+  if (s->ocsp_max_age_seconds.set && s->ocsp_max_age_seconds.v > TP_REPORT_OCSP_MAX_AGE_S)
+    warn(r, i, TP_REPORT_WARN,
+         tp_xasprintf("OCSP staple is %.1f h old (threshold %d h)",
+                      (double)s->ocsp_max_age_seconds.v / 3600.0, TP_REPORT_OCSP_MAX_AGE_S / 3600));
+  if (s->successes * 1000 < s->probes * TP_REPORT_MIN_SUCCESS_PERMILLE)
+    warn(r, i, TP_REPORT_WARN,
+         tp_xasprintf("success rate %.2f%% (threshold %.1f%%)", s->success_rate,
+                      TP_REPORT_MIN_SUCCESS_PERMILLE / 10.0));
+  if (s->hrr_rate.set && s->hrr * 100 > s->successes * TP_REPORT_MAX_HRR_PERCENT)
+    warn(r, i, TP_REPORT_WARN,
+         tp_xasprintf("HelloRetryRequest rate %.2f%% (threshold %d%%)", s->hrr_rate.percent,
+                      TP_REPORT_MAX_HRR_PERCENT));
+  if (s->resumption_rate.set &&
+      s->resumed * 100 < s->resumption_probes * TP_REPORT_MIN_RESUMPTION_PERCENT)
+    warn(r, i, TP_REPORT_WARN,
+         tp_xasprintf("resumption rate %.2f%% (threshold %d%%)", s->resumption_rate.percent,
+                      TP_REPORT_MIN_RESUMPTION_PERCENT));
+}
+
 tp_err tp_report_build(tp_store *store, const tp_report_query *query, tp_report **out, char *err,
                        size_t errlen) {
   tp_report *r = tp_xcalloc(1, sizeof(*r));
@@ -125,6 +205,8 @@ tp_err tp_report_build(tp_store *store, const tp_report_query *query, tp_report 
   tp_err rc = tp_store_scan(store, since, query->target, on_row, &a, err, errlen);
   if (rc == TP_E_OK)
     finish_series(&a);
+  for (size_t i = 0; rc == TP_E_OK && i < r->n_series; i++)
+    series_warnings(r, i);
   if (rc == TP_E_OK && query->with_facts)
     rc = load_facts(store, r, since, err, errlen);
   free(a.latencies);
@@ -144,6 +226,12 @@ const tp_report_series *tp_report_series_at(const tp_report *report, size_t i) {
 
 uint64_t tp_report_total_probes(const tp_report *report) { return report->total_probes; }
 
+size_t tp_report_warning_count(const tp_report *report) { return report->n_warnings; }
+
+const tp_report_warning *tp_report_warning_at(const tp_report *report, size_t i) {
+  return i < report->n_warnings ? &report->warnings[i] : NULL;
+}
+
 void tp_report_free(tp_report *report) {
   if (report == NULL)
     return;
@@ -154,6 +242,9 @@ void tp_report_free(tp_report *report) {
     free(s->region);
     tp_store_facts_clear(&s->facts);
   }
+  for (size_t i = 0; i < report->n_warnings; i++)
+    free(report->warnings[i].text);
+  free(report->warnings);
   free(report->series);
   free(report);
 }

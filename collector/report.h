@@ -4,8 +4,10 @@
  *
  * Per series: probes, successes, success rate (%), p50/p90/p99 handshake latency
  * over SUCCESSFUL probes only (nearest rank, see percentile.h; absent when there is
- * no success), mean loop lag over all probes, and the most frequent non-ok error
- * class (ties: the lexicographically smallest name). */
+ * no success), mean loop lag over all probes, the most frequent non-ok error
+ * class (ties: the lexicographically smallest name) and its category (who acts),
+ * and the operator rates below. Thresholds crossed become warnings (text report);
+ * docs/collector.md explains each threshold. */
 #ifndef TP_REPORT_H
 #define TP_REPORT_H
 #include <stdbool.h>
@@ -18,6 +20,23 @@
 /* Outcome values are small (outcome.h); counts are indexed by value. */
 #define TP_REPORT_MAX_CLASS 64
 
+/* Warning thresholds. Rates compare in integers (count * 1000 vs total * 999), so
+ * a value on the threshold never flips with floating-point rounding. */
+#define TP_REPORT_EXPIRY_WARN_DAYS 30       /* WARN at 30 and 14 days left */
+#define TP_REPORT_EXPIRY_WARN2_DAYS 14
+#define TP_REPORT_EXPIRY_CRIT_DAYS 7        /* CRIT at 7 and 3 days left, and expired */
+#define TP_REPORT_EXPIRY_CRIT2_DAYS 3
+#define TP_REPORT_OCSP_MAX_AGE_S 86400      /* staple older than 24 h */
+#define TP_REPORT_MIN_SUCCESS_PERMILLE 999  /* success rate below 99.9 % */
+#define TP_REPORT_MAX_HRR_PERCENT 5         /* HelloRetryRequest rate above 5 % */
+#define TP_REPORT_MIN_RESUMPTION_PERCENT 80 /* resumption rate below 80 % */
+
+/* A percentage that is undefined when its denominator is 0 (JSON null). */
+typedef struct tp_report_rate {
+  bool set;
+  double percent; /* 0..100 */
+} tp_report_rate;
+
 typedef struct tp_report_series {
   char *target, *profile, *region; /* owned by the report */
   uint64_t probes;
@@ -28,6 +47,21 @@ typedef struct tp_report_series {
   double mean_loop_lag_ms;
   const char *top_error; /* static outcome name; NULL if every probe succeeded */
   uint64_t top_error_count;
+  const char *top_error_category; /* "network", "server", "client", "policy", "internal" */
+  /* Counts behind the rates; all over SUCCESSFUL probes (a failed probe did not
+   * get far enough to resume, retry or send early data). */
+  uint64_t hrr;                 /* saw a HelloRetryRequest */
+  uint64_t resumption_probes;   /* mode resumption or early_data */
+  uint64_t resumed;             /* ... of which resumed */
+  uint64_t early_data_attempts; /* attempted early data */
+  uint64_t early_data_accepts;  /* ... of which the server accepted it */
+  tp_report_rate hrr_rate;               /* hrr / successes */
+  tp_report_rate resumption_rate;        /* resumed / resumption_probes */
+  tp_report_rate early_data_accept_rate; /* early_data_accepts / early_data_attempts */
+  /* days_to_earliest_expiry of the latest result in the window that received a
+   * chain (later results without one -- a refused connection -- do not hide it). */
+  tp_store_opt min_days_to_expiry;
+  tp_store_opt ocsp_max_age_seconds; /* over every stapled result in the window */
   uint64_t class_counts[TP_REPORT_MAX_CLASS]; /* by outcome value, ok included */
   bool have_facts;                            /* query.with_facts and a latest result exists */
   tp_store_facts facts;                       /* latest result's facts, owned by the report */
@@ -43,12 +77,24 @@ typedef struct tp_report_query {
 
 typedef struct tp_report tp_report;
 
+typedef enum { TP_REPORT_WARN, TP_REPORT_CRIT } tp_report_level;
+
+/* One crossed threshold: "certificate expires in 12 days (threshold 14)". */
+typedef struct tp_report_warning {
+  size_t series; /* index for tp_report_series_at */
+  tp_report_level level;
+  char *text; /* owned by the report */
+} tp_report_warning;
+
 /* Builds the report (free with tp_report_free). TP_E_STORE with err on failure. */
 tp_err tp_report_build(tp_store *store, const tp_report_query *query, tp_report **out, char *err,
                        size_t errlen);
 size_t tp_report_series_count(const tp_report *report);
 const tp_report_series *tp_report_series_at(const tp_report *report, size_t i);
 uint64_t tp_report_total_probes(const tp_report *report);
+/* Warnings in series order, and per series: expiry, OCSP, success, HRR, resumption. */
+size_t tp_report_warning_count(const tp_report *report);
+const tp_report_warning *tp_report_warning_at(const tp_report *report, size_t i);
 void tp_report_free(tp_report *report);
 
 /* Formatting (report_format.c). TP_E_IO if writing fails. */

@@ -95,6 +95,21 @@ static tp_err append_table(const tp_report *r, tp_buf *buf) {
   return rc;
 }
 
+/* "WARN good/default: certificate expires in 12 days (threshold 14)"; the region
+ * joins the series name only when there is one. */
+static tp_err append_warnings(const tp_report *r, tp_buf *buf) {
+  tp_err rc = TP_E_OK;
+  for (size_t i = 0; rc == TP_E_OK && i < r->n_warnings; i++) {
+    const tp_report_warning *w = &r->warnings[i];
+    const tp_report_series *s = &r->series[w->series];
+    char *line = tp_xasprintf("%s %s/%s%s%s: %s\n", w->level == TP_REPORT_CRIT ? "CRIT" : "WARN",
+                              s->target, s->profile, s->region[0] ? "/" : "", s->region, w->text);
+    rc = tp_buf_append(buf, line, strlen(line));
+    free(line);
+  }
+  return rc;
+}
+
 tp_err tp_report_write_text(const tp_report *r, FILE *out) {
   tp_buf buf;
   char ending[32];
@@ -109,6 +124,8 @@ tp_err tp_report_write_text(const tp_report *r, FILE *out) {
     rc = tp_buf_append(&buf, "no probes in window\n", 20);
   else if (rc == TP_E_OK)
     rc = append_table(r, &buf);
+  if (rc == TP_E_OK)
+    rc = append_warnings(r, &buf);
   if (rc == TP_E_OK)
     rc = flush(&buf, out);
   tp_buf_free(&buf);
@@ -153,6 +170,74 @@ static tp_err json_errors(tp_buf *b, const tp_report_series *s) {
   return rc == TP_E_OK ? tp_json_raw(b, "}") : rc;
 }
 
+static tp_err json_opt_i64(tp_buf *b, const char *key, tp_store_opt v) {
+  if (!v.set)
+    return tp_json_raw(b, ",\"%s\":null", key);
+  return tp_json_raw(b, ",\"%s\":%" PRId64, key, v.v);
+}
+
+static tp_err json_opt_bool(tp_buf *b, const char *key, tp_store_opt v) {
+  if (!v.set)
+    return tp_json_raw(b, ",\"%s\":null", key);
+  return tp_json_raw(b, ",\"%s\":%s", key, v.v ? "true" : "false");
+}
+
+/* Nanoseconds as milliseconds with 3 decimals, like the latency columns. */
+static tp_err json_opt_ms(tp_buf *b, const char *key, tp_store_opt ns) {
+  if (!ns.set)
+    return tp_json_raw(b, ",\"%s\":null", key);
+  return tp_json_raw(b, ",\"%s\":%.3f", key, (double)ns.v / 1e6);
+}
+
+static tp_err json_opt_str(tp_buf *b, const char *key, const char *value) {
+  if (value == NULL)
+    return tp_json_raw(b, ",\"%s\":null", key);
+  return json_key_str(b, key, value);
+}
+
+static tp_err json_rate(tp_buf *b, const char *key, tp_report_rate r) {
+  if (!r.set)
+    return tp_json_raw(b, ",\"%s\":null", key);
+  return tp_json_raw(b, ",\"%s\":%.2f", key, r.percent);
+}
+
+/* A JSON array text stored by ingest (chain_json.c, tp_json_str_array): emitted
+ * verbatim; NULL (stored before the column existed) is null. */
+static tp_err json_stored_array(tp_buf *b, const char *key, const char *stored) {
+  tp_err rc = tp_json_raw(b, ",\"%s\":", key);
+  if (rc != TP_E_OK)
+    return rc;
+  if (stored == NULL)
+    return tp_json_raw(b, "null");
+  return stored[0] == '[' ? tp_buf_append(b, stored, strlen(stored)) : tp_json_raw(b, "[]");
+}
+
+static tp_err json_ocsp(tp_buf *b, const tp_store_facts *f) {
+  if (!f->ocsp_stapled)
+    return tp_json_raw(b, ",\"ocsp\":null");
+  tp_err rc = tp_json_raw(b, ",\"ocsp\":{\"cert_status\":");
+  if (rc == TP_E_OK)
+    rc = tp_json_str(b, f->ocsp_cert_status ? f->ocsp_cert_status : "");
+  if (rc == TP_E_OK)
+    rc = json_opt_i64(b, "this_update_unix", f->ocsp_this_update_unix);
+  if (rc == TP_E_OK)
+    rc = json_opt_i64(b, "next_update_unix", f->ocsp_next_update_unix);
+  if (rc == TP_E_OK)
+    rc = json_opt_i64(b, "age_seconds", f->ocsp_age_seconds);
+  return rc == TP_E_OK ? tp_json_raw(b, "}") : rc;
+}
+
+static tp_err json_http(tp_buf *b, const tp_store_facts *f) {
+  if (!f->http_present)
+    return tp_json_raw(b, ",\"http\":null");
+  tp_err rc = tp_json_raw(b, ",\"http\":{\"status\":%" PRId64, f->http_status.v);
+  if (rc == TP_E_OK)
+    rc = json_opt_ms(b, "first_byte_ms", f->http_first_byte_ns);
+  if (rc == TP_E_OK)
+    rc = json_opt_bool(b, "hsts", f->http_hsts);
+  return rc == TP_E_OK ? tp_json_raw(b, "}") : rc;
+}
+
 static tp_err json_facts(tp_buf *b, const tp_store_facts *f) {
   tp_err rc = json_key_str(b, "tls_version", f->tls_version);
   if (rc == TP_E_OK)
@@ -161,20 +246,42 @@ static tp_err json_facts(tp_buf *b, const tp_store_facts *f) {
     rc = json_key_str(b, "group", f->group);
   if (rc == TP_E_OK)
     rc = json_key_str(b, "alpn", f->alpn);
-  bool have_chain = f->chain_json[0] == '[' && strcmp(f->chain_json, "[]") != 0;
   /* days_to_earliest_expiry is only meaningful with a chain (tlsprobe.proto). */
-  if (rc == TP_E_OK && have_chain)
-    rc = tp_json_raw(b, ",\"days_to_earliest_expiry\":%" PRId32, f->days_to_earliest_expiry);
-  else if (rc == TP_E_OK)
-    rc = tp_json_raw(b, ",\"days_to_earliest_expiry\":null");
+  if (rc == TP_E_OK)
+    rc = json_opt_i64(b, "days_to_earliest_expiry", f->days_to_earliest_expiry);
   if (rc == TP_E_OK)
     rc = json_key_str(b, "error_detail", f->error_detail);
   if (rc == TP_E_OK)
-    rc = tp_json_raw(b, ",\"chain\":");
+    rc = tp_json_raw(b, ",\"resumed\":%s,\"hello_retry_request\":%s",
+                     f->resumed ? "true" : "false", f->hello_retry_request ? "true" : "false");
+  /* Schema version 2 facts: null for a result stored before them. */
+  if (rc == TP_E_OK)
+    rc = json_opt_str(b, "mode", f->mode);
+  if (rc == TP_E_OK)
+    rc = json_stored_array(b, "groups_offered", f->groups_offered);
+  if (rc == TP_E_OK)
+    rc = json_stored_array(b, "key_shares_offered", f->key_shares_offered);
+  if (rc == TP_E_OK)
+    rc = json_opt_str(b, "fidelity_note", f->fidelity_note);
+  if (rc == TP_E_OK)
+    rc = json_opt_bool(b, "ticket_received", f->ticket_received);
+  if (rc == TP_E_OK)
+    rc = json_opt_ms(b, "resumption_handshake_ms", f->resumption_handshake_ns);
+  if (rc == TP_E_OK)
+    rc = json_opt_bool(b, "early_data_attempted", f->early_data_attempted);
+  if (rc == TP_E_OK)
+    rc = json_opt_bool(b, "early_data_accepted", f->early_data_accepted);
+  if (rc == TP_E_OK)
+    rc = json_opt_i64(b, "chain_length_sent", f->chain_length_sent);
+  if (rc == TP_E_OK)
+    rc = json_opt_bool(b, "chain_complete", f->chain_complete);
+  if (rc == TP_E_OK)
+    rc = json_ocsp(b, f);
+  if (rc == TP_E_OK)
+    rc = json_http(b, f);
   /* chain_json was encoded by chain_json.c at ingest: emitted verbatim. */
   if (rc == TP_E_OK)
-    rc = f->chain_json[0] == '[' ? tp_buf_append(b, f->chain_json, strlen(f->chain_json))
-                                 : tp_json_raw(b, "[]");
+    rc = json_stored_array(b, "chain", f->chain_json);
   return rc;
 }
 
@@ -198,12 +305,24 @@ static tp_err json_series(tp_buf *b, const tp_report_series *s) {
   if (rc == TP_E_OK)
     rc = tp_json_raw(b, ",\"mean_loop_lag_ms\":%.3f", s->mean_loop_lag_ms);
   if (rc == TP_E_OK && s->top_error != NULL)
-    rc = tp_json_raw(b, ",\"top_error\":{\"class\":\"%s\",\"count\":%" PRIu64 "}", s->top_error,
-                     s->top_error_count);
+    rc = tp_json_raw(b,
+                     ",\"top_error\":{\"class\":\"%s\",\"count\":%" PRIu64 ",\"category\":\"%s\"}",
+                     s->top_error, s->top_error_count,
+                     s->top_error_category ? s->top_error_category : "internal");
   else if (rc == TP_E_OK)
     rc = tp_json_raw(b, ",\"top_error\":null");
   if (rc == TP_E_OK)
     rc = json_errors(b, s);
+  if (rc == TP_E_OK)
+    rc = json_rate(b, "hrr_rate", s->hrr_rate);
+  if (rc == TP_E_OK)
+    rc = json_rate(b, "resumption_rate", s->resumption_rate);
+  if (rc == TP_E_OK)
+    rc = json_rate(b, "early_data_accept_rate", s->early_data_accept_rate);
+  if (rc == TP_E_OK)
+    rc = json_opt_i64(b, "min_days_to_expiry", s->min_days_to_expiry);
+  if (rc == TP_E_OK)
+    rc = json_opt_i64(b, "ocsp_max_age_seconds", s->ocsp_max_age_seconds);
   if (rc == TP_E_OK && s->have_facts)
     rc = json_facts(b, &s->facts);
   return rc == TP_E_OK ? tp_json_raw(b, "}") : rc;

@@ -10,6 +10,9 @@ struct tp_report {
   size_t n_series;
   size_t alloc_series;
   uint64_t total_probes;
+  tp_report_warning *warnings;
+  size_t n_warnings;
+  size_t alloc_warnings;
 };
 
 #endif

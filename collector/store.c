@@ -30,5 +30,10 @@ void tp_store_facts_clear(tp_store_facts *facts) {
   free(facts->alpn);
   free(facts->error_detail);
   free(facts->chain_json);
+  free(facts->groups_offered);
+  free(facts->key_shares_offered);
+  free(facts->mode);
+  free(facts->fidelity_note);
+  free(facts->ocsp_cert_status);
   *facts = (tp_store_facts){0};
 }

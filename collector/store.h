@@ -32,8 +32,16 @@ void tp_store_close(tp_store *store);
 tp_err tp_store_put_batch(tp_store *store, const Tlsprobe__V1__ResultBatch *batch,
                           int64_t received_unix_ns, bool *duplicate, char *err, size_t errlen);
 
+/* A column that may be NULL: not reported on the wire (an absent message) or
+ * stored before schema version 2 added it. */
+typedef struct tp_store_opt {
+  bool set;
+  int64_t v;
+} tp_store_opt;
+
 /* One stored result as the report needs it; strings are borrowed for the duration
- * of the callback only. */
+ * of the callback only. Columns added by schema version 2 read as 0/false/"" for
+ * rows stored before it. */
 typedef struct tp_store_row {
   const char *target;
   const char *profile;
@@ -42,18 +50,29 @@ typedef struct tp_store_row {
   const char *error_class; /* snake_case name */
   uint64_t handshake_ns;
   uint64_t loop_lag_ns;
+  int64_t started_unix_ns;
+  const char *mode; /* "handshake", "resumption", "early_data"; "" = not reported */
+  bool resumed;
+  bool hello_retry_request;
+  bool early_data_attempted;
+  bool early_data_accepted;
+  tp_store_opt days_to_earliest_expiry; /* unset when no chain was received */
+  tp_store_opt ocsp_age_seconds;        /* unset when no OCSP response was stapled */
 } tp_store_row;
 
 /* Return non-OK to stop the scan; that error is returned by tp_store_scan. */
 typedef tp_err (*tp_store_row_fn)(const tp_store_row *row, void *ctx);
 
 /* Calls fn for each result started at or after since_unix_ns (and of `target` if
- * non-NULL), ordered by target, profile, region (byte order). */
+ * non-NULL), ordered by target, profile, region (byte order), then oldest first
+ * (started_unix_ns, then storage order). */
 tp_err tp_store_scan(tp_store *store, int64_t since_unix_ns, const char *target, tp_store_row_fn fn,
                      void *ctx, char *err, size_t errlen);
 
-/* The latest result's negotiated facts for one series (all strings owned; free with
- * tp_store_facts_clear). chain_json is the stored JSON array text. */
+/* The latest result's facts for one series (all strings owned; free with
+ * tp_store_facts_clear). chain_json, groups_offered and key_shares_offered are the
+ * stored JSON array texts; the strings added by schema version 2 are NULL for rows
+ * stored before it. */
 typedef struct tp_store_facts {
   char *tls_version;
   char *cipher;
@@ -61,8 +80,22 @@ typedef struct tp_store_facts {
   char *alpn;
   char *error_detail;
   char *chain_json;
-  int32_t days_to_earliest_expiry;
+  tp_store_opt days_to_earliest_expiry; /* unset without a chain */
   int64_t started_unix_ns;
+  bool resumed;
+  bool hello_retry_request;
+  /* schema version 2 */
+  char *groups_offered;
+  char *key_shares_offered;
+  char *mode;
+  char *fidelity_note;
+  tp_store_opt ticket_received, resumption_handshake_ns, early_data_attempted,
+      early_data_accepted, chain_length_sent, chain_complete;
+  bool ocsp_stapled;
+  char *ocsp_cert_status; /* NULL unless stapled */
+  tp_store_opt ocsp_this_update_unix, ocsp_next_update_unix, ocsp_age_seconds;
+  bool http_present; /* an HTTP request was made */
+  tp_store_opt http_status, http_first_byte_ns, http_hsts;
 } tp_store_facts;
 
 /* TP_E_NOTFOUND if the series has no result in the window. */

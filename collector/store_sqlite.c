@@ -11,7 +11,10 @@
  *
  * uint64 protobuf fields that may exceed INT64_MAX (instance_id, result_seq) are
  * stored as the int64 with the same bit pattern; durations are validated to be at
- * most one hour by ingest, so they are stored as plain positive integers. */
+ * most one hour by ingest, so they are stored as plain positive integers.
+ *
+ * NULL means "not recorded": a message absent on the wire (ocsp, http), no chain
+ * (days_to_earliest_expiry), or a row stored before the column existed. */
 #include <errno.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -20,19 +23,30 @@
 #include <sys/stat.h>
 
 #include "chain_json.h"
+#include "json_out.h"
 #include "outcome.h"
 #include "store_impl.h"
 #include "tp_buf.h"
 #include "tp_mem.h"
 
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
 #define BUSY_TIMEOUT_MS 5000
 /* Chain JSON is built from at most max_body_bytes of input; escaping can grow it
  * six-fold, so this only stops a bug, never a legal batch. */
 #define CHAIN_JSON_CAP ((size_t)2 * 1024 * 1024 * 1024)
 
-static const char *const migrations[SCHEMA_VERSION] = {
+/* Migration SQL, then an optional step in C for what SQL alone cannot do. */
+typedef struct sqlite_store sqlite_store;
+typedef struct migration {
+  const char *sql;
+  tp_err (*step)(sqlite_store *s, char *err, size_t errlen);
+} migration;
+
+static tp_err relax_days_not_null(sqlite_store *s, char *err, size_t errlen);
+
+static const migration migrations[SCHEMA_VERSION] = {
     /* 0 -> 1 */
+    {
     "CREATE TABLE batches ("
     "  agent_id TEXT NOT NULL,"
     "  instance_id INTEGER NOT NULL,"
@@ -74,6 +88,29 @@ static const char *const migrations[SCHEMA_VERSION] = {
     "  days_to_earliest_expiry INTEGER NOT NULL);"
     "CREATE INDEX results_started ON results (started_unix_ns);"
     "CREATE INDEX results_series ON results (target, profile, region, started_unix_ns);",
+     NULL},
+    /* 1 -> 2: client-profile evidence, OCSP staple, chain and HTTP facts. ADD COLUMN
+     * only rewrites the schema text, never the rows, so this is instant on a large
+     * database; existing rows read NULL ("not recorded"). */
+    {"ALTER TABLE results ADD COLUMN groups_offered TEXT;"
+     "ALTER TABLE results ADD COLUMN key_shares_offered TEXT;"
+     "ALTER TABLE results ADD COLUMN mode TEXT;"
+     "ALTER TABLE results ADD COLUMN ticket_received INTEGER;"
+     "ALTER TABLE results ADD COLUMN resumption_handshake_ns INTEGER;"
+     "ALTER TABLE results ADD COLUMN early_data_attempted INTEGER;"
+     "ALTER TABLE results ADD COLUMN early_data_accepted INTEGER;"
+     "ALTER TABLE results ADD COLUMN fidelity_note TEXT;"
+     "ALTER TABLE results ADD COLUMN ocsp_stapled INTEGER;"
+     "ALTER TABLE results ADD COLUMN ocsp_cert_status TEXT;"
+     "ALTER TABLE results ADD COLUMN ocsp_this_update_unix INTEGER;"
+     "ALTER TABLE results ADD COLUMN ocsp_next_update_unix INTEGER;"
+     "ALTER TABLE results ADD COLUMN ocsp_age_seconds INTEGER;"
+     "ALTER TABLE results ADD COLUMN chain_length_sent INTEGER;"
+     "ALTER TABLE results ADD COLUMN chain_complete INTEGER;"
+     "ALTER TABLE results ADD COLUMN http_status INTEGER;"
+     "ALTER TABLE results ADD COLUMN http_first_byte_ns INTEGER;"
+     "ALTER TABLE results ADD COLUMN http_hsts INTEGER;",
+     relax_days_not_null},
 };
 
 static const char SQL_INSERT_BATCH[] =
@@ -84,22 +121,38 @@ static const char SQL_INSERT_RESULT[] =
     " host, port, sni, profile, address, result_seq, started_unix_ns, dns_ns, connect_ns,"
     " handshake_ns, total_ns, loop_lag_ns, ok, error_class, error_detail, tls_version, cipher,"
     " grp, alpn, resumed, hello_retry_request, server_signature_algorithm, chain_json,"
-    " days_to_earliest_expiry)"
+    " days_to_earliest_expiry, groups_offered, key_shares_offered, mode, ticket_received,"
+    " resumption_handshake_ns, early_data_attempted, early_data_accepted, fidelity_note,"
+    " ocsp_stapled, ocsp_cert_status, ocsp_this_update_unix, ocsp_next_update_unix,"
+    " ocsp_age_seconds, chain_length_sent, chain_complete, http_status, http_first_byte_ns,"
+    " http_hsts)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
-    " ?, ?, ?)";
-static const char SQL_SCAN_ALL[] =
-    "SELECT target, profile, region, ok, error_class, handshake_ns, loop_lag_ns FROM results"
-    " WHERE started_unix_ns >= ?1 ORDER BY target, profile, region";
-static const char SQL_SCAN_TARGET[] =
-    "SELECT target, profile, region, ok, error_class, handshake_ns, loop_lag_ns FROM results"
-    " WHERE started_unix_ns >= ?1 AND target = ?2 ORDER BY target, profile, region";
+    " ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+/* Rows stored before schema version 2 hold 0 in days_to_earliest_expiry when there
+ * was no chain; the CASE makes both generations read NULL. */
+#define SQL_DAYS "CASE WHEN chain_json = '[]' THEN NULL ELSE days_to_earliest_expiry END"
+#define SQL_SCAN_COLUMNS                                                                        \
+  "SELECT target, profile, region, ok, error_class, handshake_ns, loop_lag_ns,"                 \
+  " started_unix_ns, coalesce(mode, ''), resumed, hello_retry_request,"                         \
+  " coalesce(early_data_attempted, 0), coalesce(early_data_accepted, 0), " SQL_DAYS ","         \
+  " CASE WHEN ocsp_stapled THEN ocsp_age_seconds END FROM results"
+static const char SQL_SCAN_ALL[] = SQL_SCAN_COLUMNS " WHERE started_unix_ns >= ?1"
+                                                    " ORDER BY target, profile, region,"
+                                                    " started_unix_ns, id";
+static const char SQL_SCAN_TARGET[] = SQL_SCAN_COLUMNS " WHERE started_unix_ns >= ?1 AND target = ?2"
+                                                       " ORDER BY target, profile, region,"
+                                                       " started_unix_ns, id";
 static const char SQL_LATEST[] =
-    "SELECT tls_version, cipher, grp, alpn, error_detail, chain_json, days_to_earliest_expiry,"
-    " started_unix_ns FROM results"
+    "SELECT tls_version, cipher, grp, alpn, error_detail, chain_json, " SQL_DAYS ","
+    " started_unix_ns, resumed, hello_retry_request, groups_offered, key_shares_offered, mode,"
+    " fidelity_note, ticket_received, resumption_handshake_ns, early_data_attempted,"
+    " early_data_accepted, chain_length_sent, chain_complete, ocsp_stapled, ocsp_cert_status,"
+    " ocsp_this_update_unix, ocsp_next_update_unix, ocsp_age_seconds, http_status,"
+    " http_first_byte_ns, http_hsts FROM results"
     " WHERE target = ?1 AND profile = ?2 AND region = ?3 AND started_unix_ns >= ?4"
     " ORDER BY started_unix_ns DESC, id DESC LIMIT 1";
 
-typedef struct sqlite_store {
+struct sqlite_store {
   tp_store base; /* first: tp_store * <-> sqlite_store * */
   sqlite3 *db;
   char *path;
@@ -112,8 +165,11 @@ typedef struct sqlite_store {
   sqlite3_stmt *scan_all;
   sqlite3_stmt *scan_target;
   sqlite3_stmt *latest;
-  tp_buf chain; /* scratch for chain_json, reused across results */
-} sqlite_store;
+  /* Scratch JSON for one result's columns, reused across results. */
+  tp_buf chain;
+  tp_buf groups;
+  tp_buf shares;
+};
 
 static sqlite_store *from_base(tp_store *store) { return (sqlite_store *)store; }
 
@@ -157,6 +213,12 @@ static void bind_i64(binder *b, sqlite3_int64 v) {
     b->rc = sqlite3_bind_int64(b->stmt, b->idx, v);
 }
 
+static void bind_null(binder *b) {
+  b->idx++;
+  if (b->rc == SQLITE_OK)
+    b->rc = sqlite3_bind_null(b->stmt, b->idx);
+}
+
 /* ---- open / migrate ---------------------------------------------------------- */
 
 static tp_err read_user_version(sqlite_store *s, int *version, char *err, size_t errlen) {
@@ -183,6 +245,55 @@ static tp_err check_not_newer(sqlite_store *s, int version, char *err, size_t er
   return TP_E_STORE;
 }
 
+static tp_err query_int(sqlite_store *s, const char *sql, int *out, char *err, size_t errlen) {
+  sqlite3_stmt *stmt = NULL;
+  tp_err rc = TP_E_OK;
+  if (sqlite3_prepare_v2(s->db, sql, -1, &stmt, NULL) != SQLITE_OK ||
+      sqlite3_step(stmt) != SQLITE_ROW)
+    rc = fail(s, err, errlen, sql);
+  else
+    *out = sqlite3_column_int(stmt, 0);
+  sqlite3_finalize(stmt);
+  return rc;
+}
+
+/* Version 1 declared days_to_earliest_expiry NOT NULL, but without a chain it has
+ * no value. ALTER TABLE cannot drop a constraint; rebuilding the table would copy
+ * every row. SQLite documents editing the stored CREATE TABLE text instead for
+ * exactly this case (lang_altertable.html §7, "removing ... NOT NULL constraints"):
+ * no row changes, every existing row satisfies the looser column. The edit is
+ * checked to have hit exactly one table, the schema cookie is bumped so every
+ * connection re-reads the schema, and it all runs inside the migration's
+ * transaction, so a failure rolls back to the untouched version 1 schema. */
+static tp_err relax_days_not_null(sqlite_store *s, char *err, size_t errlen) {
+  static const char SQL_RELAX[] =
+      "UPDATE sqlite_master SET sql = replace(sql,"
+      " 'days_to_earliest_expiry INTEGER NOT NULL', 'days_to_earliest_expiry INTEGER')"
+      " WHERE type = 'table' AND name = 'results'"
+      " AND instr(sql, 'days_to_earliest_expiry INTEGER NOT NULL') > 0";
+  int cookie = 0;
+  char sql[64];
+  tp_err rc = query_int(s, "PRAGMA schema_version", &cookie, err, errlen);
+  if (rc != TP_E_OK)
+    return rc;
+  if (sqlite3_exec(s->db, "PRAGMA writable_schema = ON", NULL, NULL, NULL) != SQLITE_OK)
+    return fail(s, err, errlen, "cannot enable schema editing");
+  if (sqlite3_exec(s->db, SQL_RELAX, NULL, NULL, NULL) != SQLITE_OK)
+    rc = fail(s, err, errlen, "cannot relax days_to_earliest_expiry");
+  else if (sqlite3_changes(s->db) != 1) {
+    snprintf(err, errlen, "%s: results table does not declare days_to_earliest_expiry as"
+                          " version 1 did; refusing to migrate", s->path);
+    rc = TP_E_STORE;
+  }
+  snprintf(sql, sizeof(sql), "PRAGMA schema_version = %d", cookie + 1);
+  if (rc == TP_E_OK && sqlite3_exec(s->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+    rc = fail(s, err, errlen, "cannot bump schema cookie");
+  if (sqlite3_exec(s->db, "PRAGMA writable_schema = OFF", NULL, NULL, NULL) != SQLITE_OK &&
+      rc == TP_E_OK)
+    rc = fail(s, err, errlen, "cannot disable schema editing");
+  return rc;
+}
+
 static tp_err migrate(sqlite_store *s, char *err, size_t errlen) {
   int version = 0;
   char sql[64];
@@ -195,8 +306,10 @@ static tp_err migrate(sqlite_store *s, char *err, size_t errlen) {
   if (rc == TP_E_OK)
     rc = check_not_newer(s, version, err, errlen);
   for (int v = version; rc == TP_E_OK && v < SCHEMA_VERSION; v++) {
-    if (sqlite3_exec(s->db, migrations[v], NULL, NULL, NULL) != SQLITE_OK)
+    if (sqlite3_exec(s->db, migrations[v].sql, NULL, NULL, NULL) != SQLITE_OK)
       rc = fail(s, err, errlen, "schema migration failed");
+    if (rc == TP_E_OK && migrations[v].step != NULL)
+      rc = migrations[v].step(s, err, errlen);
   }
   if (rc == TP_E_OK && version < SCHEMA_VERSION) {
     snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", SCHEMA_VERSION);
@@ -285,6 +398,8 @@ tp_err tp_store_open_sqlite(const char *path, tp_store_mode mode, tp_store **out
   s->base.ops = &sqlite_ops;
   s->path = tp_xstrdup(path);
   tp_buf_init(&s->chain, CHAIN_JSON_CAP);
+  tp_buf_init(&s->groups, CHAIN_JSON_CAP);
+  tp_buf_init(&s->shares, CHAIN_JSON_CAP);
   if (mode == TP_STORE_READONLY && stat(path, &st) != 0) {
     snprintf(err, errlen, "%s: cannot open database: %s", path, strerror(errno));
     rc = errno == ENOENT ? TP_E_NOTFOUND : TP_E_STORE;
@@ -331,6 +446,8 @@ static void sqlite_close(tp_store *store) {
    * would defer instead of failing if one was missed. */
   (void)sqlite3_close_v2(s->db);
   tp_buf_free(&s->chain);
+  tp_buf_free(&s->groups);
+  tp_buf_free(&s->shares);
   free(s->path);
   free(s);
 }
@@ -341,10 +458,16 @@ static tp_err insert_result(sqlite_store *s, const Tlsprobe__V1__ResultBatch *ba
                             const Tlsprobe__V1__ProbeResult *r, int64_t received_unix_ns, char *err,
                             size_t errlen) {
   tp_buf_reset(&s->chain);
-  if (tp_chain_json_encode(r->chain, r->n_chain, &s->chain) != TP_E_OK) {
-    snprintf(err, errlen, "%s: certificate chain too large to encode", s->path);
+  tp_buf_reset(&s->groups);
+  tp_buf_reset(&s->shares);
+  if (tp_chain_json_encode(r->chain, r->n_chain, &s->chain) != TP_E_OK ||
+      tp_json_str_array(&s->groups, r->groups_offered, r->n_groups_offered) != TP_E_OK ||
+      tp_json_str_array(&s->shares, r->key_shares_offered, r->n_key_shares_offered) != TP_E_OK) {
+    snprintf(err, errlen, "%s: result too large to encode", s->path);
     return TP_E_STORE;
   }
+  const Tlsprobe__V1__OcspFacts *ocsp = r->ocsp;
+  const Tlsprobe__V1__HttpFacts *http = r->http;
   const char *error_class = tp_outcome_name((int)r->error_class);
   binder b = {.stmt = s->insert_result, .idx = 0, .rc = SQLITE_OK};
   bind_i64(&b, received_unix_ns);
@@ -376,7 +499,38 @@ static tp_err insert_result(sqlite_store *s, const Tlsprobe__V1__ResultBatch *ba
   bind_i64(&b, r->hello_retry_request ? 1 : 0);
   bind_text(&b, r->server_signature_algorithm);
   bind_text(&b, (const char *)s->chain.data); /* encode wrote at least "[]" */
-  bind_i64(&b, r->days_to_earliest_expiry);
+  if (r->n_chain > 0)
+    bind_i64(&b, r->days_to_earliest_expiry);
+  else
+    bind_null(&b); /* meaningless without a chain (tlsprobe.proto) */
+  bind_text(&b, (const char *)s->groups.data);
+  bind_text(&b, (const char *)s->shares.data);
+  bind_text(&b, r->mode);
+  bind_i64(&b, r->ticket_received ? 1 : 0);
+  bind_i64(&b, u64_bits(r->resumption_handshake_ns));
+  bind_i64(&b, r->early_data_attempted ? 1 : 0);
+  bind_i64(&b, r->early_data_accepted ? 1 : 0);
+  bind_text(&b, r->fidelity_note);
+  bind_i64(&b, ocsp != NULL ? 1 : 0);
+  if (ocsp != NULL) {
+    bind_text(&b, ocsp->cert_status);
+    bind_i64(&b, ocsp->this_update_unix);
+    bind_i64(&b, ocsp->next_update_unix);
+    bind_i64(&b, ocsp->age_seconds);
+  } else {
+    for (int i = 0; i < 4; i++)
+      bind_null(&b);
+  }
+  bind_i64(&b, r->chain_length_sent);
+  bind_i64(&b, r->chain_complete ? 1 : 0);
+  if (http != NULL) {
+    bind_i64(&b, http->status);
+    bind_i64(&b, u64_bits(http->first_byte_ns));
+    bind_i64(&b, http->hsts ? 1 : 0);
+  } else {
+    for (int i = 0; i < 3; i++)
+      bind_null(&b);
+  }
   tp_err rc = TP_E_OK;
   if (b.rc != SQLITE_OK || run(s->insert_result) != SQLITE_OK)
     rc = fail(s, err, errlen, "cannot insert result");
@@ -434,6 +588,18 @@ static const char *col_text(sqlite3_stmt *stmt, int col) {
   return t ? (const char *)t : "";
 }
 
+/* A NULL column stays NULL (not recorded), as opposed to col_text's "". */
+static char *col_dup_or_null(sqlite3_stmt *stmt, int col) {
+  const unsigned char *t = sqlite3_column_text(stmt, col);
+  return t ? tp_xstrdup((const char *)t) : NULL;
+}
+
+static tp_store_opt col_opt(sqlite3_stmt *stmt, int col) {
+  if (sqlite3_column_type(stmt, col) == SQLITE_NULL)
+    return (tp_store_opt){.set = false};
+  return (tp_store_opt){.set = true, .v = sqlite3_column_int64(stmt, col)};
+}
+
 static tp_err sqlite_scan(tp_store *store, int64_t since_unix_ns, const char *target,
                           tp_store_row_fn fn, void *ctx, char *err, size_t errlen) {
   sqlite_store *s = from_base(store);
@@ -459,6 +625,14 @@ static tp_err sqlite_scan(tp_store *store, int64_t since_unix_ns, const char *ta
         .error_class = col_text(stmt, 4),
         .handshake_ns = (uint64_t)sqlite3_column_int64(stmt, 5),
         .loop_lag_ns = (uint64_t)sqlite3_column_int64(stmt, 6),
+        .started_unix_ns = sqlite3_column_int64(stmt, 7),
+        .mode = col_text(stmt, 8),
+        .resumed = sqlite3_column_int(stmt, 9) != 0,
+        .hello_retry_request = sqlite3_column_int(stmt, 10) != 0,
+        .early_data_attempted = sqlite3_column_int(stmt, 11) != 0,
+        .early_data_accepted = sqlite3_column_int(stmt, 12) != 0,
+        .days_to_earliest_expiry = col_opt(stmt, 13),
+        .ocsp_age_seconds = col_opt(stmt, 14),
     };
     rc = fn(&row, ctx);
     if (rc != TP_E_OK)
@@ -504,8 +678,32 @@ static tp_err sqlite_latest(tp_store *store, const char *target, const char *pro
   out->alpn = tp_xstrdup(col_text(s->latest, 3));
   out->error_detail = tp_xstrdup(col_text(s->latest, 4));
   out->chain_json = tp_xstrdup(col_text(s->latest, 5));
-  out->days_to_earliest_expiry = sqlite3_column_int(s->latest, 6);
-  out->started_unix_ns = sqlite3_column_int64(s->latest, 7);
+  sqlite3_stmt *st = s->latest;
+  out->days_to_earliest_expiry = col_opt(st, 6);
+  out->started_unix_ns = sqlite3_column_int64(st, 7);
+  out->resumed = sqlite3_column_int(st, 8) != 0;
+  out->hello_retry_request = sqlite3_column_int(st, 9) != 0;
+  out->groups_offered = col_dup_or_null(st, 10);
+  out->key_shares_offered = col_dup_or_null(st, 11);
+  out->mode = col_dup_or_null(st, 12);
+  out->fidelity_note = col_dup_or_null(st, 13);
+  out->ticket_received = col_opt(st, 14);
+  out->resumption_handshake_ns = col_opt(st, 15);
+  out->early_data_attempted = col_opt(st, 16);
+  out->early_data_accepted = col_opt(st, 17);
+  out->chain_length_sent = col_opt(st, 18);
+  out->chain_complete = col_opt(st, 19);
+  out->ocsp_stapled = sqlite3_column_int(st, 20) != 0;
+  if (out->ocsp_stapled) {
+    out->ocsp_cert_status = col_dup_or_null(st, 21);
+    out->ocsp_this_update_unix = col_opt(st, 22);
+    out->ocsp_next_update_unix = col_opt(st, 23);
+    out->ocsp_age_seconds = col_opt(st, 24);
+  }
+  out->http_status = col_opt(st, 25);
+  out->http_present = out->http_status.set;
+  out->http_first_byte_ns = col_opt(st, 26);
+  out->http_hsts = col_opt(st, 27);
 out:
   (void)sqlite3_reset(s->latest);
   (void)sqlite3_clear_bindings(s->latest);

@@ -142,6 +142,94 @@ static tp_err check_strings(vctx *v, const Tlsprobe__V1__ProbeResult *r) {
   return rc;
 }
 
+/* A repeated string field: at most TP_V_MAX_OFFERED non-empty entries. */
+static tp_err check_str_list(vctx *v, const char *field, char *const *items, size_t n) {
+  if (n > TP_V_MAX_OFFERED)
+    return bad(v, field, "%zu entries exceeds the limit of %d", n, TP_V_MAX_OFFERED);
+  tp_err rc = TP_E_OK;
+  for (size_t i = 0; rc == TP_E_OK && i < n; i++) {
+    char name[48];
+    snprintf(name, sizeof(name), "%s[%zu]", field, i);
+    rc = check_str(v, name, items[i], TP_V_MAX_SHORT, true);
+  }
+  return rc;
+}
+
+/* A rejected value echoed in a reason: the reason is logged as reason="..." and
+ * sent back, so only printable ASCII survives (others become '?'), and at most
+ * 32 bytes of it. */
+static const char *echo(const char *s, char out[36]) {
+  size_t i = 0;
+  for (; s != NULL && s[i] != '\0' && i < 32; i++)
+    out[i] = (s[i] >= 0x20 && s[i] < 0x7F && s[i] != '"' && s[i] != '\\') ? s[i] : '?';
+  if (s != NULL && s[i] != '\0') {
+    memcpy(out + i, "...", 3);
+    i += 3;
+  }
+  out[i] = '\0';
+  return out;
+}
+
+/* 0 if s is one of the n names, else -1. */
+static int one_of(const char *s, const char *const *names, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (strcmp(s, names[i]) == 0)
+      return 0;
+  return -1;
+}
+
+/* What the profile emulated and how the probe ran (fields 37-44). */
+static tp_err check_evidence(vctx *v, const Tlsprobe__V1__ProbeResult *r) {
+  /* "" = an agent that predates modes: a plain handshake. */
+  static const char *const modes[] = {"", "handshake", "resumption", "early_data"};
+  tp_err rc = check_str_list(v, "groups_offered", r->groups_offered, r->n_groups_offered);
+  if (rc == TP_E_OK)
+    rc = check_str_list(v, "key_shares_offered", r->key_shares_offered, r->n_key_shares_offered);
+  if (rc == TP_E_OK)
+    rc = check_str(v, "mode", r->mode, TP_V_MAX_SHORT, false);
+  char shown[36];
+  if (rc == TP_E_OK && one_of(r->mode ? r->mode : "", modes, 4) != 0)
+    return bad(v, "mode", "\"%s\" is not one of handshake, resumption, early_data",
+               echo(r->mode, shown));
+  if (rc == TP_E_OK)
+    rc = check_str(v, "fidelity_note", r->fidelity_note, TP_V_MAX_NOTE, false);
+  if (rc == TP_E_OK)
+    rc = check_duration(v, "resumption_handshake_ns", r->resumption_handshake_ns);
+  /* The server can only accept early data the client sent (RFC 8446 §4.2.10). */
+  if (rc == TP_E_OK && r->early_data_accepted && !r->early_data_attempted)
+    return bad(v, "early_data_accepted", "true without early_data_attempted");
+  return rc;
+}
+
+static tp_err check_ocsp_time(vctx *v, const char *field, int64_t t) {
+  if (t >= -TP_V_MAX_OCSP_TIME && t <= TP_V_MAX_OCSP_TIME)
+    return TP_E_OK;
+  return bad(v, field, "%" PRId64 " is beyond year 9999", t);
+}
+
+/* Presence of the message = a staple was received. */
+static tp_err check_ocsp(vctx *v, const Tlsprobe__V1__OcspFacts *o) {
+  static const char *const statuses[] = {"good", "revoked", "unknown"};
+  tp_err rc = check_str(v, "ocsp.cert_status", o->cert_status, TP_V_MAX_SHORT, false);
+  char shown[36];
+  if (rc == TP_E_OK && one_of(o->cert_status ? o->cert_status : "", statuses, 3) != 0)
+    return bad(v, "ocsp.cert_status", "\"%s\" is not one of good, revoked, unknown",
+               echo(o->cert_status, shown));
+  if (rc == TP_E_OK)
+    rc = check_ocsp_time(v, "ocsp.this_update_unix", o->this_update_unix);
+  if (rc == TP_E_OK)
+    rc = check_ocsp_time(v, "ocsp.next_update_unix", o->next_update_unix);
+  if (rc == TP_E_OK)
+    rc = check_ocsp_time(v, "ocsp.age_seconds", o->age_seconds);
+  return rc;
+}
+
+static tp_err check_http(vctx *v, const Tlsprobe__V1__HttpFacts *h) {
+  if (h->status > TP_V_MAX_HTTP_STATUS) /* 0 = no valid status line */
+    return bad(v, "http.status", "%" PRIu32 " is out of range 0..999", h->status);
+  return check_duration(v, "http.first_byte_ns", h->first_byte_ns);
+}
+
 static tp_err check_outcome(vctx *v, const Tlsprobe__V1__ProbeResult *r) {
   int cls = (int)r->error_class;
   if (cls == 0 || !tp_outcome_is_valid(cls)) {
@@ -186,8 +274,19 @@ static tp_err check_result(vctx *v, const Tlsprobe__V1__ResultBatch *batch,
     rc = check_outcome(v, r);
   if (rc == TP_E_OK)
     rc = check_timing(v, r);
+  if (rc == TP_E_OK)
+    rc = check_evidence(v, r);
+  if (rc == TP_E_OK && r->ocsp != NULL)
+    rc = check_ocsp(v, r->ocsp);
+  if (rc == TP_E_OK && r->http != NULL)
+    rc = check_http(v, r->http);
   if (rc == TP_E_OK && r->n_chain > TP_V_MAX_CHAIN)
     return bad(v, "chain", "too many certificates (limit 32)");
+  /* The stored chain may be capped, so it can be shorter than what was sent, never
+   * longer; 0 = not reported (an agent older than field 82). */
+  if (rc == TP_E_OK && r->chain_length_sent != 0 && r->chain_length_sent < r->n_chain)
+    return bad(v, "chain_length_sent", "%" PRIu32 " is less than the %zu certificates in chain",
+               r->chain_length_sent, r->n_chain);
   size_t base = strlen(v->path);
   for (size_t i = 0; rc == TP_E_OK && i < r->n_chain; i++) {
     snprintf(v->path + base, sizeof(v->path) - base, ".chain[%zu]", i);

@@ -5,6 +5,7 @@
 #ifndef TP_VALIDATE_H
 #define TP_VALIDATE_H
 #include <stddef.h>
+#include <stdint.h>
 
 #include "tlsprobe.pb-c.h"
 #include "tp_error.h"
@@ -21,6 +22,13 @@
 #define TP_V_MAX_CERT_TEXT 1024 /* subject, issuer */
 #define TP_V_MAX_SANS 1000
 #define TP_V_MAX_DURATION_NS (3600ULL * 1000000000ULL)
+#define TP_V_MAX_OFFERED 64   /* groups_offered, key_shares_offered entries */
+#define TP_V_MAX_NOTE 1024    /* fidelity_note */
+#define TP_V_MAX_HTTP_STATUS 999
+/* OCSP times are what a server stapled, not what the agent computed: a broken
+ * responder's dates are a finding to store, not a reason to drop the batch. Only
+ * values no calendar can hold (beyond year 9999 either way) are rejected. */
+#define TP_V_MAX_OCSP_TIME INT64_C(253402300799)
 
 /* TP_E_OK, or TP_E_VALIDATE with a short specific reason in `reason`, e.g.
  * "results[3].port: 0 is out of range 1..65535". */

@@ -59,18 +59,25 @@ ldelim() { # tag-escape string-escape: a length-delimited field (payload < 128 b
 }
 NOW_NS=$(($(date +%s) * 1000000000))
 # ProbeResult: target=3 port=5 profile=7 region=2 started_unix_ns=10 handshake_ns=13 ok=16 error_class=17
-probe_result() { # port
+# resumed=34 groups_offered=37 mode=39 ocsp=45 (OcspFacts: cert_status=1 age_seconds=4)
+# http=100 (HttpFacts: status=1 hsts=3)
+probe_result() { # port mode
   printf '%s' "$(ldelim '\x1a' web)" "$(ldelim '\x12' local)" "\\x28$(varint "$1")" \
     "$(ldelim '\x3a' modern)" "\\x50$(varint "$NOW_NS")" "\\x68$(varint 2500000)" \
-    '\x80\x01\x01' '\x88\x01\x01'
+    '\x80\x01\x01' '\x88\x01\x01' '\x90\x02\x01' \
+    "$(ldelim '\xaa\x02' X25519)" "$(ldelim '\xaa\x02' SECP256R1)" "$(ldelim '\xba\x02' "$2")" \
+    "$(ldelim '\xea\x02' "$(ldelim '\x0a' good)\\x20$(varint 90000)")" \
+    "$(ldelim '\xa2\x06' '\x08\xc8\x01\x18\x01')"
 }
 # ResultBatch: agent_id=1 instance_id=2 batch_seq=3 results=5
-batch() { # port -> escapes
-  printf '%s' "$(ldelim '\x0a' agent-sh)" '\x10\x01' '\x18\x01' "$(ldelim '\x2a' "$(probe_result "$1")")"
+batch() { # port [mode] -> escapes
+  printf '%s' "$(ldelim '\x0a' agent-sh)" '\x10\x01' '\x18\x01' \
+    "$(ldelim '\x2a' "$(probe_result "$1" "${2:-resumption}")")"
 }
 printf '%b' "$(batch 443)" >"$WORK/valid.bin"
 printf '%b' "$(batch 443)" | head -c 20 >"$WORK/truncated.bin"
 printf '%b' "$(batch 0)" >"$WORK/port0.bin"
+printf '%b' "$(batch 443 bogus)" >"$WORK/bad-mode.bin"
 printf '%b' "$(ldelim '\x0a' agent-sh)" >"$WORK/empty-batch.bin"
 : >"$WORK/zero.bin"
 head -c 4096 /dev/zero >"$WORK/big.bin"
@@ -126,6 +133,10 @@ expect_eq "zero-length body is 400" 400 "$(request POST /v1/results $PB "$WORK/z
 expect_eq "port 0 is 400" 400 "$(request POST /v1/results $PB "$WORK/port0.bin")"
 expect_eq "port 0 reason" "results[0].port: 0 is out of range 1..65535" "$(cat "$WORK/resp")"
 
+expect_eq "unknown mode is 400" 400 "$(request POST /v1/results $PB "$WORK/bad-mode.bin")"
+expect_eq "unknown mode reason" \
+  'results[0].mode: "bogus" is not one of handshake, resumption, early_data' "$(cat "$WORK/resp")"
+
 expect_eq "unknown path is 404" 404 "$(request GET /nope "" "")"
 expect_eq "POST to unknown path is 404" 404 "$(request POST /v2/results $PB "$WORK/valid.bin")"
 expect_eq "GET /v1/results is 405" 405 "$(request GET /v1/results "" "")"
@@ -142,6 +153,10 @@ expect_eq "valid batch is 200" 200 "$(request POST /v1/results $PB "$WORK/valid.
 expect_eq "ack says stored=1" "08 01 10 01" "$(od -An -tx1 "$WORK/resp" | xargs)"
 expect_eq "one result stored" 1 "$(sqlite3 "$DB" "select count(*) from results where target='web' and profile='modern' and region='local' and port=443 and ok=1 and error_class='ok'")"
 
+expect_eq "schema version 2" 2 "$(sqlite3 "$DB" 'pragma user_version')"
+expect_eq "new facts stored" '["X25519","SECP256R1"]|resumption|1|good|90000|200|1|' \
+  "$(sqlite3 "$DB" "select groups_offered, mode, ocsp_stapled, ocsp_cert_status, ocsp_age_seconds, http_status, http_hsts, days_to_earliest_expiry from results")"
+
 expect_eq "retried batch is 200" 200 "$(request POST /v1/results $PB "$WORK/valid.bin")"
 # BatchAck{batch_seq=1, duplicate=true}
 expect_eq "retry ack says duplicate" "08 01 18 01" "$(od -An -tx1 "$WORK/resp" | xargs)"
@@ -156,9 +171,14 @@ out=$("$TP_COLLECTOR" report --db "$DB" 2>&1) || rc=$?
 expect_eq "report exits 0" 0 "$rc"
 expect_match "report header" '^tlsprobe report: window 1h ending [0-9T:-]+Z, 1 series, 1 probes' "$out"
 expect_match "report row" 'web +modern +local +1 +1 +100\.00 +2\.50 +2\.50 +2\.50 +-' "$out"
+expect_match "report flags the stale OCSP staple" \
+  $'\nWARN web/modern/local: OCSP staple is 25\\.0 h old \\(threshold 24 h\\)$' "$out"
 out=$("$TP_COLLECTOR" report --db "$DB" --format json --target web 2>&1) || true
 expect_match "json report" '"target":"web","profile":"modern","region":"local","probes":1,"successes":1' "$out"
 expect_match "json report facts with --target" '"chain":\[\]' "$out"
+expect_match "json report rates" '"hrr_rate":0\.00,"resumption_rate":100\.00,"early_data_accept_rate":null,"min_days_to_expiry":null,"ocsp_max_age_seconds":90000' "$out"
+expect_match "json report new facts with --target" '"mode":"resumption","groups_offered":\["X25519","SECP256R1"\],"key_shares_offered":\[\]' "$out"
+expect_match "json report ocsp and http objects" '"ocsp":\{"cert_status":"good","this_update_unix":0,"next_update_unix":0,"age_seconds":90000\},"http":\{"status":200,"first_byte_ms":0\.000,"hsts":true\}' "$out"
 out=$("$TP_COLLECTOR" report --db "$DB" --target nosuch 2>&1) || true
 expect_match "report for an unknown target" 'no probes in window' "$out"
 

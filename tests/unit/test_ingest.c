@@ -98,10 +98,15 @@ typedef struct test_batch {
   Tlsprobe__V1__CertificateFacts cert;
   Tlsprobe__V1__CertificateFacts *cert_ptrs[1];
   char *sans[2];
+  Tlsprobe__V1__OcspFacts ocsp;
+  Tlsprobe__V1__HttpFacts http;
+  char *groups[TP_V_MAX_OFFERED + 1];
+  char *shares[2];
 } test_batch;
 
-/* A valid batch of n results: results[0] succeeded with a one-cert chain, the
- * others failed with "expired". */
+/* A valid batch of n results: results[0] succeeded with a one-cert chain, an OCSP
+ * staple, an HTTP request and every client-profile fact; the others failed with
+ * "expired" and carry none of them. */
 static void make_batch(test_batch *t, size_t n) {
   static char san0[] = "example.test", san1[] = "www.example.test";
   memset(t, 0, sizeof(*t));
@@ -123,6 +128,19 @@ static void make_batch(test_batch *t, size_t n) {
   t->cert.key_bits = 256;
   t->cert.signature_algorithm = "ECDSA-SHA256";
   t->cert_ptrs[0] = &t->cert;
+  tlsprobe__v1__ocsp_facts__init(&t->ocsp);
+  t->ocsp.cert_status = "good";
+  t->ocsp.this_update_unix = 1699990000;
+  t->ocsp.next_update_unix = 1700590000;
+  t->ocsp.age_seconds = 10000;
+  tlsprobe__v1__http_facts__init(&t->http);
+  t->http.status = 204;
+  t->http.first_byte_ns = 1500000;
+  t->http.hsts = 1;
+  for (size_t i = 0; i < TP_V_MAX_OFFERED + 1; i++)
+    t->groups[i] = i == 1 ? "SECP256R1" : "X25519";
+  t->shares[0] = "X25519";
+  t->shares[1] = "caf\xc3\xa9"; /* any UTF-8 is fine */
   for (size_t i = 0; i < n; i++) {
     Tlsprobe__V1__ProbeResult *r = &t->results[i];
     tlsprobe__v1__probe_result__init(r);
@@ -148,6 +166,23 @@ static void make_batch(test_batch *t, size_t n) {
       r->chain = t->cert_ptrs;
       r->n_chain = 1;
       r->days_to_earliest_expiry = 42;
+      r->chain_length_sent = 2;
+      r->chain_complete = 1;
+      r->groups_offered = t->groups;
+      r->n_groups_offered = 2;
+      r->key_shares_offered = t->shares;
+      r->n_key_shares_offered = 2;
+      r->mode = "early_data";
+      r->resumed = 1;
+      r->ticket_received = 1;
+      r->resumption_handshake_ns = 700000;
+      r->early_data_attempted = 1;
+      r->early_data_accepted = 1;
+      r->fidelity_note = "SSL 3.0 unsupported";
+      r->ocsp = &t->ocsp;
+      r->http = &t->http;
+    } else {
+      r->days_to_earliest_expiry = 5; /* ignored without a chain: stored NULL */
     }
     t->result_ptrs[i] = r;
   }
@@ -228,6 +263,172 @@ static void test_valid_batch_is_stored(void **state) {
   char *empty_chain = query_text(f->db, "SELECT chain_json FROM results WHERE result_seq=2");
   assert_string_equal(empty_chain, "[]");
   free(empty_chain);
+  /* Without a chain the expiry is NULL, whatever the agent put in the field. */
+  assert_int_equal(
+      query_int(f->db, "SELECT count(*) FROM results WHERE days_to_earliest_expiry IS NULL"), 2);
+}
+
+static void test_new_fields_are_stored(void **state) {
+  fixture *f = *state;
+  test_batch t;
+  tp_ingest_reply reply;
+  make_batch(&t, 2);
+  assert_int_equal(ingest(f, &t, &reply), TP_E_OK);
+  tp_ingest_reply_clear(&reply);
+  assert_int_equal(
+      query_int(f->db, "SELECT count(*) FROM results WHERE result_seq=1 AND mode='early_data'"
+                       " AND ticket_received=1 AND resumption_handshake_ns=700000"
+                       " AND early_data_attempted=1 AND early_data_accepted=1"
+                       " AND fidelity_note='SSL 3.0 unsupported' AND ocsp_stapled=1"
+                       " AND ocsp_cert_status='good' AND ocsp_this_update_unix=1699990000"
+                       " AND ocsp_next_update_unix=1700590000 AND ocsp_age_seconds=10000"
+                       " AND chain_length_sent=2 AND chain_complete=1 AND http_status=204"
+                       " AND http_first_byte_ns=1500000 AND http_hsts=1"),
+      1);
+  char *groups = query_text(f->db, "SELECT groups_offered FROM results WHERE result_seq=1");
+  assert_string_equal(groups, "[\"X25519\",\"SECP256R1\"]");
+  free(groups);
+  char *shares = query_text(f->db, "SELECT key_shares_offered FROM results WHERE result_seq=1");
+  assert_string_equal(shares, "[\"X25519\",\"caf\xc3\xa9\"]");
+  free(shares);
+  /* The failed result: no staple, no HTTP request -> NULLs; empty lists -> []. */
+  assert_int_equal(
+      query_int(f->db, "SELECT count(*) FROM results WHERE result_seq=2 AND ocsp_stapled=0"
+                       " AND ocsp_cert_status IS NULL AND ocsp_this_update_unix IS NULL"
+                       " AND ocsp_next_update_unix IS NULL AND ocsp_age_seconds IS NULL"
+                       " AND http_status IS NULL AND http_first_byte_ns IS NULL"
+                       " AND http_hsts IS NULL AND groups_offered='[]'"
+                       " AND key_shares_offered='[]' AND mode='' AND fidelity_note=''"
+                       " AND chain_length_sent=0 AND chain_complete=0"),
+      1);
+}
+
+/* Limits of the new fields that must still be accepted. */
+static void test_new_field_boundaries_accepted(void **state) {
+  fixture *f = *state;
+  test_batch t;
+  tp_ingest_reply reply;
+  char note[TP_V_MAX_NOTE + 1];
+  memset(note, 'n', TP_V_MAX_NOTE);
+  note[TP_V_MAX_NOTE] = '\0';
+  make_batch(&t, 2);
+  t.results[0].n_groups_offered = TP_V_MAX_OFFERED;
+  t.results[0].fidelity_note = note;
+  t.results[0].resumption_handshake_ns = TP_V_MAX_DURATION_NS;
+  t.results[0].mode = "";
+  t.http.status = 999;
+  t.ocsp.cert_status = "unknown"; /* stapled but unreadable: the agent sends zeros */
+  t.ocsp.this_update_unix = 0;
+  t.ocsp.next_update_unix = 0;
+  t.ocsp.age_seconds = 0;
+  t.results[0].chain_length_sent = 1; /* == chain */
+  t.results[1].mode = "handshake";
+  t.results[1].http = &t.http;
+  assert_int_equal(ingest(f, &t, &reply), TP_E_OK);
+  tp_ingest_reply_clear(&reply);
+  make_batch(&t, 1);
+  t.batch.batch_seq = 8;
+  t.http.status = 0; /* no valid status line */
+  t.ocsp.cert_status = "revoked";
+  t.ocsp.age_seconds = -TP_V_MAX_OCSP_TIME; /* a responder far in the future: stored */
+  t.results[0].mode = "resumption";
+  t.results[0].early_data_accepted = 0;
+  t.results[0].chain_length_sent = 0; /* not reported */
+  assert_int_equal(ingest(f, &t, &reply), TP_E_OK);
+  tp_ingest_reply_clear(&reply);
+  assert_int_equal(rows(f), 3);
+}
+
+static void test_new_field_rejects(void **state) {
+  fixture *f = *state;
+  test_batch t;
+  char long_text[TP_V_MAX_NOTE + 2];
+  memset(long_text, 'a', sizeof(long_text) - 1);
+  long_text[sizeof(long_text) - 1] = '\0';
+
+  make_batch(&t, 1);
+  t.results[0].n_groups_offered = TP_V_MAX_OFFERED + 1;
+  expect_reject(f, &t, "results[0].groups_offered: 65 entries exceeds the limit of 64");
+  make_batch(&t, 2);
+  t.results[1].key_shares_offered = t.groups;
+  t.results[1].n_key_shares_offered = TP_V_MAX_OFFERED + 1;
+  expect_reject(f, &t, "results[1].key_shares_offered: 65 entries exceeds the limit of 64");
+  make_batch(&t, 1);
+  t.groups[1] = "";
+  expect_reject(f, &t, "results[0].groups_offered[1]: must not be empty");
+  make_batch(&t, 1);
+  t.shares[1] = "bad \xff";
+  expect_reject(f, &t, "results[0].key_shares_offered[1]: invalid UTF-8");
+  make_batch(&t, 1);
+  long_text[129] = '\0';
+  t.groups[0] = long_text;
+  expect_reject(f, &t, "results[0].groups_offered[0]: 129 bytes exceeds the limit of 128");
+  long_text[129] = 'a';
+
+  make_batch(&t, 1);
+  t.results[0].mode = "zero_rtt";
+  expect_reject(f, &t, "results[0].mode: \"zero_rtt\" is not one of handshake, resumption,"
+                       " early_data");
+  make_batch(&t, 1);
+  t.results[0].mode = "Resumption"; /* exact names only */
+  expect_reject(f, &t, "results[0].mode: \"Resumption\" is not one of handshake, resumption,"
+                       " early_data");
+  make_batch(&t, 1);
+  t.results[0].mode = "x\"\n y=1 0123456789abcdefghijklmnopqrstuvwxyz";
+  /* Echoed values are neutralized and cut: reasons end up in logs. */
+  expect_reject(f, &t, "results[0].mode: \"x?? y=1 0123456789abcdefghijklmn...\" is not one"
+                       " of handshake, resumption, early_data");
+  make_batch(&t, 1);
+  t.results[0].mode = "\xc3";
+  expect_reject(f, &t, "results[0].mode: invalid UTF-8");
+
+  make_batch(&t, 1);
+  t.results[0].fidelity_note = long_text; /* 1025 bytes */
+  expect_reject(f, &t, "results[0].fidelity_note: 1025 bytes exceeds the limit of 1024");
+  make_batch(&t, 1);
+  t.results[0].resumption_handshake_ns = TP_V_MAX_DURATION_NS + 1;
+  expect_reject(f, &t, "results[0].resumption_handshake_ns: 3600000000001 ns exceeds the limit"
+                       " of 1 hour");
+  make_batch(&t, 1);
+  t.results[0].early_data_attempted = 0;
+  expect_reject(f, &t, "results[0].early_data_accepted: true without early_data_attempted");
+
+  make_batch(&t, 1);
+  t.ocsp.cert_status = "";
+  expect_reject(f, &t, "results[0].ocsp.cert_status: \"\" is not one of good, revoked, unknown");
+  make_batch(&t, 1);
+  t.ocsp.cert_status = "GOOD";
+  expect_reject(f, &t,
+                "results[0].ocsp.cert_status: \"GOOD\" is not one of good, revoked, unknown");
+  make_batch(&t, 1);
+  t.ocsp.this_update_unix = TP_V_MAX_OCSP_TIME + 1;
+  expect_reject(f, &t, "results[0].ocsp.this_update_unix: 253402300800 is beyond year 9999");
+  make_batch(&t, 1);
+  t.ocsp.next_update_unix = INT64_MIN;
+  expect_reject(f, &t,
+                "results[0].ocsp.next_update_unix: -9223372036854775808 is beyond year 9999");
+  make_batch(&t, 1);
+  t.ocsp.age_seconds = INT64_MAX;
+  expect_reject(f, &t, "results[0].ocsp.age_seconds: 9223372036854775807 is beyond year 9999");
+
+  make_batch(&t, 1);
+  t.http.status = 1000;
+  expect_reject(f, &t, "results[0].http.status: 1000 is out of range 0..999");
+  make_batch(&t, 1);
+  t.http.first_byte_ns = UINT64_MAX;
+  expect_reject(f, &t, "results[0].http.first_byte_ns: 18446744073709551615 ns exceeds the"
+                       " limit of 1 hour");
+
+  make_batch(&t, 1);
+  {
+    /* Two certificates stored but one "sent": the chain can be capped, never padded. */
+    Tlsprobe__V1__CertificateFacts *two[2] = {&t.cert, &t.cert};
+    t.results[0].chain = two;
+    t.results[0].n_chain = 2;
+    t.results[0].chain_length_sent = 1;
+    expect_reject(f, &t, "results[0].chain_length_sent: 1 is less than the 2 certificates in"
+                         " chain");
+  }
 }
 
 static void test_duplicate_batch_is_acked_not_stored(void **state) {
@@ -452,7 +653,7 @@ static void test_reopen_keeps_rows(void **state) {
   f->store = NULL;
   open_store(f); /* migration must be idempotent */
   assert_int_equal(rows(f), 3);
-  assert_int_equal(query_int(f->db, "PRAGMA user_version"), 1);
+  assert_int_equal(query_int(f->db, "PRAGMA user_version"), 2);
   /* The reopened store still dedupes against the earlier batch. */
   assert_int_equal(ingest(f, &t, &reply), TP_E_OK);
   assert_true(reply.duplicate);
@@ -464,6 +665,9 @@ int main(void) {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
   const struct CMUnitTest tests[] = {
       T(test_valid_batch_is_stored),
+      T(test_new_fields_are_stored),
+      T(test_new_field_boundaries_accepted),
+      T(test_new_field_rejects),
       T(test_duplicate_batch_is_acked_not_stored),
       T(test_truncated_bytes_are_decode_errors),
       T(test_empty_batch),

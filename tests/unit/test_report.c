@@ -1,7 +1,9 @@
 /* test_report.c - report aggregation over a real temporary SQLite store. Results
  * are inserted through ingest (the real write path); the report must produce the
  * hand-computed counts, success rates, nearest-rank percentiles and top errors,
- * and both output formats must show them. */
+ * and both output formats must show them. The operator rates and warnings are
+ * tested on hand-built rows served by a fake storage backend (store_impl.h), so
+ * each case states exactly the rows it aggregates. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,6 +19,7 @@
 #include "ingest.h"
 #include "report.h"
 #include "store.h"
+#include "store_impl.h"
 #include "tlsprobe.pb-c.h"
 
 #define NOW_NS INT64_C(1700000000000000000)
@@ -206,7 +209,9 @@ static void test_text_format(void **state) {
       "a       modern   eu          10   8     80.00    4.00    8.00    8.00  expired:1\n"
       "a       modern   us           3   0      0.00       -       -       -  "
       "connection_refused:2\n"
-      "b       modern   eu           1   1    100.00    5.00    5.00    5.00  -\n";
+      "b       modern   eu           1   1    100.00    5.00    5.00    5.00  -\n"
+      "WARN a/modern/eu: success rate 80.00% (threshold 99.9%)\n"
+      "WARN a/modern/us: success rate 0.00% (threshold 99.9%)\n";
   assert_string_equal(text, expected);
   free(text);
   tp_report_free(rep);
@@ -222,11 +227,20 @@ static void test_json_format(void **state) {
                                "\"region\":\"eu\",\"probes\":10,\"successes\":8,"
                                "\"success_rate\":80.00,\"p50_ms\":4.000,\"p90_ms\":8.000,"
                                "\"p99_ms\":8.000,\"mean_loop_lag_ms\":1.400,"
-                               "\"top_error\":{\"class\":\"expired\",\"count\":1},"
-                               "\"errors\":{\"expired\":1,\"unknown_ca\":1}}"));
+                               "\"top_error\":{\"class\":\"expired\",\"count\":1,"
+                               "\"category\":\"server\"},"
+                               "\"errors\":{\"expired\":1,\"unknown_ca\":1},"
+                               "\"hrr_rate\":0.00,\"resumption_rate\":null,"
+                               "\"early_data_accept_rate\":null,\"min_days_to_expiry\":null,"
+                               "\"ocsp_max_age_seconds\":null}"));
   assert_non_null(strstr(json, "\"p50_ms\":null,\"p90_ms\":null,\"p99_ms\":null"));
-  assert_non_null(strstr(json, "\"errors\":{\"connection_refused\":2,\"dns_failure\":1}"));
-  assert_non_null(strstr(json, "\"top_error\":null,\"errors\":{}}]}\n"));
+  assert_non_null(strstr(json, "\"top_error\":{\"class\":\"connection_refused\",\"count\":2,"
+                               "\"category\":\"server\"},"
+                               "\"errors\":{\"connection_refused\":2,\"dns_failure\":1},"
+                               "\"hrr_rate\":null,"));
+  assert_non_null(strstr(json, "\"top_error\":null,\"errors\":{},\"hrr_rate\":0.00,"
+                               "\"resumption_rate\":null,\"early_data_accept_rate\":null,"
+                               "\"min_days_to_expiry\":null,\"ocsp_max_age_seconds\":null}]}\n"));
   assert_null(strstr(json, "tls_version")); /* facts only with --target */
   free(json);
   tp_report_free(rep);
@@ -244,11 +258,482 @@ static void test_target_facts(void **state) {
   assert_string_equal(s->facts.tls_version, "TLS1.3");
   assert_string_equal(s->facts.chain_json, "[]");
   char *json = render(rep, true);
+  /* A result without an OCSP staple or HTTP request: those objects are null. */
   assert_non_null(strstr(json, "\"tls_version\":\"TLS1.3\",\"cipher\":\"TLS_AES_256_GCM_SHA384\","
                                "\"group\":\"X25519\",\"alpn\":\"h2\","
                                "\"days_to_earliest_expiry\":null,"
-                               "\"error_detail\":\"detail \\\"quoted\\\"\",\"chain\":[]}"));
+                               "\"error_detail\":\"detail \\\"quoted\\\"\","
+                               "\"resumed\":false,\"hello_retry_request\":false,"
+                               "\"mode\":\"\",\"groups_offered\":[],\"key_shares_offered\":[],"
+                               "\"fidelity_note\":\"\",\"ticket_received\":false,"
+                               "\"resumption_handshake_ms\":0.000,"
+                               "\"early_data_attempted\":false,\"early_data_accepted\":false,"
+                               "\"chain_length_sent\":0,\"chain_complete\":false,"
+                               "\"ocsp\":null,\"http\":null,\"chain\":[]}"));
   free(json);
+  tp_report_free(rep);
+}
+
+/* --target over a result carrying every schema version 2 fact. */
+static void test_target_full_facts(void **state) {
+  fixture *f = *state;
+  Tlsprobe__V1__ProbeResult r = TLSPROBE__V1__PROBE_RESULT__INIT;
+  Tlsprobe__V1__ProbeResult *rp = &r;
+  Tlsprobe__V1__ResultBatch b = TLSPROBE__V1__RESULT_BATCH__INIT;
+  Tlsprobe__V1__OcspFacts ocsp = TLSPROBE__V1__OCSP_FACTS__INIT;
+  Tlsprobe__V1__HttpFacts http = TLSPROBE__V1__HTTP_FACTS__INIT;
+  Tlsprobe__V1__CertificateFacts cert = TLSPROBE__V1__CERTIFICATE_FACTS__INIT;
+  Tlsprobe__V1__CertificateFacts *certs[1] = {&cert};
+  char *groups[] = {"X25519", "SECP256R1"}, *shares[] = {"X25519"};
+  r.target = "good";
+  r.profile = "default";
+  r.port = 443;
+  r.started_unix_ns = NOW_NS - MINUTE_NS;
+  r.handshake_ns = 2 * MS_NS;
+  r.error_class = TLSPROBE__V1__ERROR_CLASS__ERROR_CLASS_OK;
+  r.ok = 1;
+  r.tls_version = "TLS1.3";
+  r.resumed = 1;
+  r.groups_offered = groups;
+  r.n_groups_offered = 2;
+  r.key_shares_offered = shares;
+  r.n_key_shares_offered = 1;
+  r.mode = "early_data";
+  r.ticket_received = 1;
+  r.resumption_handshake_ns = 1500000;
+  r.early_data_attempted = 1;
+  r.early_data_accepted = 1;
+  r.fidelity_note = "no \"SSL 3.0\"";
+  ocsp.cert_status = "good";
+  ocsp.this_update_unix = 1699990000;
+  ocsp.next_update_unix = 0;
+  ocsp.age_seconds = 10000;
+  r.ocsp = &ocsp;
+  http.status = 301;
+  http.first_byte_ns = 2500000;
+  http.hsts = 1;
+  r.http = &http;
+  cert.subject = "CN=good";
+  r.chain = certs;
+  r.n_chain = 1;
+  r.chain_length_sent = 3;
+  r.chain_complete = 1;
+  r.days_to_earliest_expiry = 12;
+  b.agent_id = "agent-r";
+  b.batch_seq = 1;
+  b.results = &rp;
+  b.n_results = 1;
+  size_t len = tlsprobe__v1__result_batch__get_packed_size(&b);
+  uint8_t *buf = malloc(len);
+  assert_non_null(buf);
+  assert_int_equal(tlsprobe__v1__result_batch__pack(&b, buf), len);
+  tp_ingest_reply reply;
+  if (tp_ingest_batch(f->store, buf, len, NOW_NS, &reply) != TP_E_OK)
+    fail_msg("ingest: %s", reply.reason);
+  tp_ingest_reply_clear(&reply);
+  free(buf);
+
+  tp_report *rep = build(f, 3600 * 1000, "good", true);
+  char *json = render(rep, true);
+  assert_non_null(strstr(json, "\"resumption_rate\":100.00,\"early_data_accept_rate\":100.00,"
+                               "\"min_days_to_expiry\":12,\"ocsp_max_age_seconds\":10000,"
+                               "\"tls_version\":\"TLS1.3\""));
+  assert_non_null(strstr(json, "\"days_to_earliest_expiry\":12,\"error_detail\":\"\","
+                               "\"resumed\":true,\"hello_retry_request\":false,"
+                               "\"mode\":\"early_data\","
+                               "\"groups_offered\":[\"X25519\",\"SECP256R1\"],"
+                               "\"key_shares_offered\":[\"X25519\"],"
+                               "\"fidelity_note\":\"no \\\"SSL 3.0\\\"\","
+                               "\"ticket_received\":true,\"resumption_handshake_ms\":1.500,"
+                               "\"early_data_attempted\":true,\"early_data_accepted\":true,"
+                               "\"chain_length_sent\":3,\"chain_complete\":true,"
+                               "\"ocsp\":{\"cert_status\":\"good\",\"this_update_unix\":1699990000,"
+                               "\"next_update_unix\":0,\"age_seconds\":10000},"
+                               "\"http\":{\"status\":301,\"first_byte_ms\":2.500,\"hsts\":true},"
+                               "\"chain\":[{\"subject\":\"CN=good\""));
+  free(json);
+  char *text = render(rep, false);
+  assert_non_null(strstr(text, "\nWARN good/default: certificate expires in 12 days (threshold 14)\n"));
+  free(text);
+  tp_report_free(rep);
+}
+
+/* ---- operator rates and warnings over hand-built rows ----------------------------- */
+
+typedef struct fake_store {
+  tp_store base; /* first: the vtable contract */
+  const tp_store_row *rows;
+  size_t n;
+} fake_store;
+
+static tp_err fake_scan(tp_store *store, int64_t since_unix_ns, const char *target,
+                        tp_store_row_fn fn, void *ctx, char *err, size_t errlen) {
+  fake_store *fs = (fake_store *)store;
+  (void)err;
+  (void)errlen;
+  for (size_t i = 0; i < fs->n; i++) {
+    if (fs->rows[i].started_unix_ns < since_unix_ns ||
+        (target != NULL && strcmp(target, fs->rows[i].target) != 0))
+      continue;
+    tp_err rc = fn(&fs->rows[i], ctx);
+    if (rc != TP_E_OK)
+      return rc;
+  }
+  return TP_E_OK;
+}
+
+static tp_err fake_latest(tp_store *store, const char *target, const char *profile,
+                          const char *region, int64_t since_unix_ns, tp_store_facts *out,
+                          char *err, size_t errlen) {
+  (void)store, (void)target, (void)profile, (void)region, (void)since_unix_ns, (void)err,
+      (void)errlen;
+  *out = (tp_store_facts){0};
+  return TP_E_NOTFOUND;
+}
+
+static const tp_store_ops fake_ops = {
+    .name = "fake", .scan = fake_scan, .latest = fake_latest};
+
+/* A successful plain handshake of series t/p (no region), 1 minute old. */
+static tp_store_row ok_row(const char *target) {
+  return (tp_store_row){.target = target,
+                        .profile = "p",
+                        .region = "",
+                        .ok = true,
+                        .error_class = "ok",
+                        .handshake_ns = MS_NS,
+                        .started_unix_ns = NOW_NS - MINUTE_NS,
+                        .mode = "handshake"};
+}
+
+static tp_store_row failed_row(const char *target, const char *cls) {
+  tp_store_row r = ok_row(target);
+  r.ok = false;
+  r.error_class = cls;
+  return r;
+}
+
+/* Builds the report over rows (series order, oldest first, as the store contract
+ * says). */
+static tp_report *build_rows(const tp_store_row *rows, size_t n) {
+  fake_store fs = {.base = {.ops = &fake_ops}, .rows = rows, .n = n};
+  char err[256] = "";
+  tp_report *rep = NULL;
+  tp_report_query q = {.now_unix_ns = NOW_NS, .window_ms = 3600000, .since_text = "1h"};
+  if (tp_report_build(&fs.base, &q, &rep, err, sizeof(err)) != TP_E_OK)
+    fail_msg("report: %s", err);
+  return rep;
+}
+
+/* All warning texts joined as the text report prints them (caller frees). */
+static char *warnings_text(const tp_report *rep) {
+  char *text = render(rep, false);
+  char *first = strstr(text, "\nWARN ");
+  char *crit = strstr(text, "\nCRIT ");
+  if (first == NULL || (crit != NULL && crit < first))
+    first = crit;
+  char *out = strdup(first ? first + 1 : "");
+  free(text);
+  return out;
+}
+
+static void assert_rate(tp_report_rate r, double percent) {
+  assert_true(r.set);
+  assert_float_equal(r.percent, percent, 1e-9);
+}
+
+static void test_rates_no_rows(void **state) {
+  (void)state;
+  tp_report *rep = build_rows(NULL, 0);
+  assert_int_equal(tp_report_series_count(rep), 0);
+  assert_int_equal(tp_report_warning_count(rep), 0);
+  assert_null(tp_report_warning_at(rep, 0));
+  tp_report_free(rep);
+}
+
+static void test_rates_one_row(void **state) {
+  (void)state;
+  tp_store_row ok = ok_row("t");
+  tp_report *rep = build_rows(&ok, 1);
+  const tp_report_series *s = tp_report_series_at(rep, 0);
+  assert_rate(s->hrr_rate, 0.0);
+  assert_false(s->resumption_rate.set);       /* no resumption-mode probe */
+  assert_false(s->early_data_accept_rate.set); /* nothing attempted */
+  assert_false(s->min_days_to_expiry.set);     /* no chain */
+  assert_false(s->ocsp_max_age_seconds.set);   /* no staple */
+  assert_null(s->top_error);
+  assert_null(s->top_error_category);
+  assert_int_equal(tp_report_warning_count(rep), 0);
+  tp_report_free(rep);
+
+  /* One failure: no success, so no HRR rate; 0 % success warns. */
+  tp_store_row bad = failed_row("t", "unknown_ca");
+  bad.hello_retry_request = true; /* a failed probe's HRR counts nowhere */
+  rep = build_rows(&bad, 1);
+  s = tp_report_series_at(rep, 0);
+  assert_false(s->hrr_rate.set);
+  assert_string_equal(s->top_error, "unknown_ca");
+  assert_string_equal(s->top_error_category, "client");
+  char *w = warnings_text(rep);
+  assert_string_equal(w, "WARN t/p: success rate 0.00% (threshold 99.9%)\n");
+  free(w);
+  tp_report_free(rep);
+}
+
+static void test_top_error_categories(void **state) {
+  (void)state;
+  static const struct {
+    const char *cls, *category;
+  } cases[] = {{"dns_failure", "network"},    {"connection_refused", "server"},
+               {"unknown_ca", "client"},      {"no_shared_group", "policy"},
+               {"other", "internal"},         {"expired", "server"}};
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    tp_store_row rows[2] = {failed_row("t", cases[i].cls), ok_row("t")};
+    tp_report *rep = build_rows(rows, 2);
+    const tp_report_series *s = tp_report_series_at(rep, 0);
+    assert_string_equal(s->top_error, cases[i].cls);
+    assert_string_equal(s->top_error_category, cases[i].category);
+    char *json = render(rep, true);
+    char want[128];
+    snprintf(want, sizeof(want), "\"top_error\":{\"class\":\"%s\",\"count\":1,\"category\":\"%s\"}",
+             cases[i].cls, cases[i].category);
+    assert_non_null(strstr(json, want));
+    free(json);
+    tp_report_free(rep);
+  }
+}
+
+static void test_hrr_rate(void **state) {
+  (void)state;
+  tp_store_row rows[21];
+  /* 2 successes, 1 with HRR: 50 %, warns; the failed probe's HRR is not counted. */
+  rows[0] = ok_row("t");
+  rows[1] = ok_row("t");
+  rows[1].hello_retry_request = true;
+  rows[2] = failed_row("t", "expired");
+  rows[2].hello_retry_request = true;
+  tp_report *rep = build_rows(rows, 3);
+  const tp_report_series *s = tp_report_series_at(rep, 0);
+  assert_int_equal(s->hrr, 1);
+  assert_rate(s->hrr_rate, 50.0);
+  char *w = warnings_text(rep);
+  assert_string_equal(w, "WARN t/p: success rate 66.67% (threshold 99.9%)\n"
+                         "WARN t/p: HelloRetryRequest rate 50.00% (threshold 5%)\n");
+  free(w);
+  tp_report_free(rep);
+
+  /* 1 of 20 = exactly 5 %: not above the threshold. 1 of 19 is. */
+  for (size_t i = 0; i < 20; i++)
+    rows[i] = ok_row("t");
+  rows[7].hello_retry_request = true;
+  rep = build_rows(rows, 20);
+  assert_rate(tp_report_series_at(rep, 0)->hrr_rate, 5.0);
+  assert_int_equal(tp_report_warning_count(rep), 0);
+  tp_report_free(rep);
+  rep = build_rows(rows, 19);
+  assert_int_equal(tp_report_warning_count(rep), 1);
+  assert_string_equal(tp_report_warning_at(rep, 0)->text,
+                      "HelloRetryRequest rate 5.26% (threshold 5%)");
+  tp_report_free(rep);
+}
+
+static void test_resumption_rate(void **state) {
+  (void)state;
+  tp_store_row rows[6];
+  /* Denominator: successful probes in resumption or early_data mode. */
+  rows[0] = ok_row("t");
+  rows[0].mode = "resumption";
+  rows[0].resumed = true;
+  rows[1] = ok_row("t");
+  rows[1].mode = "early_data";
+  rows[2] = failed_row("t", "handshake_timeout"); /* failed: not counted */
+  rows[2].mode = "resumption";
+  rows[3] = ok_row("t"); /* handshake mode: not counted, even if resumed */
+  rows[3].resumed = true;
+  tp_report *rep = build_rows(rows, 4);
+  const tp_report_series *s = tp_report_series_at(rep, 0);
+  assert_int_equal(s->resumption_probes, 2);
+  assert_int_equal(s->resumed, 1);
+  assert_rate(s->resumption_rate, 50.0);
+  assert_int_equal(tp_report_warning_count(rep), 2);
+  assert_string_equal(tp_report_warning_at(rep, 1)->text,
+                      "resumption rate 50.00% (threshold 80%)");
+  tp_report_free(rep);
+
+  /* 4 of 5 = 80 %: on the threshold, no warning; 3 of 4 = 75 % warns. */
+  for (size_t i = 0; i < 5; i++) {
+    rows[i] = ok_row("t");
+    rows[i].mode = "resumption";
+    rows[i].resumed = i != 0;
+  }
+  rep = build_rows(rows, 5);
+  assert_rate(tp_report_series_at(rep, 0)->resumption_rate, 80.0);
+  assert_int_equal(tp_report_warning_count(rep), 0);
+  tp_report_free(rep);
+  rep = build_rows(rows, 4);
+  assert_rate(tp_report_series_at(rep, 0)->resumption_rate, 75.0);
+  char *w = warnings_text(rep);
+  assert_string_equal(w, "WARN t/p: resumption rate 75.00% (threshold 80%)\n");
+  free(w);
+  tp_report_free(rep);
+}
+
+static void test_early_data_accept_rate(void **state) {
+  (void)state;
+  tp_store_row rows[4];
+  rows[0] = ok_row("t");
+  rows[0].mode = "early_data";
+  rows[0].early_data_attempted = true;
+  rows[0].early_data_accepted = true;
+  rows[1] = ok_row("t");
+  rows[1].mode = "early_data";
+  rows[1].early_data_attempted = true;
+  rows[2] = ok_row("t"); /* did not attempt: not counted */
+  rows[2].mode = "early_data";
+  rows[3] = failed_row("t", "connection_reset"); /* failed: not counted */
+  rows[3].early_data_attempted = true;
+  tp_report *rep = build_rows(rows, 4);
+  const tp_report_series *s = tp_report_series_at(rep, 0);
+  assert_int_equal(s->early_data_attempts, 2);
+  assert_int_equal(s->early_data_accepts, 1);
+  assert_rate(s->early_data_accept_rate, 50.0);
+  char *json = render(rep, true);
+  assert_non_null(strstr(json, "\"early_data_accept_rate\":50.00,"));
+  free(json);
+  tp_report_free(rep);
+  rep = build_rows(rows, 1);
+  assert_rate(tp_report_series_at(rep, 0)->early_data_accept_rate, 100.0);
+  tp_report_free(rep);
+}
+
+static void test_success_rate_threshold(void **state) {
+  (void)state;
+  tp_store_row *rows = calloc(1000, sizeof(*rows));
+  assert_non_null(rows);
+  for (size_t i = 0; i < 1000; i++)
+    rows[i] = ok_row("t");
+  rows[500] = failed_row("t", "expired");
+  tp_report *rep = build_rows(rows, 1000); /* 99.9 %: on the threshold */
+  assert_int_equal(tp_report_warning_count(rep), 0);
+  tp_report_free(rep);
+  rows[501] = failed_row("t", "expired");
+  rep = build_rows(rows, 1000); /* 99.8 % */
+  assert_int_equal(tp_report_warning_count(rep), 1);
+  assert_string_equal(tp_report_warning_at(rep, 0)->text,
+                      "success rate 99.80% (threshold 99.9%)");
+  tp_report_free(rep);
+  free(rows);
+}
+
+/* min_days_to_expiry comes from the latest result that had a chain. */
+static void test_expiry_latest_chain(void **state) {
+  (void)state;
+  tp_store_row rows[3];
+  rows[0] = ok_row("t");
+  rows[0].started_unix_ns = NOW_NS - 3 * MINUTE_NS;
+  rows[0].days_to_earliest_expiry = (tp_store_opt){.set = true, .v = 5};
+  rows[1] = ok_row("t"); /* renewed since */
+  rows[1].started_unix_ns = NOW_NS - 2 * MINUTE_NS;
+  rows[1].days_to_earliest_expiry = (tp_store_opt){.set = true, .v = 90};
+  rows[2] = failed_row("t", "connection_refused"); /* latest, but no chain */
+  tp_report *rep = build_rows(rows, 2);
+  const tp_report_series *s = tp_report_series_at(rep, 0);
+  assert_true(s->min_days_to_expiry.set);
+  assert_int_equal(s->min_days_to_expiry.v, 90);
+  assert_int_equal(tp_report_warning_count(rep), 0);
+  tp_report_free(rep);
+  rep = build_rows(rows, 3);
+  assert_int_equal(tp_report_series_at(rep, 0)->min_days_to_expiry.v, 90);
+  tp_report_free(rep);
+  rep = build_rows(rows, 1);
+  assert_int_equal(tp_report_series_at(rep, 0)->min_days_to_expiry.v, 5);
+  tp_report_free(rep);
+}
+
+static void test_expiry_thresholds(void **state) {
+  (void)state;
+  static const char *const names[] = {"d31", "d30", "d15", "d14", "d12", "d8",
+                                      "d7",  "d4",  "d3",  "d0",  "dm2"};
+  static const int days[] = {31, 30, 15, 14, 12, 8, 7, 4, 3, 0, -2};
+  tp_store_row rows[11];
+  for (size_t i = 0; i < 11; i++) {
+    rows[i] = ok_row(names[i]);
+    rows[i].profile = "default";
+    rows[i].days_to_earliest_expiry = (tp_store_opt){.set = true, .v = days[i]};
+  }
+  /* Series are reported in the store's (byte) order; build them sorted. */
+  static const size_t order[] = {9, 4, 3, 2, 8, 1, 0, 7, 6, 5, 10}; /* d0 d12 d14 d15 d3 ... */
+  tp_store_row sorted[11];
+  for (size_t i = 0; i < 11; i++)
+    sorted[i] = rows[order[i]];
+  tp_report *rep = build_rows(sorted, 11);
+  char *w = warnings_text(rep);
+  assert_string_equal(w, "CRIT d0/default: certificate expires in 0 days (threshold 3)\n"
+                         "WARN d12/default: certificate expires in 12 days (threshold 14)\n"
+                         "WARN d14/default: certificate expires in 14 days (threshold 14)\n"
+                         "WARN d15/default: certificate expires in 15 days (threshold 30)\n"
+                         "CRIT d3/default: certificate expires in 3 days (threshold 3)\n"
+                         "WARN d30/default: certificate expires in 30 days (threshold 30)\n"
+                         "CRIT d4/default: certificate expires in 4 days (threshold 7)\n"
+                         "CRIT d7/default: certificate expires in 7 days (threshold 7)\n"
+                         "WARN d8/default: certificate expires in 8 days (threshold 14)\n"
+                         "CRIT dm2/default: certificate expired 2 days ago\n");
+  free(w);
+  tp_report_free(rep);
+}
+
+static void test_ocsp_age(void **state) {
+  (void)state;
+  tp_store_row rows[4];
+  rows[0] = ok_row("t");
+  rows[0].ocsp_age_seconds = (tp_store_opt){.set = true, .v = 3600};
+  rows[1] = ok_row("t");
+  rows[1].ocsp_age_seconds = (tp_store_opt){.set = true, .v = 90000};
+  rows[2] = ok_row("t"); /* no staple: ignored */
+  rows[3] = ok_row("t");
+  rows[3].ocsp_age_seconds = (tp_store_opt){.set = true, .v = 86400};
+  tp_report *rep = build_rows(rows, 4);
+  const tp_report_series *s = tp_report_series_at(rep, 0);
+  assert_int_equal(s->ocsp_max_age_seconds.v, 90000);
+  char *w = warnings_text(rep);
+  assert_string_equal(w, "WARN t/p: OCSP staple is 25.0 h old (threshold 24 h)\n");
+  free(w);
+  tp_report_free(rep);
+  /* Exactly 24 h is not older than 24 h; one unstapled row gives null. */
+  rep = build_rows(&rows[3], 1);
+  assert_int_equal(tp_report_series_at(rep, 0)->ocsp_max_age_seconds.v, 86400);
+  assert_int_equal(tp_report_warning_count(rep), 0);
+  tp_report_free(rep);
+  rep = build_rows(&rows[2], 1);
+  assert_false(tp_report_series_at(rep, 0)->ocsp_max_age_seconds.set);
+  char *json = render(rep, true);
+  assert_non_null(strstr(json, "\"ocsp_max_age_seconds\":null}"));
+  free(json);
+  tp_report_free(rep);
+}
+
+/* Every warning of one series, in the documented order, with its region. */
+static void test_warning_order_and_region(void **state) {
+  (void)state;
+  tp_store_row rows[2];
+  rows[0] = ok_row("good");
+  rows[0].profile = "default";
+  rows[0].region = "eu";
+  rows[0].mode = "resumption";
+  rows[0].hello_retry_request = true;
+  rows[0].days_to_earliest_expiry = (tp_store_opt){.set = true, .v = 12};
+  rows[0].ocsp_age_seconds = (tp_store_opt){.set = true, .v = 36 * 3600};
+  rows[1] = failed_row("good", "expired");
+  rows[1].profile = "default";
+  rows[1].region = "eu";
+  tp_report *rep = build_rows(rows, 2);
+  char *w = warnings_text(rep);
+  assert_string_equal(w, "WARN good/default/eu: certificate expires in 12 days (threshold 14)\n"
+                         "WARN good/default/eu: OCSP staple is 36.0 h old (threshold 24 h)\n"
+                         "WARN good/default/eu: success rate 50.00% (threshold 99.9%)\n"
+                         "WARN good/default/eu: HelloRetryRequest rate 100.00% (threshold 5%)\n"
+                         "WARN good/default/eu: resumption rate 0.00% (threshold 80%)\n");
+  free(w);
   tp_report_free(rep);
 }
 
@@ -284,8 +769,24 @@ static void test_readonly_store(void **state) {
 int main(void) {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
   const struct CMUnitTest tests[] = {
-      T(test_aggregation),  T(test_text_format),  T(test_json_format),
-      T(test_target_facts), T(test_empty_window), T(test_readonly_store),
+      T(test_aggregation),
+      T(test_text_format),
+      T(test_json_format),
+      T(test_target_facts),
+      T(test_target_full_facts),
+      T(test_empty_window),
+      T(test_readonly_store),
+      cmocka_unit_test(test_rates_no_rows),
+      cmocka_unit_test(test_rates_one_row),
+      cmocka_unit_test(test_top_error_categories),
+      cmocka_unit_test(test_hrr_rate),
+      cmocka_unit_test(test_resumption_rate),
+      cmocka_unit_test(test_early_data_accept_rate),
+      cmocka_unit_test(test_success_rate_threshold),
+      cmocka_unit_test(test_expiry_latest_chain),
+      cmocka_unit_test(test_expiry_thresholds),
+      cmocka_unit_test(test_ocsp_age),
+      cmocka_unit_test(test_warning_order_and_region),
   };
 #undef T
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,6 +1,7 @@
 /* test_store.c - the SQLite backend's open/migrate contract: schema created on
- * first open, version recorded, newer schemas refused, read-only opens never
- * create or migrate, and a missing file is reported as such. */
+ * first open, version recorded, a real version 1 database migrated with its rows
+ * intact, newer schemas refused, read-only opens never create or migrate, and a
+ * missing file is reported as such. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,6 +17,64 @@
 #include <unistd.h>
 
 #include "store.h"
+#include "tlsprobe.pb-c.h"
+
+/* The version 1 schema exactly as the first collector release created it. */
+static const char V1_DDL[] =
+    "CREATE TABLE batches ("
+    "  agent_id TEXT NOT NULL,"
+    "  instance_id INTEGER NOT NULL,"
+    "  batch_seq INTEGER NOT NULL,"
+    "  received_unix_ns INTEGER NOT NULL,"
+    "  result_count INTEGER NOT NULL,"
+    "  PRIMARY KEY (agent_id, instance_id, batch_seq));"
+    "CREATE TABLE results ("
+    "  id INTEGER PRIMARY KEY,"
+    "  received_unix_ns INTEGER NOT NULL,"
+    "  agent_id TEXT NOT NULL,"
+    "  instance_id INTEGER NOT NULL,"
+    "  batch_seq INTEGER NOT NULL,"
+    "  region TEXT NOT NULL,"
+    "  target TEXT NOT NULL,"
+    "  host TEXT NOT NULL,"
+    "  port INTEGER NOT NULL,"
+    "  sni TEXT NOT NULL,"
+    "  profile TEXT NOT NULL,"
+    "  address TEXT NOT NULL,"
+    "  result_seq INTEGER NOT NULL,"
+    "  started_unix_ns INTEGER NOT NULL,"
+    "  dns_ns INTEGER NOT NULL,"
+    "  connect_ns INTEGER NOT NULL,"
+    "  handshake_ns INTEGER NOT NULL,"
+    "  total_ns INTEGER NOT NULL,"
+    "  loop_lag_ns INTEGER NOT NULL,"
+    "  ok INTEGER NOT NULL,"
+    "  error_class TEXT NOT NULL,"
+    "  error_detail TEXT NOT NULL,"
+    "  tls_version TEXT NOT NULL,"
+    "  cipher TEXT NOT NULL,"
+    "  grp TEXT NOT NULL,"
+    "  alpn TEXT NOT NULL,"
+    "  resumed INTEGER NOT NULL,"
+    "  hello_retry_request INTEGER NOT NULL,"
+    "  server_signature_algorithm TEXT NOT NULL,"
+    "  chain_json TEXT NOT NULL,"
+    "  days_to_earliest_expiry INTEGER NOT NULL);"
+    "CREATE INDEX results_started ON results (started_unix_ns);"
+    "CREATE INDEX results_series ON results (target, profile, region, started_unix_ns);";
+
+/* Two rows as a version 1 collector stored them: a success with a chain expiring
+ * in 42 days, and a refused connection (no chain, days 0). */
+static const char V1_ROWS[] =
+    "INSERT INTO batches VALUES ('agent-1', -6, 7, 1700000000000000005, 2);"
+    "INSERT INTO results VALUES (1, 1700000000000000005, 'agent-1', -6, 7, 'eu', 'web',"
+    " 'localhost', 443, 'web.test', 'modern', '127.0.0.1', 1, 1699999999000000000, 10, 20,"
+    " 2000000, 3000000, 5, 1, 'ok', '', 'TLS1.3', 'TLS_AES_128_GCM_SHA256', 'X25519', 'h2',"
+    " 0, 1, 'ECDSA-SHA256', '[{\"subject\":\"CN=web\"}]', 42);"
+    "INSERT INTO results VALUES (2, 1700000000000000005, 'agent-1', -6, 7, 'eu', 'web',"
+    " 'localhost', 443, 'web.test', 'modern', '127.0.0.1', 2, 1699999999500000000, 10, 0,"
+    " 0, 40, 0, 0, 'connection_refused', 'ECONNREFUSED', '', '', '', '', 0, 0, '', '[]', 0);"
+    "PRAGMA user_version = 1;";
 
 typedef struct fixture {
   char dir[64];
@@ -70,7 +129,7 @@ static void test_create_and_migrate(void **state) {
   tp_store *s = NULL;
   assert_int_equal(tp_store_open_sqlite(f->db, TP_STORE_READWRITE, &s, err, sizeof(err)), TP_E_OK);
   tp_store_close(s);
-  assert_int_equal(query_int(f->db, "PRAGMA user_version"), 1);
+  assert_int_equal(query_int(f->db, "PRAGMA user_version"), 2);
   assert_int_equal(query_int(f->db, "SELECT count(*) FROM sqlite_master WHERE type='index'"
                                     " AND name IN ('results_started','results_series')"),
                    2);
@@ -86,7 +145,174 @@ static void test_create_and_migrate(void **state) {
   /* Second open: nothing to migrate, nothing lost. */
   assert_int_equal(tp_store_open_sqlite(f->db, TP_STORE_READWRITE, &s, err, sizeof(err)), TP_E_OK);
   tp_store_close(s);
+  assert_int_equal(query_int(f->db, "PRAGMA user_version"), 2);
+}
+
+typedef struct collected {
+  tp_store_row rows[4];
+  size_t n;
+} collected;
+
+/* Keeps the non-string fields of up to 4 rows (strings die with the callback). */
+static tp_err collect_row(const tp_store_row *row, void *ctx) {
+  collected *c = ctx;
+  assert_true(c->n < 4);
+  c->rows[c->n] = *row;
+  c->rows[c->n].target = c->rows[c->n].profile = c->rows[c->n].region = NULL;
+  c->rows[c->n].error_class = c->rows[c->n].mode = NULL;
+  c->n++;
+  return TP_E_OK;
+}
+
+/* Stores one result without a chain through the store API. */
+static void put_chainless(tp_store *s, uint64_t seq) {
+  char err[512] = "";
+  bool dup = true;
+  Tlsprobe__V1__ProbeResult r = TLSPROBE__V1__PROBE_RESULT__INIT;
+  Tlsprobe__V1__ProbeResult *rp = &r;
+  Tlsprobe__V1__ResultBatch b = TLSPROBE__V1__RESULT_BATCH__INIT;
+  r.target = "web";
+  r.profile = "modern";
+  r.region = "eu";
+  r.port = 443;
+  r.started_unix_ns = 1700000000000000000;
+  r.error_class = TLSPROBE__V1__ERROR_CLASS__ERROR_CLASS_CONNECTION_REFUSED;
+  r.mode = "handshake";
+  b.agent_id = "agent-2";
+  b.batch_seq = seq;
+  b.results = &rp;
+  b.n_results = 1;
+  if (tp_store_put_batch(s, &b, 1700000000000000001, &dup, err, sizeof(err)) != TP_E_OK)
+    fail_msg("put: %s", err);
+  assert_false(dup);
+}
+
+static void test_migrate_real_v1_database(void **state) {
+  fixture *f = *state;
+  char err[512] = "";
+  tp_store *s = NULL;
+  tp_store_facts facts;
+  exec_sql(f->db, V1_DDL);
+  exec_sql(f->db, V1_ROWS);
+  /* A connection that read the version 1 schema before the migration must see the
+   * relaxed column afterwards (it re-reads the schema when the cookie changed). */
+  sqlite3 *early = NULL;
+  assert_int_equal(sqlite3_open(f->db, &early), SQLITE_OK);
+  assert_int_equal(sqlite3_exec(early, "SELECT count(*) FROM results", NULL, NULL, NULL),
+                   SQLITE_OK);
+
+  /* Read-only opens refuse to migrate and say what to do. */
+  assert_int_equal(tp_store_open_sqlite(f->db, TP_STORE_READONLY, &s, err, sizeof(err)),
+                   TP_E_STORE);
+  assert_non_null(strstr(err, "schema version 1 is older than 2; start the collector once"));
+
+  assert_int_equal(tp_store_open_sqlite(f->db, TP_STORE_READWRITE, &s, err, sizeof(err)), TP_E_OK);
+  assert_int_equal(query_int(f->db, "PRAGMA user_version"), 2);
+  assert_int_equal(query_int(f->db, "SELECT count(*) FROM pragma_integrity_check"
+                                    " WHERE integrity_check = 'ok'"),
+                   1);
+  /* Old rows intact: every version 1 column unchanged... */
+  assert_int_equal(query_int(f->db, "SELECT count(*) FROM results WHERE id=1 AND agent_id='agent-1'"
+                                    " AND instance_id=-6 AND batch_seq=7 AND region='eu'"
+                                    " AND target='web' AND host='localhost' AND port=443"
+                                    " AND sni='web.test' AND profile='modern' AND result_seq=1"
+                                    " AND started_unix_ns=1699999999000000000 AND dns_ns=10"
+                                    " AND connect_ns=20 AND handshake_ns=2000000"
+                                    " AND total_ns=3000000 AND loop_lag_ns=5 AND ok=1"
+                                    " AND error_class='ok' AND tls_version='TLS1.3'"
+                                    " AND grp='X25519' AND alpn='h2' AND resumed=0"
+                                    " AND hello_retry_request=1"
+                                    " AND server_signature_algorithm='ECDSA-SHA256'"
+                                    " AND chain_json='[{\"subject\":\"CN=web\"}]'"
+                                    " AND days_to_earliest_expiry=42"),
+                   1);
+  assert_int_equal(query_int(f->db, "SELECT count(*) FROM results WHERE id=2"
+                                    " AND error_class='connection_refused'"
+                                    " AND error_detail='ECONNREFUSED' AND chain_json='[]'"
+                                    " AND days_to_earliest_expiry=0"),
+                   1);
+  assert_int_equal(query_int(f->db, "SELECT count(*) FROM batches WHERE result_count=2"), 1);
+  /* ...and every new column NULL ("not recorded"). */
+  assert_int_equal(
+      query_int(f->db, "SELECT count(*) FROM results WHERE groups_offered IS NULL"
+                       " AND key_shares_offered IS NULL AND mode IS NULL"
+                       " AND ticket_received IS NULL AND resumption_handshake_ns IS NULL"
+                       " AND early_data_attempted IS NULL AND early_data_accepted IS NULL"
+                       " AND fidelity_note IS NULL AND ocsp_stapled IS NULL"
+                       " AND ocsp_cert_status IS NULL AND ocsp_this_update_unix IS NULL"
+                       " AND ocsp_next_update_unix IS NULL AND ocsp_age_seconds IS NULL"
+                       " AND chain_length_sent IS NULL AND chain_complete IS NULL"
+                       " AND http_status IS NULL AND http_first_byte_ns IS NULL"
+                       " AND http_hsts IS NULL"),
+      2);
+  assert_int_equal(query_int(f->db, "SELECT count(*) FROM sqlite_master WHERE name='results'"
+                                    " AND sql LIKE '%days_to_earliest_expiry INTEGER NOT NULL%'"),
+                   0);
+  assert_int_equal(sqlite3_exec(early, "UPDATE results SET days_to_earliest_expiry = NULL"
+                                       " WHERE id = 2;"
+                                       "UPDATE results SET days_to_earliest_expiry = 0"
+                                       " WHERE id = 2", /* back to the version 1 value */
+                                NULL, NULL, NULL),
+                   SQLITE_OK);
+  sqlite3_close(early);
+
+  /* Reads treat the old chainless row's 0 as "no expiry". */
+  collected c = {.n = 0};
+  const tp_store_row *rows = c.rows;
+  assert_int_equal(tp_store_scan(s, 0, NULL, collect_row, &c, err, sizeof(err)), TP_E_OK);
+  assert_int_equal(c.n, 2);
+  assert_int_equal(rows[0].started_unix_ns, 1699999999000000000); /* oldest first */
+  assert_true(rows[0].days_to_earliest_expiry.set);
+  assert_int_equal(rows[0].days_to_earliest_expiry.v, 42);
+  assert_true(rows[0].hello_retry_request);
+  assert_false(rows[1].days_to_earliest_expiry.set);
+  assert_false(rows[1].ocsp_age_seconds.set);
+  assert_int_equal(tp_store_latest(s, "web", "modern", "eu", 0, &facts, err, sizeof(err)), TP_E_OK);
+  assert_int_equal(facts.started_unix_ns, 1699999999500000000);
+  assert_false(facts.days_to_earliest_expiry.set);
+  assert_null(facts.mode);
+  assert_null(facts.groups_offered);
+  assert_false(facts.chain_complete.set);
+  assert_false(facts.ocsp_stapled);
+  assert_false(facts.http_present);
+  tp_store_facts_clear(&facts);
+
+  /* New rows store NULL without a chain; the old rows are still there. */
+  put_chainless(s, 1);
+  tp_store_close(s);
+  assert_int_equal(query_int(f->db, "SELECT count(*) FROM results"), 3);
+  assert_int_equal(query_int(f->db, "SELECT count(*) FROM results WHERE agent_id='agent-2'"
+                                    " AND days_to_earliest_expiry IS NULL AND mode='handshake'"
+                                    " AND ocsp_stapled=0 AND http_status IS NULL"),
+                   1);
+  /* Reopening: nothing left to migrate. */
+  assert_int_equal(tp_store_open_sqlite(f->db, TP_STORE_READWRITE, &s, err, sizeof(err)), TP_E_OK);
+  tp_store_close(s);
+  assert_int_equal(query_int(f->db, "PRAGMA user_version"), 2);
+}
+
+/* A version 1 file whose results table is not what version 1 created (here: the
+ * column is already nullable) is refused, and the failed migration leaves the
+ * file exactly as it was. */
+static void test_migration_failure_rolls_back(void **state) {
+  fixture *f = *state;
+  char err[512] = "";
+  tp_store *s = NULL;
+  char ddl[sizeof(V1_DDL)];
+  memcpy(ddl, V1_DDL, sizeof(ddl));
+  char *nn = strstr(ddl, "days_to_earliest_expiry INTEGER NOT NULL");
+  assert_non_null(nn);
+  memcpy(nn + strlen("days_to_earliest_expiry INTEGER"), "         ", 9); /* blank NOT NULL */
+  exec_sql(f->db, ddl);
+  exec_sql(f->db, "PRAGMA user_version = 1");
+  assert_int_equal(tp_store_open_sqlite(f->db, TP_STORE_READWRITE, &s, err, sizeof(err)),
+                   TP_E_STORE);
+  assert_null(s);
+  assert_non_null(strstr(err, "refusing to migrate"));
   assert_int_equal(query_int(f->db, "PRAGMA user_version"), 1);
+  assert_int_equal(query_int(f->db, "SELECT count(*) FROM pragma_table_info('results')"
+                                    " WHERE name = 'groups_offered'"),
+                   0);
 }
 
 static void test_newer_schema_is_refused(void **state) {
@@ -153,6 +379,8 @@ int main(void) {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
   const struct CMUnitTest tests[] = {
       T(test_create_and_migrate),
+      T(test_migrate_real_v1_database),
+      T(test_migration_failure_rolls_back),
       T(test_newer_schema_is_refused),
       T(test_readonly_missing_file),
       T(test_readonly_unmigrated_file_reads_empty),
