@@ -9,22 +9,49 @@
 
 #include "agent.h"
 #include "config.h"
+#include "host_policy.h"
+#include "profiles_cmd.h"
 #include "tp_duration.h"
 #include "tp_log.h"
 
 static void usage(FILE *out) {
   fprintf(out,
           "usage: tlsprobe-agent --config FILE [--run-for DURATION] [--check]\n"
-          "  --config FILE       agent configuration (YAML)\n"
-          "  --run-for DURATION  stop after DURATION (e.g. 30s), flush results and exit\n"
-          "  --check             validate the configuration and exit\n"
+          "                      [--honour-host-policy]\n"
+          "       tlsprobe-agent profiles list | show NAME | import-testssl FILE "
+          "[--current-only]\n"
+          "  --config FILE          agent configuration (YAML)\n"
+          "  --run-for DURATION     stop after DURATION (e.g. 30s), flush results and exit\n"
+          "  --check                validate the configuration and exit\n"
+          "  --honour-host-policy   let the host's GnuTLS policy (/etc/gnutls/config) apply\n"
+          "                         (default: ignored; also TLSPROBE_HOST_POLICY=honour)\n"
           "Runs scheduled TLS probes and pushes the results to the collector.\n");
+}
+
+/* Subcommands that print and exit need GnuTLS but no config or logger. */
+static int run_subcommand(int argc, char **argv) {
+  if (gnutls_global_init() < 0) {
+    fprintf(stderr, "tlsprobe-agent: cannot initialise GnuTLS\n");
+    return 1;
+  }
+  int status = tp_profiles_command(argc, argv);
+  gnutls_global_deinit();
+  return status;
 }
 
 int main(int argc, char **argv) {
   const char *config_path = NULL;
   uint64_t run_for_ms = 0;
-  bool check_only = false;
+  bool check_only = false, honour_host_policy = false;
+  for (int i = 1; i < argc; i++)
+    if (strcmp(argv[i], "--honour-host-policy") == 0)
+      honour_host_policy = true;
+  /* Before anything touches GnuTLS: may re-exec this binary (host_policy.h). */
+  tp_host_policy_state host_policy;
+  tp_host_policy_isolate(argv, honour_host_policy, &host_policy);
+  if (argc >= 2 && strcmp(argv[1], "profiles") == 0)
+    return run_subcommand(argc - 1, argv + 1);
+
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
       config_path = argv[++i];
@@ -35,6 +62,8 @@ int main(int argc, char **argv) {
       }
     } else if (strcmp(argv[i], "--check") == 0) {
       check_only = true;
+    } else if (strcmp(argv[i], "--honour-host-policy") == 0) {
+      /* handled above */
     } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
       usage(stdout);
       return 0;
@@ -57,6 +86,7 @@ int main(int argc, char **argv) {
   }
   tp_log log = {.min_level = TP_LOG_INFO, .component = "agent"};
   (void)tp_log_level_parse(config->log_level, &log.min_level); /* validated by the loader */
+  tp_host_policy_log(&host_policy, &log);
 
   int status = 1;
   tp_agent *agent = NULL;

@@ -327,3 +327,36 @@ fail:
   tp_buf_free(&b);
   return NULL;
 }
+
+long tp__priority_offered(const char *priority, unsigned mask, tp_offered_suite *out, size_t max) {
+  gnutls_priority_t p;
+  if (gnutls_priority_init2(&p, priority, NULL, 0) < 0)
+    return -1;
+  long n = 0;
+  for (unsigned i = 0;; i++) {
+    unsigned sidx;
+    int rc = gnutls_priority_get_cipher_suite_index(p, i, &sidx);
+    if (rc == GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE)
+      break;
+    if (rc < 0)
+      continue;
+    unsigned char id[2];
+    gnutls_kx_algorithm_t kx;
+    gnutls_cipher_algorithm_t cipher;
+    gnutls_mac_algorithm_t mac;
+    gnutls_protocol_t min;
+    const char *name = gnutls_cipher_suite_info(sidx, id, &kx, &cipher, &mac, &min);
+    if (name == NULL)
+      continue;
+    bool usable = false;
+    for (size_t v = 0; v < N_VERSIONS && !usable; v++)
+      usable = (mask & versions[v].bit) && suite_usable(versions[v].protocol, kx, min);
+    if (!usable)
+      continue;
+    if ((size_t)n < max)
+      out[n] = (tp_offered_suite){.id = (unsigned)id[0] << 8 | id[1], .name = name};
+    n++;
+  }
+  gnutls_priority_deinit(p);
+  return n;
+}

@@ -47,4 +47,17 @@ void tp_priority_known(tp_priority_dim dim, char *buf, size_t len);
  * SHA1 or MD5 MAC, TLS 1.3 an AEAD cipher). */
 char *tp__priority_build(const tp_profile_spec *spec, char *err, size_t errlen);
 
+/* One cipher suite a priority string offers. */
+typedef struct tp_offered_suite {
+  unsigned id;      /* IANA code point, 0xHHLL */
+  const char *name; /* GnuTLS's name, e.g. "TLS_ECDHE_RSA_AES_128_GCM_SHA256" (static) */
+} tp_offered_suite;
+
+/* The suites `priority` offers that some version in `versions` (TP_TLS*
+ * bits) can negotiate, in the order GnuTLS puts them in the ClientHello.
+ * Writes up to `max` and returns how many there are in total; -1 if GnuTLS
+ * rejects the string. */
+long tp__priority_offered(const char *priority, unsigned versions, tp_offered_suite *out,
+                          size_t max);
+
 #endif

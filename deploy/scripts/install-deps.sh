@@ -14,6 +14,7 @@ PACKAGES=(
   libsqlite3-dev sqlite3               # embedded store (+ CLI used by tests)
   libcmocka-dev                        # unit tests
   openssl                              # openssl s_server test targets
+  testssl.sh                           # client-simulation.txt: profiles import-testssl test data
   nginx                                # server matrix: session tickets, 0-RTT, OCSP stapling file
   curl                                 # raw HTTP in the collector bad-input tests
   procps psmisc                        # pkill/ps used by scripts
