@@ -3,6 +3,7 @@
  *   RESOLVE -> CONNECT -> HANDSHAKE -> (verify) -> [HTTP] -> DONE
  *   resumption / early_data modes add a second round on the same address:
  *   ... -> [TICKET] -> RECONNECT -> CONNECT -> HANDSHAKE (resuming) -> [HTTP] -> DONE
+ *   a handshake_failure alert adds up to two diagnostic rounds (start_diagnosis)
  *
  * Why uv_poll_t on our own non-blocking socket rather than uv_tcp_t with
  * GnuTLS push/pull callbacks: GnuTLS then reads and writes the kernel socket
@@ -36,6 +37,8 @@
 #include "profile_internal.h"
 #include "tp_buf.h"
 #include "tp_mem.h"
+
+#define DIAG_NONE (-1)
 
 /* How long a TLS 1.3 client waits for the server's NewSessionTicket, which
  * arrives after the handshake (RFC 8446 §4.6.1), before resuming anyway. */
@@ -74,6 +77,12 @@ typedef struct tp_probe {
   struct sockaddr_storage addr;
   socklen_t addrlen;
   gnutls_datum_t session_data; /* round 1 session, for resumption */
+
+  /* Diagnosis of a handshake_failure alert: which widened handshake runs
+   * (DIAG_NONE when none), and the original failure it may refine. */
+  int diag;
+  tp_outcome primary_outcome;
+  char primary_detail[384];
 
   /* HTTP exchange */
   char *request;
@@ -201,11 +210,20 @@ static void finish(tp_probe *p, tp_outcome outcome, const char *detail) {
   uint64_t now = uv_hrtime();
   p->state = ST_DONE;
   tp_result *r = p->result;
+  bool diagnosed = outcome == TP_OUTCOME_NO_SHARED_GROUP || outcome == TP_OUTCOME_NO_SHARED_CIPHER;
+  if (p->diag != DIAG_NONE && !diagnosed) {
+    /* A diagnostic handshake that failed or timed out proves nothing: the
+     * original failure stands. */
+    outcome = p->primary_outcome;
+    detail = p->primary_detail;
+  }
   r->outcome = outcome;
   free(r->detail);
   r->detail = detail != NULL && detail[0] != '\0' ? tp_xstrdup(detail) : NULL;
-  r->total_ns = elapsed_without_lag(p->t_start, now, p->total_lag);
-  r->loop_lag_ns = p->total_lag;
+  if (p->diag == DIAG_NONE) { /* else fixed when the real probe ended */
+    r->total_ns = elapsed_without_lag(p->t_start, now, p->total_lag);
+    r->loop_lag_ns = p->total_lag;
+  }
 
   if (p->handshake_done && p->session != NULL) /* polite close_notify; best effort */
     (void)gnutls_bye(p->session, GNUTLS_SHUT_WR);
@@ -349,7 +367,7 @@ static tp_outcome verify_peer(tp_probe *p, char *detail, size_t len) {
 
 /* ---- second round (resumption / early data) ---------------------------- */
 
-static void on_round_one_closed(uv_handle_t *handle) {
+static void on_connection_closed(uv_handle_t *handle) {
   tp_probe *p = handle->data;
   p->open_handles--;
   if (p->session != NULL) {
@@ -364,9 +382,16 @@ static void on_round_one_closed(uv_handle_t *handle) {
     maybe_release(p);
     return;
   }
-  p->round = 2;
   p->handshake_done = false;
   connect_round(p, uv_hrtime());
+}
+
+/* Closes the current connection, then connects again (the round or the
+ * diagnosis to run next is set by the caller). */
+static void reconnect(tp_probe *p) {
+  p->state = ST_RECONNECT;
+  uv_timer_stop(&p->timer);
+  close_poll(p, on_connection_closed);
 }
 
 /* Saves the session (with its ticket) and reconnects to the same address. */
@@ -380,9 +405,8 @@ static void start_reconnect(tp_probe *p) {
     return;
   }
   (void)gnutls_bye(p->session, GNUTLS_SHUT_WR);
-  p->state = ST_RECONNECT;
-  uv_timer_stop(&p->timer);
-  close_poll(p, on_round_one_closed);
+  p->round = 2;
+  reconnect(p);
 }
 
 static bool wants_second_round(const tp_probe *p) {
@@ -574,6 +598,48 @@ static void handshake_succeeded(tp_probe *p, uint64_t now) {
     after_exchange(p);
 }
 
+/* Server answered handshake_failure (40), which servers send both when no
+ * cipher and when no group is shared. Evidence decides: one handshake that
+ * offers every group, then one that offers every cipher suite. */
+static void start_diagnosis(tp_probe *p, tp_outcome outcome, const char *detail) {
+  p->primary_outcome = outcome;
+  snprintf(p->primary_detail, sizeof(p->primary_detail), "%s", detail);
+  tp_result *r = p->result;
+  uint64_t now = uv_hrtime();
+  r->total_ns = elapsed_without_lag(p->t_start, now, p->total_lag);
+  r->loop_lag_ns = p->total_lag;
+  p->diag = TP_WIDEN_GROUPS;
+  reconnect(p);
+}
+
+static void diagnosis_handshake_done(tp_probe *p, bool succeeded) {
+  char detail[640];
+  static const char *const dimension[TP_WIDEN__COUNT] = {
+      [TP_WIDEN_GROUPS] = "group", [TP_WIDEN_CIPHERS] = "cipher suite"};
+  if (succeeded) {
+    gnutls_group_t g = gnutls_group_get(p->session);
+    const char *name = p->diag == TP_WIDEN_GROUPS && g != GNUTLS_GROUP_INVALID
+                           ? gnutls_group_get_name(g)
+                           : gnutls_ciphersuite_get(p->session);
+    snprintf(detail, sizeof(detail),
+             "%s; a diagnostic handshake offering every %s succeeded (server chose %s): the "
+             "profile and the server share no %s",
+             p->primary_detail, dimension[p->diag], name ? name : "?", dimension[p->diag]);
+    finish(p, p->diag == TP_WIDEN_GROUPS ? TP_OUTCOME_NO_SHARED_GROUP : TP_OUTCOME_NO_SHARED_CIPHER,
+           detail);
+    return;
+  }
+  if (p->diag == TP_WIDEN_GROUPS) {
+    p->diag = TP_WIDEN_CIPHERS;
+    reconnect(p);
+    return;
+  }
+  size_t used = strlen(p->primary_detail);
+  snprintf(p->primary_detail + used, sizeof(p->primary_detail) - used,
+           " (diagnostic handshakes widening groups and ciphers failed too)");
+  finish(p, p->primary_outcome, NULL); /* finish() reports the primary failure */
+}
+
 static void step_handshake(tp_probe *p) {
   int rc;
   int sys_errno;
@@ -586,17 +652,25 @@ static void step_handshake(tp_probe *p) {
     if ((rc != GNUTLS_E_WARNING_ALERT_RECEIVED && rc != GNUTLS_E_INTERRUPTED) || attempts >= 8)
       break;
   }
-  if (rc == GNUTLS_E_SUCCESS) {
-    handshake_succeeded(p, uv_hrtime());
-    return;
-  }
   if (rc == GNUTLS_E_AGAIN) {
     wait_for_session(p);
+    return;
+  }
+  if (p->diag != DIAG_NONE) {
+    diagnosis_handshake_done(p, rc == GNUTLS_E_SUCCESS);
+    return;
+  }
+  if (rc == GNUTLS_E_SUCCESS) {
+    handshake_succeeded(p, uv_hrtime());
     return;
   }
   char detail[256];
   gnutls_alert_description_t alert = gnutls_alert_get(p->session);
   tp_outcome outcome = tp_classify_handshake(rc, alert, sys_errno, detail, sizeof(detail));
+  if (p->round == 1 && rc == GNUTLS_E_FATAL_ALERT_RECEIVED && alert == GNUTLS_A_HANDSHAKE_FAILURE) {
+    start_diagnosis(p, outcome, detail);
+    return;
+  }
   finish(p, outcome, detail);
 }
 
@@ -624,7 +698,9 @@ static tp_err start_handshake(tp_probe *p, uint64_t now) {
     return TP_E_TLS;
   p->session = s; /* freed in release_probe or on_round_one_closed */
   gnutls_session_set_ptr(s, p);
-  rc = gnutls_priority_set(s, tp__profile_priority(p->profile));
+  rc = gnutls_priority_set(s, p->diag != DIAG_NONE
+                                 ? tp__profile_widened_priority(p->profile, (tp_widen)p->diag)
+                                 : tp__profile_priority(p->profile));
   if (rc < 0)
     return TP_E_TLS;
   rc = gnutls_credentials_set(s, GNUTLS_CRD_CERTIFICATE, tp__profile_credentials(p->profile));
@@ -639,7 +715,9 @@ static tp_err start_handshake(tp_probe *p, uint64_t now) {
   const gnutls_datum_t *alpn = tp__profile_alpn(p->profile, &n_alpn);
   if (n_alpn > 0 && gnutls_alpn_set_protocols(s, alpn, n_alpn, 0) < 0)
     return TP_E_TLS;
-  if (p->round == 1)
+  if (p->diag != DIAG_NONE)
+    ; /* a diagnostic handshake: no evidence recorded, nothing resumed */
+  else if (p->round == 1)
     gnutls_handshake_set_hook_function(s, GNUTLS_HANDSHAKE_ANY, GNUTLS_HOOK_POST,
                                        on_handshake_message);
   else if (prepare_resumption(p) != TP_E_OK)
@@ -655,7 +733,7 @@ static tp_err start_handshake(tp_probe *p, uint64_t now) {
 /* ---- connect ---------------------------------------------------------- */
 
 static void connected(tp_probe *p, uint64_t now) {
-  if (p->round == 1)
+  if (p->round == 1 && p->diag == DIAG_NONE)
     p->result->connect_ns = elapsed_without_lag(p->t_phase, now, p->phase_lag);
   if (start_handshake(p, now) != TP_E_OK) {
     finish(p, TP_OUTCOME_OTHER, "cannot set up the TLS session (GnuTLS)");
@@ -884,6 +962,7 @@ tp_err tp_probe_engine_submit(tp_probe_engine *e, const tp_target *target,
   p->cb = cb;
   p->cb_data = data;
   p->fd = -1;
+  p->diag = DIAG_NONE;
   p->state = ST_QUEUED;
   if (start_now) {
     start_probe(p);

@@ -17,6 +17,9 @@ struct tp_profile {
   char *name;
   char *priority_string;
   gnutls_priority_t priority;
+  /* The same preferences with one dimension widened, for the diagnostic
+   * handshake that tells no_shared_group from no_shared_cipher. */
+  gnutls_priority_t widened[TP_WIDEN__COUNT];
   gnutls_certificate_credentials_t credentials;
   gnutls_datum_t *alpn;
   unsigned n_alpn;
@@ -51,6 +54,28 @@ static tp_err load_trust(gnutls_certificate_credentials_t cred, const char *trus
   if (n == 0) {
     snprintf(err, errlen, "trust: no CA certificate could be loaded from %s", trust);
     return TP_E_CONFIG;
+  }
+  return TP_E_OK;
+}
+
+/* Appending "+X-ALL" keeps the user's order first and adds everything else
+ * after it; works for raw priority strings too. */
+static tp_err build_widened(tp_profile *p, char *err, size_t errlen) {
+  static const char *const suffix[TP_WIDEN__COUNT] = {
+      [TP_WIDEN_GROUPS] = ":+GROUP-ALL",
+      /* MAC-ALL leaves SHA384 out in GnuTLS 3.7, so MACs are named */
+      [TP_WIDEN_CIPHERS] = ":+CIPHER-ALL:+KX-ALL:+MAC-ALL:+AEAD:+SHA1:+SHA256:+SHA384",
+  };
+  for (int i = 0; i < TP_WIDEN__COUNT; i++) {
+    char *text = tp_xasprintf("%s%s", p->priority_string, suffix[i]);
+    int rc = gnutls_priority_init2(&p->widened[i], text, NULL, 0);
+    free(text);
+    if (rc < 0) {
+      p->widened[i] = NULL;
+      snprintf(err, errlen, "priority \"%s\" cannot be widened for diagnostics: %s",
+               p->priority_string, gnutls_strerror(rc));
+      return TP_E_CONFIG;
+    }
   }
   return TP_E_OK;
 }
@@ -161,6 +186,8 @@ tp_err tp_profile_new(const tp_profile_spec *spec, tp_profile **out, char *err, 
     p->priority = NULL;
     goto fail;
   }
+  if (build_widened(p, err, errlen) != TP_E_OK)
+    goto fail;
   grc = gnutls_certificate_allocate_credentials(&p->credentials);
   if (grc < 0) {
     snprintf(err, errlen, "cannot allocate credentials: %s", gnutls_strerror(grc));
@@ -193,6 +220,9 @@ void tp_profile_free(tp_profile *profile) {
     return;
   if (profile->priority != NULL)
     gnutls_priority_deinit(profile->priority);
+  for (int i = 0; i < TP_WIDEN__COUNT; i++)
+    if (profile->widened[i] != NULL)
+      gnutls_priority_deinit(profile->widened[i]);
   if (profile->credentials != NULL)
     gnutls_certificate_free_credentials(profile->credentials);
   for (unsigned i = 0; i < profile->n_intermediates; i++)
@@ -255,4 +285,8 @@ const gnutls_datum_t *tp__profile_alpn(const tp_profile *profile, unsigned *coun
 const gnutls_x509_crt_t *tp__profile_intermediates(const tp_profile *profile, size_t *count) {
   *count = profile->n_intermediates;
   return profile->intermediates;
+}
+
+gnutls_priority_t tp__profile_widened_priority(const tp_profile *profile, tp_widen what) {
+  return profile->widened[what];
 }

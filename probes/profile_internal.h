@@ -8,6 +8,10 @@
 #include "profile.h"
 
 gnutls_priority_t tp__profile_priority(const tp_profile *profile);
+
+/* Which dimension a diagnostic handshake widens. */
+typedef enum { TP_WIDEN_GROUPS, TP_WIDEN_CIPHERS, TP_WIDEN__COUNT } tp_widen;
+gnutls_priority_t tp__profile_widened_priority(const tp_profile *profile, tp_widen what);
 gnutls_certificate_credentials_t tp__profile_credentials(const tp_profile *profile);
 /* The intermediate pool (see tp_profile_spec.intermediates); *count may be 0. */
 const gnutls_x509_crt_t *tp__profile_intermediates(const tp_profile *profile, size_t *count);

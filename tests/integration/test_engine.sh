@@ -64,6 +64,10 @@ serve early -cert "$W/leaf.pem" -key "$W/leaf.key" -cert_chain "$W/inter.pem" -e
 # -HTTP: the file IS the whole response (status line and headers included)
 printf 'HTTP/1.1 503 Service Unavailable\r\nStrict-Transport-Security: max-age=31536000\r\nContent-Length: 0\r\n\r\n' >"$W/down.http"
 printf 'HTTP/1.1 204 No Content\r\nStrict-Transport-Security: max-age=31536000\r\n\r\n' >"$W/up.http"
+serve tls12cbc -cert "$W/leaf.pem" -key "$W/leaf.key" -cert_chain "$W/inter.pem" -www -tls1_2 \
+  -cipher ECDHE-ECDSA-AES256-SHA384
+serve tls12p384 -cert "$W/leaf.pem" -key "$W/leaf.key" -cert_chain "$W/inter.pem" -www -tls1_2 \
+  -groups secp384r1
 serve files -cert "$W/leaf.pem" -key "$W/leaf.key" -cert_chain "$W/inter.pem" -HTTP
 
 # once PORT ARGS...: runs one probe; its key=value output goes to $W/last
@@ -103,6 +107,23 @@ tp_expect_eq "secp384r1-only server: group" SECP384R1 "$(fact group)"
 tp_expect_eq "ClientHello evidence: key shares offered" SECP256R1,X25519 "$(fact key_shares_offered)"
 once "$PORT_full"
 tp_expect_eq "server with default groups: no HelloRetryRequest" 0 "$(fact hello_retry_request)"
+
+# handshake_failure (40) is ambiguous; diagnostic handshakes decide (probes/probe.c)
+X25519_ONLY="NORMAL:-GROUP-ALL:+GROUP-X25519"
+once "$PORT_p384" --priority "$X25519_ONLY"
+tp_expect_eq "x25519-only vs secp384r1-only TLS1.3 server" no_shared_group "$(fact outcome)"
+tp_expect_match "no_shared_group: detail names the server's choice" "server chose SECP384R1" "$(fact detail)"
+tp_expect_eq "no_shared_group: the evidence shows what was offered" X25519 "$(fact groups_offered)"
+once "$PORT_tls12p384" --priority "NORMAL:-VERS-ALL:+VERS-TLS1.2:-GROUP-ALL:+GROUP-X25519"
+tp_expect_eq "x25519-only vs secp384r1-only TLS1.2 server" no_shared_group "$(fact outcome)"
+once "$PORT_tls12cbc" --priority "NORMAL:-VERS-ALL:+VERS-TLS1.2:-CIPHER-ALL:+AES-128-GCM"
+tp_expect_eq "AES-128-GCM-only vs a CBC-SHA384-only server" no_shared_cipher "$(fact outcome)"
+tp_expect_match "no_shared_cipher: detail names the suite" "AES_256_CBC_SHA384" "$(fact detail)"
+# Widening suites widens key exchange too; signature algorithms are not widened, so an
+# RSA-signatures-only client against an ECDSA server stays an undiagnosed alert.
+once "$PORT_tls12cbc" --priority "NORMAL:-VERS-ALL:+VERS-TLS1.2:-SIGN-ALL:+SIGN-RSA-SHA256"
+tp_expect_eq "no widened dimension explains it (RSA-only signatures vs ECDSA): the alert stands" alert "$(fact outcome)"
+tp_expect_match "undiagnosed alert: detail says the diagnosis failed" "failed too" "$(fact detail)"
 
 once "$PORT_full" --mode resumption
 tp_expect_eq "resumption: outcome" ok "$(fact outcome)"
