@@ -46,6 +46,10 @@
 #   refused    a port bound (so nobody else takes it) but not listening -> connection_refused
 #   ngx-resume nginx, TLS 1.3, session tickets on                     -> resumed
 #   ngx-early  nginx, TLS 1.3, session tickets + ssl_early_data on    -> 0-RTT accepted
+#              + `lingering_close always`: nginx answers a 0-RTT "Connection: close" request
+#              right after its Finished and closes; without lingering, the client's
+#              EndOfEarlyData/Finished can reach a closed socket, which answers with RST
+#   ngx-early-raw  the same without lingering_close (nginx's default): shows that race
 #   ngx-ocsp   nginx, OCSP staple "good" from ssl_stapling_file       -> ok, OCSP facts
 #   ngx-noticket nginx, TLS 1.3, no tickets and no session cache      -> not resumed
 # Every nginx server answers GET / with 200 and GET /status/NNN with NNN (204, 404, 503).
@@ -62,7 +66,7 @@ PROG=${0##*/}
 READY_TIMEOUT_S=10
 ALL_SERVERS=(good leafonly leafonly-aia expired notyet wrongname unknownca sha1 revoked stapled
   tls13 tls12 tls10 p384 rsakx mtls nottls hang refused
-  ngx-resume ngx-early ngx-ocsp ngx-noticket)
+  ngx-resume ngx-early ngx-early-raw ngx-ocsp ngx-noticket)
 
 die() { echo "$PROG: $*" >&2; exit 1; }
 say() { echo "$PROG: $*" >&2; }
@@ -166,7 +170,8 @@ make_pki() {
   make_ca root "tlsprobe matrix root CA"
   make_ca inter "tlsprobe matrix intermediate CA" root
   make_ca rogue "tlsprobe matrix rogue CA (not trusted)"
-  for s in good leafonly revoked stapled tls13 tls12 p384 mtls ngx-resume ngx-early ngx-ocsp ngx-noticket; do
+  for s in good leafonly revoked stapled tls13 tls12 p384 mtls ngx-resume ngx-early ngx-early-raw \
+    ngx-ocsp ngx-noticket; do
     make_leaf "$s" inter "$s.test" "$nb" "$na"
   done
   make_leaf leafonly-aia inter leafonly-aia.test "$nb" "$na" ecdsa SHA256 server \
@@ -190,7 +195,7 @@ make_pki() {
   for s in client rogue-client; do cp "$PKI/$s.pem" "$PKI/$s.key" "$DIR/"; done
   # Served chains: leaf + intermediate (nginx wants them in one file).
   for s in good expired notyet wrongname sha1 revoked stapled tls13 tls12 tls10 p384 rsakx mtls \
-    ngx-resume ngx-early ngx-ocsp ngx-noticket; do
+    ngx-resume ngx-early ngx-early-raw ngx-ocsp ngx-noticket; do
     cat "$PKI/$s.pem" "$PKI/inter.pem" >"$PKI/$s.chain.pem"
   done
 }
@@ -390,7 +395,8 @@ ngx_server_block() {
 EOF
   case $name in
     ngx-resume) echo "    ssl_session_tickets on;" ;;
-    ngx-early) printf '    ssl_session_tickets on;\n    ssl_early_data on;\n' ;;
+    ngx-early) printf '    ssl_session_tickets on;\n    ssl_early_data on;\n    lingering_close always;\n' ;;
+    ngx-early-raw) printf '    ssl_session_tickets on;\n    ssl_early_data on;\n' ;;
     ngx-ocsp) printf '    ssl_stapling on;\n    ssl_stapling_file %s;\n' "$p/ngx-ocsp.ocsp.der" ;;
     ngx-noticket) printf '    ssl_session_tickets off;\n    ssl_session_cache off;\n' ;;
   esac

@@ -32,10 +32,17 @@ MIN_PROBES=2
 HANDSHAKE_TIMEOUT=2s # the `hang` server must time out well within RUN_FOR_S
 
 # --- client profiles ------------------------------------------------------------------------
-# profile_yaml NAME CA: the profile's entry under `profiles:`. Each trusts the matrix root CA.
+# profile_yaml NAME SERVERS_DIR: the profile's entry under `profiles:`. Each trusts the matrix
+# root CA. A built-in profile (`tlsprobe-agent profiles list`) is used under its own name, as
+# `base:` with only the trust store replaced.
 profile_yaml() {
-  local name=$1 ca=$2
+  local name=$1 sdir=$2 ca=$2/ca.pem
   echo "  - name: $name"
+  if [[ " $BUILTIN_PROFILES " == *" $name "* ]]; then
+    echo "    base: $name"
+    echo "    trust: $ca"
+    return 0
+  fi
   case $name in
     default) echo "    versions: [TLS1.2, TLS1.3]" ;;
     tls13) echo "    versions: [TLS1.3]" ;;
@@ -47,6 +54,24 @@ profile_yaml() {
     # Key shares X25519 and P-256, P-384 supported: a P-384-only server must send an HRR.
     x25519-p256-p384)
       echo '    priority: "NORMAL:-VERS-ALL:+VERS-TLS1.3:-GROUP-ALL:+GROUP-X25519:+GROUP-SECP256R1:+GROUP-SECP384R1"' ;;
+    # Probe modes (TLS 1.3): take the ticket and reconnect; the same with a GET as 0-RTT data.
+    resumption) printf '    versions: [TLS1.3]\n    mode: resumption\n' ;;
+    early-data) printf '    versions: [TLS1.3]\n    mode: early_data\n' ;;
+    # One HTTP request over the probe's session (the nginx servers answer /status/NNN with NNN).
+    http-root) printf '    http:\n      method: GET\n      path: /\n' ;;
+    http-503) printf '    http:\n      method: GET\n      path: /status/503\n' ;;
+    # Client certificates for the mtls server: one from the trusted root, one from the rogue CA.
+    client-cert) printf '    client_certificate: %s\n    client_key: %s\n' "$sdir/client.pem" "$sdir/client.key" ;;
+    rogue-client-cert)
+      printf '    client_certificate: %s\n    client_key: %s\n' "$sdir/rogue-client.pem" "$sdir/rogue-client.key" ;;
+    # TLS 1.3 servers judge the client certificate after the client's Finished: only a read
+    # (the HTTP request) sees their alert.
+    rogue-client-cert-http)
+      printf '    client_certificate: %s\n    client_key: %s\n' "$sdir/rogue-client.pem" "$sdir/rogue-client.key"
+      printf '    http:\n      method: GET\n      path: /\n' ;;
+    rogue-client-cert-tls12)
+      printf '    versions: [TLS1.2]\n    client_certificate: %s\n    client_key: %s\n' \
+        "$sdir/rogue-client.pem" "$sdir/rogue-client.key" ;;
     *) tp_die "$TABLE: unknown profile \"$name\" (define it in profile_yaml in $0)" ;;
   esac
   echo "    trust: $ca"
@@ -93,7 +118,7 @@ defaults:
   handshake_timeout: $HANDSHAKE_TIMEOUT
 profiles:
 EOF
-    while read -r p; do profile_yaml "$p" "$sdir/ca.pem"; done < <(uniq_words "${ROW_PROFILE[@]}")
+    while read -r p; do profile_yaml "$p" "$sdir"; done < <(uniq_words "${ROW_PROFILE[@]}")
     echo "targets:"
     while IFS=$'\t' read -r name port sni; do
       echo "  - name: $name"
@@ -173,6 +198,8 @@ check_row() {
 # --- main -----------------------------------------------------------------------------------
 
 load_table
+# Names of the agent's built-in profiles: the lines of `profiles list` that are not indented.
+BUILTIN_PROFILES=$("$TP_AGENT" profiles list 2>/dev/null | grep -E '^[a-z0-9]' | cut -d' ' -f1 | tr '\n' ' ') || true
 tp_install_traps
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/tlsprobe-matrix.XXXXXX")
 tp_on_exit "rm -rf '$WORK'"
