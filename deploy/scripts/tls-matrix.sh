@@ -190,6 +190,7 @@ make_pki() {
   make_ocsp revoked revoked
   make_ocsp stapled good
   make_ocsp ngx-ocsp good
+  cat "$PKI/root.pem" "$PKI/rogue.pem" >"$PKI/client-ca-names.pem"
   cp "$PKI/root.pem" "$DIR/ca.pem"
   cp "$PKI/inter.pem" "$DIR/intermediate.pem"
   for s in client rogue-client; do cp "$PKI/$s.pem" "$PKI/$s.key" "$DIR/"; done
@@ -290,7 +291,12 @@ server_spec() {
     p384) ARGS=("${chain[@]}" -tls1_3 -groups secp384r1) ;;
     rsakx) ARGS=("${chain[@]}" -tls1_2 -cipher AES128-SHA)
       CHECK=(-tls1_2 -cipher AES128-SHA) ;;
-    mtls) ARGS=("${chain[@]}" -Verify 1 -CAfile "$p/root.pem") ;;
+    # GnuTLS sends a client certificate only if its issuer is among the CA names of the
+    # CertificateRequest (and fails to decode one without names: -no_ca_names is no way out).
+    # So the names come from root + rogue (-CAfile), verification from the root alone
+    # (-verifyCAfile): the rogue client certificate is sent, and refused.
+    mtls) ARGS=("${chain[@]}" -Verify 1 -verify_return_error -CAfile "$p/client-ca-names.pem"
+      -verifyCAfile "$p/root.pem") ;;
     nottls | hang | refused) KIND=perl CERT= ;;
     ngx-*) KIND=nginx ;;
     *) die "unknown server $n (known: ${ALL_SERVERS[*]})" ;;
