@@ -910,6 +910,20 @@ static void start_probe(tp_probe *p) {
   memset(&hints, 0, sizeof(hints));
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
+  if (is_ip_literal(p->target.host)) {
+    /* No lookup to do: skip the thread-pool round trip (dns_ns stays 0). */
+    struct addrinfo *res = NULL;
+    hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
+    if (getaddrinfo(p->target.host, port, &hints, &res) == 0 && res != NULL &&
+        res->ai_addrlen <= sizeof(p->addr)) {
+      remember_address(p, res);
+      freeaddrinfo(res);
+      connect_round(p, uv_hrtime());
+      return;
+    }
+    if (res != NULL)
+      freeaddrinfo(res);
+  }
   hints.ai_flags = AI_ADDRCONFIG;
   p->gai.data = p;
   int rc = uv_getaddrinfo(e->loop, &p->gai, on_resolved, p->target.host, port, &hints);
