@@ -36,18 +36,22 @@ cert leaf inter 'cn = "chain.test"' 'dns_name = "chain.test"' tls_www_server sig
 cert leafaia inter 'cn = "chain.test"' 'dns_name = "chain.test"' tls_www_server signing_key \
   'ca_issuers_uri = "http://pki.example.test/inter.crt"'
 
-# serve NAME ARGS...: openssl s_server on a free port; sets PORT_<NAME>. stdin stays open
-# (a pipe from sleep) because a non -www s_server exits at EOF on stdin.
+# serve NAME ARGS...: openssl s_server on a free port; sets PORT_<NAME>. A non -www
+# s_server exits at EOF on stdin, so its stdin is a FIFO whose write end this shell holds
+# open: it closes when the test exits, and nothing else holds ctest's output pipe.
 serve() {
-  local name=$1 attempt port pid
+  local name=$1 attempt port pid fifo
   shift
   for attempt in 1 2 3 4 5 6 7 8 9 10; do
     port=$((20000 + RANDOM % 20000))
     (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && continue
+    fifo="$W/$name.$attempt.stdin"
+    mkfifo "$fifo"
     # run in $W: -HTTP serves files from the working directory
-    sleep 300 | (cd "$W" && exec openssl s_server -accept "127.0.0.1:$port" "$@") >"$W/$name.out" 2>&1 &
+    (cd "$W" && exec openssl s_server -accept "127.0.0.1:$port" "$@") <"$fifo" >"$W/$name.out" 2>&1 &
     pid=$!
-    tp_on_exit "kill $pid 2>/dev/null; pkill -f -- '-accept 127.0.0.1:$port ' 2>/dev/null || true"
+    exec {_fd}>"$fifo" # unblocks the server's open of its stdin
+    tp_on_exit "kill $pid 2>/dev/null || true"
     if tp_wait_for 5 "(exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null"; then
       printf -v "PORT_$name" %s "$port"
       return 0
