@@ -51,6 +51,7 @@
 #              EndOfEarlyData/Finished can reach a closed socket, which answers with RST
 #   ngx-early-raw  the same without lingering_close (nginx's default): shows that race
 #   ngx-ocsp   nginx, OCSP staple "good" from ssl_stapling_file       -> ok, OCSP facts
+#              (and a Strict-Transport-Security header on every answer)
 #   ngx-noticket nginx, TLS 1.3, no tickets and no session cache      -> not resumed
 # Every nginx server answers GET / with 200 and GET /status/NNN with NNN (204, 404, 503).
 #
@@ -403,7 +404,8 @@ EOF
     ngx-resume) echo "    ssl_session_tickets on;" ;;
     ngx-early) printf '    ssl_session_tickets on;\n    ssl_early_data on;\n    lingering_close always;\n' ;;
     ngx-early-raw) printf '    ssl_session_tickets on;\n    ssl_early_data on;\n' ;;
-    ngx-ocsp) printf '    ssl_stapling on;\n    ssl_stapling_file %s;\n' "$p/ngx-ocsp.ocsp.der" ;;
+    ngx-ocsp) printf '    ssl_stapling on;\n    ssl_stapling_file %s;\n' "$p/ngx-ocsp.ocsp.der"
+      echo '    add_header Strict-Transport-Security "max-age=31536000" always;' ;;
     ngx-noticket) printf '    ssl_session_tickets off;\n    ssl_session_cache off;\n' ;;
   esac
   cat <<'EOF'
