@@ -45,6 +45,7 @@ static const cyaml_schema_field_t profile_fields[] = {
     CYAML_FIELD_STRING_PTR("base", OPT, tp__doc_profile, base, 1, 128),
     LIST_FIELD(versions, 4),
     CYAML_FIELD_STRING_PTR("trust", OPT, tp__doc_profile, trust, 1, 4096),
+    CYAML_FIELD_STRING_PTR("intermediates", OPT, tp__doc_profile, intermediates, 1, 4096),
     CYAML_FIELD_STRING_PTR("priority", OPT, tp__doc_profile, priority, 1, 4096),
     LIST_FIELD(ciphers, 64),
     LIST_FIELD(key_exchanges, 16),
@@ -307,6 +308,8 @@ static tp_err check_one(ctx *x, tp_agent_profile_config *pc) {
   spec->name = d->name;
   if (d->trust != NULL)
     spec->trust = d->trust;
+  if (d->intermediates != NULL)
+    spec->intermediates = d->intermediates;
   spec->priority = d->priority;
   if (d->fidelity_note != NULL)
     spec->fidelity_note = d->fidelity_note;

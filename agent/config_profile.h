@@ -20,6 +20,7 @@ typedef struct {
   char **versions;
   unsigned versions_count;
   char *trust;
+  char *intermediates;
   char *priority;
   char **ciphers;
   unsigned ciphers_count;

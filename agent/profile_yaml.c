@@ -90,6 +90,7 @@ void tp_profile_yaml_write(FILE *out, const tp_profile_spec *spec, const char *c
   list(out, "signature_algorithms", spec->signature_algorithms);
   list(out, "alpn", spec->alpn);
   field(out, "trust", spec->trust);
+  field(out, "intermediates", spec->intermediates);
   field(out, "client_certificate", spec->client_certificate);
   field(out, "client_key", spec->client_key);
   if (spec->sni_mode == TP_SNI_OFF)

@@ -32,6 +32,7 @@ static void test_good_config(void **state) {
   assert_int_equal(c->n_profiles, 2);
   assert_int_equal(c->profiles[0].spec.versions, TP_TLS1_3);
   assert_string_equal(c->profiles[0].spec.trust, "system");
+  assert_string_equal(c->profiles[0].spec.intermediates, "/etc/tlsprobe/intermediates.pem");
   assert_string_equal(c->profiles[1].spec.priority, "NORMAL:-VERS-ALL:+VERS-TLS1.2");
   assert_int_equal(c->n_targets, 2);
   assert_null(c->targets[0].sni);
