@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # test_collector_http.sh - the real tlsprobe-collector binary over real HTTP (curl):
 # health check, every reject path (415, 413 by Content-Length and chunked, malformed
-# protobuf, empty batch, validation error, 404, 405) with nothing stored, then one
-# valid batch (hand-encoded protobuf: protoc is not a test dependency), its
-# duplicate, the report over what was stored, port-in-use, config errors with
-# file:line:col, report CLI errors, and a clean SIGTERM shutdown (exit 0; under
-# ASan this is where leaks and errors surface).
+# protobuf, empty batch, validation errors incl. an unknown mode, 404, 405) with
+# nothing stored, then one valid batch (hand-encoded protobuf: protoc is not a test
+# dependency) carrying schema version 2 facts (groups, mode, OCSP staple, HTTP), its
+# duplicate, the report over what was stored (rates, facts, the stale-staple
+# warning), port-in-use, config errors with file:line:col, report CLI errors, and a
+# clean SIGTERM shutdown (exit 0; under ASan this is where leaks and errors surface).
 # Needs TP_COLLECTOR (set by ctest), curl and sqlite3.
 set -euo pipefail
 
@@ -75,7 +76,9 @@ batch() { # port [mode] -> escapes
     "$(ldelim '\x2a' "$(probe_result "$1" "${2:-resumption}")")"
 }
 printf '%b' "$(batch 443)" >"$WORK/valid.bin"
-printf '%b' "$(batch 443)" | head -c 20 >"$WORK/truncated.bin"
+# Not `printf | head -c 20`: printf flushes at every 0x0a byte, and a write after
+# head has exited kills it with SIGPIPE, which pipefail turns into a silent exit.
+head -c 20 "$WORK/valid.bin" >"$WORK/truncated.bin"
 printf '%b' "$(batch 0)" >"$WORK/port0.bin"
 printf '%b' "$(batch 443 bogus)" >"$WORK/bad-mode.bin"
 printf '%b' "$(ldelim '\x0a' agent-sh)" >"$WORK/empty-batch.bin"
