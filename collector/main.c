@@ -30,7 +30,10 @@ static void usage(FILE *out) {
         "  tlsprobe-collector report --db FILE [--since DURATION] [--target NAME]\n"
         "                            [--format text|json]\n"
         "      per target/profile/region: probes, success rate, p50/p90/p99 handshake\n"
-        "      latency (ms, successful probes, nearest rank), top error class.\n"
+        "      latency (ms, successful probes, nearest rank), top error class; then\n"
+        "      WARN/CRIT lines for expiring certificates, stale OCSP staples, success\n"
+        "      < 99.9 %, HelloRetryRequest > 5 %, resumption < 80 %. JSON adds the\n"
+        "      error category and rates; --target adds the latest result's facts.\n"
         "      --since defaults to 1h (units: ms s m h d)\n"
         "  tlsprobe-collector --help\n",
         out);
