@@ -88,12 +88,13 @@ make_key() {
 # make_ca NAME CN [ISSUER]: self-signed root, or an intermediate signed by ISSUER. Valid from
 # 2015 until 10 years from now, so every leaf's validity lies inside its issuers'.
 make_ca() {
-  local name=$1 cn=$2 issuer=${3:-} p=$PKI
+  local name=$1 cn=$2 issuer=${3:-} p=$PKI serial=$NEXT_SERIAL
+  NEXT_SERIAL=$((NEXT_SERIAL + 1))
   make_key "$p/$name.key"
   cat >"$p/$name.tmpl" <<EOF
 cn = "$cn"
 organization = "tlsprobe matrix"
-serial = $((NEXT_SERIAL++))
+serial = $serial
 ca
 cert_signing_key
 crl_signing_key
@@ -115,13 +116,13 @@ EOF
 # KEYTYPE ecdsa|rsa (an RSA leaf may also encrypt: RSA key exchange); PURPOSE server|client.
 make_leaf() {
   local name=$1 issuer=$2 san=$3 nb=$4 na=$5 kt=${6:-ecdsa} hash=${7:-SHA256} purpose=${8:-server}
-  local aia=${9:-}
-  local p=$PKI
+  local aia=${9:-} p=$PKI serial=$NEXT_SERIAL
+  NEXT_SERIAL=$((NEXT_SERIAL + 1))
   make_key "$p/$name.key" "$kt"
   {
     echo "cn = \"$san\""
     echo "organization = \"tlsprobe matrix\""
-    echo "serial = $((NEXT_SERIAL++))"
+    echo "serial = $serial"
     if [ "$purpose" = client ]; then echo tls_www_client; else
       echo "dns_name = \"$san\""
       echo tls_www_server
@@ -234,6 +235,7 @@ free_port() {
 #  refused: bind without listen: connecting gets RST, and nobody else can take the port.
 # Every mode exits after TP_MATRIX_MAX_LIFETIME seconds (default 1 h) so that no leftover
 # outlives a killed test run for long.
+# shellcheck disable=SC2016 # Perl source: its $variables are Perl's
 PLAIN_TCP='
 use strict; use warnings; use Socket; use IO::Select; use IO::Handle;
 my ($mode, $port) = @ARGV;
@@ -349,6 +351,7 @@ stop_pid() {
 perl_bound() { grep -qx "bound $2" "$1"; }
 nottls_answers() {
   local got
+  # shellcheck disable=SC2016 # $1 is the inner shell's
   got=$(timeout 5 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1"; printf "hello\r\n" >&3; head -c 12 <&3' _ "$1" 2>/dev/null) || true
   [ "$got" = "HTTP/1.1 400" ]
 }
@@ -419,7 +422,7 @@ EOF
 }
 
 start_nginx() {
-  local names=("$@") attempt n pid ports=() ok i ngx=$DIR/nginx user
+  local names=("$@") attempt n pid ports=() ok i ngx=$DIR/nginx
   command -v nginx >/dev/null || die "nginx missing: run deploy/scripts/install-deps.sh"
   mkdir -p "$ngx/tmp"
   for attempt in $(seq 1 10); do

@@ -257,7 +257,7 @@ echo "matrix: $passed passed, $failed failed"
 self_check() {
   local i j=-1 n=${#ROW_CASE[@]} want
   for i in "${!ROW_CASE[@]}"; do [ "${ROW_CLASS[i]}" = ok ] && { j=$i; break; }; done
-  [ $j -ge 0 ] || return 0
+  [ "$j" -ge 0 ] || return 0
   for want in "expired|" "ok|tls_version=SSL2.0" "ok|cipher=NULL" "ok|days_to_earliest_expiry<=-100000"; do
     ROW_CASE[n]=self-check ROW_SERVER[n]=${ROW_SERVER[j]} ROW_PROFILE[n]=${ROW_PROFILE[j]}
     ROW_CLASS[n]=${want%%|*} ROW_FACTS[n]=${want#*|}
