@@ -96,6 +96,47 @@ tp_outcome tp_classify_handshake(int rc, gnutls_alert_description_t alert, int s
   }
 }
 
+tp_outcome tp_classify_client_cert_alert(tp_outcome outcome, gnutls_alert_description_t alert,
+                                         bool configured, bool sent, char *detail, size_t len) {
+  char name[64];
+  alert_rfc_name(alert, name, sizeof(name));
+  bool demands_one = alert == GNUTLS_A_CERTIFICATE_REQUIRED || alert == GNUTLS_A_HANDSHAKE_FAILURE;
+  if (!configured) {
+    if (!demands_one)
+      return outcome;
+    snprintf(detail, len,
+             "the server requires a client certificate and the profile has none "
+             "(fatal alert %s (%d) after its CertificateRequest)",
+             name, (int)alert);
+    return TP_OUTCOME_CLIENT_CERT_REQUIRED;
+  }
+  if (!sent) {
+    if (!demands_one)
+      return outcome;
+    snprintf(detail, len,
+             "the profile's client certificate does not chain to a CA the server accepts, so none "
+             "was sent (fatal alert %s (%d))",
+             name, (int)alert);
+    return TP_OUTCOME_CLIENT_CERT_REJECTED;
+  }
+  switch (alert) {
+  case GNUTLS_A_BAD_CERTIFICATE:
+  case GNUTLS_A_UNSUPPORTED_CERTIFICATE:
+  case GNUTLS_A_CERTIFICATE_REVOKED:
+  case GNUTLS_A_CERTIFICATE_EXPIRED:
+  case GNUTLS_A_CERTIFICATE_UNKNOWN:
+  case GNUTLS_A_UNKNOWN_CA:
+  case GNUTLS_A_ACCESS_DENIED:
+  case GNUTLS_A_CERTIFICATE_REQUIRED:
+  case GNUTLS_A_HANDSHAKE_FAILURE:
+    snprintf(detail, len, "the server refused the profile's client certificate (fatal alert %s (%d))",
+             name, (int)alert);
+    return TP_OUTCOME_CLIENT_CERT_REJECTED;
+  default:
+    return outcome;
+  }
+}
+
 tp_outcome tp_classify_verify_status(unsigned status, char *detail, size_t len) {
   /* Order matters: the most actionable, most specific cause wins. A chain that
    * does not reach a trusted root makes every other check moot. */

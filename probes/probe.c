@@ -49,6 +49,7 @@ typedef enum {
   ST_RESOLVE,
   ST_CONNECT,
   ST_HANDSHAKE,
+  ST_CERT_CHECK,
   ST_HTTP,
   ST_TICKET,
   ST_RECONNECT,
@@ -114,6 +115,7 @@ static void start_probe(tp_probe *p);
 static void step_handshake(tp_probe *p);
 static void step_http(tp_probe *p);
 static void step_ticket(tp_probe *p, bool give_up);
+static void step_cert_check(tp_probe *p, bool give_up);
 static void connect_round(tp_probe *p, uint64_t now);
 static const char *expected_name(const tp_probe *p);
 
@@ -263,6 +265,9 @@ static void on_timeout(uv_timer_t *timer) {
   case ST_TICKET:
     /* No ticket in time: resume with what we have (the result will say). */
     step_ticket(p, true);
+    break;
+  case ST_CERT_CHECK:
+    step_cert_check(p, true); /* no verdict on our certificate: it was accepted */
     break;
   case ST_QUEUED:
   case ST_RECONNECT:
@@ -433,6 +438,19 @@ static void step_ticket(tp_probe *p, bool give_up) {
   start_reconnect(p);
 }
 
+/* Classifies a fatal GnuTLS error in any phase. After the server asked for a
+ * client certificate, its fatal alert is about that certificate. */
+static tp_outcome classify_fatal(tp_probe *p, int rc, int sys_errno, char *detail, size_t len) {
+  gnutls_alert_description_t alert = gnutls_alert_get(p->session);
+  tp_outcome outcome = tp_classify_handshake(rc, alert, sys_errno, detail, len);
+  if (rc == GNUTLS_E_FATAL_ALERT_RECEIVED && gnutls_certificate_client_get_request_status(p->session))
+    outcome = tp_classify_client_cert_alert(outcome, alert,
+                                            tp__profile_has_client_certificate(p->profile),
+                                            gnutls_certificate_get_ours(p->session) != NULL, detail,
+                                            len);
+  return outcome;
+}
+
 /* ---- HTTP ------------------------------------------------------------- */
 
 static const char *http_host(const tp_probe *p) {
@@ -503,7 +521,7 @@ static void step_http(tp_probe *p) {
     }
     if (n < 0) {
       char detail[256];
-      tp_outcome outcome = tp_classify_handshake((int)n, gnutls_alert_get(s), errno, detail, sizeof(detail));
+      tp_outcome outcome = classify_fatal(p, (int)n, errno, detail, sizeof(detail));
       finish(p, outcome, detail);
       return;
     }
@@ -526,7 +544,7 @@ static void step_http(tp_probe *p) {
       continue; /* e.g. a TLS 1.3 NewSessionTicket processed inside recv */
     if (n < 0) {
       char detail[256];
-      tp_outcome outcome = tp_classify_handshake((int)n, gnutls_alert_get(s), errno, detail, sizeof(detail));
+      tp_outcome outcome = classify_fatal(p, (int)n, errno, detail, sizeof(detail));
       finish(p, outcome, detail);
       return;
     }
@@ -568,6 +586,62 @@ static void after_exchange(tp_probe *p) {
 
 /* ---- handshake -------------------------------------------------------- */
 
+static void continue_after_handshake(tp_probe *p, uint64_t now) {
+  if (wants_http(p))
+    start_http(p, now);
+  else
+    after_exchange(p);
+}
+
+/* TLS 1.3 (RFC 8446 §4.4.2): the client's handshake completes before the
+ * server has judged the client's Certificate, so a certificate_required or
+ * bad_certificate alert arrives afterwards. When the server asked for a
+ * certificate, read for about a round trip to catch that verdict. */
+static void step_cert_check(tp_probe *p, bool give_up) {
+  if (!give_up) {
+    uint8_t sink[4096];
+    ssize_t rc;
+    do
+      rc = gnutls_record_recv(p->session, sink, sizeof(sink));
+    while (rc > 0 || rc == GNUTLS_E_INTERRUPTED || (rc < 0 && rc != GNUTLS_E_AGAIN && !gnutls_error_is_fatal((int)rc)));
+    if (rc == GNUTLS_E_AGAIN)
+      return; /* keep waiting (the caller polls for input) */
+    if (rc < 0) {
+      char detail[384];
+      tp_outcome outcome = classify_fatal(p, (int)rc, errno, detail, sizeof(detail));
+      bool sent = gnutls_certificate_get_ours(p->session) != NULL;
+      if (sent && outcome != TP_OUTCOME_CLIENT_CERT_REJECTED) {
+        /* The server asked for a certificate, got ours, and the session died
+         * within the round trip in which it judges it. OpenSSL's TLS 1.3
+         * certificate alert is not decodable by GnuTLS 3.7 (gnutls-cli fails
+         * the same way), so the error itself is reported as evidence. */
+        snprintf(detail, sizeof(detail),
+                 "the server ended the session right after receiving the profile's client "
+                 "certificate (%s); it refused the certificate",
+                 gnutls_strerror_name((int)rc) ? gnutls_strerror_name((int)rc) : "?");
+        outcome = TP_OUTCOME_CLIENT_CERT_REJECTED;
+      }
+      finish(p, outcome, detail);
+      return;
+    }
+    /* rc == 0: closed without an alert; nothing says the certificate was refused */
+  }
+  continue_after_handshake(p, uv_hrtime());
+}
+
+static void start_cert_check(tp_probe *p, uint64_t now) {
+  /* about four connect round trips, at least 100 ms, never past the handshake timeout */
+  uint64_t wait_ms = 100 + 4 * p->result->connect_ns / 1000000;
+  if (wait_ms > p->timeouts.handshake_ms)
+    wait_ms = p->timeouts.handshake_ms;
+  begin_phase(p, ST_CERT_CHECK, now);
+  arm_timer(p, wait_ms);
+  if (p->state == ST_CERT_CHECK)
+    step_cert_check(p, false);
+  if (p->state == ST_CERT_CHECK)
+    wait_for(p, UV_READABLE);
+}
+
 static void handshake_succeeded(tp_probe *p, uint64_t now) {
   uint64_t took = elapsed_without_lag(p->t_phase, now, p->phase_lag);
   p->handshake_done = true;
@@ -592,10 +666,11 @@ static void handshake_succeeded(tp_probe *p, uint64_t now) {
         p->request_sent = 0; /* rejected 0-RTT data is dropped: send it again */
     }
   }
-  if (wants_http(p))
-    start_http(p, now);
+  if (p->round == 1 && gnutls_protocol_get_version(p->session) == GNUTLS_TLS1_3 &&
+      gnutls_certificate_client_get_request_status(p->session))
+    start_cert_check(p, now);
   else
-    after_exchange(p);
+    continue_after_handshake(p, now);
 }
 
 /* Server answered handshake_failure (40), which servers send both when no
@@ -665,9 +740,9 @@ static void step_handshake(tp_probe *p) {
     return;
   }
   char detail[256];
-  gnutls_alert_description_t alert = gnutls_alert_get(p->session);
-  tp_outcome outcome = tp_classify_handshake(rc, alert, sys_errno, detail, sizeof(detail));
-  if (p->round == 1 && rc == GNUTLS_E_FATAL_ALERT_RECEIVED && alert == GNUTLS_A_HANDSHAKE_FAILURE) {
+  tp_outcome outcome = classify_fatal(p, rc, sys_errno, detail, sizeof(detail));
+  if (p->round == 1 && outcome == TP_OUTCOME_ALERT &&
+      gnutls_alert_get(p->session) == GNUTLS_A_HANDSHAKE_FAILURE) {
     start_diagnosis(p, outcome, detail);
     return;
   }
@@ -776,6 +851,11 @@ static void on_poll(uv_poll_t *handle, int status, int events) {
   case ST_TICKET:
     step_ticket(p, false);
     if (p->state == ST_TICKET)
+      wait_for(p, UV_READABLE);
+    return;
+  case ST_CERT_CHECK:
+    step_cert_check(p, false);
+    if (p->state == ST_CERT_CHECK)
       wait_for(p, UV_READABLE);
     return;
   default:

@@ -4,6 +4,7 @@
 
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,7 @@ struct tp_profile {
   gnutls_certificate_credentials_t credentials;
   gnutls_datum_t *alpn;
   unsigned n_alpn;
+  bool has_client_certificate;
   gnutls_x509_crt_t *intermediates;
   unsigned n_intermediates;
   tp_sni_mode sni_mode;
@@ -202,6 +204,7 @@ tp_err tp_profile_new(const tp_profile_spec *spec, tp_profile **out, char *err, 
   if (rc != TP_E_OK)
     goto fail;
   rc = load_client_certificate(p->credentials, spec, err, errlen);
+  p->has_client_certificate = spec->client_certificate != NULL;
   if (rc != TP_E_OK)
     goto fail;
   rc = copy_options(p, spec, err, errlen);
@@ -289,4 +292,8 @@ const gnutls_x509_crt_t *tp__profile_intermediates(const tp_profile *profile, si
 
 gnutls_priority_t tp__profile_widened_priority(const tp_profile *profile, tp_widen what) {
   return profile->widened[what];
+}
+
+bool tp__profile_has_client_certificate(const tp_profile *profile) {
+  return profile->has_client_certificate;
 }

@@ -3,6 +3,7 @@
 #define TP_PROFILE_INTERNAL_H
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "profile.h"
@@ -13,6 +14,7 @@ gnutls_priority_t tp__profile_priority(const tp_profile *profile);
 typedef enum { TP_WIDEN_GROUPS, TP_WIDEN_CIPHERS, TP_WIDEN__COUNT } tp_widen;
 gnutls_priority_t tp__profile_widened_priority(const tp_profile *profile, tp_widen what);
 gnutls_certificate_credentials_t tp__profile_credentials(const tp_profile *profile);
+bool tp__profile_has_client_certificate(const tp_profile *profile);
 /* The intermediate pool (see tp_profile_spec.intermediates); *count may be 0. */
 const gnutls_x509_crt_t *tp__profile_intermediates(const tp_profile *profile, size_t *count);
 /* ALPN protocols for gnutls_alpn_set_protocols(); *count = 0 when none. */

@@ -65,6 +65,15 @@ serve leafaia -cert "$W/leafaia.pem" -key "$W/leafaia.key" -www
 serve p384 -cert "$W/leaf.pem" -key "$W/leaf.key" -cert_chain "$W/inter.pem" -www -tls1_3 -groups secp384r1
 serve alpn -cert "$W/leaf.pem" -key "$W/leaf.key" -cert_chain "$W/inter.pem" -alpn h2 -www
 serve early -cert "$W/leaf.pem" -key "$W/leaf.key" -cert_chain "$W/inter.pem" -early_data
+# client certificates: a CA for clients the mtls servers accept, and an untrusted one
+cert clientca - 'cn = "engine client CA"' ca cert_signing_key
+cert rogueca - 'cn = "engine rogue client CA"' ca cert_signing_key
+cert client clientca 'cn = "engine client"' tls_www_client signing_key
+cert rogue rogueca 'cn = "engine rogue client"' tls_www_client signing_key
+MTLS=(-cert "$W/leaf.pem" -key "$W/leaf.key" -cert_chain "$W/inter.pem" -www -Verify 1 -verify_return_error -CAfile "$W/clientca.pem")
+serve mtls13 "${MTLS[@]}" -tls1_3
+serve mtls12 "${MTLS[@]}" -tls1_2
+serve mtls12nonames "${MTLS[@]}" -tls1_2 -no_ca_names
 # -HTTP: the file IS the whole response (status line and headers included)
 printf 'HTTP/1.1 503 Service Unavailable\r\nStrict-Transport-Security: max-age=31536000\r\nContent-Length: 0\r\n\r\n' >"$W/down.http"
 printf 'HTTP/1.1 204 No Content\r\nStrict-Transport-Security: max-age=31536000\r\n\r\n' >"$W/up.http"
@@ -128,6 +137,24 @@ tp_expect_match "no_shared_cipher: detail names the suite" "AES_256_CBC_SHA384" 
 once "$PORT_tls12cbc" --priority "NORMAL:-VERS-ALL:+VERS-TLS1.2:-SIGN-ALL:+SIGN-RSA-SHA256"
 tp_expect_eq "no widened dimension explains it (RSA-only signatures vs ECDSA): the alert stands" alert "$(fact outcome)"
 tp_expect_match "undiagnosed alert: detail says the diagnosis failed" "failed too" "$(fact detail)"
+
+# Client certificates. In TLS 1.3 the server's verdict comes after the client's handshake
+# is complete: the engine reads for about a round trip to see it (no HTTP request here).
+CLIENT=(--client-cert "$W/client.pem" --client-key "$W/client.key")
+ROGUE=(--client-cert "$W/rogue.pem" --client-key "$W/rogue.key")
+for v in 3 2; do
+  port_var=PORT_mtls1$v
+  once "${!port_var}"
+  tp_expect_eq "mTLS TLS1.$v without a client certificate" client_cert_required "$(fact outcome)"
+  once "${!port_var}" "${CLIENT[@]}"
+  tp_expect_eq "mTLS TLS1.$v with an accepted client certificate" ok "$(fact outcome)"
+  once "${!port_var}" "${ROGUE[@]}"
+  tp_expect_eq "mTLS TLS1.$v with a certificate from a CA the server does not list" client_cert_rejected "$(fact outcome)"
+  tp_expect_match "mTLS TLS1.$v rogue: detail says none was sent" "none was sent" "$(fact detail)"
+done
+once "$PORT_mtls12nonames" "${ROGUE[@]}"
+tp_expect_eq "mTLS TLS1.2, no CA names: rogue certificate sent and refused" client_cert_rejected "$(fact outcome)"
+tp_expect_match "mTLS sent+refused: the alert is named" "unknown_ca \\(48\\)" "$(fact detail)"
 
 once "$PORT_full" --mode resumption
 tp_expect_eq "resumption: outcome" ok "$(fact outcome)"

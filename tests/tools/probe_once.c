@@ -6,6 +6,7 @@
  *   probe-once --host 127.0.0.1 --port 8443 [--sni NAME|--no-sni] [--trust CA]
  *              [--versions TLS1.2,TLS1.3] [--priority STR] [--mode handshake|resumption|early_data]
  *              [--http METHOD PATH] [--alpn h2,http/1.1] [--intermediates PEM]
+ *              [--client-cert PEM --client-key PEM]
  *              [--connect-timeout MS] [--handshake-timeout MS]
  * Exit status: 0 when the outcome is ok, 1 otherwise, 2 on usage errors. */
 #include <gnutls/gnutls.h>
@@ -102,6 +103,10 @@ int main(int argc, char **argv) {
       target.sni = v;
     else if (strcmp(a, "--trust") == 0)
       spec.trust = v;
+    else if (strcmp(a, "--client-cert") == 0)
+      spec.client_certificate = v;
+    else if (strcmp(a, "--client-key") == 0)
+      spec.client_key = v;
     else if (strcmp(a, "--intermediates") == 0)
       spec.intermediates = v;
     else if (strcmp(a, "--priority") == 0)

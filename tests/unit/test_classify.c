@@ -80,11 +80,41 @@ static void test_verify_status(void **state) {
   assert_int_equal(tp_classify_verify_status(GNUTLS_CERT_INVALID, d, sizeof(d)), TP_OUTCOME_OTHER);
 }
 
+static void test_client_cert_alerts(void **state) {
+  (void)state;
+  char d[256];
+  const tp_outcome base = TP_OUTCOME_ALERT;
+  /* no certificate configured */
+  assert_int_equal(tp_classify_client_cert_alert(base, GNUTLS_A_CERTIFICATE_REQUIRED, false, false, d, sizeof(d)),
+                   TP_OUTCOME_CLIENT_CERT_REQUIRED);
+  assert_int_equal(tp_classify_client_cert_alert(base, GNUTLS_A_HANDSHAKE_FAILURE, false, false, d, sizeof(d)),
+                   TP_OUTCOME_CLIENT_CERT_REQUIRED);
+  assert_non_null(strstr(d, "has none"));
+  assert_int_equal(tp_classify_client_cert_alert(base, GNUTLS_A_PROTOCOL_VERSION, false, false, d, sizeof(d)),
+                   base);
+  /* configured but not acceptable to the server, so GnuTLS sent none */
+  assert_int_equal(tp_classify_client_cert_alert(base, GNUTLS_A_CERTIFICATE_REQUIRED, true, false, d, sizeof(d)),
+                   TP_OUTCOME_CLIENT_CERT_REJECTED);
+  assert_non_null(strstr(d, "none was sent"));
+  assert_int_equal(tp_classify_client_cert_alert(base, GNUTLS_A_BAD_RECORD_MAC, true, false, d, sizeof(d)), base);
+  /* sent and refused */
+  static const gnutls_alert_description_t refusals[] = {
+      GNUTLS_A_BAD_CERTIFICATE, GNUTLS_A_UNSUPPORTED_CERTIFICATE, GNUTLS_A_CERTIFICATE_REVOKED,
+      GNUTLS_A_CERTIFICATE_EXPIRED, GNUTLS_A_CERTIFICATE_UNKNOWN, GNUTLS_A_UNKNOWN_CA,
+      GNUTLS_A_ACCESS_DENIED, GNUTLS_A_HANDSHAKE_FAILURE};
+  for (size_t i = 0; i < sizeof(refusals) / sizeof(refusals[0]); i++)
+    assert_int_equal(tp_classify_client_cert_alert(base, refusals[i], true, true, d, sizeof(d)),
+                     TP_OUTCOME_CLIENT_CERT_REJECTED);
+  assert_non_null(strstr(d, "refused"));
+  assert_int_equal(tp_classify_client_cert_alert(base, GNUTLS_A_DECODE_ERROR, true, true, d, sizeof(d)), base);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_connect_errnos),
       cmocka_unit_test(test_handshake_errors),
       cmocka_unit_test(test_verify_status),
+      cmocka_unit_test(test_client_cert_alerts),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
