@@ -275,6 +275,7 @@ static void snapshot_stats(tp_agent *a) {
       .pushed = ps.pushed,
       .duplicates = ps.duplicates,
       .rejected = ps.rejected,
+      .invalid = ps.invalid,
       .dropped = tp_queue_dropped(a->queue),
       .skipped = total_skipped(a),
       .unsent = ps.unsent,

@@ -118,10 +118,11 @@ int main(int argc, char **argv) {
   tp_agent_stats st;
   tp_agent_get_stats(agent, &st);
   tp_log_info(&log, "agent stopped",
-              "produced=%llu pushed=%llu duplicates=%llu rejected=%llu dropped=%llu skipped=%llu "
-              "unsent=%llu",
+              "produced=%llu pushed=%llu duplicates=%llu rejected=%llu invalid=%llu dropped=%llu "
+              "skipped=%llu unsent=%llu",
               (unsigned long long)st.produced, (unsigned long long)st.pushed,
               (unsigned long long)st.duplicates, (unsigned long long)st.rejected,
+              (unsigned long long)st.invalid,
               (unsigned long long)st.dropped, (unsigned long long)st.skipped,
               (unsigned long long)st.unsent);
   status = 0;

@@ -11,6 +11,7 @@
 #include "tlsprobe.pb-c.h"
 #include "tp_buf.h"
 #include "tp_mem.h"
+#include "validate.h"
 
 #define BACKOFF_MIN_MS 1000
 #define BACKOFF_MAX_MS 30000
@@ -93,13 +94,31 @@ static batch *batch_build(tp_pusher *p) {
 
   tp_result_pb *wire = tp_xcalloc(b->n, sizeof(*wire));
   Tlsprobe__V1__ProbeResult **ptrs = tp_xcalloc(b->n, sizeof(*ptrs));
+  size_t kept = 0;
   for (size_t i = 0; i < b->n; i++) {
-    tp_result_pb_init(&wire[i], b->results[i]);
-    wire[i].msg.agent_id = p->agent_id;
-    wire[i].msg.region = p->region;
-    wire[i].msg.result_seq = p->next_result_seq++;
-    ptrs[i] = &wire[i].msg;
+    tp_result_pb *w = &wire[kept];
+    tp_result_pb_init(w, b->results[i]);
+    w->msg.agent_id = p->agent_id;
+    w->msg.region = p->region;
+    w->msg.result_seq = p->next_result_seq;
+    /* The collector rejects a whole batch for one invalid result: check each
+     * here, with the same rules, and drop only the bad one. */
+    char reason[256];
+    if (tp_validate_result(p->agent_id, &w->msg, reason, sizeof(reason)) != TP_E_OK) {
+      tp_log_error(p->log, "dropping an invalid result (a bug: please report it)",
+                   "target=%s profile=%s reason=\"%s\"", b->results[i]->target,
+                   b->results[i]->profile, reason);
+      p->stats.invalid++;
+      tp_result_pb_clear(w);
+      tp_result_free(b->results[i]);
+      continue;
+    }
+    p->next_result_seq++;
+    b->results[kept] = b->results[i];
+    ptrs[kept] = &w->msg;
+    kept++;
   }
+  b->n = kept;
   Tlsprobe__V1__ResultBatch msg = TLSPROBE__V1__RESULT_BATCH__INIT;
   msg.agent_id = p->agent_id;
   msg.instance_id = p->instance_id;
@@ -117,6 +136,10 @@ static batch *batch_build(tp_pusher *p) {
     tp_result_pb_clear(&wire[i]);
   free(ptrs);
   free(wire);
+  if (b->n == 0) { /* every result was invalid: nothing to send */
+    batch_free(b);
+    return NULL;
+  }
   return b;
 }
 

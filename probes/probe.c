@@ -548,7 +548,7 @@ static void step_http(tp_probe *p) {
       finish(p, outcome, detail);
       return;
     }
-    if (!p->got_first_byte) {
+    if (!p->got_first_byte && p->t_request_sent != 0) {
       p->got_first_byte = true;
       p->result->http_first_byte_ns =
           elapsed_without_lag(p->t_request_sent, uv_hrtime(), p->phase_lag);
@@ -760,6 +760,9 @@ static tp_err prepare_resumption(tp_probe *p) {
   /* Queued now, sent with the ClientHello if the ticket allows early data. */
   ssize_t n = gnutls_record_send_early_data(s, p->request, p->request_len);
   p->result->early_data_attempted = n >= 0;
+  /* Accepted 0-RTT data leaves with the ClientHello: time to first byte
+   * counts from here (a rejected request is sent again and re-stamped). */
+  p->t_request_sent = uv_hrtime();
   return TP_E_OK;
 }
 

@@ -188,7 +188,9 @@ static void test_aggregation(void **state) {
 }
 
 /* Runs a writer into a memory stream and returns the text (caller frees). */
-static char *render(const tp_report *rep, bool json) {
+/* noinline: once inlined, gcc -O0 takes the open_memstream buffer for a pointer to
+ * render's local variable and reports callers' pointers into it as dangling. */
+__attribute__((noinline)) static char *render(const tp_report *rep, bool json) {
   char *text = NULL;
   size_t len = 0;
   FILE *out = open_memstream(&text, &len);
@@ -428,11 +430,15 @@ static tp_report *build_rows(const tp_store_row *rows, size_t n) {
 /* All warning texts joined as the text report prints them (caller frees). */
 static char *warnings_text(const tp_report *rep) {
   char *text = render(rep, false);
-  char *first = strstr(text, "\nWARN ");
-  char *crit = strstr(text, "\nCRIT ");
-  if (first == NULL || (crit != NULL && crit < first))
-    first = crit;
-  char *out = strdup(first ? first + 1 : "");
+  /* offsets, not pointers into text: gcc -O0 flags those as dangling */
+  const char *warn = strstr(text, "\nWARN ");
+  const char *crit = strstr(text, "\nCRIT ");
+  size_t len = strlen(text), at = len;
+  if (warn != NULL)
+    at = (size_t)(warn - text) + 1;
+  if (crit != NULL && (size_t)(crit - text) + 1 < at)
+    at = (size_t)(crit - text) + 1;
+  char *out = strdup(text + at);
   free(text);
   return out;
 }

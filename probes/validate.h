@@ -1,5 +1,7 @@
-/* validate.h - semantic checks of a decoded ResultBatch before anything of it is
- * stored. protobuf-c only guarantees the wire format; it does not check UTF-8,
+/* validate.h - what a valid result is: the wire contract both sides apply. The
+ * collector checks a decoded ResultBatch before anything of it is stored; the
+ * agent checks each result before batching it, so one bad result is dropped
+ * alone instead of getting its whole batch rejected. protobuf-c only guarantees the wire format; it does not check UTF-8,
  * lengths, ranges or enum membership, and this collector stores nothing it could
  * not later report on. Limits are the TP_V_* constants below. */
 #ifndef TP_VALIDATE_H
@@ -33,6 +35,11 @@
 /* TP_E_OK, or TP_E_VALIDATE with a short specific reason in `reason`, e.g.
  * "results[3].port: 0 is out of range 1..65535". */
 tp_err tp_validate_batch(const Tlsprobe__V1__ResultBatch *batch, char *reason, size_t len);
+
+/* Checks one result as part of a batch from batch_agent_id; the reason's
+ * field path is relative to the result ("http.first_byte_ns: ..."). */
+tp_err tp_validate_result(const char *batch_agent_id, const Tlsprobe__V1__ProbeResult *result,
+                          char *reason, size_t len);
 
 /* True if the n bytes at s are well-formed UTF-8 (RFC 3629: no overlongs, no
  * surrogates, nothing above U+10FFFF). */

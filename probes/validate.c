@@ -259,11 +259,11 @@ static tp_err check_timing(vctx *v, const Tlsprobe__V1__ProbeResult *r) {
   return rc;
 }
 
-static tp_err check_result(vctx *v, const Tlsprobe__V1__ResultBatch *batch,
+static tp_err check_result(vctx *v, const char *batch_agent_id,
                            const Tlsprobe__V1__ProbeResult *r) {
   tp_err rc = check_agent_id(v, "agent_id", r->agent_id, false);
   if (rc == TP_E_OK && r->agent_id != NULL && r->agent_id[0] != '\0' &&
-      strcmp(r->agent_id, batch->agent_id) != 0)
+      strcmp(r->agent_id, batch_agent_id) != 0)
     return bad(v, "agent_id", "differs from the batch agent_id");
   if (rc == TP_E_OK)
     rc = check_strings(v, r);
@@ -313,9 +313,15 @@ tp_err tp_validate_batch(const Tlsprobe__V1__ResultBatch *batch, char *reason, s
   }
   for (size_t i = 0; i < batch->n_results; i++) {
     snprintf(v.path, sizeof(v.path), "results[%zu]", i);
-    rc = check_result(&v, batch, batch->results[i]);
+    rc = check_result(&v, batch->agent_id, batch->results[i]);
     if (rc != TP_E_OK)
       return rc;
   }
   return TP_E_OK;
+}
+
+tp_err tp_validate_result(const char *batch_agent_id, const Tlsprobe__V1__ProbeResult *result,
+                          char *reason, size_t len) {
+  vctx v = {.reason = reason, .len = len, .path = ""};
+  return check_result(&v, batch_agent_id, result);
 }
