@@ -101,7 +101,7 @@ typedef struct report_args {
 /* Parses report options; false (after a message) on anything unexpected. */
 static bool parse_report_args(int argc, char **argv, report_args *a) {
   *a = (report_args){.since = "1h"};
-  for (int i = 0; i < argc; i++) {
+  for (int i = 0; i < argc; i += 2) { /* every option takes one value */
     const char *opt = argv[i];
     const char *val = i + 1 < argc ? argv[i + 1] : NULL;
     if (val == NULL) {
@@ -121,7 +121,6 @@ static bool parse_report_args(int argc, char **argv, report_args *a) {
       fprintf(stderr, "tlsprobe-collector report: unexpected argument %s %s\n", opt, val);
       return false;
     }
-    i++;
   }
   if (a->db == NULL) {
     fprintf(stderr, "tlsprobe-collector report: --db is required\n");

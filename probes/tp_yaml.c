@@ -17,7 +17,9 @@ typedef struct {
   bool have_position;
 } cyaml_capture;
 
-static void capture_log(cyaml_log_t level, void *ctx, const char *fmt, va_list args) {
+/* The format comes from libcyaml, which declares its log calls printf-like. */
+__attribute__((format(printf, 3, 0))) static void capture_log(cyaml_log_t level, void *ctx,
+                                                              const char *fmt, va_list args) {
   cyaml_capture *cap = ctx;
   char msg[512];
   if (level < CYAML_LOG_ERROR)
