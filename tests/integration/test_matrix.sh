@@ -61,6 +61,9 @@ profile_yaml() {
     # One HTTP request over the probe's session (the nginx servers answer /status/NNN with NNN).
     http-root) printf '    http:\n      method: GET\n      path: /\n' ;;
     http-503) printf '    http:\n      method: GET\n      path: /status/503\n' ;;
+    # Knows the intermediate (as evidence only, never as a trust anchor): leaf-only servers are
+    # then incomplete_chain rather than unknown_ca.
+    with-intermediates) printf '    intermediates: %s\n' "$sdir/intermediate.pem" ;;
     # Client certificates for the mtls server: one from the trusted root, one from the rogue CA.
     client-cert) printf '    client_certificate: %s\n    client_key: %s\n' "$sdir/client.pem" "$sdir/client.key" ;;
     rogue-client-cert)
