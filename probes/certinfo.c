@@ -73,6 +73,7 @@ void tp_certinfo_collect(gnutls_session_t session, int64_t now_unix, tp_result *
   const gnutls_datum_t *certs = gnutls_certificate_get_peers(session, &n);
   if (certs == NULL || n == 0)
     return;
+  result->chain_length_sent = n; /* before the cap: what the server really sent */
   if (n > TP_CERTINFO_MAX_CHAIN)
     n = TP_CERTINFO_MAX_CHAIN;
   result->chain = tp_xcalloc(n, sizeof(tp_cert_facts));

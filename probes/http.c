@@ -6,9 +6,12 @@
 
 #include "tp_mem.h"
 
+/* No "Connection: close": only the response head is read and then the probe
+ * closes. Asking the server to close first races a 0-RTT handshake -- nginx
+ * answers early data and closes before our EndOfEarlyData/Finished arrive,
+ * which the client then sees as a reset. */
 char *tp_http_build_request(const char *method, const char *path, const char *host) {
-  return tp_xasprintf("%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: tlsprobe\r\nAccept: */*\r\n"
-                      "Connection: close\r\n\r\n",
+  return tp_xasprintf("%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: tlsprobe\r\nAccept: */*\r\n\r\n",
                       method, path, host);
 }
 

@@ -1,7 +1,7 @@
 /* http.h - the one HTTP/1.1 exchange a probe may make after its handshake,
  * over its own TLS session (libcurl cannot carry a client profile). Not an
- * HTTP client: one request with Connection: close, the status line and
- * headers read into a bounded buffer, the body ignored. */
+ * HTTP client: one request, the status line and headers read into a bounded
+ * buffer, the body ignored; the probe closes the connection afterwards. */
 #ifndef TP_HTTP_H
 #define TP_HTTP_H
 #include <stdbool.h>

@@ -38,5 +38,16 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -q >/dev/null
+# Tests start their own nginx (own prefix, 127.0.0.1 only); the package must not start the
+# distribution's service (port 80, every address) on the user's machine. Debian's
+# invoke-rc.d honours /usr/sbin/policy-rc.d: exit 101 = "do not start services".
+# Only ours is removed afterwards; an existing one is left alone.
+POLICY=/usr/sbin/policy-rc.d
+if [ ! -e "$POLICY" ]; then
+  printf '#!/bin/sh\n# tlsprobe install-deps: no service starts during this install\nexit 101\n' |
+    $SUDO tee "$POLICY" >/dev/null
+  $SUDO chmod 755 "$POLICY"
+  trap '$SUDO rm -f "$POLICY"' EXIT
+fi
 $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
 echo "install-deps: done"

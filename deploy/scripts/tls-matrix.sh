@@ -49,7 +49,8 @@
 #              + `lingering_close always`: nginx answers a 0-RTT "Connection: close" request
 #              right after its Finished and closes; without lingering, the client's
 #              EndOfEarlyData/Finished can reach a closed socket, which answers with RST
-#   ngx-early-raw  the same without lingering_close (nginx's default): shows that race
+#   ngx-early-raw  the same with nginx's default lingering_close: the probe no longer asks
+#                  the server to close, so 0-RTT against a default config works too
 #   ngx-ocsp   nginx, OCSP staple "good" from ssl_stapling_file       -> ok, OCSP facts
 #              (and a Strict-Transport-Security header on every answer)
 #   ngx-noticket nginx, TLS 1.3, no tickets and no session cache      -> not resumed

@@ -49,6 +49,8 @@ tp_install_traps() {
 tp_wait_for() {
   local secs=$1 what=$2 i
   shift 2
+  # Without a command "$@" would run nothing and succeed at once: a silent non-wait.
+  [ $# -gt 0 ] || tp_die "tp_wait_for '$what': no command to poll"
   for ((i = 0; i < secs * 10; i++)); do
     if "$@"; then return 0; fi
     sleep 0.1

@@ -47,8 +47,8 @@ static void print_result(const tp_result *r) {
          r->ocsp_cert_status ? r->ocsp_cert_status : "", (long long)r->ocsp_age_seconds);
   printf("http_done=%d\nhttp_status=%u\nhttp_hsts=%d\nhttp_first_byte_ns=%llu\n", r->http_done,
          r->http_status, r->http_hsts, (unsigned long long)r->http_first_byte_ns);
-  printf("chain_length=%zu\nchain_complete=%d\ndays_to_earliest_expiry=%d\n", r->chain_len,
-         r->chain_complete, r->days_to_earliest_expiry);
+  printf("chain_length=%zu\nchain_length_sent=%u\nchain_complete=%d\ndays_to_earliest_expiry=%d\n",
+         r->chain_len, r->chain_length_sent, r->chain_complete, r->days_to_earliest_expiry);
   for (size_t i = 0; i < r->chain_len; i++)
     printf("chain[%zu]=%s | issuer %s | %s %u | %s\n", i, r->chain[i].subject ? r->chain[i].subject : "",
            r->chain[i].issuer ? r->chain[i].issuer : "", r->chain[i].key_type ? r->chain[i].key_type : "",

@@ -149,7 +149,7 @@ static void test_http_request(void **state) {
   (void)state;
   char *req = tp_http_build_request("HEAD", "/health", "shop.example");
   assert_string_equal(req, "HEAD /health HTTP/1.1\r\nHost: shop.example\r\nUser-Agent: tlsprobe\r\n"
-                           "Accept: */*\r\nConnection: close\r\n\r\n");
+                           "Accept: */*\r\n\r\n");
   free(req);
 }
 
