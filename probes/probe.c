@@ -75,6 +75,7 @@ typedef struct tp_probe {
   int fd;
   gnutls_session_t session;
   bool handshake_done;
+  bool server_hello_seen; /* the peer spoke TLS at least once */
   struct sockaddr_storage addr;
   socklen_t addrlen;
   gnutls_datum_t session_data; /* round 1 session, for resumption */
@@ -320,6 +321,9 @@ static int on_handshake_message(gnutls_session_t session, unsigned int htype, un
     record_client_hello(p, msg); /* the first ClientHello: what the profile offers */
   else if (htype == GNUTLS_HANDSHAKE_HELLO_RETRY_REQUEST && incoming)
     p->result->hello_retry_request = true; /* RFC 8446 §4.1.4 */
+  if (incoming && (htype == GNUTLS_HANDSHAKE_SERVER_HELLO ||
+                   htype == GNUTLS_HANDSHAKE_HELLO_RETRY_REQUEST))
+    p->server_hello_seen = true;
   return 0;
 }
 
@@ -443,6 +447,13 @@ static void step_ticket(tp_probe *p, bool give_up) {
 static tp_outcome classify_fatal(tp_probe *p, int rc, int sys_errno, char *detail, size_t len) {
   gnutls_alert_description_t alert = gnutls_alert_get(p->session);
   tp_outcome outcome = tp_classify_handshake(rc, alert, sys_errno, detail, len);
+  if (outcome == TP_OUTCOME_NOT_TLS && (p->server_hello_seen || p->round > 1)) {
+    /* It answered with a valid ServerHello: it speaks TLS, and this is a
+     * protocol error or interoperability problem, not a wrong service. */
+    snprintf(detail, len, "%s after the server's hello: %s", gnutls_strerror_name(rc),
+             gnutls_strerror(rc));
+    outcome = TP_OUTCOME_OTHER;
+  }
   if (rc == GNUTLS_E_FATAL_ALERT_RECEIVED && gnutls_certificate_client_get_request_status(p->session))
     outcome = tp_classify_client_cert_alert(outcome, alert,
                                             tp__profile_has_client_certificate(p->profile),
