@@ -6,6 +6,7 @@
 #   cleanup    tp_install_traps; tp_on_exit CMD...  (run in reverse order on any exit)
 #   processes  tp_start_targets DIR; tp_start_collector BIN DIR; tp_stop PID NAME
 #   waiting    tp_wait_for SECONDS DESCRIPTION CMD...
+#   servers    tp_serve NAME DIR S_SERVER_ARGS... (sets PORT_<NAME>)
 #   config     tp_write_agent_config OUT TARGETS_DIR COLLECTOR_URL INTERVAL AGENT_ID
 #   queries    tp_sql DB SQL; tp_log_field FILE MSG FIELD
 #   asserts    tp_expect_eq / tp_expect_ge / tp_expect_match DESC EXPECTED GOT; tp_finish
@@ -60,6 +61,34 @@ tp_wait_for() {
 }
 
 tp_alive() { [ -r "/proc/$1/status" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null; }
+
+# tp_serve NAME DIR ARGS...: `openssl s_server -accept 127.0.0.1:PORT ARGS...` on a free port,
+# run in DIR (-HTTP/-WWW serve files from there), output in DIR/NAME.log. Sets PORT_<NAME>;
+# stopped on exit. Ports stay below the kernel's ephemeral range (32768+), where a client's
+# local port could hold the address or a loopback self-connect could fake readiness. Up =
+# accepting AND alive. stdin is a FIFO whose write end this shell holds: s_server exits at
+# EOF on stdin unless -www, and nothing else keeps ctest's output pipe open.
+tp_serve() {
+  local name=$1 dir=$2 attempt port pid fifo
+  shift 2
+  for attempt in 1 2 3 4 5 6 7 8 9 10; do
+    port=$((20000 + RANDOM % 12000))
+    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && continue
+    fifo="$dir/$name.$attempt.stdin"
+    mkfifo "$fifo"
+    (cd "$dir" && exec openssl s_server -accept "127.0.0.1:$port" "$@") <"$fifo" >"$dir/$name.log" 2>&1 &
+    pid=$!
+    exec {TP__SERVE_FD}>"$fifo" # lets the server's open of its stdin complete
+    tp_on_exit "tp_stop $pid $name >/dev/null 2>&1"
+    if tp_wait_for 5 "server $name" bash -c "(exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null" &&
+      tp_alive "$pid"; then
+      printf -v "PORT_$name" %s "$port"
+      return 0
+    fi
+    tp_stop "$pid" "$name" >/dev/null 2>&1 || true
+  done
+  tp_die "server $name did not start: $(cat "$dir/$name.log")"
+}
 
 # tp_stop PID NAME [SECONDS]: SIGTERM, wait up to SECONDS (default 10), then SIGKILL.
 # PID must be a child of this shell. Returns the process's exit status (KILL: 137).

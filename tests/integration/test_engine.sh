@@ -36,32 +36,7 @@ cert leaf inter 'cn = "chain.test"' 'dns_name = "chain.test"' tls_www_server sig
 cert leafaia inter 'cn = "chain.test"' 'dns_name = "chain.test"' tls_www_server signing_key \
   'ca_issuers_uri = "http://pki.example.test/inter.crt"'
 
-# serve NAME ARGS...: openssl s_server on a free port; sets PORT_<NAME>. A non -www
-# s_server exits at EOF on stdin, so its stdin is a FIFO whose write end this shell holds
-# open: it closes when the test exits, and nothing else holds ctest's output pipe.
-serve() {
-  local name=$1 attempt port pid fifo
-  shift
-  for attempt in 1 2 3 4 5 6 7 8 9 10; do
-    port=$((20000 + RANDOM % 12000)) # below the ephemeral range (32768-60999)
-    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && continue
-    fifo="$W/$name.$attempt.stdin"
-    mkfifo "$fifo"
-    # run in $W: -HTTP serves files from the working directory
-    (cd "$W" && exec openssl s_server -accept "127.0.0.1:$port" "$@") <"$fifo" >"$W/$name.out" 2>&1 &
-    pid=$!
-    exec {_fd}>"$fifo" # unblocks the server's open of its stdin
-    tp_on_exit "kill $pid 2>/dev/null || true"
-    # up = accepting AND still alive (a bind that lost a race exits; a loopback
-    # self-connect could then fake the accept check)
-    if tp_wait_for 5 "$name accepting on $port" bash -c "(exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null" &&
-      sleep 0.1 && kill -0 "$pid" 2>/dev/null; then
-      printf -v "PORT_$name" %s "$port"
-      return 0
-    fi
-  done
-  tp_die "server $name did not start: $(cat "$W/$name.out")"
-}
+serve() { tp_serve "$1" "$W" "${@:2}"; } # s_server on a free port; sets PORT_<NAME>
 serve full -cert "$W/leaf.pem" -key "$W/leaf.key" -cert_chain "$W/inter.pem" -www
 serve leafonly -cert "$W/leaf.pem" -key "$W/leaf.key" -www
 serve leafaia -cert "$W/leafaia.pem" -key "$W/leafaia.key" -www
@@ -241,7 +216,7 @@ once "$PORT_early" --mode early_data
 tp_expect_eq "early data: attempted" 1 "$(fact early_data_attempted)"
 tp_expect_eq "early data: accepted by s_server -early_data" 1 "$(fact early_data_accepted)"
 tp_expect_eq "early data: resumed" 1 "$(fact resumed)"
-tp_expect_match "early data: the 0-RTT request reached the server" "GET / HTTP/1.1" "$(cat "$W/early.out")"
+tp_expect_match "early data: the 0-RTT request reached the server" "GET / HTTP/1.1" "$(cat "$W/early.log")"
 
 once "$PORT_alpn" --alpn h2,http/1.1
 tp_expect_eq "ALPN: selected" h2 "$(fact alpn)"

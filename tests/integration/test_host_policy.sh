@@ -40,22 +40,9 @@ certtool --generate-self-signed --no-text --load-privkey "$WORK/leaf.key" \
   --template "$WORK/leaf.tmpl" --outfile "$WORK/leaf.pem" >/dev/null 2>&1 ||
   tp_die "certtool: certificate"
 
-PORT=
-for attempt in 1 2 3 4 5 6 7 8 9 10; do
-  p=$((20000 + RANDOM % 20000))
-  (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && continue
-  openssl s_server -accept "127.0.0.1:$p" -cert "$WORK/leaf.pem" -key "$WORK/leaf.key" -www \
-    -tls1 -cipher 'DEFAULT:@SECLEVEL=0' </dev/null >"$WORK/server.log" 2>&1 &
-  server_pid=$!
-  tp_on_exit "tp_stop $server_pid s_server >/dev/null 2>&1"
-  if tp_wait_for 5 "s_server" bash -c "(exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null" &&
-    tp_alive "$server_pid"; then
-    PORT=$p
-    break
-  fi
-  tp_stop "$server_pid" s_server >/dev/null 2>&1 || true
-done
-[ -n "$PORT" ] || tp_die "s_server -tls1 did not start: $(cat "$WORK/server.log")"
+tp_serve tls10 "$WORK" -cert "$WORK/leaf.pem" -key "$WORK/leaf.key" -www -tls1 \
+  -cipher 'DEFAULT:@SECLEVEL=0'
+PORT=$PORT_tls10
 
 tp_start_collector "$TP_COLLECTOR" "$WORK"
 

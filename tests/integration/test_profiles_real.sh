@@ -37,26 +37,8 @@ certtool --generate-self-signed --no-text --load-privkey "$WORK/leaf.key" \
   --template "$WORK/leaf.tmpl" --outfile "$WORK/leaf.pem" >/dev/null 2>&1 ||
   tp_die "certtool: certificate"
 
-# serve NAME ARGS...: openssl s_server -www on a free 127.0.0.1 port; sets PORT_<NAME>.
-serve() {
-  local name=$1 attempt port pid
-  shift
-  for attempt in 1 2 3 4 5 6 7 8 9 10; do
-    port=$((20000 + RANDOM % 20000))
-    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && continue
-    openssl s_server -accept "127.0.0.1:$port" -cert "$WORK/leaf.pem" -key "$WORK/leaf.key" \
-      -www "$@" </dev/null >"$WORK/$name.log" 2>&1 &
-    pid=$!
-    tp_on_exit "tp_stop $pid $name >/dev/null 2>&1"
-    if tp_wait_for 5 "server $name" bash -c "(exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null" &&
-      tp_alive "$pid"; then
-      printf -v "PORT_$name" %s "$port"
-      return 0
-    fi
-    tp_stop "$pid" "$name" >/dev/null 2>&1 || true
-  done
-  tp_die "server $name did not start: $(cat "$WORK/$name.log")"
-}
+# serve NAME ARGS...: openssl s_server -www with the leaf; sets PORT_<NAME>.
+serve() { tp_serve "$1" "$WORK" -cert "$WORK/leaf.pem" -key "$WORK/leaf.key" -www "${@:2}"; }
 
 serve tls10 -tls1 -cipher 'DEFAULT:@SECLEVEL=0'
 serve p384 -tls1_3 -groups secp384r1
