@@ -159,16 +159,36 @@ static tp_err copy_options(tp_profile *p, const tp_profile_spec *spec, char *err
   return copy_alpn(p, spec->alpn, err, errlen);
 }
 
+/* The first structured field a raw priority string would override, or NULL. */
+static const char *first_structured_field(const tp_profile_spec *spec) {
+  if (spec->versions != 0)
+    return "versions";
+  if (spec->ciphers != NULL)
+    return "ciphers";
+  if (spec->key_exchanges != NULL)
+    return "key_exchanges";
+  if (spec->macs != NULL)
+    return "macs";
+  if (spec->groups != NULL)
+    return "groups";
+  if (spec->signature_algorithms != NULL)
+    return "signature_algorithms";
+  return NULL;
+}
+
 tp_err tp_profile_new(const tp_profile_spec *spec, tp_profile **out, char *err, size_t errlen) {
   tp_err rc = TP_E_CONFIG;
   const char *err_pos = NULL;
   tp_profile *p = tp_xcalloc(1, sizeof(*p));
   p->name = tp_xstrdup(spec->name);
 
-  if (spec->priority != NULL && spec->versions != 0) {
+  const char *structured = first_structured_field(spec);
+  if (spec->priority != NULL && structured != NULL) {
+    /* the raw string decides everything; the field would be silently ignored */
     snprintf(err, errlen,
-             "\"priority\" is a raw GnuTLS string and cannot be combined with \"versions\"; "
-             "put the versions in the priority string (e.g. -VERS-ALL:+VERS-TLS1.3)");
+             "\"priority\" is a raw GnuTLS string and cannot be combined with \"%s\"; "
+             "express it in the priority string (e.g. -VERS-ALL:+VERS-TLS1.3)",
+             structured);
     goto fail;
   }
   if (spec->priority != NULL && strstr(spec->priority, "@SYSTEM") != NULL) {

@@ -87,9 +87,34 @@ static void test_intermediate_suite_count(void **state) {
   free(s);
 }
 
+/* The library API refuses a raw priority string next to any structured list:
+ * the string decides everything, so the list would be silently ignored. */
+static void test_priority_excludes_structured_fields(void **state) {
+  (void)state;
+  static const char *const groups[] = {"X25519", NULL};
+  static const char *const ciphers[] = {"AES-128-GCM", NULL};
+  tp_profile_spec with_groups = {.name = "g", .priority = "NORMAL", .groups = groups};
+  tp_profile_spec with_ciphers = {.name = "c", .priority = "NORMAL", .ciphers = ciphers};
+  tp_profile_spec with_versions = {.name = "v", .priority = "NORMAL", .versions = TP_TLS1_3};
+  const struct {
+    const tp_profile_spec *spec;
+    const char *field;
+  } cases[] = {{&with_groups, "\"groups\""}, {&with_ciphers, "\"ciphers\""},
+               {&with_versions, "\"versions\""}};
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    char err[512] = "";
+    tp_profile *p = NULL;
+    assert_int_equal(tp_profile_new(cases[i].spec, &p, err, sizeof(err)), TP_E_CONFIG);
+    assert_null(p);
+    if (strstr(err, cases[i].field) == NULL || strstr(err, "cannot be combined") == NULL)
+      fail_msg("case %zu: \"%s\" does not name %s", i, err, cases[i].field);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_every_builtin_builds),
+      cmocka_unit_test(test_priority_excludes_structured_fields),
       cmocka_unit_test(test_required_names_exist),
       cmocka_unit_test(test_priority_strings),
       cmocka_unit_test(test_intermediate_suite_count),
