@@ -10,7 +10,7 @@
 #include "tp_error.h"
 
 /* One profile the agent can run: configured in `profiles:` (possibly with
- * `base:`), or a built-in (probes/profile_library.h) that a job names without
+ * `base:`), or a built-in (probes/profiles/profile_library.h) that a job names without
  * defining it. */
 typedef struct tp_agent_profile_config {
   /* Strings point into the loaded document, GnuTLS's static name tables or

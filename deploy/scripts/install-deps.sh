@@ -7,6 +7,7 @@ PACKAGES=(
   build-essential cmake pkg-config
   libgnutls28-dev gnutls-bin           # handshakes; certtool + gnutls-serv for test servers
   libuv1-dev                           # agent event loop
+  libc-ares-dev                        # asynchronous DNS on the probe loops
   libcurl4-gnutls-dev                  # agent -> collector push
   libprotobuf-c-dev protobuf-c-compiler
   libcyaml-dev libyaml-dev             # YAML config (+ libyaml for error positions)

@@ -138,7 +138,7 @@ tp_expect_eq "ClientHello evidence: key shares offered" SECP256R1,X25519 "$(fact
 once "$PORT_full"
 tp_expect_eq "server with default groups: no HelloRetryRequest" 0 "$(fact hello_retry_request)"
 
-# handshake_failure (40) is ambiguous; diagnostic handshakes decide (probes/probe.c)
+# handshake_failure (40) is ambiguous; diagnostic handshakes decide (probes/engine/diagnosis.c)
 X25519_ONLY="NORMAL:-GROUP-ALL:+GROUP-X25519"
 once "$PORT_p384" --priority "$X25519_ONLY"
 tp_expect_eq "x25519-only vs secp384r1-only TLS1.3 server" no_shared_group "$(fact outcome)"

@@ -1,6 +1,6 @@
 /* probe_once.c - runs exactly one probe with a profile given on the command
  * line and prints every fact of the result as key=value lines. A test and
- * debugging tool: it drives the real engine (tp_probes) on a real loop
+ * debugging tool: it drives the real engine (tp_engine) on a real loop
  * against real servers, without the agent's config, scheduler or pusher.
  *
  *   probe-once --host 127.0.0.1 --port 8443 [--sni NAME|--no-sni] [--trust CA]

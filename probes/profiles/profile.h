@@ -7,6 +7,7 @@
 #define TP_PROFILE_H
 #include <stddef.h>
 
+#include "result.h"
 #include "tp_error.h"
 
 /* TLS protocol versions a profile may offer (bitmask). */
@@ -30,12 +31,8 @@ typedef enum {
   TP_SNI_OVERRIDE, /* send sni_name (and verify against it) for every target */
 } tp_sni_mode;
 
-/* What a probe does after TCP connect. */
-typedef enum {
-  TP_MODE_HANDSHAKE = 0, /* one full handshake */
-  TP_MODE_RESUMPTION,    /* full handshake, take the ticket, reconnect and resume */
-  TP_MODE_EARLY_DATA,    /* like resumption, sending an idempotent GET as 0-RTT data */
-} tp_probe_mode;
+/* tp_probe_mode (what a probe does after TCP connect) is part of the result,
+ * so it is defined with it in proto/result.h. */
 
 /* Optional HTTP request after the handshake (over the probe's own session). */
 typedef struct tp_http_spec {

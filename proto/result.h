@@ -8,8 +8,14 @@
 #include <stdint.h>
 
 #include "outcome.h"
-#include "profile.h"
 #include "tlsprobe.pb-c.h"
+
+/* What a probe does after TCP connect (set by the profile, carried by the result). */
+typedef enum {
+  TP_MODE_HANDSHAKE = 0, /* one full handshake */
+  TP_MODE_RESUMPTION,    /* full handshake, take the ticket, reconnect and resume */
+  TP_MODE_EARLY_DATA,    /* like resumption, sending an idempotent GET as 0-RTT data */
+} tp_probe_mode;
 
 typedef struct tp_cert_facts {
   char *subject;

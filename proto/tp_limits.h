@@ -1,0 +1,29 @@
+/* tp_limits.h - the wire contract's limits, in one place. The collector rejects a
+ * result that exceeds them (validate.c); the engine includes the same header and
+ * fits what it records to them at the source (tp_text.h), so it cannot build a
+ * result its own contract rejects (curl's CURL_MAX_* shared by every protocol).
+ * Changing a limit is a wire change: raise, never lower, once agents are deployed. */
+#ifndef TP_LIMITS_H
+#define TP_LIMITS_H
+
+#define TP_V_MAX_RESULTS 10000
+#define TP_V_MAX_AGENT_ID 128
+#define TP_V_MAX_TARGET 255
+#define TP_V_MAX_PROFILE 128
+#define TP_V_MAX_HOST 255 /* host, sni, each SAN */
+#define TP_V_MAX_REGION 64
+#define TP_V_MAX_DETAIL 1024
+#define TP_V_MAX_SHORT 128 /* address, tls_version, cipher, group, alpn, key_type... */
+#define TP_V_MAX_CHAIN 32
+#define TP_V_MAX_CERT_TEXT 1024 /* subject, issuer */
+#define TP_V_MAX_SANS 1000
+#define TP_V_MAX_DURATION_NS (3600ULL * 1000000000ULL)
+#define TP_V_MAX_OFFERED 64 /* groups_offered, key_shares_offered entries */
+#define TP_V_MAX_NOTE 1024  /* fidelity_note */
+#define TP_V_MAX_HTTP_STATUS 999
+/* OCSP times are what a server stapled, not what the agent computed: a broken
+ * responder's dates are a finding to store, not a reason to drop the batch. Only
+ * values no calendar can hold (beyond year 9999 either way) are rejected. */
+#define TP_V_MAX_OCSP_TIME INT64_C(253402300799)
+
+#endif
