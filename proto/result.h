@@ -46,6 +46,9 @@ typedef struct tp_result {
   size_t n_groups_offered, n_key_shares_offered;
   tp_probe_mode mode;
   bool ticket_received, early_data_attempted, early_data_accepted;
+  /* An early-data request with a method that is not safe (POST, PUT, DELETE...)
+   * was accepted as 0-RTT data and processed (no 425 Too Early). */
+  bool early_data_policy_violation;
   uint64_t resumption_handshake_ns;
   char *fidelity_note;
   /* stapled OCSP response */

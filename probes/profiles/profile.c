@@ -31,6 +31,7 @@ struct tp_profile {
   char *sni_name;
   tp_probe_mode mode;
   tp_http_spec http; /* strings owned */
+  tp_early_data_spec early_data; /* raw bytes owned */
   char *fidelity_note;
 };
 
@@ -60,13 +61,87 @@ static tp_err load_trust(gnutls_certificate_credentials_t cred, const char *trus
   return TP_E_OK;
 }
 
-/* Appending "+X-ALL" keeps the user's order first and adds everything else
- * after it; works for raw priority strings too. */
+/* Keywords collected for a widened priority, each once. */
+typedef struct keyword_set {
+  const char *names[128]; /* GnuTLS's static name strings */
+  size_t n;
+} keyword_set;
+
+static void add_keyword(keyword_set *set, const char *name) {
+  if (name == NULL || name[0] == '\0' || set->n == sizeof(set->names) / sizeof(set->names[0]))
+    return;
+  for (size_t i = 0; i < set->n; i++)
+    if (strcmp(set->names[i], name) == 0)
+      return;
+  set->names[set->n++] = name;
+}
+
+/* Key exchanges a certificate-authenticated client can complete: PSK, SRP and
+ * anonymous suites need credentials no profile has, and GnuTLS refuses some of
+ * them in a TLS 1.3-only priority outright. */
+static bool certificate_kx(gnutls_kx_algorithm_t kx) {
+  switch (kx) {
+  case GNUTLS_KX_RSA:
+  case GNUTLS_KX_DHE_RSA:
+  case GNUTLS_KX_DHE_DSS:
+  case GNUTLS_KX_ECDHE_RSA:
+  case GNUTLS_KX_ECDHE_ECDSA:
+    return true;
+  default:
+    return false;
+  }
+}
+
+/* GOST suites need GOST keys and are refused with TLS 1.3-only priorities. */
+static bool is_gost(gnutls_cipher_algorithm_t cipher, gnutls_kx_algorithm_t kx,
+                    gnutls_mac_algorithm_t mac) {
+  const char *names[] = {gnutls_cipher_get_name(cipher), gnutls_kx_get_name(kx),
+                         gnutls_mac_get_name(mac)};
+  for (size_t i = 0; i < 3; i++)
+    if (names[i] != NULL && (strncmp(names[i], "GOST", 4) == 0 || strncmp(names[i], "VKO", 3) == 0))
+      return true;
+  return false;
+}
+
+/* Every cipher, key exchange and MAC that some suite of this GnuTLS build uses,
+ * as priority keywords. "+CIPHER-ALL" is not that: it leaves out 3DES, RC4
+ * and CAMELLIA, so a 3DES-only server would read as a bare handshake_failure
+ * instead of no_shared_cipher. */
+static char *every_suite_keyword(void) {
+  keyword_set set = {.n = 0};
+  for (size_t i = 0;; i++) {
+    unsigned char id[2];
+    gnutls_kx_algorithm_t kx;
+    gnutls_cipher_algorithm_t cipher;
+    gnutls_mac_algorithm_t mac;
+    gnutls_protocol_t min_version;
+    if (gnutls_cipher_suite_info(i, id, &kx, &cipher, &mac, &min_version) == NULL)
+      break;
+    if (!certificate_kx(kx) || cipher == GNUTLS_CIPHER_NULL || is_gost(cipher, kx, mac))
+      continue;
+    add_keyword(&set, gnutls_cipher_get_name(cipher));
+    add_keyword(&set, gnutls_kx_get_name(kx));
+    add_keyword(&set, gnutls_mac_get_name(mac));
+  }
+  add_keyword(&set, "AEAD");
+  size_t len = 1;
+  for (size_t i = 0; i < set.n; i++)
+    len += strlen(set.names[i]) + 2;
+  char *text = tp_xmalloc(len);
+  size_t used = 0;
+  for (size_t i = 0; i < set.n; i++)
+    used += (size_t)snprintf(text + used, len - used, ":+%s", set.names[i]);
+  text[used] = '\0';
+  return text;
+}
+
+/* Appending "+X" keeps the user's order first and adds everything else after
+ * it; works for raw priority strings too. */
 static tp_err build_widened(tp_profile *p, char *err, size_t errlen) {
-  static const char *const suffix[TP_WIDEN__COUNT] = {
+  char *every_suite = every_suite_keyword();
+  const char *suffix[TP_WIDEN__COUNT] = {
       [TP_WIDEN_GROUPS] = ":+GROUP-ALL",
-      /* MAC-ALL leaves SHA384 out in GnuTLS 3.7, so MACs are named */
-      [TP_WIDEN_CIPHERS] = ":+CIPHER-ALL:+KX-ALL:+MAC-ALL:+AEAD:+SHA1:+SHA256:+SHA384",
+      [TP_WIDEN_CIPHERS] = every_suite,
   };
   for (int i = 0; i < TP_WIDEN__COUNT; i++) {
     char *text = tp_xasprintf("%s%s", p->priority_string, suffix[i]);
@@ -76,9 +151,11 @@ static tp_err build_widened(tp_profile *p, char *err, size_t errlen) {
       p->widened[i] = NULL;
       snprintf(err, errlen, "priority \"%s\" cannot be widened for diagnostics: %s",
                p->priority_string, gnutls_strerror(rc));
+      free(every_suite);
       return TP_E_CONFIG;
     }
   }
+  free(every_suite);
   return TP_E_OK;
 }
 
@@ -155,6 +232,13 @@ static tp_err copy_options(tp_profile *p, const tp_profile_spec *spec, char *err
   p->http.method = dup_or_null(spec->http.method);
   p->http.path = dup_or_null(spec->http.method ? (spec->http.path ? spec->http.path : "/") : NULL);
   p->http.host = dup_or_null(spec->http.host);
+  if (spec->early_data.raw != NULL) {
+    unsigned char *raw = tp_xmalloc(spec->early_data.raw_len ? spec->early_data.raw_len : 1);
+    memcpy(raw, spec->early_data.raw, spec->early_data.raw_len);
+    p->early_data.raw = raw;
+    p->early_data.raw_len = spec->early_data.raw_len;
+    p->early_data.expect_reply = spec->early_data.expect_reply;
+  }
   p->fidelity_note = dup_or_null(spec->fidelity_note);
   return copy_alpn(p, spec->alpn, err, errlen);
 }
@@ -258,6 +342,7 @@ void tp_profile_free(tp_profile *profile) {
   free((char *)profile->http.method);
   free((char *)profile->http.path);
   free((char *)profile->http.host);
+  free((unsigned char *)profile->early_data.raw);
   free(profile->fidelity_note);
   free(profile->priority_string);
   free(profile->name);
@@ -294,6 +379,20 @@ tp_probe_mode tp_profile_mode(const tp_profile *profile) {
 
 const tp_http_spec *tp_profile_http(const tp_profile *profile) {
   return &profile->http;
+}
+
+const tp_early_data_spec *tp_profile_early_data(const tp_profile *profile) {
+  return &profile->early_data;
+}
+
+int tp_http_method_is_unsafe_for_early_data(const char *method) {
+  static const char *const idempotent[] = {"GET", "HEAD", "OPTIONS", "TRACE"};
+  if (method == NULL)
+    return 0; /* the default request is a GET */
+  for (size_t i = 0; i < sizeof(idempotent) / sizeof(idempotent[0]); i++)
+    if (strcmp(method, idempotent[i]) == 0)
+      return 0;
+  return 1;
 }
 
 const char *tp_profile_fidelity_note(const tp_profile *profile) {

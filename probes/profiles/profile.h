@@ -41,6 +41,17 @@ typedef struct tp_http_spec {
   const char *host;   /* Host header; default: SNI name, else host */
 } tp_http_spec;
 
+/* What rides as 0-RTT data in mode early_data. By default the profile's HTTP
+ * request (GET / when http: is not set), whose answer is read and judged; for
+ * a TLS service that is not HTTP, raw bytes. With expect_reply false the
+ * probe judges acceptance from the TLS facts alone (GNUTLS_SFLAGS_EARLY_DATA)
+ * and reads nothing. */
+typedef struct tp_early_data_spec {
+  const unsigned char *raw; /* NULL = the HTTP request */
+  size_t raw_len;
+  int expect_reply; /* raw only; nonzero = wait for any answer bytes */
+} tp_early_data_spec;
+
 /* Plain description of a profile, as configured. Strings are borrowed and only
  * need to live during tp_profile_new. Name lists are NULL-terminated arrays of
  * GnuTLS priority keywords, in the user's order of preference. */
@@ -63,6 +74,7 @@ typedef struct tp_profile_spec {
   const char *sni_name; /* TP_SNI_OVERRIDE only */
   tp_probe_mode mode;
   tp_http_spec http;
+  tp_early_data_spec early_data; /* TP_MODE_EARLY_DATA only */
   const char *fidelity_note; /* what the emulation cannot reproduce; may be NULL */
 } tp_profile_spec;
 
@@ -79,6 +91,12 @@ tp_sni_mode tp_profile_sni_mode(const tp_profile *profile);
 const char *tp_profile_sni_name(const tp_profile *profile); /* TP_SNI_OVERRIDE only */
 tp_probe_mode tp_profile_mode(const tp_profile *profile);
 const tp_http_spec *tp_profile_http(const tp_profile *profile); /* method NULL = none */
+const tp_early_data_spec *tp_profile_early_data(const tp_profile *profile);
+/* True for HTTP methods that are not safe (RFC 9110 §9.2.1: anything but GET,
+ * HEAD, OPTIONS, TRACE). 0-RTT data can be replayed (RFC 8446 §8); a server
+ * that processes such a request as early data instead of answering 425 Too
+ * Early (RFC 8470 §5.2) can be made to repeat its effect. */
+int tp_http_method_is_unsafe_for_early_data(const char *method);
 const char *tp_profile_fidelity_note(const tp_profile *profile); /* NULL = faithful */
 
 #endif

@@ -1,0 +1,230 @@
+/* conn.c - one connection attempt's socket: created fresh, connected, driven
+ * by readiness, closed whole. Its GnuTLS session is tls.c's; its payload is
+ * exchange.c's; this file owns the fd, the uv_poll_t and the phase clock, and
+ * dispatches readiness to the phase that waits for it.
+ *
+ * Why uv_poll_t on our own non-blocking socket rather than uv_tcp_t with
+ * GnuTLS push/pull callbacks: GnuTLS then reads and writes the kernel socket
+ * directly (no copy through libuv read buffers, no pull-timeout emulation),
+ * gnutls_record_get_direction() tells exactly which readiness to wait for,
+ * and the connect() errno reaches the classifier unchanged. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "classify.h"
+#include "probe_internal.h"
+#include "tp_mem.h"
+
+static void on_poll(uv_poll_t *handle, int status, int events);
+
+void tp__conn_begin_phase(tp_conn *c, conn_phase phase, uint64_t now) {
+  c->phase = phase;
+  c->t_phase = now;
+  c->phase_lag = 0;
+}
+
+/* Re-arms the poll handle only when the wanted direction changes: every
+ * uv_poll_start is an epoll_ctl. */
+void tp__conn_wait(tp_conn *c, int events) {
+  if (c->poll_events == events)
+    return;
+  int rc = uv_poll_start(&c->poll, events, on_poll);
+  if (rc < 0) {
+    tp__probe_finish(c->probe, TP_OUTCOME_OTHER, uv_strerror(rc));
+    return;
+  }
+  c->poll_events = events;
+}
+
+void tp__conn_wait_for_session(tp_conn *c) {
+  tp__conn_wait(c, gnutls_record_get_direction(c->session) ? UV_WRITABLE : UV_READABLE);
+}
+
+/* ---- closing whole ---------------------------------------------------- */
+
+static void free_conn(tp_conn *c) {
+  if (c->session != NULL)
+    gnutls_deinit(c->session);
+  if (c->fd >= 0)
+    close(c->fd);
+  tp__exchange_free(&c->exchange);
+  free(c);
+}
+
+static void on_conn_closed(uv_handle_t *handle) {
+  tp_conn *c = handle->data;
+  tp_probe *p = c->probe;
+  tp_attempt_kind kind = c->kind;
+  bool report = c->report;
+  tp_verdict verdict = c->verdict;
+  free_conn(c);
+  p->conn = NULL;
+  if (report)
+    tp__probe_attempt_done(p, kind, &verdict);
+  else
+    tp__probe_conn_gone(p);
+}
+
+static void close_conn(tp_conn *c) {
+  if (c->phase == CONN_CLOSING)
+    return;
+  c->phase = CONN_CLOSING;
+  uv_timer_stop(&c->probe->timer);
+  if (c->handshake_done && c->session != NULL) /* polite close_notify; best effort */
+    (void)gnutls_bye(c->session, GNUTLS_SHUT_WR);
+  c->poll_open = false;
+  uv_close((uv_handle_t *)&c->poll, on_conn_closed);
+}
+
+void tp__conn_end(tp_conn *c, const tp_verdict *verdict) {
+  if (c->phase == CONN_CLOSING)
+    return;
+  c->verdict = *verdict;
+  c->report = true;
+  close_conn(c);
+}
+
+void tp__conn_abort(tp_conn *c) {
+  c->report = false;
+  close_conn(c);
+}
+
+/* ---- connect ---------------------------------------------------------- */
+
+static void connected(tp_conn *c, uint64_t now) {
+  if (c->kind == TP_ATTEMPT_PRIMARY)
+    c->probe->result->connect_ns = tp__elapsed_without_lag(c->t_phase, now, c->phase_lag);
+  if (tp__tls_start(c, now) != TP_E_OK) {
+    tp__probe_finish(c->probe, TP_OUTCOME_OTHER, "cannot set up the TLS session (GnuTLS)");
+    return;
+  }
+  tp__tls_step_handshake(c);
+}
+
+static void connect_failed(tp_conn *c, int err) {
+  tp_verdict v = {0};
+  v.outcome = tp_classify_connect_errno(err, v.detail, sizeof(v.detail));
+  tp__conn_end(c, &v);
+}
+
+static void step_connect(tp_conn *c, int status, uint64_t now) {
+  /* libuv reports POLLERR as UV_EBADF; the socket's pending error is the
+   * real reason (ECONNREFUSED, ENETUNREACH...). */
+  int err = 0;
+  socklen_t len = sizeof(err);
+  if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+    err = errno;
+  if (err == 0 && status < 0)
+    err = -status;
+  if (err != 0) {
+    connect_failed(c, err);
+    return;
+  }
+  connected(c, now);
+}
+
+static void on_poll(uv_poll_t *handle, int status, int events) {
+  tp_conn *c = handle->data;
+  (void)events;
+  if (c->phase == CONN_CLOSING)
+    return;
+  uint64_t now = tp__probe_stamp(c->probe, &c->phase_lag);
+  switch (c->phase) {
+  case CONN_CONNECT:
+    step_connect(c, status, now);
+    return;
+  case CONN_HANDSHAKE: /* a poll error means a broken socket; GnuTLS will see it */
+    tp__tls_step_handshake(c);
+    return;
+  case CONN_CERT_CHECK:
+    tp__tls_step_cert_check(c, false);
+    return;
+  case CONN_EXCHANGE:
+    tp__exchange_step(c);
+    return;
+  case CONN_TICKET:
+    tp__resume_step_ticket(c, false);
+    return;
+  case CONN_CLOSING:
+    return;
+  }
+}
+
+/* The deadline of the running phase passed. */
+void tp__conn_on_timeout(tp_conn *c) {
+  tp_probe *p = c->probe;
+  tp_verdict v = {0};
+  switch (c->phase) {
+  case CONN_CONNECT:
+    v.outcome = TP_OUTCOME_CONNECT_TIMEOUT;
+    snprintf(v.detail, sizeof(v.detail), "TCP connect did not finish within %llu ms",
+             (unsigned long long)p->timeouts.connect_ms);
+    break;
+  case CONN_HANDSHAKE:
+    v.outcome = TP_OUTCOME_HANDSHAKE_TIMEOUT;
+    snprintf(v.detail, sizeof(v.detail), "TLS handshake did not finish within %llu ms",
+             (unsigned long long)p->timeouts.handshake_ms);
+    break;
+  case CONN_EXCHANGE:
+    v.outcome = c->exchange.expect_reply && tp_profile_http(p->profile)->method != NULL
+                    ? TP_OUTCOME_HTTP_STATUS
+                    : TP_OUTCOME_OTHER;
+    snprintf(v.detail, sizeof(v.detail), "no complete %s within %llu ms",
+             v.outcome == TP_OUTCOME_HTTP_STATUS ? "HTTP response head" : "answer to the payload",
+             (unsigned long long)p->timeouts.handshake_ms);
+    break;
+  case CONN_TICKET:
+    tp__resume_step_ticket(c, true); /* no ticket in time: the result will say */
+    return;
+  case CONN_CERT_CHECK:
+    tp__tls_step_cert_check(c, true); /* no verdict on our certificate: it was accepted */
+    return;
+  case CONN_CLOSING:
+    return;
+  }
+  tp__conn_end(c, &v);
+}
+
+/* Opens the attempt's socket and starts connecting to the probe's address.
+ * Returns NULL when the probe failed instead (nothing left open). */
+tp_conn *tp__conn_start(tp_probe *p, tp_attempt_kind kind) {
+  tp_conn *c = tp_xcalloc(1, sizeof(*c));
+  c->probe = p;
+  c->kind = kind;
+  c->fd = socket(p->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (c->fd < 0) {
+    char detail[128];
+    /* strerror() is not thread-safe, and probes run on worker threads. */
+    snprintf(detail, sizeof(detail), "socket: %s", strerrorname_np(errno) ? strerrorname_np(errno) : "?");
+    free(c);
+    tp__probe_finish(p, TP_OUTCOME_OTHER, detail);
+    return NULL;
+  }
+  int rc = uv_poll_init_socket(tp__engine_loop(p->engine), &c->poll, c->fd);
+  if (rc < 0) {
+    close(c->fd);
+    free(c);
+    tp__probe_finish(p, TP_OUTCOME_OTHER, uv_strerror(rc));
+    return NULL;
+  }
+  c->poll.data = c;
+  c->poll_open = true;
+  p->conn = c;
+  tp__conn_begin_phase(c, CONN_CONNECT, uv_hrtime());
+  tp__probe_arm_timer(p, p->timeouts.connect_ms);
+  if (p->state == PROBE_DONE)
+    return c; /* finish() is closing it */
+  if (connect(c->fd, (const struct sockaddr *)&p->addr, p->addrlen) == 0) {
+    connected(c, uv_hrtime()); /* possible on loopback */
+    return p->conn;
+  }
+  if (errno != EINPROGRESS) {
+    connect_failed(c, errno);
+    return c;
+  }
+  tp__conn_wait(c, UV_WRITABLE);
+  return c;
+}

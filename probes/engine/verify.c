@@ -1,0 +1,92 @@
+/* verify.c - what the primary attempt negotiated and whether the server's
+ * chain verifies. Facts are collected before verification, and also when the
+ * handshake failed after the ServerHello, so a failed probe still says which
+ * version, suite and group the server chose. Every string is fitted to the
+ * wire contract here, at its source (tp_text.h). */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "certinfo.h"
+#include "chain.h"
+#include "classify.h"
+#include "ocsp.h"
+#include "probe_internal.h"
+#include "tp_limits.h"
+#include "tp_mem.h"
+#include "tp_text.h"
+
+static void set_fact(char **field, const char *value) {
+  free(*field);
+  *field = tp_text_fit_str(value, TP_V_MAX_SHORT);
+}
+
+/* The key-exchange group; an unnamed (server-chosen) DH prime has none in
+ * GnuTLS, so it is recorded as gnutls-cli shows it: CUSTOM<bits>. */
+static void collect_group(gnutls_session_t s, tp_result *r) {
+  gnutls_group_t group = gnutls_group_get(s);
+  if (group != GNUTLS_GROUP_INVALID) {
+    set_fact(&r->group, gnutls_group_get_name(group));
+    return;
+  }
+  gnutls_kx_algorithm_t kx = gnutls_kx_get(s);
+  if (kx != GNUTLS_KX_DHE_RSA && kx != GNUTLS_KX_DHE_DSS && kx != GNUTLS_KX_DHE_PSK &&
+      kx != GNUTLS_KX_ANON_DH)
+    return;
+  int bits = gnutls_dh_get_prime_bits(s);
+  if (bits > 0) {
+    char name[32];
+    snprintf(name, sizeof(name), "CUSTOM%d", bits);
+    set_fact(&r->group, name);
+  }
+}
+
+static void collect_session_facts(gnutls_session_t s, tp_result *r) {
+  gnutls_protocol_t version = gnutls_protocol_get_version(s);
+  if (version != GNUTLS_VERSION_UNKNOWN)
+    set_fact(&r->tls_version, gnutls_protocol_get_name(version));
+  set_fact(&r->cipher, gnutls_ciphersuite_get(s));
+  collect_group(s, r);
+  int sign = gnutls_sign_algorithm_get(s);
+  if (sign > 0)
+    set_fact(&r->server_signature_algorithm, gnutls_sign_get_name((gnutls_sign_algorithm_t)sign));
+  gnutls_datum_t alpn;
+  if (gnutls_alpn_get_selected_protocol(s, &alpn) == 0) {
+    free(r->alpn);
+    r->alpn = tp_text_fit((const char *)alpn.data, alpn.size, TP_V_MAX_SHORT);
+  }
+  r->resumed = gnutls_session_is_resumed(s) != 0;
+}
+
+void tp__verify_collect_failure_facts(tp_conn *c) {
+  if (!c->server_hello_seen)
+    return; /* nothing was negotiated */
+  collect_session_facts(c->session, c->probe->result);
+  int64_t now_unix = c->probe->result->started_unix_ns / 1000000000;
+  tp_certinfo_collect(c->session, now_unix, c->probe->result);
+}
+
+/* Verifies the peer chain; returns the outcome and fills detail. */
+tp_outcome tp__verify_primary(tp_conn *c, char *detail, size_t len) {
+  tp_probe *p = c->probe;
+  tp_result *r = p->result;
+  int64_t now_unix = r->started_unix_ns / 1000000000;
+  collect_session_facts(c->session, r);
+  tp_certinfo_collect(c->session, now_unix, r);
+  tp_ocsp_collect(c->session, now_unix, r);
+  unsigned status = 0;
+  const char *name = tp__probe_expected_name(p);
+  int rc = gnutls_certificate_verify_peers3(c->session, name, &status);
+  if (rc < 0) {
+    snprintf(detail, len, "certificate verification could not run: %s", gnutls_strerror(rc));
+    return TP_OUTCOME_OTHER;
+  }
+  r->chain_complete = (status & GNUTLS_CERT_SIGNER_NOT_FOUND) == 0;
+  tp_outcome outcome = tp_classify_verify_status(status, detail, len);
+  if (outcome == TP_OUTCOME_UNKNOWN_CA) {
+    size_t n_pool;
+    const gnutls_x509_crt_t *pool = tp__profile_intermediates(p->profile, &n_pool);
+    outcome = tp_chain_diagnose_signer_not_found(c->session, tp__profile_credentials(p->profile),
+                                                 pool, n_pool, name, detail, len);
+  }
+  return outcome;
+}
