@@ -33,6 +33,7 @@ void tp_result_free(tp_result *r) {
   free_strings(r->groups_offered, r->n_groups_offered);
   free_strings(r->key_shares_offered, r->n_key_shares_offered);
   free(r->fidelity_note);
+  free(r->emulation_divergence);
   free(r->ocsp_cert_status);
   free(r->target);
   free(r->host);
@@ -131,6 +132,10 @@ void tp_result_pb_init(tp_result_pb *out, const tp_result *r) {
   pb->early_data_attempted = r->early_data_attempted;
   pb->early_data_accepted = r->early_data_accepted;
   pb->fidelity_note = str_or_empty(r->fidelity_note);
+  pb->emulation_checked = r->emulation_checked;
+  pb->emulation_divergence = str_or_empty(r->emulation_divergence);
+  pb->address_family = (char *)(r->address_family != NULL ? r->address_family : "");
+  pb->early_data_policy_violation = r->early_data_policy_violation;
   if (r->ocsp_stapled) {
     out->ocsp.cert_status = str_or_empty(r->ocsp_cert_status);
     out->ocsp.this_update_unix = r->ocsp_this_update_unix;

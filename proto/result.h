@@ -51,6 +51,9 @@ typedef struct tp_result {
   bool early_data_policy_violation;
   uint64_t resumption_handshake_ns;
   char *fidelity_note;
+  bool emulation_checked;
+  char *emulation_divergence; /* NULL = exact (or not checked) */
+  const char *address_family; /* static "ipv4" / "ipv6", NULL = unknown */
   /* stapled OCSP response */
   bool ocsp_stapled;
   char *ocsp_cert_status; /* "good", "revoked", "unknown" */

@@ -198,6 +198,17 @@ static tp_err check_evidence(vctx *v, const Tlsprobe__V1__ProbeResult *r) {
   /* The server can only accept early data the client sent (RFC 8446 §4.2.10). */
   if (rc == TP_E_OK && r->early_data_accepted && !r->early_data_attempted)
     return bad(v, "early_data_accepted", "true without early_data_attempted");
+  if (rc == TP_E_OK && r->early_data_policy_violation && !r->early_data_accepted)
+    return bad(v, "early_data_policy_violation", "true without early_data_accepted");
+  if (rc == TP_E_OK)
+    rc = check_str(v, "emulation_divergence", r->emulation_divergence, TP_V_MAX_NOTE, false);
+  if (rc == TP_E_OK && r->emulation_divergence != NULL && r->emulation_divergence[0] != '\0' &&
+      !r->emulation_checked)
+    return bad(v, "emulation_divergence", "set without emulation_checked");
+  static const char *const families[] = {"", "ipv4", "ipv6"};
+  if (rc == TP_E_OK && one_of(r->address_family ? r->address_family : "", families, 3) != 0)
+    return bad(v, "address_family", "\"%s\" is not one of ipv4, ipv6",
+               echo(r->address_family, shown));
   return rc;
 }
 

@@ -166,6 +166,7 @@ static void remember_address(tp_probe *p, const struct addrinfo *ai) {
   const void *src = ai->ai_family == AF_INET6
                         ? (const void *)&((const struct sockaddr_in6 *)ai->ai_addr)->sin6_addr
                         : (const void *)&((const struct sockaddr_in *)ai->ai_addr)->sin_addr;
+  p->result->address_family = ai->ai_family == AF_INET6 ? "ipv6" : "ipv4";
   if (inet_ntop(ai->ai_family, src, text, sizeof(text)) != NULL) {
     free(p->result->address);
     p->result->address = tp_xstrdup(text);
