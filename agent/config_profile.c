@@ -37,6 +37,12 @@ static const cyaml_schema_field_t http_fields[] = {
     CYAML_FIELD_END,
 };
 
+static const cyaml_schema_field_t early_data_fields[] = {
+    CYAML_FIELD_STRING_PTR("data", CYAML_FLAG_POINTER, tp__doc_early_data, data, 1, 16384),
+    CYAML_FIELD_STRING_PTR("expect_reply", OPT, tp__doc_early_data, expect_reply, 1, 8),
+    CYAML_FIELD_END,
+};
+
 #define LIST_FIELD(key, max) \
   CYAML_FIELD_SEQUENCE(#key, OPT, tp__doc_profile, key, &name_entry, 1, max)
 
@@ -61,6 +67,8 @@ static const cyaml_schema_field_t profile_fields[] = {
                            8),
     CYAML_FIELD_STRING_PTR("mode", OPT, tp__doc_profile, mode, 1, 32),
     CYAML_FIELD_MAPPING_PTR("http", OPT, tp__doc_profile, http, http_fields),
+    CYAML_FIELD_MAPPING_PTR("early_data", OPT, tp__doc_profile, early_data, early_data_fields),
+    CYAML_FIELD_STRING_PTR("aia_fetch", OPT, tp__doc_profile, aia_fetch, 1, 8),
     CYAML_FIELD_STRING_PTR("fidelity_note", OPT, tp__doc_profile, fidelity_note, 1, 4096),
     CYAML_FIELD_END,
 };
@@ -248,6 +256,43 @@ static tp_err check_http(ctx *x, tp_profile_spec *spec) {
   return TP_E_OK;
 }
 
+/* early_data: raw 0-RTT bytes for a service that is not HTTP. Only with mode
+ * early_data, and not together with http: (which is the HTTP payload). */
+static tp_err check_early_data(ctx *x, tp_profile_spec *spec) {
+  const tp__doc_early_data *e = x->doc->early_data;
+  if (e == NULL)
+    return TP_E_OK;
+  if (spec->mode != TP_MODE_EARLY_DATA)
+    FAIL_AT(x, "early_data", "early_data: needs mode: early_data");
+  if (x->doc->http != NULL)
+    FAIL_AT(x, "early_data",
+            "early_data: and http: exclude each other (http: is the HTTP 0-RTT payload)");
+  int expect = 0;
+  if (e->expect_reply != NULL) {
+    if (strcmp(e->expect_reply, "yes") == 0)
+      expect = 1;
+    else if (strcmp(e->expect_reply, "no") != 0)
+      FAIL_AT(x, "early_data.expect_reply", "\"%s\" is not yes/no", e->expect_reply);
+  }
+  spec->early_data.raw = (const unsigned char *)e->data;
+  spec->early_data.raw_len = strlen(e->data);
+  spec->early_data.expect_reply = expect;
+  return TP_E_OK;
+}
+
+/* aia_fetch: on (default) fetches a missing issuer named by AIA caIssuers as
+ * evidence for incomplete_chain; off never leaves the target's address. */
+static tp_err check_aia_fetch(ctx *x, tp_profile_spec *spec) {
+  const char *v = x->doc->aia_fetch;
+  if (v == NULL)
+    return TP_E_OK;
+  if (strcmp(v, "on") == 0 || strcmp(v, "off") == 0) {
+    spec->aia_fetch_off = strcmp(v, "off") == 0;
+    return TP_E_OK;
+  }
+  FAIL_AT(x, "aia_fetch", "\"%s\" is not on/off", v);
+}
+
 static tp_err check_client_certificate(ctx *x, tp_profile_spec *spec) {
   const tp__doc_profile *d = x->doc;
   if ((d->client_certificate == NULL) != (d->client_key == NULL))
@@ -326,7 +371,8 @@ static tp_err check_one(ctx *x, tp_agent_profile_config *pc) {
                       d->signature_algorithms_count, &spec->signature_algorithms)) != TP_E_OK ||
       (rc = check_alpn(x, pc)) != TP_E_OK || (rc = check_sni(x, spec)) != TP_E_OK ||
       (rc = check_ocsp(x)) != TP_E_OK || (rc = check_mode(x, spec)) != TP_E_OK ||
-      (rc = check_http(x, spec)) != TP_E_OK || (rc = check_client_certificate(x, spec)) != TP_E_OK)
+      (rc = check_http(x, spec)) != TP_E_OK || (rc = check_early_data(x, spec)) != TP_E_OK ||
+      (rc = check_aia_fetch(x, spec)) != TP_E_OK || (rc = check_client_certificate(x, spec)) != TP_E_OK)
     return rc;
   return TP_E_OK;
 }

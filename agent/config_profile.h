@@ -14,6 +14,12 @@ typedef struct {
   char *method, *path, *host;
 } tp__doc_http;
 
+/* early_data: the 0-RTT payload of mode early_data when it is not HTTP. */
+typedef struct {
+  char *data;          /* sent verbatim (YAML escapes such as \r\n allowed) */
+  char *expect_reply;  /* "yes" / "no" (default no) */
+} tp__doc_early_data;
+
 typedef struct {
   char *name;
   char *base;
@@ -39,6 +45,8 @@ typedef struct {
   char *ocsp_status_request;
   char *mode;
   tp__doc_http *http;
+  tp__doc_early_data *early_data;
+  char *aia_fetch; /* on | off */
   char *fidelity_note;
 } tp__doc_profile;
 

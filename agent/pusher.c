@@ -81,6 +81,42 @@ static void batch_free(batch *b) {
   free(b);
 }
 
+static void fill_batch_identity(tp_pusher *p, tp_result_pb *w, const tp_result *r) {
+  tp_result_pb_init(w, r);
+  w->msg.agent_id = p->agent_id;
+  w->msg.region = p->region;
+  w->msg.result_seq = p->next_result_seq;
+}
+
+/* Converts *slot to its wire form in w. The collector rejects a whole batch for
+ * one invalid result, so each is checked here with the same rules; one that
+ * fails is replaced by a minimal error result for its target (the target must
+ * not go silent), and dropped only if even that fails (its identity itself is
+ * broken). TP_E_VALIDATE = dropped; *slot is then freed. */
+static tp_err wire_result(tp_pusher *p, tp_result **slot, tp_result_pb *w) {
+  char reason[256];
+  fill_batch_identity(p, w, *slot);
+  if (tp_validate_result(p->agent_id, &w->msg, reason, sizeof(reason)) == TP_E_OK)
+    return TP_E_OK;
+  tp_result_pb_clear(w);
+  tp_result *minimal = tp_result_minimal_error(*slot, reason);
+  tp_log_error(p->log, "replacing an invalid result by a minimal error result (a bug: please report it)",
+               "target=%s profile=%s reason=\"%s\"", minimal->target, minimal->profile, reason);
+  p->stats.invalid++;
+  tp_result_free(*slot);
+  *slot = minimal;
+  fill_batch_identity(p, w, minimal);
+  if (tp_validate_result(p->agent_id, &w->msg, reason, sizeof(reason)) == TP_E_OK)
+    return TP_E_OK;
+  tp_log_error(p->log, "dropping an invalid result (its identity breaks the wire contract)",
+               "target=%s reason=\"%s\"", minimal->target, reason);
+  p->stats.invalid_dropped++;
+  tp_result_pb_clear(w);
+  tp_result_free(minimal);
+  *slot = NULL;
+  return TP_E_VALIDATE;
+}
+
 /* Takes up to batch_size results out of the queue and serialises them. */
 static batch *batch_build(tp_pusher *p) {
   size_t queued = tp_queue_length(p->queue);
@@ -97,22 +133,8 @@ static batch *batch_build(tp_pusher *p) {
   size_t kept = 0;
   for (size_t i = 0; i < b->n; i++) {
     tp_result_pb *w = &wire[kept];
-    tp_result_pb_init(w, b->results[i]);
-    w->msg.agent_id = p->agent_id;
-    w->msg.region = p->region;
-    w->msg.result_seq = p->next_result_seq;
-    /* The collector rejects a whole batch for one invalid result: check each
-     * here, with the same rules, and drop only the bad one. */
-    char reason[256];
-    if (tp_validate_result(p->agent_id, &w->msg, reason, sizeof(reason)) != TP_E_OK) {
-      tp_log_error(p->log, "dropping an invalid result (a bug: please report it)",
-                   "target=%s profile=%s reason=\"%s\"", b->results[i]->target,
-                   b->results[i]->profile, reason);
-      p->stats.invalid++;
-      tp_result_pb_clear(w);
-      tp_result_free(b->results[i]);
-      continue;
-    }
+    if (wire_result(p, &b->results[i], w) != TP_E_OK)
+      continue; /* dropped, logged and counted */
     p->next_result_seq++;
     b->results[kept] = b->results[i];
     ptrs[kept] = &w->msg;

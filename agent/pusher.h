@@ -32,7 +32,8 @@ typedef struct tp_pusher_stats {
   uint64_t pushed;     /* results acknowledged by the collector */
   uint64_t duplicates; /* results in batches the collector already had */
   uint64_t rejected;   /* results in batches the collector refused (4xx) */
-  uint64_t invalid;    /* results dropped before sending: they broke the wire contract */
+  uint64_t invalid;    /* results that broke the wire contract, sent as minimal error results */
+  uint64_t invalid_dropped; /* ... whose minimal replacement broke it too (identity): dropped */
   uint64_t batches;    /* acknowledged batches */
   uint64_t failures;   /* failed attempts (network, 5xx, bad ack) */
   uint64_t unsent;     /* results in the queue or in an unacknowledged batch */

@@ -1,13 +1,38 @@
 /* result.c - tp_result lifetime and conversion to the protobuf message. */
 #include "result.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 
+#include "tp_limits.h"
 #include "tp_mem.h"
+#include "tp_text.h"
 
 tp_result *tp_result_new(void) {
   tp_result *r = tp_xcalloc(1, sizeof(*r));
   r->outcome = TP_OUTCOME_OTHER;
+  return r;
+}
+
+tp_result *tp_result_minimal_error(const tp_result *broken, const char *reason) {
+  tp_result *r = tp_result_new();
+  r->target = tp_text_fit_str(broken->target ? broken->target : "?", TP_V_MAX_TARGET);
+  r->host = tp_text_fit_str(broken->host, TP_V_MAX_HOST);
+  r->sni = tp_text_fit_str(broken->sni, TP_V_MAX_HOST);
+  r->profile = tp_text_fit_str(broken->profile ? broken->profile : "?", TP_V_MAX_PROFILE);
+  r->address = tp_text_fit_str(broken->address, TP_V_MAX_SHORT);
+  r->address_family = broken->address_family;
+  r->port = broken->port;
+  r->mode = broken->mode;
+  r->started_unix_ns = broken->started_unix_ns;
+  r->total_ns = broken->total_ns <= TP_V_MAX_DURATION_NS ? broken->total_ns : 0;
+  r->outcome = TP_OUTCOME_OTHER;
+  char detail[TP_V_MAX_DETAIL];
+  snprintf(detail, sizeof(detail),
+           "the agent's result for this probe broke the wire contract (%s; was %s) and was "
+           "replaced by this minimal record: please report it",
+           reason, tp_outcome_name(broken->outcome) ? tp_outcome_name(broken->outcome) : "?");
+  r->detail = tp_text_fit_str(detail, TP_V_MAX_DETAIL);
   return r;
 }
 

@@ -74,6 +74,12 @@ typedef struct tp_result {
 tp_result *tp_result_new(void);
 void tp_result_free(tp_result *result);
 
+/* A minimal error result standing in for `broken`, a result that failed the wire
+ * contract (`reason`): the same identity and start time, outcome other, a detail
+ * that says what happened, and nothing else -- so the target still reports
+ * instead of going silent. Every string is fitted to the limits. */
+tp_result *tp_result_minimal_error(const tp_result *broken, const char *reason);
+
 /* The wire form of one result. It borrows every string from the tp_result,
  * so it is only valid while that result lives; tp_result_pb_clear frees what
  * tp_result_pb_init allocated (the certificate arrays), never the strings. */

@@ -300,7 +300,7 @@ static tp_err check_result(vctx *v, const char *batch_agent_id,
                r->chain_length_sent, r->n_chain);
   size_t base = strlen(v->path);
   for (size_t i = 0; rc == TP_E_OK && i < r->n_chain; i++) {
-    snprintf(v->path + base, sizeof(v->path) - base, ".chain[%zu]", i);
+    snprintf(v->path + base, sizeof(v->path) - base, base ? ".chain[%zu]" : "chain[%zu]", i);
     rc = check_cert(v, r->chain[i]);
   }
   v->path[base] = '\0';

@@ -40,6 +40,13 @@
 #   p384       TLS 1.3 only, key exchange group secp384r1 only -> HelloRetryRequest for
 #              clients whose key shares are X25519/P-256; no common group for X25519-only
 #   rsakx      TLS 1.2 only, AES128-SHA (RSA key exchange) only, RSA leaf
+#   camellia   TLS 1.2 only, CAMELLIA128-SHA only, RSA leaf: a cipher GnuTLS's "+CIPHER-ALL"
+#              leaves out                                             -> no_shared_cipher
+#   dhcustom   TLS 1.2 only, DHE-RSA with a server-generated (unnamed) 2048-bit prime
+#                                                                     -> group CUSTOM2048
+#   longsubject  a legal leaf whose subject is ~1,600 bytes (eight description attributes) and
+#              whose SANs include one that is not UTF-8 and holds a terminal escape: the result
+#              must still reach the collector, its text fitted and escaped -> ok
 #   mtls       requires a client certificate from the trusted root (-Verify 1)
 #   nottls     plain TCP: reads, answers "HTTP/1.1 400 Bad Request", closes  -> not_tls
 #   hang       accepts TCP and never answers                          -> handshake_timeout
@@ -51,6 +58,8 @@
 #              EndOfEarlyData/Finished can reach a closed socket, which answers with RST
 #   ngx-early-raw  the same with nginx's default lingering_close: the probe no longer asks
 #                  the server to close, so 0-RTT against a default config works too
+#   ngx-early425  the same, answering 425 Too Early to any request that came as 0-RTT data
+#              (RFC 8470 §5.2: how a server refuses early data it will not process)
 #   ngx-ocsp   nginx, OCSP staple "good" from ssl_stapling_file       -> ok, OCSP facts
 #              (and a Strict-Transport-Security header on every answer)
 #   ngx-noticket nginx, TLS 1.3, no tickets and no session cache      -> not resumed
@@ -67,8 +76,8 @@ set -euo pipefail
 PROG=${0##*/}
 READY_TIMEOUT_S=10
 ALL_SERVERS=(good leafonly leafonly-aia expired notyet wrongname unknownca sha1 revoked stapled
-  tls13 tls12 tls10 p384 rsakx mtls nottls hang refused
-  ngx-resume ngx-early ngx-early-raw ngx-ocsp ngx-noticket)
+  tls13 tls12 tls10 p384 rsakx camellia dhcustom longsubject mtls nottls hang refused
+  ngx-resume ngx-early ngx-early-raw ngx-early425 ngx-ocsp ngx-noticket)
 
 die() { echo "$PROG: $*" >&2; exit 1; }
 say() { echo "$PROG: $*" >&2; }
@@ -174,13 +183,19 @@ make_pki() {
   make_ca inter "tlsprobe matrix intermediate CA" root
   make_ca rogue "tlsprobe matrix rogue CA (not trusted)"
   for s in good leafonly revoked stapled tls13 tls12 p384 mtls ngx-resume ngx-early ngx-early-raw \
-    ngx-ocsp ngx-noticket; do
+    ngx-early425 ngx-ocsp ngx-noticket; do
     make_leaf "$s" inter "$s.test" "$nb" "$na"
   done
   make_leaf leafonly-aia inter leafonly-aia.test "$nb" "$na" ecdsa SHA256 server \
     http://pki.tlsprobe.test/intermediate.der
   make_leaf tls10 inter tls10.test "$nb" "$na" rsa
   make_leaf rsakx inter rsakx.test "$nb" "$na" rsa
+  make_leaf camellia inter camellia.test "$nb" "$na" rsa
+  make_leaf dhcustom inter dhcustom.test "$nb" "$na" rsa
+  make_long_subject_leaf longsubject
+  # A 2048-bit prime no RFC names (DSA-style generation is fast); GnuTLS knows it by size only.
+  openssl dhparam -dsaparam -out "$PKI/dhcustom.dh.pem" 2048 >"$PKI/dhcustom.dh.log" 2>&1 ||
+    die "openssl dhparam failed (see $PKI/dhcustom.dh.log)"
   make_leaf expired inter expired.test "$(utc '2020-01-01 00:00:00')" "$(utc '2021-01-01 00:00:00')"
   make_leaf notyet inter notyet.test "$(utc '+30 days')" "$(utc '+1 year')"
   make_leaf wrongname inter other.test "$nb" "$na"
@@ -199,7 +214,8 @@ make_pki() {
   for s in client rogue-client; do cp "$PKI/$s.pem" "$PKI/$s.key" "$DIR/"; done
   # Served chains: leaf + intermediate (nginx wants them in one file).
   for s in good expired notyet wrongname sha1 revoked stapled tls13 tls12 tls10 p384 rsakx mtls \
-    ngx-resume ngx-early ngx-early-raw ngx-ocsp ngx-noticket; do
+    camellia dhcustom longsubject ngx-resume ngx-early ngx-early-raw ngx-early425 ngx-ocsp \
+    ngx-noticket; do
     cat "$PKI/$s.pem" "$PKI/inter.pem" >"$PKI/$s.chain.pem"
   done
 }
@@ -295,6 +311,11 @@ server_spec() {
     p384) ARGS=("${chain[@]}" -tls1_3 -groups secp384r1) ;;
     rsakx) ARGS=("${chain[@]}" -tls1_2 -cipher AES128-SHA)
       CHECK=(-tls1_2 -cipher AES128-SHA) ;;
+    camellia) ARGS=("${chain[@]}" -tls1_2 -cipher CAMELLIA128-SHA)
+      CHECK=(-tls1_2 -cipher CAMELLIA128-SHA) ;;
+    dhcustom) ARGS=("${chain[@]}" -tls1_2 -cipher DHE-RSA-AES128-GCM-SHA256 -dhparam "$p/dhcustom.dh.pem")
+      CHECK=(-tls1_2 -cipher DHE-RSA-AES128-GCM-SHA256) ;;
+    longsubject) ARGS=("${chain[@]}") ;;
     # GnuTLS sends a client certificate only if its issuer is among the CA names of the
     # CertificateRequest (and fails to decode one without names: -no_ca_names is no way out).
     # So the names come from root + rogue (-CAfile), verification from the root alone
@@ -357,6 +378,25 @@ nottls_answers() {
   [ "$got" = "HTTP/1.1 400" ]
 }
 hang_ok() { port_busy "$1"; }
+# make_long_subject_leaf NAME: a leaf (issued by the intermediate) that certtool will not make:
+# a subject of eight 190-byte description attributes, and a SAN that is not UTF-8 (0xFF) and
+# carries an ESC sequence next to the real one. Legal to serve, hostile to copy verbatim.
+make_long_subject_leaf() {
+  local name=$1 p=$PKI subj d i
+  make_key "$p/$name.key"
+  d=$(printf 'D%.0s' $(seq 1 190))
+  subj="/CN=$name.test"
+  for i in 1 2 3 4 5 6 7 8; do subj="$subj/description=$d$i"; done
+  printf 'subjectAltName=DNS:%s.test,DNS:bad\xff\x1b[2J.test\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\nkeyUsage=digitalSignature\n' \
+    "$name" >"$p/$name.ext"
+  {
+    openssl req -new -key "$p/$name.key" -subj "$subj" -out "$p/$name.csr" &&
+      openssl x509 -req -in "$p/$name.csr" -CA "$p/inter.pem" -CAkey "$p/inter.key" \
+        -set_serial "$NEXT_SERIAL" -days 365 -sha256 -extfile "$p/$name.ext" -out "$p/$name.pem"
+  } >"$p/$name.log" 2>&1 || die "openssl failed for leaf $name (see $p/$name.log)"
+  NEXT_SERIAL=$((NEXT_SERIAL + 1))
+}
+
 refused_ok() { ! port_busy "$1"; }
 
 start_one() {
@@ -408,6 +448,8 @@ EOF
     ngx-resume) echo "    ssl_session_tickets on;" ;;
     ngx-early) printf '    ssl_session_tickets on;\n    ssl_early_data on;\n    lingering_close always;\n' ;;
     ngx-early-raw) printf '    ssl_session_tickets on;\n    ssl_early_data on;\n' ;;
+    ngx-early425) printf '    ssl_session_tickets on;\n    ssl_early_data on;\n'
+      echo '    location = /early { if ($ssl_early_data) { return 425; } return 200 "ok\n"; }' ;;
     ngx-ocsp) printf '    ssl_stapling on;\n    ssl_stapling_file %s;\n' "$p/ngx-ocsp.ocsp.der"
       echo '    add_header Strict-Transport-Security "max-age=31536000" always;' ;;
     ngx-noticket) printf '    ssl_session_tickets off;\n    ssl_session_cache off;\n' ;;

@@ -1,15 +1,20 @@
 /* certinfo.c - peer chain -> tp_cert_facts (subject, issuer, SANs, validity,
- * key, signature algorithm). */
+ * key, signature algorithm). A legal certificate may carry text the wire
+ * contract does not allow (a 1,500-byte subject, a SAN that is not UTF-8,
+ * control characters): every string is fitted here, at its source, so a
+ * certificate can never make its target's result invalid (tp_text.h). */
 #include "certinfo.h"
 
 #include <gnutls/x509.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "tp_limits.h"
 #include "tp_mem.h"
+#include "tp_text.h"
 
 static char *datum_to_string(gnutls_datum_t *d) {
-  char *s = tp_xstrndup((const char *)d->data, d->size);
+  char *s = tp_text_fit((const char *)d->data, d->size, TP_V_MAX_CERT_TEXT);
   gnutls_free(d->data);
   d->data = NULL;
   return s;
@@ -30,7 +35,7 @@ static void collect_sans(gnutls_x509_crt_t crt, tp_cert_facts *facts) {
     if (type != GNUTLS_SAN_DNSNAME)
       continue;
     facts->san_dns = tp_xrealloc(facts->san_dns, (facts->n_san_dns + 1) * sizeof(char *));
-    facts->san_dns[facts->n_san_dns++] = tp_xstrndup(name, size);
+    facts->san_dns[facts->n_san_dns++] = tp_text_fit(name, size, TP_V_MAX_HOST);
   }
 }
 
@@ -52,13 +57,13 @@ static int collect_one(const gnutls_datum_t *der, bool leaf, tp_cert_facts *fact
   int pk = gnutls_x509_crt_get_pk_algorithm(crt, &bits);
   if (pk >= 0) {
     const char *name = gnutls_pk_get_name((gnutls_pk_algorithm_t)pk);
-    facts->key_type = tp_xstrdup(name ? name : "unknown");
+    facts->key_type = tp_text_fit_str(name ? name : "unknown", TP_V_MAX_SHORT);
     facts->key_bits = bits;
   }
   int sig = gnutls_x509_crt_get_signature_algorithm(crt);
   if (sig >= 0) {
     const char *name = gnutls_sign_get_name((gnutls_sign_algorithm_t)sig);
-    facts->signature_algorithm = tp_xstrdup(name ? name : "unknown");
+    facts->signature_algorithm = tp_text_fit_str(name ? name : "unknown", TP_V_MAX_SHORT);
   }
   if (leaf)
     collect_sans(crt, facts);

@@ -6,10 +6,13 @@
 #include <gnutls/gnutls.h>
 
 #include "result.h"
+#include "tp_limits.h"
 
 /* At most this many certificates / leaf DNS names are recorded. */
 #define TP_CERTINFO_MAX_CHAIN 16
 #define TP_CERTINFO_MAX_SANS 64
+_Static_assert(TP_CERTINFO_MAX_CHAIN <= TP_V_MAX_CHAIN, "chain cap within the wire limit");
+_Static_assert(TP_CERTINFO_MAX_SANS <= TP_V_MAX_SANS, "SAN cap within the wire limit");
 
 /* Fills result->chain, chain_len and days_to_earliest_expiry from the peer
  * certificates of `session`; `now_unix` anchors the days computation.

@@ -85,6 +85,8 @@ typedef struct tp_conn {
   gnutls_session_t session;
   bool handshake_done;
   bool server_hello_seen; /* the peer spoke TLS at least once */
+  uint8_t server_suite[2]; /* cipher suite of the ServerHello, if one was seen */
+  bool have_server_suite;
   tp_exchange exchange;
   uint64_t t_phase, phase_lag; /* uv_hrtime() at phase start; loop lag seen since */
   tp_verdict verdict;          /* set by tp__conn_end, reported once closed */

@@ -45,6 +45,26 @@ static void record_client_hello(tp_result *r, const gnutls_datum_t *msg) {
   r->n_key_shares_offered = n_shares;
 }
 
+/* RFC 8446 §4.1.3 / RFC 5246 §7.4.1.3: legacy_version(2) random(32)
+ * session_id<0..32> cipher_suite(2). GnuTLS names the suite only once the
+ * handshake completes; a failed one still chose it. */
+static void remember_server_suite(tp_conn *c, const gnutls_datum_t *msg) {
+  const uint8_t *b = msg->data;
+  size_t len = msg->size;
+  if (len >= 4 && b[0] == GNUTLS_HANDSHAKE_SERVER_HELLO) { /* with its 4-byte header */
+    b += 4;
+    len -= 4;
+  }
+  if (len < 35)
+    return;
+  size_t sid = b[34];
+  if (len < 35 + sid + 2)
+    return;
+  c->server_suite[0] = b[35 + sid];
+  c->server_suite[1] = b[36 + sid];
+  c->have_server_suite = true;
+}
+
 static int on_handshake_message(gnutls_session_t session, unsigned int htype, unsigned when,
                                 unsigned int incoming, const gnutls_datum_t *msg) {
   tp_conn *c = gnutls_session_get_ptr(session);
@@ -59,6 +79,8 @@ static int on_handshake_message(gnutls_session_t session, unsigned int htype, un
   if (incoming &&
       (htype == GNUTLS_HANDSHAKE_SERVER_HELLO || htype == GNUTLS_HANDSHAKE_HELLO_RETRY_REQUEST))
     c->server_hello_seen = true;
+  if (incoming && htype == GNUTLS_HANDSHAKE_SERVER_HELLO)
+    remember_server_suite(c, msg);
   return 0;
 }
 

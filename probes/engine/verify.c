@@ -57,10 +57,26 @@ static void collect_session_facts(gnutls_session_t s, tp_result *r) {
   r->resumed = gnutls_session_is_resumed(s) != 0;
 }
 
+/* The GnuTLS name of the suite with this IANA id, or NULL. */
+static const char *suite_name(const uint8_t id[2]) {
+  for (size_t i = 0;; i++) {
+    unsigned char sid[2];
+    const char *name = gnutls_cipher_suite_info(i, sid, NULL, NULL, NULL, NULL);
+    if (name == NULL)
+      return NULL;
+    if (sid[0] == id[0] && sid[1] == id[1])
+      return name;
+  }
+}
+
 void tp__verify_collect_failure_facts(tp_conn *c) {
   if (!c->server_hello_seen)
     return; /* nothing was negotiated */
-  collect_session_facts(c->session, c->probe->result);
+  tp_result *r = c->probe->result;
+  collect_session_facts(c->session, r);
+  /* gnutls_ciphersuite_get() is NULL until the handshake completes */
+  if ((r->cipher == NULL || r->cipher[0] == '\0') && c->have_server_suite)
+    set_fact(&r->cipher, suite_name(c->server_suite));
   int64_t now_unix = c->probe->result->started_unix_ns / 1000000000;
   tp_certinfo_collect(c->session, now_unix, c->probe->result);
 }

@@ -32,6 +32,7 @@ struct tp_profile {
   tp_probe_mode mode;
   tp_http_spec http; /* strings owned */
   tp_early_data_spec early_data; /* raw bytes owned */
+  int aia_fetch_off;
   char *fidelity_note;
 };
 
@@ -232,6 +233,7 @@ static tp_err copy_options(tp_profile *p, const tp_profile_spec *spec, char *err
   p->http.method = dup_or_null(spec->http.method);
   p->http.path = dup_or_null(spec->http.method ? (spec->http.path ? spec->http.path : "/") : NULL);
   p->http.host = dup_or_null(spec->http.host);
+  p->aia_fetch_off = spec->aia_fetch_off;
   if (spec->early_data.raw != NULL) {
     unsigned char *raw = tp_xmalloc(spec->early_data.raw_len ? spec->early_data.raw_len : 1);
     memcpy(raw, spec->early_data.raw, spec->early_data.raw_len);
@@ -379,6 +381,10 @@ tp_probe_mode tp_profile_mode(const tp_profile *profile) {
 
 const tp_http_spec *tp_profile_http(const tp_profile *profile) {
   return &profile->http;
+}
+
+int tp_profile_aia_fetch(const tp_profile *profile) {
+  return !profile->aia_fetch_off;
 }
 
 const tp_early_data_spec *tp_profile_early_data(const tp_profile *profile) {

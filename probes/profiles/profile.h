@@ -75,6 +75,9 @@ typedef struct tp_profile_spec {
   tp_probe_mode mode;
   tp_http_spec http;
   tp_early_data_spec early_data; /* TP_MODE_EARLY_DATA only */
+  /* Fetch a missing issuer from the leaf's AIA caIssuers URL (plain HTTP,
+   * bounded, cached) to prove incomplete_chain; true = never fetch. */
+  int aia_fetch_off;
   const char *fidelity_note; /* what the emulation cannot reproduce; may be NULL */
 } tp_profile_spec;
 
@@ -92,6 +95,7 @@ const char *tp_profile_sni_name(const tp_profile *profile); /* TP_SNI_OVERRIDE o
 tp_probe_mode tp_profile_mode(const tp_profile *profile);
 const tp_http_spec *tp_profile_http(const tp_profile *profile); /* method NULL = none */
 const tp_early_data_spec *tp_profile_early_data(const tp_profile *profile);
+int tp_profile_aia_fetch(const tp_profile *profile); /* nonzero = on (the default) */
 /* True for HTTP methods that are not safe (RFC 9110 §9.2.1: anything but GET,
  * HEAD, OPTIONS, TRACE). 0-RTT data can be replayed (RFC 8446 §8); a server
  * that processes such a request as early data instead of answering 425 Too

@@ -58,6 +58,17 @@ profile_yaml() {
     # Probe modes (TLS 1.3): take the ticket and reconnect; the same with a GET as 0-RTT data.
     resumption) printf '    versions: [TLS1.3]\n    mode: resumption\n' ;;
     early-data) printf '    versions: [TLS1.3]\n    mode: early_data\n' ;;
+    # Resumption with an HTTP request on both connections (each judged on its own answer).
+    resumption-http) printf '    versions: [TLS1.3]\n    mode: resumption\n    http:\n      method: GET\n      path: /\n' ;;
+    # 0-RTT GET of a path the ngx-early425 server refuses as early data (425 Too Early).
+    early-data-get-early) printf '    versions: [TLS1.3]\n    mode: early_data\n    http:\n      method: GET\n      path: /early\n' ;;
+    # A POST as 0-RTT data: servers must refuse it (425), else it is a policy violation.
+    early-data-post) printf '    versions: [TLS1.3]\n    mode: early_data\n    http:\n      method: POST\n      path: /\n' ;;
+    early-data-post-early) printf '    versions: [TLS1.3]\n    mode: early_data\n    http:\n      method: POST\n      path: /early\n' ;;
+    # Raw 0-RTT bytes for a service that is not HTTP: acceptance from the TLS facts alone.
+    early-data-raw) printf '    versions: [TLS1.3]\n    mode: early_data\n    early_data:\n      data: "PING\\r\\n"\n      expect_reply: "no"\n' ;;
+    # DHE key exchange over TLS 1.2 (the dhcustom server's unnamed prime).
+    tls12-dhe) printf '    versions: [TLS1.2]\n    key_exchanges: [DHE-RSA]\n' ;;
     # One HTTP request over the probe's session (the nginx servers answer /status/NNN with NNN).
     http-root) printf '    http:\n      method: GET\n      path: /\n' ;;
     http-503) printf '    http:\n      method: GET\n      path: /status/503\n' ;;

@@ -1,8 +1,10 @@
 /* test_pusher.c - the agent's pusher against the real collector HTTP server and
  * SQLite store, in process, on 127.0.0.1:
  *   - every queued result arrives, once, and the queue drains;
- *   - a result that breaks the wire contract is dropped alone (counted as
- *     invalid), not allowed to get its whole batch rejected;
+ *   - a result that breaks the wire contract is replaced by a minimal error
+ *     result for its target (counted as invalid), never allowed to get its
+ *     whole batch rejected or its target to go silent; only a result whose
+ *     identity itself is broken is dropped (counted as invalid_dropped);
  *   - pushing to a port where nobody listens keeps the results (unsent) and
  *     counts the failure;
  *   - the loop ends with no handle left open. */
@@ -97,14 +99,35 @@ static void on_flushed(void *data) {
   tp_pusher_close(data);
 }
 
-/* Queues `n` results (result `bad` gets port 0, which the contract forbids),
- * flushes to url within the deadline and returns the stats. */
-static tp_pusher_stats push(const char *url, size_t n, long bad, uint64_t deadline_ms) {
+typedef enum { BREAK_NOTHING, BREAK_PORT, BREAK_FACTS } breakage;
+
+/* A result whose facts break the contract: a 1,542-byte subject and a SAN that
+ * is not UTF-8 (what a legal certificate copied verbatim used to produce). */
+static void break_facts(tp_result *r) {
+  r->chain = tp_xcalloc(1, sizeof(*r->chain));
+  r->chain_len = 1;
+  r->chain_length_sent = 1;
+  r->chain[0].subject = tp_xmalloc(1543);
+  memset(r->chain[0].subject, 'O', 1542);
+  r->chain[0].subject[1542] = '\0';
+  r->chain[0].san_dns = tp_xcalloc(1, sizeof(char *));
+  r->chain[0].san_dns[0] = tp_xstrdup("bad\xff.test");
+  r->chain[0].n_san_dns = 1;
+}
+
+/* Queues `n` results (result `bad` broken as `how`), flushes to url within the
+ * deadline and returns the stats. */
+static tp_pusher_stats push_broken(const char *url, size_t n, long bad, breakage how,
+                                   uint64_t deadline_ms) {
   uv_loop_t loop;
   assert_int_equal(uv_loop_init(&loop), 0);
   tp_queue *q = tp_queue_new(100);
-  for (size_t i = 0; i < n; i++)
-    tp_queue_push(q, result("t", (long)i == bad ? 0 : 443));
+  for (size_t i = 0; i < n; i++) {
+    tp_result *r = result("t", (long)i == bad && how == BREAK_PORT ? 0 : 443);
+    if ((long)i == bad && how == BREAK_FACTS)
+      break_facts(r);
+    tp_queue_push(q, r);
+  }
   static const tp_log quiet = {.min_level = TP_LOG_ERROR + 1, .component = "test"};
   tp_pusher_options o = {.url = url, .agent_id = "unit", .region = "r", .batch_size = 3,
                          .flush_interval_ms = 1000, .timeout_ms = 2000};
@@ -125,6 +148,23 @@ static tp_pusher_stats push(const char *url, size_t n, long bad, uint64_t deadli
   return stats;
 }
 
+static tp_pusher_stats push(const char *url, size_t n, long bad, uint64_t deadline_ms) {
+  return push_broken(url, n, bad, bad >= 0 ? BREAK_PORT : BREAK_NOTHING, deadline_ms);
+}
+
+static long count_where(const fixture *f, const char *sql) {
+  sqlite3 *db;
+  sqlite3_stmt *st;
+  long n = -1;
+  assert_int_equal(sqlite3_open_v2(f->db, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+  assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+  if (sqlite3_step(st) == SQLITE_ROW)
+    n = sqlite3_column_int64(st, 0);
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  return n;
+}
+
 static void test_all_results_arrive_once(void **state) {
   fixture *f = *state;
   char url[64];
@@ -137,16 +177,35 @@ static void test_all_results_arrive_once(void **state) {
   assert_int_equal(rows(f), 7);
 }
 
-static void test_invalid_result_dropped_alone(void **state) {
+static void test_invalid_identity_dropped_alone(void **state) {
   fixture *f = *state;
   char url[64];
   snprintf(url, sizeof(url), "http://127.0.0.1:%u/v1/results", f->port);
   long before = rows(f);
   tp_pusher_stats s = push(url, 3, 1, 5000);
-  assert_int_equal(s.invalid, 1);
+  assert_int_equal(s.invalid, 1);         /* replaced ... */
+  assert_int_equal(s.invalid_dropped, 1); /* ... but port 0 is identity: dropped */
   assert_int_equal(s.pushed, 2);
   assert_int_equal(s.rejected, 0);
   assert_int_equal(rows(f) - before, 2);
+}
+
+/* Defect: a legal certificate's long subject made its target vanish. Now the
+ * target reports, as a minimal error result that says why. */
+static void test_invalid_facts_replaced_by_minimal_error(void **state) {
+  fixture *f = *state;
+  char url[64];
+  snprintf(url, sizeof(url), "http://127.0.0.1:%u/v1/results", f->port);
+  long before = rows(f);
+  tp_pusher_stats s = push_broken(url, 3, 1, BREAK_FACTS, 5000);
+  assert_int_equal(s.invalid, 1);
+  assert_int_equal(s.invalid_dropped, 0);
+  assert_int_equal(s.pushed, 3);
+  assert_int_equal(s.rejected, 0);
+  assert_int_equal(rows(f) - before, 3);
+  assert_int_equal(count_where(f, "SELECT count(*) FROM results WHERE error_class = 'other' AND "
+                                  "error_detail LIKE '%broke the wire contract (chain[0].subject%'"),
+                   1);
 }
 
 static void test_unreachable_collector_keeps_results(void **state) {
@@ -175,7 +234,8 @@ static void test_unreachable_collector_keeps_results(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_all_results_arrive_once),
-      cmocka_unit_test(test_invalid_result_dropped_alone),
+      cmocka_unit_test(test_invalid_identity_dropped_alone),
+      cmocka_unit_test(test_invalid_facts_replaced_by_minimal_error),
       cmocka_unit_test(test_unreachable_collector_keeps_results),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
