@@ -25,8 +25,13 @@
 #   good       leaf + intermediate, TLS 1.2/1.3                       -> ok
 #   leafonly   leaf without the intermediate                          -> incomplete_chain
 #              (given the intermediate as evidence, else unknown_ca)
-#   leafonly-aia  same, the leaf names its issuer's URL (AIA caIssuers, never fetched)
-#                                                                     -> incomplete_chain
+#   leafonly-aia  same, the leaf names its issuer's URL (AIA caIssuers), which the matrix's
+#              AIA file server serves                                 -> incomplete_chain
+#              (proven by fetching and re-verifying; unknown_ca with aia_fetch: off)
+#   untrusted-aia  a leaf from the untrusted rogue root, served alone, whose AIA URL serves
+#              that root: fetching proves nothing verifies            -> unknown_ca
+#   deadaia    a leaf of the intermediate, served alone, whose AIA URL answers 404
+#                                                                     -> unknown_ca
 #   expired    leaf past notAfter (2020-2021)                         -> expired
 #   notyet     leaf with notBefore 30 days ahead                      -> not_yet_valid
 #   wrongname  leaf for other.test (probes send wrongname.test)       -> hostname_mismatch
@@ -76,7 +81,8 @@ set -euo pipefail
 PROG=${0##*/}
 READY_TIMEOUT_S=10
 ALL_SERVERS=(good leafonly leafonly-aia expired notyet wrongname unknownca sha1 revoked stapled
-  tls13 tls12 tls10 p384 rsakx camellia dhcustom longsubject mtls nottls hang refused
+  tls13 tls12 tls10 p384 rsakx camellia dhcustom longsubject untrusted-aia deadaia mtls nottls
+  hang refused
   ngx-resume ngx-early ngx-early-raw ngx-early425 ngx-ocsp ngx-noticket)
 
 die() { echo "$PROG: $*" >&2; exit 1; }
@@ -187,7 +193,15 @@ make_pki() {
     make_leaf "$s" inter "$s.test" "$nb" "$na"
   done
   make_leaf leafonly-aia inter leafonly-aia.test "$nb" "$na" ecdsa SHA256 server \
-    http://pki.tlsprobe.test/intermediate.der
+    "http://127.0.0.1:$AIA_PORT/inter.der"
+  make_leaf untrusted-aia rogue untrusted-aia.test "$nb" "$na" ecdsa SHA256 server \
+    "http://127.0.0.1:$AIA_PORT/rogue.der"
+  make_leaf deadaia inter deadaia.test "$nb" "$na" ecdsa SHA256 server \
+    "http://127.0.0.1:$AIA_PORT/missing.der"
+  local ca
+  for ca in inter rogue; do
+    openssl x509 -in "$PKI/$ca.pem" -outform DER -out "$PKI/$ca.der" || die "cannot write $ca.der"
+  done
   make_leaf tls10 inter tls10.test "$nb" "$na" rsa
   make_leaf rsakx inter rsakx.test "$nb" "$na" rsa
   make_leaf camellia inter camellia.test "$nb" "$na" rsa
@@ -260,6 +274,27 @@ my $deadline = time + ($ENV{TP_MATRIX_MAX_LIFETIME} || 3600);
 socket(my $s, PF_INET, SOCK_STREAM, getprotobyname("tcp")) or die "socket: $!";
 setsockopt($s, SOL_SOCKET, SO_REUSEADDR, 1) or die "setsockopt: $!";
 bind($s, sockaddr_in($port, inet_aton("127.0.0.1"))) or die "bind 127.0.0.1:$port: $!\n";
+if ($mode eq "aia") { # serve DIR/NAME.der for GET /NAME.der, 404 otherwise, then close
+  my $dir = $ARGV[2]; listen($s, 64) or die "listen: $!"; print "bound $port\n"; STDOUT->flush;
+  my $sel = IO::Select->new($s);
+  while (time < $deadline) {
+    next unless $sel->can_read(1);
+    accept(my $c, $s) or next;
+    my $r = IO::Select->new($c); my $req = "";
+    while ($req !~ /\r\n\r\n/ && length($req) < 8192 && $r->can_read(1)) {
+      my $n = sysread($c, my $buf, 8192); last unless $n; $req .= $buf;
+    }
+    my ($name) = $req =~ m{^GET /([a-z0-9-]+\.der) HTTP/1\.[01]\r\n};
+    my $body;
+    if (defined $name && open(my $f, "<:raw", "$dir/$name")) { local $/; $body = <$f>; close $f; }
+    if (defined $body) {
+      syswrite($c, "HTTP/1.0 200 OK\r\nContent-Type: application/pkix-cert\r\nContent-Length: "
+        . length($body) . "\r\nConnection: close\r\n\r\n" . $body);
+    } else { syswrite($c, "HTTP/1.0 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"); }
+    shutdown($c, 1); close $c;
+  }
+  exit 0;
+}
 if ($mode eq "refused") { print "bound $port\n"; STDOUT->flush; sleep 1 while time < $deadline; exit 0; }
 listen($s, 64) or die "listen: $!";
 print "bound $port\n"; STDOUT->flush;
@@ -302,7 +337,7 @@ server_spec() {
     # OpenSSL itself refuses to serve a SHA-1-signed certificate above security level 0.
     sha1) ARGS=("${chain[@]}" -cipher 'DEFAULT:@SECLEVEL=0') ;;
     wrongname) ARGS=("${chain[@]}") ;;
-    leafonly | leafonly-aia | unknownca) ARGS=() ;;
+    leafonly | leafonly-aia | unknownca | untrusted-aia | deadaia) ARGS=() ;;
     revoked | stapled) ARGS=("${chain[@]}" -status_file "$p/$n.ocsp.der") ;;
     tls13) ARGS=("${chain[@]}" -tls1_3) ;;
     tls12) ARGS=("${chain[@]}" -tls1_2) ;;
@@ -398,6 +433,25 @@ make_long_subject_leaf() {
 }
 
 refused_ok() { ! port_busy "$1"; }
+
+# The AIA file server (plain HTTP on 127.0.0.1, files of $PKI): started before the PKI is made,
+# because the leaves that name it carry its port in their caIssuers URL. Sets AIA_PORT.
+start_aia_server() {
+  local attempt pid log=$DIR/logs/aia.log
+  for attempt in $(seq 1 10); do
+    free_port
+    perl -e "$PLAIN_TCP" aia "$PORT" "$PKI" </dev/null >"$log.$attempt" 2>&1 &
+    pid=$!
+    if wait_up "$pid" "$PORT" perl_bound "$log.$attempt" "$PORT"; then
+      AIA_PORT=$PORT
+      echo "$pid" >>"$DIR/pids"
+      echo "AIA_PORT=$PORT" >>"$DIR/servers.env"
+      return 0
+    fi
+    stop_pid "$pid"
+  done
+  die "the AIA file server failed to start; see $log*"
+}
 
 start_one() {
   local name=$1 attempt port pid log check
@@ -532,6 +586,8 @@ do_start() {
   local want=("$@") n ngx=()
   [ ${#want[@]} -gt 0 ] || want=("${ALL_SERVERS[@]}")
   for n in "${want[@]}"; do server_spec "$n"; done
+  mkdir -p "$PKI"
+  start_aia_server
   make_pki
   for n in "${want[@]}"; do
     server_spec "$n"

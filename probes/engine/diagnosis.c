@@ -15,7 +15,7 @@ bool tp__diagnosis_wanted(const tp_conn *c, tp_outcome outcome) {
 
 void tp__diagnosis_begin(tp_probe *p, const tp_verdict *primary) {
   p->primary = *primary;
-  p->diagnosing = true;
+  p->timings_fixed = true;
   tp__probe_end_timings(p);
   tp__probe_start_attempt(p, TP_ATTEMPT_DIAG_GROUPS);
 }

@@ -3,6 +3,7 @@
  * (docs/architecture.md "Timing honesty"). Probes themselves: probe.c. */
 #include <stdlib.h>
 
+#include "aia.h"
 #include "probe_internal.h"
 #include "tp_mem.h"
 
@@ -17,6 +18,7 @@ struct tp_probe_engine {
   uint64_t prepare_ns, idle_at_prepare;
   void (*on_closed)(void *);
   void *closed_data;
+  tp_aia_cache *aia_cache; /* issuers fetched by AIA, per URL (aia.c) */
 };
 
 /* Largest max_in_flight accepted: keeps 16 * max_in_flight and the agent's
@@ -43,6 +45,10 @@ uint64_t tp__engine_lag_at(const tp_probe_engine *e, uint64_t now) {
 
 uv_loop_t *tp__engine_loop(const tp_probe_engine *e) {
   return e->loop;
+}
+
+tp_aia_cache *tp__engine_aia_cache(tp_probe_engine *e) {
+  return e->aia_cache;
 }
 
 /* A probe was freed: start the next queued one before its result is handed
@@ -80,6 +86,7 @@ tp_err tp_probe_engine_new(uv_loop_t *loop, const tp_probe_engine_options *optio
   uv_unref((uv_handle_t *)&e->prepare); /* the engine alone must not keep the loop alive */
   e->prepare_ns = uv_hrtime();
   e->idle_at_prepare = uv_metrics_idle_time(loop);
+  e->aia_cache = tp__aia_cache_new();
   *out = e;
   return TP_E_OK;
 }
@@ -141,6 +148,7 @@ static void on_engine_closed(uv_handle_t *handle) {
   tp_probe_engine *e = handle->data;
   void (*cb)(void *) = e->on_closed;
   void *data = e->closed_data;
+  tp__aia_cache_free(e->aia_cache);
   free(e);
   if (cb != NULL)
     cb(data);

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "aia.h"
 #include "probe_internal.h"
 #include "tp_limits.h"
 #include "tp_mem.h"
@@ -41,6 +42,9 @@ uint64_t tp__probe_stamp(tp_probe *p, uint64_t *phase_lag) {
 static void release_probe(tp_probe *p) {
   tp_probe_engine *e = p->engine;
   gnutls_free(p->session_data.data);
+  for (size_t i = 0; i < p->n_peer_der; i++)
+    free(p->peer_der[i].data);
+  free(p->peer_der);
   tp_result *result = p->result;
   tp_probe_done_cb cb = p->cb;
   void *cb_data = p->cb_data;
@@ -50,7 +54,8 @@ static void release_probe(tp_probe *p) {
 }
 
 static void maybe_release(tp_probe *p) {
-  if (p->state == PROBE_DONE && p->open_handles == 0 && !p->gai_active && p->conn == NULL)
+  if (p->state == PROBE_DONE && p->open_handles == 0 && !p->gai_active && p->conn == NULL &&
+      p->aia == NULL)
     release_probe(p);
 }
 
@@ -74,7 +79,7 @@ static void finish(tp_probe *p, tp_outcome outcome, const char *detail) {
   r->outcome = outcome;
   free(r->detail);
   r->detail = detail != NULL && detail[0] != '\0' ? tp_text_fit_str(detail, TP_V_MAX_DETAIL) : NULL;
-  if (!p->diagnosing) /* else fixed when the primary attempt ended */
+  if (!p->timings_fixed) /* else fixed when the primary attempt ended */
     tp__probe_end_timings(p);
   if (p->gai_active)
     (void)uv_cancel((uv_req_t *)&p->gai); /* on_resolved still runs, with ECANCELED */
@@ -82,6 +87,8 @@ static void finish(tp_probe *p, tp_outcome outcome, const char *detail) {
   uv_close((uv_handle_t *)&p->timer, on_timer_closed);
   if (p->conn != NULL)
     tp__conn_abort(p->conn); /* conn_gone() follows */
+  if (p->aia != NULL)
+    tp__aia_abort(p->aia); /* likewise */
 }
 
 void tp__probe_finish(tp_probe *p, tp_outcome outcome, const char *detail) {
@@ -111,6 +118,10 @@ static void next_attempt(tp_probe *p, tp_attempt_kind kind, const tp_verdict *v)
     }
     if (v->diagnosable) {
       tp__diagnosis_begin(p, v);
+      return;
+    }
+    if (v->aia_url[0] != '\0') {
+      tp__aia_begin(p, v);
       return;
     }
     finish(p, v->outcome, v->detail);
@@ -146,6 +157,8 @@ static void on_timeout(uv_timer_t *timer) {
   }
   if (p->state == PROBE_RUNNING && p->conn != NULL)
     tp__conn_on_timeout(p->conn);
+  else if (p->state == PROBE_RUNNING && p->aia != NULL)
+    tp__aia_on_timeout(p->aia);
 }
 
 /* Deadlines count from now, not from the loop's cached time: after a busy

@@ -70,6 +70,9 @@ typedef struct tp_verdict {
   /* A handshake_failure alert, which servers send both when no group and when
    * no cipher is shared: diagnostic attempts may refine it. */
   bool diagnosable;
+  /* unknown_ca whose missing issuer is named by this AIA caIssuers URL, to be
+   * fetched as evidence (aia.c); "" = nothing to fetch. */
+  char aia_url[512];
 } tp_verdict;
 
 typedef struct tp_probe tp_probe;
@@ -115,8 +118,11 @@ struct tp_probe {
   tp_conn *conn; /* the attempt running now, or NULL */
 
   gnutls_datum_t session_data; /* the primary session, for TP_ATTEMPT_RESUME */
-  tp_verdict primary;          /* the failure a diagnosis may refine */
-  bool diagnosing;
+  tp_verdict primary;          /* the failure a diagnosis or an AIA fetch may refine */
+  bool timings_fixed;          /* total_ns ended with the primary attempt */
+  gnutls_datum_t *peer_der;    /* the chain as sent, kept for re-verification (aia.c) */
+  size_t n_peer_der;
+  struct tp_aia_fetch *aia;    /* the AIA fetch running now, or NULL */
 
   uint64_t t_start;             /* uv_hrtime() */
   uint64_t resolve_lag, total_lag;
@@ -126,6 +132,7 @@ struct tp_probe {
 /* engine.c */
 uint64_t tp__engine_lag_at(const tp_probe_engine *engine, uint64_t now);
 uv_loop_t *tp__engine_loop(const tp_probe_engine *engine);
+struct tp_aia_cache *tp__engine_aia_cache(tp_probe_engine *engine);
 void tp__engine_probe_released(tp_probe_engine *engine);
 void tp__probe_start(tp_probe *p); /* probe.c; the engine starts queued probes */
 
@@ -157,7 +164,8 @@ void tp__tls_continue_after_handshake(tp_conn *c, uint64_t now);
 void tp__tls_step_cert_check(tp_conn *c, bool give_up);
 
 /* verify.c */
-tp_outcome tp__verify_primary(tp_conn *c, char *detail, size_t len);
+/* Fills v->outcome, v->detail and, for an AIA fetch to come, v->aia_url. */
+void tp__verify_primary(tp_conn *c, tp_verdict *v);
 void tp__verify_collect_failure_facts(tp_conn *c); /* after a ServerHello, if any */
 
 /* diagnosis.c */

@@ -220,7 +220,7 @@ static void primary_handshake_done(tp_conn *c, uint64_t now) {
   tp_result *r = c->probe->result;
   r->handshake_ns = tp__elapsed_without_lag(c->t_phase, now, c->phase_lag);
   tp_verdict v = {0};
-  v.outcome = tp__verify_primary(c, v.detail, sizeof(v.detail));
+  tp__verify_primary(c, &v);
   if (v.outcome != TP_OUTCOME_OK) {
     tp__conn_end(c, &v);
     return;

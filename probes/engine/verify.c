@@ -5,6 +5,7 @@
  * wire contract here, at its source (tp_text.h). */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "certinfo.h"
 #include "chain.h"
@@ -81,8 +82,44 @@ void tp__verify_collect_failure_facts(tp_conn *c) {
   tp_certinfo_collect(c->session, now_unix, c->probe->result);
 }
 
-/* Verifies the peer chain; returns the outcome and fills detail. */
-tp_outcome tp__verify_primary(tp_conn *c, char *detail, size_t len) {
+/* Keeps a copy of the chain as sent: an AIA fetch re-verifies it after the
+ * connection (and its session) is gone. */
+static void keep_peer_chain(tp_probe *p, const gnutls_datum_t *peers, unsigned n) {
+  p->peer_der = tp_xcalloc(n ? n : 1, sizeof(gnutls_datum_t));
+  for (unsigned i = 0; i < n; i++) {
+    p->peer_der[i].data = tp_xmalloc(peers[i].size ? peers[i].size : 1);
+    memcpy(p->peer_der[i].data, peers[i].data, peers[i].size);
+    p->peer_der[i].size = peers[i].size;
+  }
+  p->n_peer_der = n;
+}
+
+/* SIGNER_NOT_FOUND: incomplete_chain only on evidence (chain.h). */
+static tp_outcome diagnose_missing_signer(tp_conn *c, tp_verdict *v) {
+  tp_probe *p = c->probe;
+  unsigned n_peers = 0;
+  const gnutls_datum_t *peers = gnutls_certificate_get_peers(c->session, &n_peers);
+  size_t n_pool;
+  const gnutls_x509_crt_t *pool = tp__profile_intermediates(p->profile, &n_pool);
+  tp_outcome outcome = tp_chain_diagnose_signer_not_found(
+      peers, n_peers, tp__profile_credentials(p->profile), pool, n_pool,
+      tp__probe_expected_name(p), v->detail, sizeof(v->detail), v->aia_url, sizeof(v->aia_url));
+  if (v->aia_url[0] == '\0')
+    return outcome;
+  if (!tp_profile_aia_fetch(p->profile)) {
+    size_t used = strlen(v->detail);
+    snprintf(v->detail + used, sizeof(v->detail) - used, "; not fetched: aia_fetch is off");
+    v->aia_url[0] = '\0';
+    return outcome;
+  }
+  keep_peer_chain(p, peers, n_peers);
+  return outcome;
+}
+
+/* Verifies the peer chain; sets the verdict's outcome and detail. */
+void tp__verify_primary(tp_conn *c, tp_verdict *v) {
+  char *detail = v->detail;
+  size_t len = sizeof(v->detail);
   tp_probe *p = c->probe;
   tp_result *r = p->result;
   int64_t now_unix = r->started_unix_ns / 1000000000;
@@ -94,15 +131,11 @@ tp_outcome tp__verify_primary(tp_conn *c, char *detail, size_t len) {
   int rc = gnutls_certificate_verify_peers3(c->session, name, &status);
   if (rc < 0) {
     snprintf(detail, len, "certificate verification could not run: %s", gnutls_strerror(rc));
-    return TP_OUTCOME_OTHER;
+    v->outcome = TP_OUTCOME_OTHER;
+    return;
   }
   r->chain_complete = (status & GNUTLS_CERT_SIGNER_NOT_FOUND) == 0;
-  tp_outcome outcome = tp_classify_verify_status(status, detail, len);
-  if (outcome == TP_OUTCOME_UNKNOWN_CA) {
-    size_t n_pool;
-    const gnutls_x509_crt_t *pool = tp__profile_intermediates(p->profile, &n_pool);
-    outcome = tp_chain_diagnose_signer_not_found(c->session, tp__profile_credentials(p->profile),
-                                                 pool, n_pool, name, detail, len);
-  }
-  return outcome;
+  v->outcome = tp_classify_verify_status(status, detail, len);
+  if (v->outcome == TP_OUTCOME_UNKNOWN_CA)
+    v->outcome = diagnose_missing_signer(c, v);
 }

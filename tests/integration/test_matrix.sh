@@ -75,6 +75,7 @@ profile_yaml() {
     # Knows the intermediate (as evidence only, never as a trust anchor): leaf-only servers are
     # then incomplete_chain rather than unknown_ca.
     with-intermediates) printf '    intermediates: %s\n' "$sdir/intermediate.pem" ;;
+    no-aia-fetch) echo '    aia_fetch: "off"' ;;
     # Client certificates for the mtls server: one from the trusted root, one from the rogue CA.
     client-cert) printf '    client_certificate: %s\n    client_key: %s\n' "$sdir/client.pem" "$sdir/client.key" ;;
     rogue-client-cert)
