@@ -104,9 +104,22 @@ static void connected(tp_conn *c, uint64_t now) {
   tp__tls_step_handshake(c);
 }
 
+/* Appends which address failed when the probe has others to try, so the
+ * final detail says how many were tried. */
+static void mark_address(tp_conn *c, tp_verdict *v) {
+  tp_probe *p = c->probe;
+  if (c->kind != TP_ATTEMPT_PRIMARY || p->n_addrs < 2)
+    return;
+  v->next_address = true;
+  size_t used = strlen(v->detail);
+  snprintf(v->detail + used, sizeof(v->detail) - used, " (address %zu of %zu, %s)",
+           p->addr_index + 1, p->n_addrs, p->result->address ? p->result->address : "?");
+}
+
 static void connect_failed(tp_conn *c, int err) {
   tp_verdict v = {0};
   v.outcome = tp_classify_connect_errno(err, v.detail, sizeof(v.detail));
+  mark_address(c, &v);
   tp__conn_end(c, &v);
 }
 
@@ -161,7 +174,8 @@ void tp__conn_on_timeout(tp_conn *c) {
   case CONN_CONNECT:
     v.outcome = TP_OUTCOME_CONNECT_TIMEOUT;
     snprintf(v.detail, sizeof(v.detail), "TCP connect did not finish within %llu ms",
-             (unsigned long long)p->timeouts.connect_ms);
+             (unsigned long long)c->connect_budget_ms);
+    mark_address(c, &v);
     break;
   case CONN_HANDSHAKE:
     v.outcome = TP_OUTCOME_HANDSHAKE_TIMEOUT;
@@ -214,7 +228,8 @@ tp_conn *tp__conn_start(tp_probe *p, tp_attempt_kind kind) {
   c->poll_open = true;
   p->conn = c;
   tp__conn_begin_phase(c, CONN_CONNECT, uv_hrtime());
-  tp__probe_arm_timer(p, p->timeouts.connect_ms);
+  c->connect_budget_ms = tp__probe_connect_budget_ms(p, kind);
+  tp__probe_arm_timer(p, c->connect_budget_ms);
   if (p->state == PROBE_DONE)
     return c; /* finish() is closing it */
   if (connect(c->fd, (const struct sockaddr *)&p->addr, p->addrlen) == 0) {

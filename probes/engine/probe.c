@@ -20,6 +20,8 @@
 #include "tp_mem.h"
 #include "tp_text.h"
 
+static void use_address(tp_probe *p, size_t i);
+
 /* ---- clocks ----------------------------------------------------------- */
 
 uint64_t tp__elapsed_without_lag(uint64_t from, uint64_t to, uint64_t lag) {
@@ -112,6 +114,11 @@ void tp__probe_start_attempt(tp_probe *p, tp_attempt_kind kind) {
 static void next_attempt(tp_probe *p, tp_attempt_kind kind, const tp_verdict *v) {
   switch (kind) {
   case TP_ATTEMPT_PRIMARY:
+    if (v->next_address && p->addr_index + 1 < p->n_addrs) {
+      use_address(p, p->addr_index + 1); /* RFC 8305: the next address, same budget */
+      tp__probe_start_attempt(p, TP_ATTEMPT_PRIMARY);
+      return;
+    }
     if (v->outcome == TP_OUTCOME_OK && tp__resume_wanted(p)) {
       tp__probe_start_attempt(p, TP_ATTEMPT_RESUME);
       return;
@@ -172,18 +179,90 @@ void tp__probe_arm_timer(tp_probe *p, uint64_t ms) {
 
 /* ---- resolve ---------------------------------------------------------- */
 
-static void remember_address(tp_probe *p, const struct addrinfo *ai) {
+/* Makes addrs[i] the address of the next attempts and records it. */
+static void use_address(tp_probe *p, size_t i) {
   char text[INET6_ADDRSTRLEN] = "";
-  memcpy(&p->addr, ai->ai_addr, ai->ai_addrlen);
-  p->addrlen = ai->ai_addrlen;
-  const void *src = ai->ai_family == AF_INET6
-                        ? (const void *)&((const struct sockaddr_in6 *)ai->ai_addr)->sin6_addr
-                        : (const void *)&((const struct sockaddr_in *)ai->ai_addr)->sin_addr;
-  p->result->address_family = ai->ai_family == AF_INET6 ? "ipv6" : "ipv4";
-  if (inet_ntop(ai->ai_family, src, text, sizeof(text)) != NULL) {
+  p->addr_index = i;
+  p->addr = p->addrs[i];
+  p->addrlen = p->addr_lens[i];
+  int family = p->addr.ss_family;
+  const void *src = family == AF_INET6
+                        ? (const void *)&((const struct sockaddr_in6 *)&p->addr)->sin6_addr
+                        : (const void *)&((const struct sockaddr_in *)&p->addr)->sin_addr;
+  p->result->address_family = family == AF_INET6 ? "ipv6" : "ipv4";
+  if (inet_ntop(family, src, text, sizeof(text)) != NULL) {
     free(p->result->address);
     p->result->address = tp_xstrdup(text);
   }
+}
+
+static bool family_wanted(const tp_probe *p, int family) {
+  switch (p->target.family) {
+  case TP_FAMILY_IPV4:
+    return family == AF_INET;
+  case TP_FAMILY_IPV6:
+    return family == AF_INET6;
+  case TP_FAMILY_ANY:
+    break;
+  }
+  return family == AF_INET || family == AF_INET6;
+}
+
+/* Takes the resolver's answer in RFC 8305 §4 order: IPv6 and IPv4 interleaved,
+ * IPv6 first, each family in the resolver's order; at most TP_PROBE_MAX_ADDRS. */
+static void take_addresses(tp_probe *p, const struct addrinfo *res) {
+  const struct addrinfo *next[2] = {res, res}; /* [0] IPv6, [1] IPv4 */
+  static const int families[2] = {AF_INET6, AF_INET};
+  p->n_addrs = 0;
+  for (int turn = 0; p->n_addrs < TP_PROBE_MAX_ADDRS; turn ^= 1) {
+    if (next[0] == NULL && next[1] == NULL)
+      break;
+    const struct addrinfo *ai = next[turn];
+    while (ai != NULL && !(ai->ai_family == families[turn] && family_wanted(p, ai->ai_family) &&
+                           ai->ai_addrlen <= sizeof(p->addrs[0])))
+      ai = ai->ai_next;
+    if (ai == NULL) {
+      next[turn] = NULL;
+      continue;
+    }
+    memcpy(&p->addrs[p->n_addrs], ai->ai_addr, ai->ai_addrlen);
+    p->addr_lens[p->n_addrs++] = ai->ai_addrlen;
+    next[turn] = ai->ai_next;
+  }
+}
+
+/* How long the next connect may take: all that is left of connect_timeout for
+ * the last address; for an earlier one its share of what is left, but at least
+ * TP_PROBE_ADDR_MIN_BUDGET_MS, so one silent address cannot eat the budget of
+ * the others. Other attempts reconnect to the address that worked. */
+uint64_t tp__probe_connect_budget_ms(const tp_probe *p, tp_attempt_kind kind) {
+  if (kind != TP_ATTEMPT_PRIMARY || p->n_addrs <= 1)
+    return p->timeouts.connect_ms;
+  uint64_t now = uv_hrtime();
+  uint64_t left = p->connect_deadline > now ? (p->connect_deadline - now + 999999) / 1000000 : 0;
+  size_t remaining = p->n_addrs - p->addr_index;
+  if (remaining <= 1)
+    return left > 0 ? left : 1;
+  uint64_t share = left / remaining;
+  return share > TP_PROBE_ADDR_MIN_BUDGET_MS ? share : TP_PROBE_ADDR_MIN_BUDGET_MS;
+}
+
+static void start_connecting(tp_probe *p) {
+  p->connect_deadline = uv_hrtime() + p->timeouts.connect_ms * 1000000;
+  use_address(p, 0);
+  tp__probe_start_attempt(p, TP_ATTEMPT_PRIMARY);
+}
+
+static const char *family_note(const tp_probe *p) {
+  switch (p->target.family) {
+  case TP_FAMILY_IPV4:
+    return "no IPv4 address";
+  case TP_FAMILY_IPV6:
+    return "no IPv6 address";
+  case TP_FAMILY_ANY:
+    break;
+  }
+  return "no usable address";
 }
 
 static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
@@ -196,17 +275,17 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
   }
   uint64_t now = tp__probe_stamp(p, &p->resolve_lag);
   p->result->dns_ns = tp__elapsed_without_lag(p->t_start, now, p->resolve_lag);
-  if (status < 0 || res == NULL || res->ai_addrlen > sizeof(p->addr)) {
+  if (status == 0)
+    take_addresses(p, res);
+  uv_freeaddrinfo(res);
+  if (status < 0 || p->n_addrs == 0) {
     char detail[TP_V_MAX_HOST + 64];
     snprintf(detail, sizeof(detail), "cannot resolve \"%s\": %s", p->target.host,
-             status < 0 ? uv_strerror(status) : "no usable address");
-    uv_freeaddrinfo(res);
+             status < 0 ? uv_strerror(status) : family_note(p));
     finish(p, TP_OUTCOME_DNS_FAILURE, detail);
     return;
   }
-  remember_address(p, res);
-  uv_freeaddrinfo(res);
-  tp__probe_start_attempt(p, TP_ATTEMPT_PRIMARY);
+  start_connecting(p);
 }
 
 static bool is_ip_literal(const char *host) {
@@ -225,11 +304,17 @@ static void start_resolve(tp_probe *p) {
     /* No lookup to do: skip the resolver (dns_ns stays 0). */
     struct addrinfo *res = NULL;
     hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
-    if (getaddrinfo(p->target.host, port, &hints, &res) == 0 && res != NULL &&
-        res->ai_addrlen <= sizeof(p->addr)) {
-      remember_address(p, res);
+    if (getaddrinfo(p->target.host, port, &hints, &res) == 0 && res != NULL) {
+      take_addresses(p, res);
       freeaddrinfo(res);
-      tp__probe_start_attempt(p, TP_ATTEMPT_PRIMARY);
+      if (p->n_addrs == 0) {
+        char detail[TP_V_MAX_HOST + 64];
+        snprintf(detail, sizeof(detail), "\"%s\" is not an address of the wanted family (%s)",
+                 p->target.host, family_note(p));
+        finish(p, TP_OUTCOME_DNS_FAILURE, detail);
+        return;
+      }
+      start_connecting(p);
       return;
     }
     if (res != NULL)

@@ -21,6 +21,8 @@
 #include "tp_error.h"
 #include "tp_log.h"
 
+typedef enum { TP_FAMILY_ANY = 0, TP_FAMILY_IPV4, TP_FAMILY_IPV6 } tp_family;
+
 /* Where to probe. Strings are borrowed: they must outlive the probe. */
 typedef struct tp_target {
   const char *name;
@@ -30,6 +32,10 @@ typedef struct tp_target {
    * unless host is an IP literal (then no SNI is sent and the certificate is
    * verified against the address). */
   const char *sni;
+  /* Which addresses of host to try: any (IPv6 and IPv4 interleaved, RFC 8305
+   * §4), or one family only. A target configured `family: both` is submitted
+   * twice, once per family, and its results are labelled (address_family). */
+  tp_family family;
 } tp_target;
 
 typedef struct tp_probe_timeouts {

@@ -73,6 +73,8 @@ typedef struct tp_verdict {
   /* unknown_ca whose missing issuer is named by this AIA caIssuers URL, to be
    * fetched as evidence (aia.c); "" = nothing to fetch. */
   char aia_url[512];
+  /* The primary attempt could not connect to this address: try the next. */
+  bool next_address;
 } tp_verdict;
 
 typedef struct tp_probe tp_probe;
@@ -92,12 +94,18 @@ typedef struct tp_conn {
   bool have_server_suite;
   tp_exchange exchange;
   uint64_t t_phase, phase_lag; /* uv_hrtime() at phase start; loop lag seen since */
+  uint64_t connect_budget_ms;  /* this attempt's connect deadline */
   tp_verdict verdict;          /* set by tp__conn_end, reported once closed */
   bool report;                 /* false after tp__conn_abort */
 } tp_conn;
 
 
 typedef enum { PROBE_QUEUED, PROBE_RESOLVE, PROBE_RUNNING, PROBE_DONE } probe_state;
+
+#define TP_PROBE_MAX_ADDRS 8
+/* An address that fails to connect gives way to the next after at most this
+ * long (RFC 8305 §5 recommends 250 ms as the connection attempt delay). */
+#define TP_PROBE_ADDR_MIN_BUDGET_MS 250
 
 struct tp_probe {
   tp_probe_engine *engine;
@@ -113,6 +121,12 @@ struct tp_probe {
   uv_getaddrinfo_t gai;
   bool gai_active;
   int open_handles; /* close callbacks still to come before the probe may be freed */
+  /* The addresses to try, in order (RFC 8305 §4: families interleaved, IPv6
+   * first); addr is the one the current attempt uses. */
+  struct sockaddr_storage addrs[TP_PROBE_MAX_ADDRS];
+  socklen_t addr_lens[TP_PROBE_MAX_ADDRS];
+  size_t n_addrs, addr_index;
+  uint64_t connect_deadline; /* uv_hrtime() by which some address must connect */
   struct sockaddr_storage addr;
   socklen_t addrlen;
   tp_conn *conn; /* the attempt running now, or NULL */
@@ -145,6 +159,7 @@ void tp__probe_start_attempt(tp_probe *p, tp_attempt_kind kind);
 void tp__probe_end_timings(tp_probe *p); /* total_ns and loop_lag_ns fixed now */
 void tp__probe_attempt_done(tp_probe *p, tp_attempt_kind kind, const tp_verdict *verdict);
 const char *tp__probe_expected_name(const tp_probe *p);
+uint64_t tp__probe_connect_budget_ms(const tp_probe *p, tp_attempt_kind kind);
 void tp__probe_conn_gone(tp_probe *p); /* the attempt is freed; nothing to report */
 
 /* conn.c */
