@@ -276,6 +276,7 @@ static void snapshot_stats(tp_agent *a) {
       .duplicates = ps.duplicates,
       .rejected = ps.rejected,
       .invalid = ps.invalid,
+      .invalid_dropped = ps.invalid_dropped,
       .dropped = tp_queue_dropped(a->queue),
       .skipped = total_skipped(a),
       .unsent = ps.unsent,

@@ -14,7 +14,7 @@
 typedef struct tp_agent tp_agent;
 
 typedef struct tp_agent_stats {
-  uint64_t produced, pushed, duplicates, rejected, invalid, dropped, skipped, unsent;
+  uint64_t produced, pushed, duplicates, rejected, invalid, invalid_dropped, dropped, skipped, unsent;
 } tp_agent_stats;
 
 /* Builds every component; on failure writes a message to err. The config and

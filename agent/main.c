@@ -11,6 +11,7 @@
 #include "config.h"
 #include "host_policy.h"
 #include "profiles_cmd.h"
+#include "resolve.h"
 #include "tp_duration.h"
 #include "tp_log.h"
 
@@ -98,11 +99,15 @@ int main(int argc, char **argv) {
     fprintf(stderr, "tlsprobe-agent: cannot initialise libcurl\n");
     goto out_gnutls;
   }
+  if (tp_resolve_global_init() != TP_E_OK) {
+    fprintf(stderr, "tlsprobe-agent: cannot initialise c-ares\n");
+    goto out_curl;
+  }
   tp_err rc = tp_agent_new(config, &log, &agent, err, sizeof(err));
   if (rc != TP_E_OK) {
     fprintf(stderr, "%s\n", err);
     status = rc == TP_E_CONFIG ? 2 : 1;
-    goto out_curl;
+    goto out_resolve;
   }
   if (check_only) {
     printf("%s: configuration OK (%zu profiles, %zu targets, %zu jobs)\n", config_path,
@@ -118,16 +123,18 @@ int main(int argc, char **argv) {
   tp_agent_stats st;
   tp_agent_get_stats(agent, &st);
   tp_log_info(&log, "agent stopped",
-              "produced=%llu pushed=%llu duplicates=%llu rejected=%llu invalid=%llu dropped=%llu "
-              "skipped=%llu unsent=%llu",
+              "produced=%llu pushed=%llu duplicates=%llu rejected=%llu invalid=%llu "
+              "invalid_dropped=%llu dropped=%llu skipped=%llu unsent=%llu",
               (unsigned long long)st.produced, (unsigned long long)st.pushed,
               (unsigned long long)st.duplicates, (unsigned long long)st.rejected,
-              (unsigned long long)st.invalid,
+              (unsigned long long)st.invalid, (unsigned long long)st.invalid_dropped,
               (unsigned long long)st.dropped, (unsigned long long)st.skipped,
               (unsigned long long)st.unsent);
   status = 0;
 out_agent:
   tp_agent_free(agent);
+out_resolve:
+  tp_resolve_global_cleanup();
 out_curl:
   curl_global_cleanup();
 out_gnutls:

@@ -23,6 +23,7 @@
 
 #include "probe.h"
 #include "profile_internal.h"
+#include "resolve.h"
 
 static double cpu_seconds(void) {
   struct rusage ru;
@@ -88,6 +89,7 @@ int main(int argc, char **argv) {
     return 2;
   }
   gnutls_global_init();
+  (void)tp_resolve_global_init(); /* names are never resolved here: IP literals only */
   char err[256];
   tp_profile_spec spec = {.name = "bench", .versions = TP_TLS1_3, .trust = ca};
   tp_profile *profile;

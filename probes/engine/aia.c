@@ -14,6 +14,7 @@
 
 #include "chain.h"
 #include "http.h"
+#include "resolve.h"
 #include "tp_mem.h"
 
 #define OK_TTL_MS (3600u * 1000u)
@@ -153,8 +154,7 @@ struct tp_aia_fetch {
   uv_poll_t poll;
   bool poll_open, connecting, done;
   bool quiet; /* aborted: report nothing, the probe ends on its own */
-  uv_getaddrinfo_t gai;
-  bool gai_active;
+  tp_resolve_req *dns; /* the lookup of the URL's host, or NULL */
   char request[1024];
   size_t request_len, request_sent;
   tp_buf response;
@@ -199,7 +199,7 @@ static void fetch_release(tp_aia_fetch *f) {
 }
 
 static void maybe_release_fetch(tp_aia_fetch *f) {
-  if (!f->poll_open && !f->gai_active)
+  if (!f->poll_open && f->dns == NULL)
     fetch_release(f);
 }
 
@@ -217,8 +217,10 @@ static void fetch_end(tp_aia_fetch *f, const char *why) {
   f->have_body = why == NULL;
   snprintf(f->why, sizeof(f->why), "%s", why ? why : "");
   uv_timer_stop(&f->probe->timer);
-  if (f->gai_active)
-    (void)uv_cancel((uv_req_t *)&f->gai);
+  if (f->dns != NULL) { /* no callback follows a cancel */
+    tp_resolve_cancel(f->dns);
+    f->dns = NULL;
+  }
   if (f->poll_open && !uv_is_closing((uv_handle_t *)&f->poll))
     uv_close((uv_handle_t *)&f->poll, on_fetch_closed);
   else
@@ -341,24 +343,16 @@ static void fetch_connect(tp_aia_fetch *f, const struct sockaddr *addr, socklen_
     fetch_end(f, "cannot watch the socket");
 }
 
-static void on_fetch_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
-  tp_aia_fetch *f = req->data;
-  f->gai_active = false;
-  if (f->done) {
-    uv_freeaddrinfo(res);
-    maybe_release_fetch(f);
-    return;
-  }
-  if (status < 0 || res == NULL) {
-    char why[96];
-    snprintf(why, sizeof(why), "cannot resolve \"%.60s\": %s", f->parts.host,
-             status < 0 ? uv_strerror(status) : "no address");
-    uv_freeaddrinfo(res);
+static void on_fetch_resolved(const tp_resolve_result *res, void *data) {
+  tp_aia_fetch *f = data;
+  f->dns = NULL;
+  if (res->status != TP_RESOLVE_OK || res->count == 0) {
+    char why[128];
+    snprintf(why, sizeof(why), "cannot resolve \"%.60s\": %s", f->parts.host, res->message);
     fetch_end(f, why);
     return;
   }
-  fetch_connect(f, res->ai_addr, res->ai_addrlen);
-  uv_freeaddrinfo(res);
+  fetch_connect(f, (const struct sockaddr *)&res->addrs[0].addr, res->addrs[0].len);
 }
 
 static void start_fetch(tp_probe *p, const char *url) {
@@ -384,25 +378,21 @@ static void start_fetch(tp_probe *p, const char *url) {
     return;
   }
   f->request_len = (size_t)n;
-  struct addrinfo hints;
-  memset(&hints, 0, sizeof(hints));
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
-  struct addrinfo *res = NULL;
-  if (getaddrinfo(f->parts.host, f->parts.port, &hints, &res) == 0 && res != NULL) {
-    fetch_connect(f, res->ai_addr, res->ai_addrlen); /* an IP literal: no lookup */
-    freeaddrinfo(res);
+  uint16_t port = (uint16_t)strtoul(f->parts.port, NULL, 10);
+  tp_resolve_result literal;
+  if (tp_resolve_numeric(f->parts.host, port, TP_RESOLVE_ANY, &literal)) {
+    if (literal.status != TP_RESOLVE_OK || literal.count == 0)
+      fetch_end(f, literal.message);
+    else /* an IP literal: no lookup */
+      fetch_connect(f, (const struct sockaddr *)&literal.addrs[0].addr, literal.addrs[0].len);
     return;
   }
-  hints.ai_flags = AI_ADDRCONFIG | AI_NUMERICSERV;
-  f->gai.data = f;
-  int rc = uv_getaddrinfo(tp__engine_loop(p->engine), &f->gai, on_fetch_resolved, f->parts.host,
-                          f->parts.port, &hints);
-  if (rc < 0) {
-    fetch_end(f, uv_strerror(rc));
-    return;
+  tp_err rc = tp_resolve_start(tp__engine_resolver(p->engine), f->parts.host, port, TP_RESOLVE_ANY,
+                               p->timeouts.handshake_ms, on_fetch_resolved, f, &f->dns);
+  if (rc != TP_E_OK) {
+    f->dns = NULL;
+    fetch_end(f, tp_strerror(rc));
   }
-  f->gai_active = true;
 }
 
 void tp__aia_begin(tp_probe *p, const tp_verdict *primary) {

@@ -5,6 +5,7 @@
 
 #include "aia.h"
 #include "probe_internal.h"
+#include "resolve.h"
 #include "tp_mem.h"
 
 struct tp_probe_engine {
@@ -19,6 +20,7 @@ struct tp_probe_engine {
   void (*on_closed)(void *);
   void *closed_data;
   tp_aia_cache *aia_cache; /* issuers fetched by AIA, per URL (aia.c) */
+  tp_resolver *resolver;   /* DNS on this loop (c-ares) */
 };
 
 /* Largest max_in_flight accepted: keeps 16 * max_in_flight and the agent's
@@ -51,6 +53,10 @@ tp_aia_cache *tp__engine_aia_cache(tp_probe_engine *e) {
   return e->aia_cache;
 }
 
+tp_resolver *tp__engine_resolver(tp_probe_engine *e) {
+  return e->resolver;
+}
+
 /* A probe was freed: start the next queued one before its result is handed
  * out, so a callback that submits more work sees a consistent engine. */
 void tp__engine_probe_released(tp_probe_engine *e) {
@@ -64,6 +70,10 @@ void tp__engine_probe_released(tp_probe_engine *e) {
   e->pending--;
   e->in_flight++;
   tp__probe_start(next);
+}
+
+static void on_unused_engine_closed(uv_handle_t *handle) {
+  free(handle->data);
 }
 
 tp_err tp_probe_engine_new(uv_loop_t *loop, const tp_probe_engine_options *options,
@@ -86,6 +96,16 @@ tp_err tp_probe_engine_new(uv_loop_t *loop, const tp_probe_engine_options *optio
   uv_unref((uv_handle_t *)&e->prepare); /* the engine alone must not keep the loop alive */
   e->prepare_ns = uv_hrtime();
   e->idle_at_prepare = uv_metrics_idle_time(loop);
+  /* Lookups beyond what probes in flight can use wait in the resolver. */
+  tp_resolver_options ro = {.servers = options ? options->dns_servers : NULL,
+                            .max_in_flight = in_flight,
+                            .max_waiting = in_flight * 2};
+  if (tp_resolver_new(loop, &ro, &e->resolver) != TP_E_OK) {
+    /* e is freed once the loop has closed the prepare handle */
+    uv_prepare_stop(&e->prepare);
+    uv_close((uv_handle_t *)&e->prepare, on_unused_engine_closed);
+    return TP_E_CONFIG;
+  }
   e->aia_cache = tp__aia_cache_new();
   *out = e;
   return TP_E_OK;
@@ -154,10 +174,19 @@ static void on_engine_closed(uv_handle_t *handle) {
     cb(data);
 }
 
+static void on_resolver_closed(void *data) {
+  tp_probe_engine *e = data;
+  e->resolver = NULL;
+  uv_prepare_stop(&e->prepare);
+  uv_close((uv_handle_t *)&e->prepare, on_engine_closed);
+}
+
 void tp_probe_engine_close(tp_probe_engine *e, void (*on_closed)(void *data), void *data) {
   (void)tp_probe_engine_cancel_pending(e);
   e->on_closed = on_closed;
   e->closed_data = data;
-  uv_prepare_stop(&e->prepare);
-  uv_close((uv_handle_t *)&e->prepare, on_engine_closed);
+  if (e->resolver != NULL)
+    tp_resolver_close(e->resolver, on_resolver_closed, e);
+  else
+    on_resolver_closed(e);
 }

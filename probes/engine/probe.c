@@ -16,6 +16,7 @@
 
 #include "aia.h"
 #include "probe_internal.h"
+#include "resolve.h"
 #include "tp_limits.h"
 #include "tp_mem.h"
 #include "tp_text.h"
@@ -56,7 +57,7 @@ static void release_probe(tp_probe *p) {
 }
 
 static void maybe_release(tp_probe *p) {
-  if (p->state == PROBE_DONE && p->open_handles == 0 && !p->gai_active && p->conn == NULL &&
+  if (p->state == PROBE_DONE && p->open_handles == 0 && p->dns == NULL && p->conn == NULL &&
       p->aia == NULL)
     release_probe(p);
 }
@@ -83,8 +84,10 @@ static void finish(tp_probe *p, tp_outcome outcome, const char *detail) {
   r->detail = detail != NULL && detail[0] != '\0' ? tp_text_fit_str(detail, TP_V_MAX_DETAIL) : NULL;
   if (!p->timings_fixed) /* else fixed when the primary attempt ended */
     tp__probe_end_timings(p);
-  if (p->gai_active)
-    (void)uv_cancel((uv_req_t *)&p->gai); /* on_resolved still runs, with ECANCELED */
+  if (p->dns != NULL) { /* no callback follows a cancel */
+    tp_resolve_cancel(p->dns);
+    p->dns = NULL;
+  }
   uv_timer_stop(&p->timer);
   uv_close((uv_handle_t *)&p->timer, on_timer_closed);
   if (p->conn != NULL)
@@ -156,9 +159,9 @@ void tp__probe_attempt_done(tp_probe *p, tp_attempt_kind kind, const tp_verdict 
 static void on_timeout(uv_timer_t *timer) {
   tp_probe *p = timer->data;
   if (p->state == PROBE_RESOLVE) {
-    char detail[128];
-    snprintf(detail, sizeof(detail), "name resolution did not finish within %llu ms",
-             (unsigned long long)p->timeouts.connect_ms);
+    char detail[TP_V_MAX_HOST + 96];
+    snprintf(detail, sizeof(detail), "cannot resolve \"%s\": no answer within %llu ms",
+             p->target.host, (unsigned long long)p->timeouts.connect_ms);
     finish(p, TP_OUTCOME_DNS_FAILURE, detail);
     return;
   }
@@ -196,39 +199,27 @@ static void use_address(tp_probe *p, size_t i) {
   }
 }
 
-static bool family_wanted(const tp_probe *p, int family) {
-  switch (p->target.family) {
+/* The resolver answers in RFC 8305 §4 order already (IPv6 and IPv4
+ * interleaved, IPv6 first, deduplicated); keep the first TP_PROBE_MAX_ADDRS. */
+static void take_addresses(tp_probe *p, const tp_resolve_result *res) {
+  p->n_addrs = 0;
+  for (size_t i = 0; i < res->count && p->n_addrs < TP_PROBE_MAX_ADDRS; i++) {
+    p->addrs[p->n_addrs] = res->addrs[i].addr;
+    p->addr_lens[p->n_addrs] = res->addrs[i].len;
+    p->n_addrs++;
+  }
+}
+
+static tp_resolve_family resolve_family(tp_family family) {
+  switch (family) {
   case TP_FAMILY_IPV4:
-    return family == AF_INET;
+    return TP_RESOLVE_V4;
   case TP_FAMILY_IPV6:
-    return family == AF_INET6;
+    return TP_RESOLVE_V6;
   case TP_FAMILY_ANY:
     break;
   }
-  return family == AF_INET || family == AF_INET6;
-}
-
-/* Takes the resolver's answer in RFC 8305 §4 order: IPv6 and IPv4 interleaved,
- * IPv6 first, each family in the resolver's order; at most TP_PROBE_MAX_ADDRS. */
-static void take_addresses(tp_probe *p, const struct addrinfo *res) {
-  const struct addrinfo *next[2] = {res, res}; /* [0] IPv6, [1] IPv4 */
-  static const int families[2] = {AF_INET6, AF_INET};
-  p->n_addrs = 0;
-  for (int turn = 0; p->n_addrs < TP_PROBE_MAX_ADDRS; turn ^= 1) {
-    if (next[0] == NULL && next[1] == NULL)
-      break;
-    const struct addrinfo *ai = next[turn];
-    while (ai != NULL && !(ai->ai_family == families[turn] && family_wanted(p, ai->ai_family) &&
-                           ai->ai_addrlen <= sizeof(p->addrs[0])))
-      ai = ai->ai_next;
-    if (ai == NULL) {
-      next[turn] = NULL;
-      continue;
-    }
-    memcpy(&p->addrs[p->n_addrs], ai->ai_addr, ai->ai_addrlen);
-    p->addr_lens[p->n_addrs++] = ai->ai_addrlen;
-    next[turn] = ai->ai_next;
-  }
+  return TP_RESOLVE_ANY;
 }
 
 /* How long the next connect may take: all that is left of connect_timeout for
@@ -253,87 +244,60 @@ static void start_connecting(tp_probe *p) {
   tp__probe_start_attempt(p, TP_ATTEMPT_PRIMARY);
 }
 
-static const char *family_note(const tp_probe *p) {
-  switch (p->target.family) {
-  case TP_FAMILY_IPV4:
-    return "no IPv4 address";
-  case TP_FAMILY_IPV6:
-    return "no IPv6 address";
-  case TP_FAMILY_ANY:
-    break;
-  }
-  return "no usable address";
+static void resolve_failed(tp_probe *p, const char *why) {
+  char detail[TP_V_MAX_HOST + 160];
+  snprintf(detail, sizeof(detail), "cannot resolve \"%s\"%s: %s", p->target.host,
+           p->target.family == TP_FAMILY_IPV4   ? " (IPv4)"
+           : p->target.family == TP_FAMILY_IPV6 ? " (IPv6)"
+                                                : "",
+           why);
+  finish(p, TP_OUTCOME_DNS_FAILURE, detail);
 }
 
-static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
-  tp_probe *p = req->data;
-  p->gai_active = false;
-  if (p->state == PROBE_DONE) { /* timed out meanwhile */
-    uv_freeaddrinfo(res);
-    maybe_release(p);
-    return;
-  }
+static void on_resolved(const tp_resolve_result *res, void *data) {
+  tp_probe *p = data;
+  p->dns = NULL; /* the resolver frees the request after this callback */
   uint64_t now = tp__probe_stamp(p, &p->resolve_lag);
-  p->result->dns_ns = tp__elapsed_without_lag(p->t_start, now, p->resolve_lag);
-  if (status == 0)
-    take_addresses(p, res);
-  uv_freeaddrinfo(res);
-  if (status < 0 || p->n_addrs == 0) {
-    char detail[TP_V_MAX_HOST + 64];
-    snprintf(detail, sizeof(detail), "cannot resolve \"%s\": %s", p->target.host,
-             status < 0 ? uv_strerror(status) : family_note(p));
-    finish(p, TP_OUTCOME_DNS_FAILURE, detail);
+  p->result->dns_ns = tp__elapsed_without_lag(p->t_resolve, now, p->resolve_lag);
+  if (res->status != TP_RESOLVE_OK || res->count == 0) {
+    resolve_failed(p, res->message);
     return;
   }
+  take_addresses(p, res);
   start_connecting(p);
 }
+
+/* An IP literal needs no lookup (dns_ns stays 0); a name is resolved on the
+ * loop by c-ares within connect_timeout, its own deadline: a name that never
+ * answers delays only the probes of that name. */
+static void start_resolve(tp_probe *p) {
+  tp_resolve_result literal;
+  tp_resolve_family family = resolve_family(p->target.family);
+  if (tp_resolve_numeric(p->target.host, p->target.port, family, &literal)) {
+    if (literal.status != TP_RESOLVE_OK || literal.count == 0) {
+      resolve_failed(p, literal.message);
+      return;
+    }
+    take_addresses(p, &literal);
+    start_connecting(p);
+    return;
+  }
+  p->t_resolve = uv_hrtime();
+  tp_err rc = tp_resolve_start(tp__engine_resolver(p->engine), p->target.host, p->target.port,
+                               family, p->timeouts.connect_ms, on_resolved, p, &p->dns);
+  if (rc != TP_E_OK) {
+    p->dns = NULL;
+    resolve_failed(p, rc == TP_E_FULL ? "too many lookups waiting for the resolver"
+                                      : tp_strerror(rc));
+  }
+}
+
+/* ---- start ------------------------------------------------------------ */
 
 static bool is_ip_literal(const char *host) {
   unsigned char buf[sizeof(struct in6_addr)];
   return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
 }
-
-static void start_resolve(tp_probe *p) {
-  char port[8];
-  snprintf(port, sizeof(port), "%u", (unsigned)p->target.port);
-  struct addrinfo hints;
-  memset(&hints, 0, sizeof(hints));
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  if (is_ip_literal(p->target.host)) {
-    /* No lookup to do: skip the resolver (dns_ns stays 0). */
-    struct addrinfo *res = NULL;
-    hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
-    if (getaddrinfo(p->target.host, port, &hints, &res) == 0 && res != NULL) {
-      take_addresses(p, res);
-      freeaddrinfo(res);
-      if (p->n_addrs == 0) {
-        char detail[TP_V_MAX_HOST + 64];
-        snprintf(detail, sizeof(detail), "\"%s\" is not an address of the wanted family (%s)",
-                 p->target.host, family_note(p));
-        finish(p, TP_OUTCOME_DNS_FAILURE, detail);
-        return;
-      }
-      start_connecting(p);
-      return;
-    }
-    if (res != NULL)
-      freeaddrinfo(res);
-  }
-  hints.ai_flags = AI_ADDRCONFIG;
-  p->gai.data = p;
-  int rc = uv_getaddrinfo(tp__engine_loop(p->engine), &p->gai, on_resolved, p->target.host, port,
-                          &hints);
-  if (rc < 0) {
-    char detail[TP_V_MAX_HOST + 64];
-    snprintf(detail, sizeof(detail), "cannot resolve \"%s\": %s", p->target.host, uv_strerror(rc));
-    finish(p, TP_OUTCOME_DNS_FAILURE, detail);
-    return;
-  }
-  p->gai_active = true;
-}
-
-/* ---- start ------------------------------------------------------------ */
 
 /* The name the certificate must match: the profile's override, else the
  * target's sni, else its host (an IP literal is checked against IP SANs). */

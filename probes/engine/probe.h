@@ -1,9 +1,11 @@
 /* probe.h - the probe engine: runs TLS probes on one libuv loop.
  *
- * A probe is a state machine RESOLVE -> CONNECT -> HANDSHAKE -> VERIFY -> DONE
- * (curl's ssl_connect_1/2/3 shape). Nothing blocks the loop: DNS goes through
- * uv_getaddrinfo (libuv's thread pool), the socket is non-blocking under a
- * uv_poll_t and GnuTLS is driven with gnutls_record_get_direction().
+ * A probe resolves its target, then makes a sequence of connection attempts
+ * (primary, resume, diagnostics; probes/engine/probe_internal.h). Nothing
+ * blocks the loop: DNS runs on it through c-ares (probes/resolve, one deadline
+ * per query, so a silent name only delays its own probes), sockets are
+ * non-blocking under uv_poll_t and GnuTLS is driven with
+ * gnutls_record_get_direction(). main() calls tp_resolve_global_init().
  *
  * The engine bounds the probes in flight (max_in_flight) and queues the rest
  * (up to max_pending): a probe's clock starts only when it really starts, and
@@ -46,6 +48,9 @@ typedef struct tp_probe_timeouts {
 typedef struct tp_probe_engine_options {
   unsigned max_in_flight; /* probes running at once; 0 = 64 */
   unsigned max_pending;   /* probes waiting for a slot; 0 = 16 * max_in_flight */
+  /* DNS servers ("127.0.0.1:5353,[::1]:53", c-ares CSV form); NULL = the
+   * system's /etc/resolv.conf. Names resolve on the engine's own loop. */
+  const char *dns_servers;
 } tp_probe_engine_options;
 
 typedef struct tp_probe_engine tp_probe_engine;

@@ -102,7 +102,7 @@ typedef struct tp_conn {
 
 typedef enum { PROBE_QUEUED, PROBE_RESOLVE, PROBE_RUNNING, PROBE_DONE } probe_state;
 
-#define TP_PROBE_MAX_ADDRS 8
+#define TP_PROBE_MAX_ADDRS 8 /* at most TP_RESOLVE_MAX_ADDRS */
 /* An address that fails to connect gives way to the next after at most this
  * long (RFC 8305 §5 recommends 250 ms as the connection attempt delay). */
 #define TP_PROBE_ADDR_MIN_BUDGET_MS 250
@@ -118,8 +118,8 @@ struct tp_probe {
 
   probe_state state;
   uv_timer_t timer; /* one deadline for whatever phase runs now */
-  uv_getaddrinfo_t gai;
-  bool gai_active;
+  struct tp_resolve_req *dns; /* the lookup running now, or NULL */
+  uint64_t t_resolve;
   int open_handles; /* close callbacks still to come before the probe may be freed */
   /* The addresses to try, in order (RFC 8305 §4: families interleaved, IPv6
    * first); addr is the one the current attempt uses. */
@@ -147,6 +147,7 @@ struct tp_probe {
 uint64_t tp__engine_lag_at(const tp_probe_engine *engine, uint64_t now);
 uv_loop_t *tp__engine_loop(const tp_probe_engine *engine);
 struct tp_aia_cache *tp__engine_aia_cache(tp_probe_engine *engine);
+struct tp_resolver *tp__engine_resolver(tp_probe_engine *engine);
 void tp__engine_probe_released(tp_probe_engine *engine);
 void tp__probe_start(tp_probe *p); /* probe.c; the engine starts queued probes */
 

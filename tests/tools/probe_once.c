@@ -8,6 +8,7 @@
  *              [--http METHOD PATH] [--alpn h2,http/1.1] [--intermediates PEM]
  *              [--client-cert PEM --client-key PEM]
  *              [--connect-timeout MS] [--handshake-timeout MS]
+ *              [--dns-server IP:PORT] [--family any|ipv4|ipv6] [--extra-host NAME]...
  * Exit status: 0 when the outcome is ok, 1 otherwise, 2 on usage errors. */
 #include <gnutls/gnutls.h>
 #include <stdio.h>
@@ -16,6 +17,7 @@
 #include <uv.h>
 
 #include "probe.h"
+#include "resolve.h"
 #include "tp_mem.h"
 
 static void print_list(const char *key, char **v, size_t n) {
@@ -29,6 +31,7 @@ static void print_result(const tp_result *r) {
   printf("outcome=%s\n", tp_outcome_name((int)r->outcome));
   printf("detail=%s\n", r->detail ? r->detail : "");
   printf("address=%s\nsni=%s\n", r->address ? r->address : "", r->sni ? r->sni : "");
+  printf("address_family=%s\n", r->address_family ? r->address_family : "");
   printf("dns_ns=%llu\nconnect_ns=%llu\nhandshake_ns=%llu\ntotal_ns=%llu\nloop_lag_ns=%llu\n",
          (unsigned long long)r->dns_ns, (unsigned long long)r->connect_ns,
          (unsigned long long)r->handshake_ns, (unsigned long long)r->total_ns,
@@ -55,12 +58,42 @@ static void print_result(const tp_result *r) {
            r->chain[i].key_bits, r->chain[i].signature_algorithm ? r->chain[i].signature_algorithm : "");
 }
 
+/* Shared by every probe of the run: when the last one ends the engine is
+ * closed, so the loop stops even while the resolver still retries a lookup
+ * that was abandoned at its deadline. */
+typedef struct {
+  tp_probe_engine *engine;
+  size_t extras_left; /* extra probes not finished yet */
+  size_t outstanding; /* all probes not finished yet */
+} run_state;
+
 typedef struct {
   tp_result *result;
+  run_state *run;
+  uint64_t done_ns;
+  int finished_before_extras;
 } outcome_box;
 
+static void probe_ended(run_state *run) {
+  if (--run->outstanding == 0 && run->engine != NULL) {
+    tp_probe_engine_close(run->engine, NULL, NULL);
+    run->engine = NULL;
+  }
+}
+
 static void on_done(tp_result *result, void *data) {
-  ((outcome_box *)data)->result = result;
+  outcome_box *box = data;
+  box->result = result;
+  box->run->extras_left--;
+  probe_ended(box->run);
+}
+
+static void on_done_timed(tp_result *result, void *data) {
+  outcome_box *box = data;
+  box->result = result;
+  box->done_ns = uv_hrtime();
+  box->finished_before_extras = box->run->extras_left > 0;
+  probe_ended(box->run);
 }
 
 /* Splits "a,b,c" into a NULL-terminated array (strings point into `text`). */
@@ -84,7 +117,16 @@ int main(int argc, char **argv) {
   tp_target target = {.name = "once"};
   tp_profile_spec spec = {.name = "once"};
   tp_probe_timeouts timeouts = {.connect_ms = 3000, .handshake_ms = 5000};
+  tp_probe_engine_options engine_options = {0};
   const char **alpn = NULL;
+  /* --extra-host NAME: probes of other names submitted first, on the same
+   * engine (same port and profile): a slow name must not delay this probe. */
+  enum { MAX_EXTRA = 16 };
+  const char *extra_hosts[MAX_EXTRA];
+  size_t n_extra = 0;
+  tp_target extra_targets[MAX_EXTRA];
+  outcome_box extra_box[MAX_EXTRA];
+  memset(extra_box, 0, sizeof(extra_box));
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -125,6 +167,14 @@ int main(int argc, char **argv) {
       spec.http.path = argv[++i];
     } else if (strcmp(a, "--alpn") == 0)
       alpn = split(tp_xstrdup(v));
+    else if (strcmp(a, "--dns-server") == 0)
+      engine_options.dns_servers = v;
+    else if (strcmp(a, "--family") == 0)
+      target.family = strcmp(v, "ipv4") == 0   ? TP_FAMILY_IPV4
+                      : strcmp(v, "ipv6") == 0 ? TP_FAMILY_IPV6
+                                               : TP_FAMILY_ANY;
+    else if (strcmp(a, "--extra-host") == 0 && n_extra < MAX_EXTRA)
+      extra_hosts[n_extra++] = v;
     else if (strcmp(a, "--connect-timeout") == 0)
       timeouts.connect_ms = strtoull(v, NULL, 10);
     else if (strcmp(a, "--handshake-timeout") == 0)
@@ -142,19 +192,45 @@ int main(int argc, char **argv) {
   tp_probe_engine *engine = NULL;
   uv_loop_t loop;
   outcome_box box = {NULL};
-  if (gnutls_global_init() < 0 || uv_loop_init(&loop) != 0)
+  if (gnutls_global_init() < 0 || tp_resolve_global_init() != TP_E_OK || uv_loop_init(&loop) != 0)
     return 2;
   if (tp_profile_new(&spec, &profile, err, sizeof(err)) != TP_E_OK) {
     fprintf(stderr, "probe-once: profile: %s\n", err);
     goto out;
   }
-  if (tp_probe_engine_new(&loop, NULL, NULL, &engine) != TP_E_OK ||
-      tp_probe_engine_submit(engine, &target, profile, &timeouts, on_done, &box) != TP_E_OK) {
+  if (tp_probe_engine_new(&loop, &engine_options, NULL, &engine) != TP_E_OK) {
+    fprintf(stderr, "probe-once: cannot start the engine\n");
+    goto out;
+  }
+  run_state run = {.engine = engine, .extras_left = n_extra, .outstanding = n_extra + 1};
+  box.run = &run;
+  for (size_t k = 0; k < n_extra; k++) {
+    extra_box[k].run = &run;
+    extra_targets[k] = target;
+    extra_targets[k].name = "extra";
+    extra_targets[k].host = extra_hosts[k];
+    extra_targets[k].sni = NULL;
+    if (tp_probe_engine_submit(engine, &extra_targets[k], profile, &timeouts, on_done,
+                               &extra_box[k]) != TP_E_OK) {
+      fprintf(stderr, "probe-once: cannot start probe %zu\n", k);
+      goto out;
+    }
+  }
+  uint64_t t0 = uv_hrtime();
+  if (tp_probe_engine_submit(engine, &target, profile, &timeouts, on_done_timed, &box) != TP_E_OK) {
     fprintf(stderr, "probe-once: cannot start the probe\n");
     goto out;
   }
   (void)uv_run(&loop, UV_RUN_DEFAULT);
+  engine = run.engine; /* NULL: closed by the last probe's callback */
   print_result(box.result);
+  /* whether this probe ended before every extra one, and how long it took */
+  printf("finished_before_extras=%d\n", box.finished_before_extras);
+  printf("elapsed_ms=%llu\n", (unsigned long long)((box.done_ns - t0) / 1000000));
+  for (size_t k = 0; k < n_extra; k++) {
+    printf("extra_%zu_outcome=%s\n", k, tp_outcome_name(extra_box[k].result->outcome));
+    tp_result_free(extra_box[k].result);
+  }
   status = box.result->outcome == TP_OUTCOME_OK ? 0 : 1;
   tp_result_free(box.result);
 out:
@@ -170,6 +246,7 @@ out:
     free((char *)alpn[0]);
     free(alpn);
   }
+  tp_resolve_global_cleanup();
   gnutls_global_deinit();
   return status;
 }
