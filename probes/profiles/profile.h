@@ -7,16 +7,10 @@
 #define TP_PROFILE_H
 #include <stddef.h>
 
+#include "hello.h" /* TP_TLS* version bits */
 #include "result.h"
 #include "tp_error.h"
 
-/* TLS protocol versions a profile may offer (bitmask). */
-enum {
-  TP_TLS1_0 = 1u << 0,
-  TP_TLS1_1 = 1u << 1,
-  TP_TLS1_2 = 1u << 2,
-  TP_TLS1_3 = 1u << 3,
-};
 #define TP_TLS_DEFAULT_VERSIONS (TP_TLS1_2 | TP_TLS1_3)
 
 /* Parses "TLS1.0".."TLS1.3" into one TP_TLS* bit; returns 0 if unknown. */
