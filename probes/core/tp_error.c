@@ -1,6 +1,8 @@
 /* tp_error.c - names and messages for tp_err, generated from TP_ERROR_MAP. */
 #include "tp_error.h"
 
+#include <string.h>
+
 const char *tp_err_name(tp_err err) {
   switch (err) {
 #define TP_ERROR_NAME(name, msg) \
@@ -25,4 +27,10 @@ const char *tp_strerror(tp_err err) {
     break;
   }
   return "unknown error";
+}
+
+const char *tp_errno_text(int errnum, char *buf, size_t len) {
+  /* _GNU_SOURCE (set for the whole build): the GNU strerror_r, which returns
+   * either buf or a static string and never fails. */
+  return strerror_r(errnum, buf, len);
 }

@@ -3,6 +3,7 @@
  * name and its message can never drift apart (libuv's UV_ERRNO_MAP idea). */
 #ifndef TP_ERROR_H
 #define TP_ERROR_H
+#include <stddef.h>
 
 #define TP_ERROR_MAP(X)                                                    \
   X(OK, "success")                                                         \
@@ -31,5 +32,8 @@ typedef enum {
 const char *tp_err_name(tp_err err);
 /* Human-readable message; never NULL. */
 const char *tp_strerror(tp_err err);
+/* The text of an errno value, safe on any thread (strerror() is not: probes
+ * run on worker threads). Returns buf or a static string. */
+const char *tp_errno_text(int errnum, char *buf, size_t len);
 
 #endif

@@ -6,8 +6,11 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "tp_error.h"
+
 tp_outcome tp_classify_connect_errno(int err, char *detail, size_t len) {
-  snprintf(detail, len, "connect: %s", strerror(err));
+  char text[128];
+  snprintf(detail, len, "connect: %s", tp_errno_text(err, text, sizeof(text)));
   switch (err) {
   case ECONNREFUSED:
     return TP_OUTCOME_CONNECTION_REFUSED;
