@@ -43,11 +43,27 @@ static const cyaml_schema_field_t early_data_fields[] = {
     CYAML_FIELD_END,
 };
 
+static const cyaml_schema_value_t code_point_entry = {
+    CYAML_VALUE_UINT(CYAML_FLAG_DEFAULT, uint16_t),
+};
+
+#define CODE_POINTS(key, max) \
+  CYAML_FIELD_SEQUENCE(#key, OPT, tp__doc_recorded_offer, key, &code_point_entry, 0, max)
+
+static const cyaml_schema_field_t recorded_offer_fields[] = {
+    CYAML_FIELD_SEQUENCE("versions", OPT, tp__doc_recorded_offer, versions, &name_entry, 0, 4),
+    CODE_POINTS(cipher_suites, TP_HELLO_MAX_SUITES),
+    CODE_POINTS(groups, TP_HELLO_MAX_GROUPS),
+    CODE_POINTS(signature_algorithms, TP_HELLO_MAX_SIGALGS),
+    CYAML_FIELD_END,
+};
+
 #define LIST_FIELD(key, max) \
   CYAML_FIELD_SEQUENCE(#key, OPT, tp__doc_profile, key, &name_entry, 1, max)
 
 static const cyaml_schema_field_t profile_fields[] = {
     CYAML_FIELD_STRING_PTR("name", CYAML_FLAG_POINTER, tp__doc_profile, name, 1, 128),
+    CYAML_FIELD_STRING_PTR("description", OPT, tp__doc_profile, description, 1, 4096),
     CYAML_FIELD_STRING_PTR("base", OPT, tp__doc_profile, base, 1, 128),
     LIST_FIELD(versions, 4),
     CYAML_FIELD_STRING_PTR("trust", OPT, tp__doc_profile, trust, 1, 4096),
@@ -69,6 +85,10 @@ static const cyaml_schema_field_t profile_fields[] = {
     CYAML_FIELD_MAPPING_PTR("http", OPT, tp__doc_profile, http, http_fields),
     CYAML_FIELD_MAPPING_PTR("early_data", OPT, tp__doc_profile, early_data, early_data_fields),
     CYAML_FIELD_STRING_PTR("aia_fetch", OPT, tp__doc_profile, aia_fetch, 1, 8),
+    CYAML_FIELD_UINT("min_dh_bits", CYAML_FLAG_OPTIONAL, tp__doc_profile, min_dh_bits),
+    CYAML_FIELD_UINT("max_dh_bits", CYAML_FLAG_OPTIONAL, tp__doc_profile, max_dh_bits),
+    CYAML_FIELD_MAPPING_PTR("recorded_offer", OPT, tp__doc_profile, recorded_offer,
+                            recorded_offer_fields),
     CYAML_FIELD_STRING_PTR("fidelity_note", OPT, tp__doc_profile, fidelity_note, 1, 4096),
     CYAML_FIELD_END,
 };
@@ -293,6 +313,53 @@ static tp_err check_aia_fetch(ctx *x, tp_profile_spec *spec) {
   FAIL_AT(x, "aia_fetch", "\"%s\" is not on/off", v);
 }
 
+/* Bits of the server's DH prime the emulated client accepts. Above 16384
+ * no real group exists (RFC 7919 stops at 8192). */
+static tp_err check_dh_bits(ctx *x, tp_profile_spec *spec) {
+  const tp__doc_profile *d = x->doc;
+  const unsigned limit = 16384;
+  if (d->min_dh_bits > limit)
+    FAIL_AT(x, "min_dh_bits", "%u bits: at most %u (0 = no limit)", d->min_dh_bits, limit);
+  if (d->max_dh_bits > limit)
+    FAIL_AT(x, "max_dh_bits", "%u bits: at most %u (0 = no limit)", d->max_dh_bits, limit);
+  if (d->min_dh_bits != 0 && d->max_dh_bits != 0 && d->min_dh_bits > d->max_dh_bits)
+    FAIL_AT(x, "max_dh_bits", "max_dh_bits %u is below min_dh_bits %u: no DH prime would do",
+            d->max_dh_bits, d->min_dh_bits);
+  if (d->min_dh_bits != 0)
+    spec->min_dh_bits = d->min_dh_bits;
+  if (d->max_dh_bits != 0)
+    spec->max_dh_bits = d->max_dh_bits;
+  return TP_E_OK;
+}
+
+/* The offer's versions are names like versions:, its lists IANA code
+ * points; the schema bounds their counts by tp_hello_offer's arrays. */
+static tp_err check_recorded_offer(ctx *x, tp_profile_spec *spec) {
+  const tp__doc_recorded_offer *r = x->doc->recorded_offer;
+  if (r == NULL)
+    return TP_E_OK;
+  tp_hello_offer *o = &spec->recorded_offer;
+  memset(o, 0, sizeof(*o));
+  for (unsigned v = 0; v < r->versions_count; v++) {
+    char field[48];
+    snprintf(field, sizeof(field), "recorded_offer.versions[%u]", v);
+    unsigned bit = tp_tls_version_from_name(r->versions[v]);
+    if (bit == 0)
+      FAIL_AT(x, field, "unknown TLS version \"%s\" (known: %s)", r->versions[v],
+              tp_tls_version_names());
+    o->versions |= bit;
+  }
+  o->n_cipher_suites = r->cipher_suites_count;
+  memcpy(o->cipher_suites, r->cipher_suites, r->cipher_suites_count * sizeof(uint16_t));
+  o->n_groups = r->groups_count;
+  memcpy(o->groups, r->groups, r->groups_count * sizeof(uint16_t));
+  o->n_signature_algorithms = r->signature_algorithms_count;
+  memcpy(o->signature_algorithms, r->signature_algorithms,
+         r->signature_algorithms_count * sizeof(uint16_t));
+  spec->has_recorded_offer = true;
+  return TP_E_OK;
+}
+
 static tp_err check_client_certificate(ctx *x, tp_profile_spec *spec) {
   const tp__doc_profile *d = x->doc;
   if ((d->client_certificate == NULL) != (d->client_key == NULL))
@@ -358,6 +425,8 @@ static tp_err check_one(ctx *x, tp_agent_profile_config *pc) {
   spec->priority = d->priority;
   if (d->fidelity_note != NULL)
     spec->fidelity_note = d->fidelity_note;
+  if (d->description != NULL)
+    pc->description = d->description;
   if ((rc = check_versions(x, spec)) != TP_E_OK ||
       (rc = name_list(x, pc, "ciphers", TP_PRIO_CIPHER, d->ciphers, d->ciphers_count,
                       &spec->ciphers)) != TP_E_OK ||
@@ -372,7 +441,9 @@ static tp_err check_one(ctx *x, tp_agent_profile_config *pc) {
       (rc = check_alpn(x, pc)) != TP_E_OK || (rc = check_sni(x, spec)) != TP_E_OK ||
       (rc = check_ocsp(x)) != TP_E_OK || (rc = check_mode(x, spec)) != TP_E_OK ||
       (rc = check_http(x, spec)) != TP_E_OK || (rc = check_early_data(x, spec)) != TP_E_OK ||
-      (rc = check_aia_fetch(x, spec)) != TP_E_OK || (rc = check_client_certificate(x, spec)) != TP_E_OK)
+      (rc = check_aia_fetch(x, spec)) != TP_E_OK ||
+      (rc = check_client_certificate(x, spec)) != TP_E_OK ||
+      (rc = check_dh_bits(x, spec)) != TP_E_OK || (rc = check_recorded_offer(x, spec)) != TP_E_OK)
     return rc;
   return TP_E_OK;
 }

@@ -7,6 +7,7 @@
 #define TP_AGENT_CONFIG_PROFILE_H
 #include <cyaml/cyaml.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "config.h"
 
@@ -20,8 +21,21 @@ typedef struct {
   char *expect_reply;  /* "yes" / "no" (default no) */
 } tp__doc_early_data;
 
+/* recorded_offer: what the real client's ClientHello offered (importer). */
+typedef struct {
+  char **versions;
+  unsigned versions_count;
+  uint16_t *cipher_suites; /* IANA ids, written 0xHHLL */
+  unsigned cipher_suites_count;
+  uint16_t *groups;
+  unsigned groups_count;
+  uint16_t *signature_algorithms;
+  unsigned signature_algorithms_count;
+} tp__doc_recorded_offer;
+
 typedef struct {
   char *name;
+  char *description; /* free text, e.g. which real client an import emulates */
   char *base;
   char **versions;
   unsigned versions_count;
@@ -47,6 +61,8 @@ typedef struct {
   tp__doc_http *http;
   tp__doc_early_data *early_data;
   char *aia_fetch; /* on | off */
+  unsigned min_dh_bits, max_dh_bits; /* 0 / absent = no limit */
+  tp__doc_recorded_offer *recorded_offer;
   char *fidelity_note;
 } tp__doc_profile;
 

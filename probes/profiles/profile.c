@@ -2,6 +2,7 @@
  * certificate credential, once. Probes borrow both (profile_internal.h). */
 #include "profile.h"
 
+#include <errno.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 #include <stdbool.h>
@@ -12,6 +13,7 @@
 
 #include "priority.h"
 #include "profile_internal.h"
+#include "tp_buf.h"
 #include "tp_mem.h"
 
 struct tp_profile {
@@ -33,6 +35,9 @@ struct tp_profile {
   tp_http_spec http; /* strings owned */
   tp_early_data_spec early_data; /* raw bytes owned */
   int aia_fetch_off;
+  unsigned min_dh_bits, max_dh_bits; /* 0 = no limit */
+  bool has_recorded_offer;
+  tp_hello_offer recorded_offer; /* only the four lists of profile.h */
   char *fidelity_note;
 };
 
@@ -245,6 +250,51 @@ static tp_err copy_options(tp_profile *p, const tp_profile_spec *spec, char *err
   return copy_alpn(p, spec->alpn, err, errlen);
 }
 
+/* Above any real prime: RFC 7919's largest group is 8192 bits. */
+#define MAX_DH_BITS 16384u
+
+static tp_err copy_dh_bits(tp_profile *p, const tp_profile_spec *spec, char *err,
+                           size_t errlen) {
+  if (spec->min_dh_bits > MAX_DH_BITS || spec->max_dh_bits > MAX_DH_BITS) {
+    snprintf(err, errlen, "min_dh_bits/max_dh_bits: at most %u bits", MAX_DH_BITS);
+    return TP_E_CONFIG;
+  }
+  if (spec->min_dh_bits != 0 && spec->max_dh_bits != 0 && spec->min_dh_bits > spec->max_dh_bits) {
+    snprintf(err, errlen, "min_dh_bits (%u) is above max_dh_bits (%u): no DH prime would do",
+             spec->min_dh_bits, spec->max_dh_bits);
+    return TP_E_CONFIG;
+  }
+  p->min_dh_bits = spec->min_dh_bits;
+  p->max_dh_bits = spec->max_dh_bits;
+  return TP_E_OK;
+}
+
+/* n ids into a fixed array of max, never past it. */
+static size_t copy_ids(uint16_t *dst, const uint16_t *src, size_t n, size_t max) {
+  if (n > max)
+    n = max;
+  memcpy(dst, src, n * sizeof(uint16_t));
+  return n;
+}
+
+#define COPY_IDS(dst, src, field)                                                          \
+  ((dst)->n_##field = copy_ids((dst)->field, (src)->field, (src)->n_##field,               \
+                               sizeof((dst)->field) / sizeof((dst)->field[0])))
+
+/* Keeps exactly what profile.h promises: the other fields stay zero, so an
+ * engine cannot come to rely on facts the config loader never fills. */
+static void copy_recorded_offer(tp_profile *p, const tp_profile_spec *spec) {
+  if (!spec->has_recorded_offer)
+    return;
+  const tp_hello_offer *src = &spec->recorded_offer;
+  tp_hello_offer *dst = &p->recorded_offer;
+  p->has_recorded_offer = true;
+  dst->versions = src->versions;
+  COPY_IDS(dst, src, cipher_suites);
+  COPY_IDS(dst, src, groups);
+  COPY_IDS(dst, src, signature_algorithms);
+}
+
 /* The first structured field a raw priority string would override, or NULL. */
 static const char *first_structured_field(const tp_profile_spec *spec) {
   if (spec->versions != 0)
@@ -316,6 +366,10 @@ tp_err tp_profile_new(const tp_profile_spec *spec, tp_profile **out, char *err, 
   rc = copy_options(p, spec, err, errlen);
   if (rc != TP_E_OK)
     goto fail;
+  rc = copy_dh_bits(p, spec, err, errlen);
+  if (rc != TP_E_OK)
+    goto fail;
+  copy_recorded_offer(p, spec);
   *out = p;
   return TP_E_OK;
 
@@ -421,4 +475,97 @@ gnutls_priority_t tp__profile_widened_priority(const tp_profile *profile, tp_wid
 
 bool tp__profile_has_client_certificate(const tp_profile *profile) {
   return profile->has_client_certificate;
+}
+
+void tp_profile_dh_bits(const tp_profile *profile, unsigned *min, unsigned *max) {
+  *min = profile->min_dh_bits;
+  *max = profile->max_dh_bits;
+}
+
+const tp_hello_offer *tp_profile_recorded_offer(const tp_profile *profile) {
+  return profile->has_recorded_offer ? &profile->recorded_offer : NULL;
+}
+
+/* ---- sampling the ClientHello GnuTLS writes ----------------------------- */
+
+/* The first flight, as the push callback saw it. */
+typedef struct {
+  tp_buf bytes;
+  bool too_big;
+} flight;
+
+/* Keeps what GnuTLS writes, then fails the write: the handshake stops
+ * after the ClientHello and nothing ever reaches a network. */
+static ssize_t on_push(gnutls_transport_ptr_t ptr, const void *data, size_t len) {
+  flight *f = ptr;
+  if (tp_buf_append(&f->bytes, data, len) != TP_E_OK)
+    f->too_big = true;
+  errno = EIO;
+  return -1;
+}
+
+static ssize_t on_pull(gnutls_transport_ptr_t ptr, void *data, size_t len) {
+  (void)ptr;
+  (void)data;
+  (void)len;
+  errno = EIO;
+  return -1;
+}
+
+/* Runs the handshake until GnuTLS has written its first flight into f. */
+static tp_err write_first_flight(const char *priority, flight *f, char *err, size_t errlen) {
+  gnutls_session_t session = NULL;
+  gnutls_certificate_credentials_t cred = NULL;
+  const char *pos = NULL;
+  tp_err rc = TP_E_TLS;
+  int grc = gnutls_certificate_allocate_credentials(&cred);
+  if (grc < 0) {
+    cred = NULL;
+    goto fail;
+  }
+  grc = gnutls_init(&session, GNUTLS_CLIENT);
+  if (grc < 0) {
+    session = NULL;
+    goto fail;
+  }
+  /* Empty credentials still count: without any, GnuTLS drops every
+   * certificate-authenticated suite from the hello. */
+  if ((grc = gnutls_priority_set_direct(session, priority, &pos)) < 0 ||
+      (grc = gnutls_credentials_set(session, GNUTLS_CRD_CERTIFICATE, cred)) < 0)
+    goto fail;
+  gnutls_transport_set_ptr(session, f);
+  gnutls_transport_set_push_function(session, on_push);
+  gnutls_transport_set_pull_function(session, on_pull);
+  grc = gnutls_handshake(session); /* fails by design once the hello is written */
+  if (f->bytes.len == 0 || f->too_big) {
+    snprintf(err, errlen, "GnuTLS wrote no ClientHello for \"%s\": %s", priority,
+             gnutls_strerror(grc));
+    goto out;
+  }
+  rc = TP_E_OK;
+  goto out;
+fail:
+  snprintf(err, errlen, "cannot sample a ClientHello for \"%s\": %s%s%s", priority,
+           gnutls_strerror(grc),
+           pos ? " near " : "", pos ? pos : "");
+out:
+  if (session != NULL)
+    gnutls_deinit(session);
+  if (cred != NULL)
+    gnutls_certificate_free_credentials(cred);
+  return rc;
+}
+
+tp_err tp_profile_sample_hello(const char *priority, tp_hello_offer *offer, char *err,
+                               size_t errlen) {
+  flight f = {.too_big = false};
+  tp_buf_init(&f.bytes, 1u << 16);
+  tp_err rc = write_first_flight(priority, &f, err, errlen);
+  const char *why = NULL;
+  if (rc == TP_E_OK && tp_hello_parse_recorded(f.bytes.data, f.bytes.len, offer, &why) != 0) {
+    snprintf(err, errlen, "the ClientHello GnuTLS wrote does not parse: %s", why);
+    rc = TP_E_TLS;
+  }
+  tp_buf_free(&f.bytes);
+  return rc;
 }

@@ -5,9 +5,10 @@
  * probe (s2n's config vs connection split). */
 #ifndef TP_PROFILE_H
 #define TP_PROFILE_H
+#include <stdbool.h>
 #include <stddef.h>
 
-#include "hello.h" /* TP_TLS* version bits */
+#include "hello.h" /* TP_TLS* version bits, tp_hello_offer */
 #include "result.h"
 #include "tp_error.h"
 
@@ -72,6 +73,18 @@ typedef struct tp_profile_spec {
   /* Fetch a missing issuer from the leaf's AIA caIssuers URL (plain HTTP,
    * bounded, cached) to prove incomplete_chain; true = never fetch. */
   int aia_fetch_off;
+  /* Finite-field DH limits of the emulated client, in bits of the server's
+   * prime; 0 = no limit. Real clients refuse DH parameters outside their
+   * range (Java 8: more than 2048 bits; Chrome 45+: fewer than 1024) while
+   * GnuTLS accepts them, so the engine checks after the handshake (see
+   * tp_profile_dh_bits). min <= max when both are set. */
+  unsigned min_dh_bits, max_dh_bits;
+  /* What the real client's recorded ClientHello offered (the importer fills
+   * it from testssl.sh data), for telling when a GnuTLS emulation negotiated
+   * something the real client could not (see tp_profile_recorded_offer).
+   * Only versions, cipher_suites, groups and signature_algorithms are used. */
+  bool has_recorded_offer;
+  tp_hello_offer recorded_offer;
   const char *fidelity_note; /* what the emulation cannot reproduce; may be NULL */
 } tp_profile_spec;
 
@@ -96,5 +109,38 @@ int tp_profile_aia_fetch(const tp_profile *profile); /* nonzero = on (the defaul
  * Early (RFC 8470 §5.2) can be made to repeat its effect. */
 int tp_http_method_is_unsafe_for_early_data(const char *method);
 const char *tp_profile_fidelity_note(const tp_profile *profile); /* NULL = faithful */
+
+/* The emulated client's finite-field DH limits: *min and *max are bits of
+ * the server's DH prime, 0 = no limit on that side. A real client fails the
+ * handshake when the prime is outside [min, max]; GnuTLS does not, so after
+ * a handshake that used a DHE key exchange (or an FFDHE group), compare
+ * gnutls_dh_get_prime_bits(session) with them: bits < *min (when *min) or
+ * bits > *max (when *max) means the real client would have failed. */
+void tp_profile_dh_bits(const tp_profile *profile, unsigned *min, unsigned *max);
+
+/* What the real client offered in its recorded ClientHello, or NULL when the
+ * profile has no recording (built-ins, hand-written profiles). Owned by the
+ * profile. Meaning of the fields for a comparison with what a GnuTLS
+ * handshake negotiated:
+ *  - versions: TP_TLS* bits the real client offers; a negotiated version
+ *    whose bit is not set is one the real client could not have used.
+ *  - cipher_suites[n_cipher_suites]: IANA ids (GREASE and SCSVs removed),
+ *    including suites GnuTLS lacks; a negotiated suite not in the list was
+ *    added by GnuTLS's cross product of ciphers x key exchanges x MACs.
+ *  - groups[n_groups]: IANA NamedGroup ids; n_groups == 0 means the client
+ *    sent no supported_groups, which restricts nothing (RFC 8422 §4).
+ *  - signature_algorithms[n_signature_algorithms]: IANA SignatureScheme
+ *    ids; 0 entries = none sent (TLS <= 1.1, or the RFC 5246 §7.4.1.4.1
+ *    defaults for TLS 1.2).
+ * Other fields of tp_hello_offer are not recorded and stay zero. */
+const tp_hello_offer *tp_profile_recorded_offer(const tp_profile *profile);
+
+/* The ClientHello GnuTLS writes for `priority` (e.g. from a spec through
+ * tp__priority_build), parsed into *offer: what a profile with that string
+ * really puts on the wire, measured without a network -- the first flight
+ * is captured from the transport callback and the handshake abandoned. No
+ * SNI and no ALPN are set. On failure writes why into err. */
+tp_err tp_profile_sample_hello(const char *priority, tp_hello_offer *offer, char *err,
+                               size_t errlen);
 
 #endif

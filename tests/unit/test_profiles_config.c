@@ -72,6 +72,14 @@ static void test_every_field(void **state) {
                    "    ocsp_status_request: on\n"
                    "    mode: resumption\n"
                    "    http: {method: HEAD, path: /health, host: www.example.test}\n"
+                   "    description: \"Java 8u161 (testssl.sh, line 9)\"\n"
+                   "    min_dh_bits: 1024\n"
+                   "    max_dh_bits: 2048\n"
+                   "    recorded_offer:\n"
+                   "      versions: [TLS1.2, TLS1.3]\n"
+                   "      cipher_suites: [0x1301, 0xc02f, 49199]\n"
+                   "      groups: [0x001d, 0x0009]\n"
+                   "      signature_algorithms: []\n"
                    "    fidelity_note: not a real browser\n",
                    &c, err, sizeof(err));
   if (rc != TP_E_OK)
@@ -97,6 +105,42 @@ static void test_every_field(void **state) {
   assert_string_equal(s->http.path, "/health");
   assert_string_equal(s->http.host, "www.example.test");
   assert_string_equal(s->fidelity_note, "not a real browser");
+  assert_string_equal(c->profiles[0].description, "Java 8u161 (testssl.sh, line 9)");
+  assert_int_equal(s->min_dh_bits, 1024);
+  assert_int_equal(s->max_dh_bits, 2048);
+  assert_true(s->has_recorded_offer);
+  assert_int_equal(s->recorded_offer.versions, TP_TLS1_2 | TP_TLS1_3);
+  assert_int_equal(s->recorded_offer.n_cipher_suites, 3);
+  assert_int_equal(s->recorded_offer.cipher_suites[0], 0x1301);
+  assert_int_equal(s->recorded_offer.cipher_suites[2], 0xc02f); /* decimal works too */
+  assert_int_equal(s->recorded_offer.n_groups, 2);
+  assert_int_equal(s->recorded_offer.groups[1], 9);
+  assert_int_equal(s->recorded_offer.n_signature_algorithms, 0);
+  tp_agent_config_free(c);
+}
+
+/* No DH limits and no recorded offer unless given: built-ins and
+ * hand-written profiles have none, and the profile says so. */
+static void test_no_limits_by_default(void **state) {
+  (void)state;
+  char err[1024] = "";
+  tp_agent_config *c;
+  tp_err rc = load("  - name: p\n    base: java-8\n", &c, err, sizeof(err));
+  if (rc != TP_E_OK)
+    fail_msg("%s", err);
+  const tp_profile_spec *s = &c->profiles[0].spec;
+  assert_int_equal(s->min_dh_bits, 0);
+  assert_int_equal(s->max_dh_bits, 0);
+  assert_false(s->has_recorded_offer);
+  tp_profile *p = NULL;
+  if (tp_profile_new(s, &p, err, sizeof(err)) != TP_E_OK)
+    fail_msg("%s", err);
+  assert_null(tp_profile_recorded_offer(p));
+  unsigned lo = 1, hi = 1;
+  tp_profile_dh_bits(p, &lo, &hi);
+  assert_int_equal(lo, 0);
+  assert_int_equal(hi, 0);
+  tp_profile_free(p);
   tp_agent_config_free(c);
 }
 
@@ -214,6 +258,16 @@ static const struct {
      ":16:17: profile \"p\": cannot read \"/nonexistent/key.pem\""},
     {"  - name: p\n    alpn: [h2, h2]\n", ":15:16: profile \"p\": ALPN protocol \"h2\" is listed twice"},
     {"  - name: q\n", ":11:16: unknown profile \"p\" (defined: q; built-in: modern"},
+    {"  - name: p\n    min_dh_bits: 2048\n    max_dh_bits: 1024\n",
+     ":16:18: profile \"p\": max_dh_bits 1024 is below min_dh_bits 2048: no DH prime would do"},
+    {"  - name: p\n    max_dh_bits: 99999\n",
+     ":15:18: profile \"p\": 99999 bits: at most 16384 (0 = no limit)"},
+    {"  - name: p\n    min_dh_bits: -1\n", ":15:18: Invalid UINT value: '-1'"},
+    {"  - name: p\n    recorded_offer: {versions: [SSL3.0]}\n",
+     ":15:33: profile \"p\": unknown TLS version \"SSL3.0\""},
+    {"  - name: p\n    recorded_offer: {cipher_suites: [0x10000]}\n",
+     ":15:38: Invalid UINT value: '0x10000'"}, /* a code point is 16 bits */
+    {"  - name: p\n    recorded_offer: {ciphers: [0x1301]}\n", ":15:22: Unexpected key: ciphers"},
 };
 
 static void test_bad_profiles(void **state) {
@@ -233,6 +287,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_every_field),
       cmocka_unit_test(test_sni_modes_and_defaults),
+      cmocka_unit_test(test_no_limits_by_default),
       cmocka_unit_test(test_base_and_builtins),
       cmocka_unit_test(test_bad_profiles),
   };
