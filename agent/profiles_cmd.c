@@ -47,13 +47,26 @@ static int show(const char *name) {
     fprintf(stderr, "tlsprobe-agent: built-in \"%s\" does not build: %s\n", name, err);
     return 1;
   }
+  /* The comment carries only our own table's data; the profile itself goes
+   * through the emitter like any other. */
   printf("# built-in profile \"%s\"; GnuTLS priority string:\n#   %s\n"
          "# To adapt it, use `base: %s` and override fields, or copy this entry under a new "
-         "name.\nprofiles:\n",
+         "name.\n",
          name, prio, name);
-  tp_profile_yaml_write(stdout, &b->spec, b->description);
   free(prio);
-  return 0;
+  tp_profile_yaml *w;
+  if (tp_profile_yaml_open(stdout, &w, err, sizeof(err)) != TP_E_OK) {
+    fprintf(stderr, "tlsprobe-agent: %s\n", err);
+    return 1;
+  }
+  tp_err rc = tp_profile_yaml_add(w, &b->spec, b->description, err, sizeof(err));
+  char close_err[256];
+  tp_err crc = tp_profile_yaml_close(w, close_err, sizeof(close_err));
+  if (rc != TP_E_OK || crc != TP_E_OK) {
+    fprintf(stderr, "tlsprobe-agent: %s\n", rc != TP_E_OK ? err : close_err);
+    return 1;
+  }
+  return fflush(stdout) == 0 ? 0 : 1;
 }
 
 static int import_testssl(int argc, char **argv) {
