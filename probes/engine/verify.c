@@ -116,6 +116,116 @@ static tp_outcome diagnose_missing_signer(tp_conn *c, tp_verdict *v) {
   return outcome;
 }
 
+/* ---- fidelity to the emulated real client ------------------------------ */
+
+/* IANA NamedGroup code point of a GnuTLS group (RFC 8446 §4.2.7, RFC 7919). */
+static int group_iana(gnutls_group_t g) {
+  static const struct {
+    gnutls_group_t group;
+    uint16_t iana;
+  } map[] = {{GNUTLS_GROUP_SECP192R1, 19}, {GNUTLS_GROUP_SECP224R1, 21},
+             {GNUTLS_GROUP_SECP256R1, 23}, {GNUTLS_GROUP_SECP384R1, 24},
+             {GNUTLS_GROUP_SECP521R1, 25}, {GNUTLS_GROUP_X25519, 29},
+             {GNUTLS_GROUP_X448, 30},      {GNUTLS_GROUP_FFDHE2048, 256},
+             {GNUTLS_GROUP_FFDHE3072, 257}, {GNUTLS_GROUP_FFDHE4096, 258},
+             {GNUTLS_GROUP_FFDHE6144, 259}, {GNUTLS_GROUP_FFDHE8192, 260}};
+  for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+    if (map[i].group == g)
+      return map[i].iana;
+  return -1;
+}
+
+static unsigned version_bit(gnutls_protocol_t v) {
+  switch (v) {
+  case GNUTLS_TLS1_0:
+    return TP_TLS1_0;
+  case GNUTLS_TLS1_1:
+    return TP_TLS1_1;
+  case GNUTLS_TLS1_2:
+    return TP_TLS1_2;
+  case GNUTLS_TLS1_3:
+    return TP_TLS1_3;
+  default:
+    return 0;
+  }
+}
+
+static bool has_id(const uint16_t *ids, size_t n, uint16_t id) {
+  for (size_t i = 0; i < n; i++)
+    if (ids[i] == id)
+      return true;
+  return false;
+}
+
+static void add_divergence(char *out, size_t len, size_t *used, const char *what) {
+  int n = snprintf(out + *used, len - *used, "%s%s", *used ? "; " : "", what);
+  if (n > 0)
+    *used = (size_t)n + *used < len ? *used + (size_t)n : len - 1;
+}
+
+/* GnuTLS offers suites as a cross product of ciphers, key exchanges and MACs,
+ * so an imported profile can succeed only through something the real client
+ * never offers. Compare what was negotiated with the recorded offer. */
+static void check_emulation(tp_conn *c) {
+  tp_probe *p = c->probe;
+  const tp_hello_offer *offer = tp_profile_recorded_offer(p->profile);
+  if (offer == NULL)
+    return;
+  tp_result *r = p->result;
+  r->emulation_checked = true;
+  char out[TP_V_MAX_NOTE];
+  char what[160];
+  size_t used = 0;
+  out[0] = '\0';
+  gnutls_protocol_t version = gnutls_protocol_get_version(c->session);
+  if (offer->versions != 0 && (version_bit(version) & offer->versions) == 0) {
+    snprintf(what, sizeof(what), "version %s not offered by the real client",
+             gnutls_protocol_get_name(version) ? gnutls_protocol_get_name(version) : "?");
+    add_divergence(out, sizeof(out), &used, what);
+  }
+  if (c->have_server_suite && offer->n_cipher_suites > 0) {
+    uint16_t id = (uint16_t)(c->server_suite[0] << 8 | c->server_suite[1]);
+    if (!has_id(offer->cipher_suites, offer->n_cipher_suites, id)) {
+      snprintf(what, sizeof(what), "cipher suite %s (0x%04X) not offered by the real client",
+               r->cipher ? r->cipher : "?", id);
+      add_divergence(out, sizeof(out), &used, what);
+    }
+  }
+  int group = group_iana(gnutls_group_get(c->session));
+  if (group >= 0 && offer->n_groups > 0 &&
+      !has_id(offer->groups, offer->n_groups, (uint16_t)group)) {
+    snprintf(what, sizeof(what), "group %s not offered by the real client",
+             r->group ? r->group : "?");
+    add_divergence(out, sizeof(out), &used, what);
+  }
+  if (used > 0)
+    r->emulation_divergence = tp_text_fit_str(out, TP_V_MAX_NOTE);
+}
+
+/* Real clients refuse DH primes outside their range (Java 8: more than 2048
+ * bits) where GnuTLS accepts them: the probe must fail where the client would. */
+static bool dh_outside_client_limits(tp_conn *c, tp_verdict *v) {
+  unsigned min = 0, max = 0;
+  tp_profile_dh_bits(c->probe->profile, &min, &max);
+  if (min == 0 && max == 0)
+    return false;
+  gnutls_kx_algorithm_t kx = gnutls_kx_get(c->session);
+  gnutls_group_t g = gnutls_group_get(c->session);
+  bool ffdh = kx == GNUTLS_KX_DHE_RSA || kx == GNUTLS_KX_DHE_DSS ||
+              (g >= GNUTLS_GROUP_FFDHE2048 && g <= GNUTLS_GROUP_FFDHE8192);
+  if (!ffdh)
+    return false;
+  int bits = gnutls_dh_get_prime_bits(c->session);
+  if (bits <= 0 || ((min == 0 || (unsigned)bits >= min) && (max == 0 || (unsigned)bits <= max)))
+    return false;
+  v->outcome = TP_OUTCOME_NO_SHARED_GROUP;
+  snprintf(v->detail, sizeof(v->detail),
+           "the server's %d-bit DH prime is outside what the emulated client accepts (%u..%u "
+           "bits; 0 = no limit): the real client aborts this handshake (GnuTLS completed it)",
+           bits, min, max);
+  return true;
+}
+
 /* Verifies the peer chain; sets the verdict's outcome and detail. */
 void tp__verify_primary(tp_conn *c, tp_verdict *v) {
   char *detail = v->detail;
@@ -138,4 +248,6 @@ void tp__verify_primary(tp_conn *c, tp_verdict *v) {
   v->outcome = tp_classify_verify_status(status, detail, len);
   if (v->outcome == TP_OUTCOME_UNKNOWN_CA)
     v->outcome = diagnose_missing_signer(c, v);
+  if (v->outcome == TP_OUTCOME_OK && !dh_outside_client_limits(c, v))
+    check_emulation(c);
 }
