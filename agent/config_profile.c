@@ -332,6 +332,14 @@ static tp_err check_dh_bits(ctx *x, tp_profile_spec *spec) {
   return TP_E_OK;
 }
 
+/* libcyaml leaves an empty sequence NULL; the schema's maximum is the
+ * destination array's size. */
+static size_t copy_code_points(uint16_t *dst, const uint16_t *src, unsigned n) {
+  if (n > 0)
+    memcpy(dst, src, n * sizeof(uint16_t));
+  return n;
+}
+
 /* The offer's versions are names like versions:, its lists IANA code
  * points; the schema bounds their counts by tp_hello_offer's arrays. */
 static tp_err check_recorded_offer(ctx *x, tp_profile_spec *spec) {
@@ -349,13 +357,11 @@ static tp_err check_recorded_offer(ctx *x, tp_profile_spec *spec) {
               tp_tls_version_names());
     o->versions |= bit;
   }
-  o->n_cipher_suites = r->cipher_suites_count;
-  memcpy(o->cipher_suites, r->cipher_suites, r->cipher_suites_count * sizeof(uint16_t));
-  o->n_groups = r->groups_count;
-  memcpy(o->groups, r->groups, r->groups_count * sizeof(uint16_t));
-  o->n_signature_algorithms = r->signature_algorithms_count;
-  memcpy(o->signature_algorithms, r->signature_algorithms,
-         r->signature_algorithms_count * sizeof(uint16_t));
+  o->n_cipher_suites = copy_code_points(o->cipher_suites, r->cipher_suites,
+                                        r->cipher_suites_count);
+  o->n_groups = copy_code_points(o->groups, r->groups, r->groups_count);
+  o->n_signature_algorithms = copy_code_points(o->signature_algorithms, r->signature_algorithms,
+                                               r->signature_algorithms_count);
   spec->has_recorded_offer = true;
   return TP_E_OK;
 }

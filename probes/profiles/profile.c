@@ -273,7 +273,8 @@ static tp_err copy_dh_bits(tp_profile *p, const tp_profile_spec *spec, char *err
 static size_t copy_ids(uint16_t *dst, const uint16_t *src, size_t n, size_t max) {
   if (n > max)
     n = max;
-  memcpy(dst, src, n * sizeof(uint16_t));
+  if (n > 0) /* never memcpy from NULL, even for 0 bytes (C17 7.24.1) */
+    memcpy(dst, src, n * sizeof(uint16_t));
   return n;
 }
 
