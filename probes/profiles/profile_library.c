@@ -15,7 +15,11 @@
  *    (Debian package testssl.sh 3.0.8; data from Qualys SSL Labs' client
  *    list): the client's versions, cipher list and curves; the signature
  *    algorithms are decoded from the recorded ClientHello (handshakebytes,
- *    extension 0x000d).
+ *    extension 0x000d). Their recorded_offer is that hello as `profiles
+ *    import-testssl` decodes it (tests/integration/test_profiles_import.sh
+ *    compares the two), so the engine can tell when GnuTLS negotiated what
+ *    the real client never offers; min/max_dh_bits are the file's
+ *    minDhBits/maxDhBits.
  *
  * What no entry can reproduce (GnuTLS 3.7.9): the exact cipher-suite order
  * (GnuTLS orders key exchange first, then cipher, then MAC, and offers every
@@ -24,10 +28,15 @@
  * IDEA, DES, export). Each entry's fidelity_note says what matters for it. */
 #include "profile_library.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
 #define L(...) ((const char *const[]){__VA_ARGS__, NULL})
+
+/* One list of a recorded offer with its count. */
+#define IDS(field, ...)                                                                      \
+  .field = {__VA_ARGS__}, .n_##field = sizeof((const uint16_t[]){__VA_ARGS__}) / sizeof(uint16_t)
 
 /* Mozilla: TLS 1.3 suites AES-128-GCM, AES-256-GCM, CHACHA20-POLY1305 and the
  * groups X25519, prime256v1, secp384r1 at every level. */
@@ -130,6 +139,20 @@ static const tp_builtin_profile library[] = {
                     L("RSA-SHA512", "DSA-SHA512", "ECDSA-SHA512", "RSA-SHA384", "DSA-SHA384",
                       "ECDSA-SHA384", "RSA-SHA256", "DSA-SHA256", "ECDSA-SHA256", "RSA-SHA224",
                       "DSA-SHA224", "ECDSA-SHA224", "RSA-SHA1", "DSA-SHA1", "ECDSA-SHA1"),
+                .has_recorded_offer = true,
+                .recorded_offer =
+                    {
+                        .versions = TP_TLS1_0 | TP_TLS1_1 | TP_TLS1_2,
+                        IDS(cipher_suites, 0xc030, 0xc02c, 0xc014, 0xc00a, 0x00a3, 0x009f, 0x006b,
+                            0x006a, 0x0039, 0x0038, 0x009d, 0x003d, 0x0035, 0xc012, 0xc008,
+                            0x0016, 0x0013, 0x000a, 0xc02f, 0xc02b, 0xc027, 0xc023, 0xc013,
+                            0xc009, 0x00a2, 0x009e, 0x0067, 0x0040, 0x0033, 0x0032, 0x009c,
+                            0x003c, 0x002f, 0xc011, 0xc007, 0x0005, 0x0004),
+                        IDS(groups, 0x0019, 0x0018, 0x0017),
+                        IDS(signature_algorithms, 0x0601, 0x0602, 0x0603, 0x0501, 0x0502,
+                            0x0503, 0x0401, 0x0402, 0x0403, 0x0301, 0x0302, 0x0303, 0x0201,
+                            0x0202, 0x0203, 0x0101),
+                    },
                 .fidelity_note =
                     "the real client also offers SSL 3.0 (fallback), which GnuTLS lacks; suite "
                     "order is key-exchange-major and combinations the client did not offer are "
@@ -154,6 +177,23 @@ static const tp_builtin_profile library[] = {
                 .signature_algorithms =
                     L("ECDSA-SHA512", "RSA-SHA512", "ECDSA-SHA384", "RSA-SHA384", "ECDSA-SHA256",
                       "RSA-SHA256", "DSA-SHA256", "ECDSA-SHA1", "RSA-SHA1", "DSA-SHA1"),
+                .max_dh_bits = 2048,
+                .has_recorded_offer = true,
+                .recorded_offer =
+                    {
+                        .versions = TP_TLS1_0 | TP_TLS1_1 | TP_TLS1_2,
+                        IDS(cipher_suites, 0xc024, 0xc028, 0x003d, 0xc026, 0xc02a, 0x006b, 0x006a,
+                            0xc00a, 0xc014, 0x0035, 0xc005, 0xc00f, 0x0039, 0x0038, 0xc023,
+                            0xc027, 0x003c, 0xc025, 0xc029, 0x0067, 0x0040, 0xc009, 0xc013,
+                            0x002f, 0xc004, 0xc00e, 0x0033, 0x0032, 0xc02c, 0xc02b, 0xc030,
+                            0x009d, 0xc02e, 0xc032, 0x009f, 0x00a3, 0xc02f, 0x009c, 0xc02d,
+                            0xc031, 0x009e, 0x00a2, 0xc008, 0xc012, 0x000a, 0xc003, 0xc00d,
+                            0x0016, 0x0013),
+                        IDS(groups, 0x0017, 0x0018, 0x0019, 0x0009, 0x000a, 0x000b, 0x000c,
+                            0x000d, 0x000e, 0x0016),
+                        IDS(signature_algorithms, 0x0603, 0x0601, 0x0503, 0x0501, 0x0403,
+                            0x0401, 0x0402, 0x0203, 0x0201, 0x0202),
+                    },
                 .fidelity_note =
                     "static ECDH suites (ECDH-ECDSA-*, ECDH-RSA-*) and the sect*/secp256k1 "
                     "curves of the real client do not exist in GnuTLS; suite order is "
@@ -178,12 +218,27 @@ static const tp_builtin_profile library[] = {
                 .signature_algorithms =
                     L("RSA-SHA512", "ECDSA-SHA512", "RSA-SHA256", "RSA-SHA384", "RSA-SHA1",
                       "ECDSA-SHA256", "ECDSA-SHA384", "ECDSA-SHA1", "DSA-SHA1"),
+                .min_dh_bits = 1024,
+                .max_dh_bits = 4096,
+                .has_recorded_offer = true,
+                .recorded_offer =
+                    {
+                        .versions = TP_TLS1_0 | TP_TLS1_1 | TP_TLS1_2,
+                        IDS(cipher_suites, 0xc028, 0xc027, 0xc014, 0xc013, 0x009f, 0x009e, 0x009d,
+                            0x009c, 0x003d, 0x003c, 0x0035, 0x002f, 0xc02c, 0xc02b, 0xc024,
+                            0xc023, 0xc00a, 0xc009, 0x006a, 0x0040, 0x0038, 0x0032, 0x000a,
+                            0x0013),
+                        IDS(groups, 0x0017, 0x0018),
+                        IDS(signature_algorithms, 0x0601, 0x0603, 0x0401, 0x0501, 0x0201,
+                            0x0403, 0x0503, 0x0203, 0x0202),
+                    },
                 .fidelity_note =
                     "NOT faithful on the point this client is known for: IE 11 on Windows 7 "
                     "offers no ECDHE-RSA-AES-GCM suite, but GnuTLS offers every valid "
                     "combination of the lists, so ECDHE-RSA-AES128/256-GCM are offered; a "
                     "server that only has those will succeed here and fail for real IE 11/Win 7 "
-                    "clients. Suite order is key-exchange-major; extensions are GnuTLS's",
+                    "clients (such a result carries an emulation_divergence, from the recorded "
+                    "offer). Suite order is key-exchange-major; extensions are GnuTLS's",
             },
     },
 };

@@ -61,6 +61,20 @@ has openssl_111d '^  versions: \[TLS1\.2, TLS1\.3\]$' \
 has java_8u161 '^  max_dh_bits: 2048$' "Java 8u161 refuses DH primes above 2048 bits"
 has java_8u161 '^    cipher_suites: \[0xc024, 0xc028,' "the real client's offer is recorded"
 
+# The built-ins taken from this file carry the same recorded offer as their import.
+offer_of() { sed -n '/^  recorded_offer:$/,/^  [a-z]/p' | sed '$d'; }
+for pair in android-4.4=android_442 java-8=java_8u161 ie11-win7=ie_11_win7; do
+  builtin=${pair%%=*}
+  imported=$(awk -v n="- name: \"${pair#*=}\"" '$0 == n {f = 1; next} /^- name: /{f = 0} f' \
+    "$WORK/all.yaml" | offer_of)
+  shown=$("$TP_AGENT" profiles show "$builtin" | offer_of)
+  if [ -n "$shown" ] && [ "$shown" = "$imported" ]; then
+    tp_pass "built-in $builtin: recorded_offer is the import's"
+  else
+    tp_fail "built-in $builtin: recorded_offer differs from the import's: '$shown' vs '$imported'"
+  fi
+done
+
 wrap "$WORK/all.yaml" "$WORK/agent.yaml"
 rc=0
 "$TP_AGENT" --config "$WORK/agent.yaml" --check >"$WORK/check.out" 2>&1 || rc=$?

@@ -119,13 +119,15 @@ static void test_every_field(void **state) {
   tp_agent_config_free(c);
 }
 
-/* No DH limits and no recorded offer unless given: built-ins and
- * hand-written profiles have none, and the profile says so. */
-static void test_no_limits_by_default(void **state) {
+/* No DH limits and no recorded offer unless given (a hand-written profile or
+ * a built-in without them); base: inherits a built-in's. */
+static void test_limits_and_offer_defaults(void **state) {
   (void)state;
   char err[1024] = "";
   tp_agent_config *c;
-  tp_err rc = load("  - name: p\n    base: java-8\n", &c, err, sizeof(err));
+  tp_err rc = load("  - name: p\n    base: intermediate\n"
+                   "  - name: q\n    base: java-8\n",
+                   &c, err, sizeof(err));
   if (rc != TP_E_OK)
     fail_msg("%s", err);
   const tp_profile_spec *s = &c->profiles[0].spec;
@@ -140,6 +142,19 @@ static void test_no_limits_by_default(void **state) {
   tp_profile_dh_bits(p, &lo, &hi);
   assert_int_equal(lo, 0);
   assert_int_equal(hi, 0);
+  tp_profile_free(p);
+  s = &c->profiles[1].spec; /* Java 8u161 refuses DH primes above 2048 bits */
+  if (tp_profile_new(s, &p, err, sizeof(err)) != TP_E_OK)
+    fail_msg("%s", err);
+  tp_profile_dh_bits(p, &lo, &hi);
+  assert_int_equal(lo, 0);
+  assert_int_equal(hi, 2048);
+  const tp_hello_offer *o = tp_profile_recorded_offer(p);
+  assert_non_null(o);
+  assert_int_equal(o->versions, TP_TLS1_0 | TP_TLS1_1 | TP_TLS1_2);
+  assert_int_equal(o->n_cipher_suites, 49);
+  assert_int_equal(o->cipher_suites[0], 0xc024);
+  assert_int_equal(o->n_key_shares, 0); /* not part of a recorded offer */
   tp_profile_free(p);
   tp_agent_config_free(c);
 }
@@ -287,7 +302,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_every_field),
       cmocka_unit_test(test_sni_modes_and_defaults),
-      cmocka_unit_test(test_no_limits_by_default),
+      cmocka_unit_test(test_limits_and_offer_defaults),
       cmocka_unit_test(test_base_and_builtins),
       cmocka_unit_test(test_bad_profiles),
   };
