@@ -211,8 +211,10 @@ static bool dh_outside_client_limits(tp_conn *c, tp_verdict *v) {
     return false;
   gnutls_kx_algorithm_t kx = gnutls_kx_get(c->session);
   gnutls_group_t g = gnutls_group_get(c->session);
-  bool ffdh = kx == GNUTLS_KX_DHE_RSA || kx == GNUTLS_KX_DHE_DSS ||
-              (g >= GNUTLS_GROUP_FFDHE2048 && g <= GNUTLS_GROUP_FFDHE8192);
+  /* GnuTLS's enum is not ordered by size (FFDHE6144 comes after FFDHE8192) */
+  bool ffdh = kx == GNUTLS_KX_DHE_RSA || kx == GNUTLS_KX_DHE_DSS || g == GNUTLS_GROUP_FFDHE2048 ||
+              g == GNUTLS_GROUP_FFDHE3072 || g == GNUTLS_GROUP_FFDHE4096 ||
+              g == GNUTLS_GROUP_FFDHE6144 || g == GNUTLS_GROUP_FFDHE8192;
   if (!ffdh)
     return false;
   int bits = gnutls_dh_get_prime_bits(c->session);
