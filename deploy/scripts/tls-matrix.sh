@@ -503,7 +503,8 @@ EOF
     ngx-early) printf '    ssl_session_tickets on;\n    ssl_early_data on;\n    lingering_close always;\n' ;;
     ngx-early-raw) printf '    ssl_session_tickets on;\n    ssl_early_data on;\n' ;;
     ngx-early425) printf '    ssl_session_tickets on;\n    ssl_early_data on;\n'
-      echo '    location = /early { if ($ssl_early_data) { return 425; } return 200 "ok\n"; }' ;;
+      # shellcheck disable=SC2016 # nginx variables, not the shell's
+      printf '    location = /early { if ($ssl_early_data) { return 425; } return 200 "ok\\n"; }\n' ;;
     ngx-ocsp) printf '    ssl_stapling on;\n    ssl_stapling_file %s;\n' "$p/ngx-ocsp.ocsp.der"
       echo '    add_header Strict-Transport-Security "max-age=31536000" always;' ;;
     ngx-noticket) printf '    ssl_session_tickets off;\n    ssl_session_cache off;\n' ;;

@@ -13,7 +13,7 @@
 #     ipv6 -> dns_failure "no IPv6"), and the address and family used are recorded.
 set -euo pipefail
 ROOT=${TP_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
-# shellcheck source=lib.sh
+# shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$ROOT/tests/integration/lib.sh"
 ONCE=${TP_PROBE_ONCE:?TP_PROBE_ONCE must point at the probe-once binary}
 tp_install_traps
@@ -29,6 +29,7 @@ certtool --generate-certificate --load-privkey "$W/leaf.key" --load-ca-certifica
   --load-ca-privkey "$W/ca.key" --template "$W/leaf.tmpl" --outfile "$W/leaf.pem" >/dev/null 2>&1 ||
   tp_die "certtool failed"
 tp_serve tls "$W" -cert "$W/leaf.pem" -key "$W/leaf.key" -www
+PORT_tls=${PORT_tls:?tp_serve sets PORT_tls}
 
 # The DNS server, on a free UDP port.
 for attempt in 1 2 3 4 5 6 7 8 9 10; do
