@@ -11,6 +11,7 @@
 #include "tlsprobe.pb-c.h"
 #include "tp_buf.h"
 #include "tp_mem.h"
+#include "tp_rand.h"
 #include "validate.h"
 
 #define BACKOFF_MIN_MS 1000
@@ -55,7 +56,7 @@ struct tp_pusher {
   int open_handles;
   bool backing_off;
   unsigned consecutive_failures;
-  uint64_t rng;
+  tp_rng rng; /* retry jitter */
 
   batch *current;
 
@@ -251,13 +252,6 @@ static void on_retry_timer(uv_timer_t *timer) {
   maybe_push(p);
 }
 
-static uint64_t next_random(tp_pusher *p) {
-  p->rng ^= p->rng >> 12;
-  p->rng ^= p->rng << 25;
-  p->rng ^= p->rng >> 27;
-  return p->rng * 2685821657736338717ULL;
-}
-
 static void schedule_retry(tp_pusher *p, const char *reason) {
   p->stats.failures++;
   p->consecutive_failures++;
@@ -266,7 +260,7 @@ static void schedule_retry(tp_pusher *p, const char *reason) {
     backoff *= 2;
   if (backoff > BACKOFF_MAX_MS)
     backoff = BACKOFF_MAX_MS;
-  backoff = backoff / 2 + next_random(p) % (backoff / 2 + 1); /* jitter: [b/2, b] */
+  backoff = backoff / 2 + tp_rng_below(&p->rng, backoff / 2 + 1); /* jitter: [b/2, b] */
   tp_log_warn(p->log, "push failed, will retry", "batch_seq=%llu results=%zu retry_in_ms=%llu reason=\"%s\"",
               (unsigned long long)p->current->seq, p->current->n, (unsigned long long)backoff, reason);
   p->backing_off = true;
@@ -429,7 +423,7 @@ tp_err tp_pusher_new(uv_loop_t *loop, const tp_pusher_options *o, tp_queue *queu
   tp_buf_init(&p->response, ACK_MAX_BYTES);
   if (uv_random(NULL, NULL, &p->instance_id, sizeof(p->instance_id), 0, NULL) != 0)
     p->instance_id = uv_hrtime();
-  p->rng = p->instance_id | 1;
+  tp_rng_seed(&p->rng, p->instance_id | 1);
   p->next_batch_seq = 1;
   p->next_result_seq = 1;
 

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "tp_mem.h"
+#include "tp_rand.h"
 
 typedef struct series {
   tp_scheduler *owner;
@@ -25,20 +26,13 @@ struct tp_scheduler {
   size_t open_timers;
   unsigned outstanding;
   uint64_t skipped;
-  uint64_t rng; /* xorshift64* state; per scheduler, no global */
+  tp_rng rng; /* per scheduler, no global */
   bool running;
 };
 
-static uint64_t next_random(tp_scheduler *s) {
-  s->rng ^= s->rng >> 12;
-  s->rng ^= s->rng << 25;
-  s->rng ^= s->rng >> 27;
-  return s->rng * 2685821657736338717ULL;
-}
-
 /* Uniform in [0, bound); bound > 0. Modulo bias is irrelevant for jitter. */
 static uint64_t random_below(tp_scheduler *s, uint64_t bound) {
-  return next_random(s) % bound;
+  return tp_rng_below(&s->rng, bound);
 }
 
 /* interval ± 10 %, never below 1 ms. */
@@ -96,8 +90,10 @@ tp_err tp_scheduler_new(uv_loop_t *loop, const tp_agent_config *config,
   s->data = data;
   s->timeouts.connect_ms = config->connect_timeout_ms;
   s->timeouts.handshake_ms = config->handshake_timeout_ms;
-  if (uv_random(NULL, NULL, &s->rng, sizeof(s->rng), 0, NULL) != 0 || s->rng == 0)
-    s->rng = uv_hrtime() | 1;
+  uint64_t seed = 0;
+  if (uv_random(NULL, NULL, &seed, sizeof(seed), 0, NULL) != 0 || seed == 0)
+    seed = uv_hrtime() | 1;
+  tp_rng_seed(&s->rng, seed);
 
   size_t total = 0;
   for (size_t j = 0; j < config->n_jobs; j++)

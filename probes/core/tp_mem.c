@@ -56,3 +56,7 @@ char *tp_xasprintf(const char *fmt, ...) {
   va_end(ap);
   return p;
 }
+
+char *tp_xstrdup_or_null(const char *s) {
+  return s != NULL ? tp_xstrdup(s) : NULL;
+}

@@ -11,6 +11,7 @@ void *tp_xmalloc(size_t size);
 void *tp_xcalloc(size_t count, size_t size);
 void *tp_xrealloc(void *ptr, size_t size);
 char *tp_xstrdup(const char *s);
+char *tp_xstrdup_or_null(const char *s); /* NULL stays NULL */
 char *tp_xstrndup(const char *s, size_t n);
 /* Formats into a new string (caller frees). */
 char *tp_xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

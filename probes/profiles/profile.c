@@ -223,21 +223,17 @@ static tp_err copy_alpn(tp_profile *p, const char *const *alpn, char *err, size_
   return TP_E_OK;
 }
 
-static char *dup_or_null(const char *s) {
-  return s != NULL ? tp_xstrdup(s) : NULL;
-}
-
 static tp_err copy_options(tp_profile *p, const tp_profile_spec *spec, char *err, size_t errlen) {
   p->sni_mode = spec->sni_mode;
   if (spec->sni_mode == TP_SNI_OVERRIDE && (spec->sni_name == NULL || spec->sni_name[0] == '\0')) {
     snprintf(err, errlen, "sni: an override needs a server name");
     return TP_E_CONFIG;
   }
-  p->sni_name = dup_or_null(spec->sni_name);
+  p->sni_name = tp_xstrdup_or_null(spec->sni_name);
   p->mode = spec->mode;
-  p->http.method = dup_or_null(spec->http.method);
-  p->http.path = dup_or_null(spec->http.method ? (spec->http.path ? spec->http.path : "/") : NULL);
-  p->http.host = dup_or_null(spec->http.host);
+  p->http.method = tp_xstrdup_or_null(spec->http.method);
+  p->http.path = tp_xstrdup_or_null(spec->http.method ? (spec->http.path ? spec->http.path : "/") : NULL);
+  p->http.host = tp_xstrdup_or_null(spec->http.host);
   p->aia_fetch_off = spec->aia_fetch_off;
   if (spec->early_data.raw != NULL) {
     unsigned char *raw = tp_xmalloc(spec->early_data.raw_len ? spec->early_data.raw_len : 1);
@@ -246,7 +242,7 @@ static tp_err copy_options(tp_profile *p, const tp_profile_spec *spec, char *err
     p->early_data.raw_len = spec->early_data.raw_len;
     p->early_data.expect_reply = spec->early_data.expect_reply;
   }
-  p->fidelity_note = dup_or_null(spec->fidelity_note);
+  p->fidelity_note = tp_xstrdup_or_null(spec->fidelity_note);
   return copy_alpn(p, spec->alpn, err, errlen);
 }
 
