@@ -336,3 +336,48 @@ tp_err tp_validate_result(const char *batch_agent_id, const Tlsprobe__V1__ProbeR
   vctx v = {.reason = reason, .len = len, .path = ""};
   return check_result(&v, batch_agent_id, result);
 }
+
+/* ---- identity rules for producers --------------------------------------
+ * Every result repeats the agent's id and region, the target's name, host and
+ * SNI and the profile's name. A configuration that holds a value the checks
+ * above reject would have every one of its results dropped, so the agent's
+ * config loader calls these: the configuration can never accept what the wire
+ * refuses. The reason is what is wrong without a field path (the caller's
+ * message already names the field). */
+
+/* Runs one check with a scratch field name and copies its reason without the
+ * "field: " prefix that bad() puts in front. */
+static tp_err identity_reason(tp_err rc, const char *scratch, char *reason, size_t len) {
+  size_t skip = strlen("x: ");
+  if (rc != TP_E_OK && len > 0 && strlen(scratch) >= skip)
+    snprintf(reason, len, "%s", scratch + skip);
+  return rc;
+}
+
+tp_err tp_wire_check_agent_id(const char *id, char *reason, size_t len) {
+  char scratch[256] = "";
+  vctx v = {.reason = scratch, .len = sizeof(scratch), .path = ""};
+  return identity_reason(check_agent_id(&v, "x", id, true), scratch, reason, len);
+}
+
+static tp_err identity_str(const char *s, size_t max, char *reason, size_t len) {
+  char scratch[256] = "";
+  vctx v = {.reason = scratch, .len = sizeof(scratch), .path = ""};
+  return identity_reason(check_str(&v, "x", s, max, true), scratch, reason, len);
+}
+
+tp_err tp_wire_check_region(const char *region, char *reason, size_t len) {
+  return identity_str(region, TP_V_MAX_REGION, reason, len);
+}
+
+tp_err tp_wire_check_target_name(const char *name, char *reason, size_t len) {
+  return identity_str(name, TP_V_MAX_TARGET, reason, len);
+}
+
+tp_err tp_wire_check_profile_name(const char *name, char *reason, size_t len) {
+  return identity_str(name, TP_V_MAX_PROFILE, reason, len);
+}
+
+tp_err tp_wire_check_host(const char *host, char *reason, size_t len) {
+  return identity_str(host, TP_V_MAX_HOST, reason, len);
+}

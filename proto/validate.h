@@ -27,4 +27,17 @@ tp_err tp_validate_result(const char *batch_agent_id, const Tlsprobe__V1__ProbeR
  * surrogates, nothing above U+10FFFF). */
 int tp_utf8_valid(const unsigned char *s, size_t n);
 
+/* The wire's rules for the identity every result repeats, for producers to
+ * apply before any result exists (the agent's config loader): TP_E_OK, or
+ * TP_E_VALIDATE with what is wrong, without a field name, in `reason`
+ * ("must be printable ASCII without spaces", "300 bytes exceeds the limit of
+ * 255"). Agent id: 1..TP_V_MAX_AGENT_ID bytes of printable ASCII, no spaces;
+ * the others: non-empty UTF-8 of at most TP_V_MAX_REGION, TP_V_MAX_TARGET,
+ * TP_V_MAX_PROFILE, TP_V_MAX_HOST (host and SNI) bytes. */
+tp_err tp_wire_check_agent_id(const char *id, char *reason, size_t len);
+tp_err tp_wire_check_region(const char *region, char *reason, size_t len);
+tp_err tp_wire_check_target_name(const char *name, char *reason, size_t len);
+tp_err tp_wire_check_profile_name(const char *name, char *reason, size_t len);
+tp_err tp_wire_check_host(const char *host, char *reason, size_t len);
+
 #endif
