@@ -1,8 +1,9 @@
 /* config.h - the collector's YAML configuration (collector.yaml):
  *
- *   listen: 127.0.0.1:8470      # numeric address:port, [v6]:port; port 0 = any free port
- *   database: ./tlsprobe.db     # SQLite file, created and migrated on start
- *   max_body_bytes: 4194304     # optional, default 4 MiB; larger request bodies get 413
+ *   listen: 127.0.0.1:8470      # numeric address:port, [v6]:port; port 0..65535, 0 = any free port
+ *   database: ./tlsprobe.db     # SQLite file (1..4096 bytes) in an existing directory,
+ *                               # created and migrated on start
+ *   max_body_bytes: 4194304     # optional, 1024..268435456, default 4 MiB; larger bodies get 413
  *   log_level: info             # optional: debug, info, warn, error
  *
  * Unknown keys are errors. Every error message is "file:line:col: what is wrong". */
@@ -15,6 +16,11 @@
 #include "tp_log.h"
 
 #define TP_COLLECTOR_DEFAULT_MAX_BODY ((size_t)4 * 1024 * 1024)
+/* Lower bound for max_body_bytes: below it not even a one-result batch with a
+ * certificate chain fits, and every push would get 413. */
+#define TP_COLLECTOR_MIN_MAX_BODY ((size_t)1024)
+/* database: a path of at most this many bytes (PATH_MAX on Linux). */
+#define TP_COLLECTOR_MAX_DB_PATH 4096
 /* Upper bound for max_body_bytes: a batch is decoded in memory in one piece. */
 #define TP_COLLECTOR_MAX_MAX_BODY ((size_t)256 * 1024 * 1024)
 

@@ -1,6 +1,6 @@
 /* main.c - tlsprobe-collector: parses the command line and wires the components.
  *
- *   tlsprobe-collector serve --config collector.yaml
+ *   tlsprobe-collector serve --config collector.yaml [--check]
  *   tlsprobe-collector report --db PATH [--since 1h] [--target NAME] [--format text|json]
  *
  * Exit codes: 0 success, 1 runtime failure (database, port in use...), 2 usage or
@@ -25,8 +25,9 @@
 
 static void usage(FILE *out) {
   fputs("usage:\n"
-        "  tlsprobe-collector serve --config FILE\n"
-        "      receive result batches (POST /v1/results) and store them in SQLite\n"
+        "  tlsprobe-collector serve --config FILE [--check]\n"
+        "      receive result batches (POST /v1/results) and store them in SQLite;\n"
+        "      --check validates the configuration and exits\n"
         "  tlsprobe-collector report --db FILE [--since DURATION] [--target NAME]\n"
         "                            [--format text|json]\n"
         "      per target/profile/region: probes, success rate, p50/p90/p99 handshake\n"
@@ -40,6 +41,20 @@ static void usage(FILE *out) {
 }
 
 /* ---- serve ------------------------------------------------------------------- */
+
+/* --check: the same loader serve uses, then stop (exit 0 or 2). */
+static int check_config(const char *config_path) {
+  char err[1024];
+  tp_collector_config *cfg = NULL;
+  if (tp_collector_config_load(config_path, &cfg, err, sizeof(err)) != TP_E_OK) {
+    fprintf(stderr, "%s\n", err);
+    return EXIT_USAGE;
+  }
+  printf("%s: configuration OK (listen %s:%u, database %s, max_body_bytes %zu)\n", config_path,
+         cfg->listen.host, cfg->listen.port, cfg->database, cfg->max_body_bytes);
+  tp_collector_config_free(cfg);
+  return 0;
+}
 
 static int serve(const char *config_path) {
   char err[1024];
@@ -87,6 +102,29 @@ out:
   tp_store_close(store);
   tp_collector_config_free(cfg);
   return status;
+}
+
+/* serve's options: --config FILE (required) and --check, in any order. */
+static int serve_command(int argc, char **argv) {
+  const char *config_path = NULL;
+  bool check = false;
+  for (int i = 0; i < argc; i++) {
+    if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+      config_path = argv[++i];
+    } else if (strcmp(argv[i], "--check") == 0) {
+      check = true;
+    } else {
+      fprintf(stderr, "tlsprobe-collector serve: unexpected argument %s\n", argv[i]);
+      usage(stderr);
+      return EXIT_USAGE;
+    }
+  }
+  if (config_path == NULL) {
+    fprintf(stderr, "tlsprobe-collector serve: --config FILE is required\n");
+    usage(stderr);
+    return EXIT_USAGE;
+  }
+  return check ? check_config(config_path) : serve(config_path);
 }
 
 /* ---- report ------------------------------------------------------------------ */
@@ -185,8 +223,8 @@ int main(int argc, char **argv) {
     usage(stdout);
     return 0;
   }
-  if (argc == 4 && strcmp(argv[1], "serve") == 0 && strcmp(argv[2], "--config") == 0)
-    return serve(argv[3]);
+  if (argc >= 2 && strcmp(argv[1], "serve") == 0)
+    return serve_command(argc - 2, argv + 2);
   if (argc >= 2 && strcmp(argv[1], "report") == 0)
     return report(argc - 2, argv + 2);
   usage(stderr);

@@ -15,7 +15,20 @@ typedef struct {
   char location[256]; /* innermost backtrace frame: "in mapping field 'port'" */
   unsigned line, column;
   bool have_position;
+  /* The next frame out: for a missing key, the mapping that lacks it (the
+   * innermost frame is then merely the last key libcyaml read). */
+  char outer_location[256];
+  unsigned outer_line, outer_column;
+  bool have_outer;
 } cyaml_capture;
+
+/* Copies a backtrace frame's text without the position and trailing blanks. */
+static void frame_text(char *dst, size_t len, const char *text, const char *pos) {
+  snprintf(dst, len, "%.*s", (int)(pos - text), text);
+  size_t n = strlen(dst);
+  while (n > 0 && dst[n - 1] == ' ')
+    dst[--n] = '\0';
+}
 
 /* The format comes from libcyaml, which declares its log calls printf-like. */
 __attribute__((format(printf, 3, 0))) static void capture_log(cyaml_log_t level, void *ctx,
@@ -36,15 +49,17 @@ __attribute__((format(printf, 3, 0))) static void capture_log(cyaml_log_t level,
   unsigned line, column;
   const char *pos = strstr(text, "(line: ");
   if (pos != NULL && sscanf(pos, "(line: %u, column: %u)", &line, &column) == 2) {
-    /* The first frame is the innermost node: keep it. */
+    /* The first frame is the innermost node: keep it, and the one around it. */
     if (!cap->have_position) {
       cap->have_position = true;
       cap->line = line;
       cap->column = column;
-      snprintf(cap->location, sizeof(cap->location), "%.*s", (int)(pos - text), text);
-      size_t n = strlen(cap->location);
-      while (n > 0 && cap->location[n - 1] == ' ')
-        cap->location[--n] = '\0';
+      frame_text(cap->location, sizeof(cap->location), text, pos);
+    } else if (!cap->have_outer) {
+      cap->have_outer = true;
+      cap->outer_line = line;
+      cap->outer_column = column;
+      frame_text(cap->outer_location, sizeof(cap->outer_location), text, pos);
     }
     return;
   }
@@ -84,10 +99,272 @@ static void refine_to_scalar(const char *file, const char *text, unsigned *line,
   fclose(fp);
 }
 
+/* ---- what libcyaml cannot say precisely --------------------------------
+ * libcyaml reports a libyaml syntax error at the enclosing mapping's position
+ * (a tab on line 4 comes out as "3:1"), loads an empty or comment-only file as
+ * a NULL document with CYAML_OK, reports a non-mapping top level without any
+ * position, and ignores every document after the first. These helpers re-read
+ * the file with libyaml itself, which knows where the problem is. */
+
+/* Lists the schema's top-level keys: "agent, collector; optional: limits". */
+static void describe_keys(const cyaml_schema_value_t *schema, char *buf, size_t len) {
+  size_t used = 0;
+  buf[0] = '\0';
+  if (schema->type != CYAML_MAPPING)
+    return;
+  for (int optional = 0; optional <= 1; optional++) {
+    bool first = true;
+    for (const cyaml_schema_field_t *f = schema->mapping.fields; f->key != NULL; f++) {
+      if (((f->value.flags & CYAML_FLAG_OPTIONAL) != 0) != optional || used >= len)
+        continue;
+      int n = snprintf(buf + used, len - used, "%s%s%s",
+                       first && optional ? (used ? "; optional: " : "optional: ") : "",
+                       first ? "" : ", ", f->key);
+      if (n < 0)
+        return;
+      used += (size_t)n;
+      first = false;
+    }
+  }
+}
+
+static tp_err empty_error(const char *path, const cyaml_schema_value_t *schema, char *err,
+                          size_t errlen) {
+  char keys[512];
+  describe_keys(schema, keys, sizeof(keys));
+  snprintf(err, errlen,
+           "%s:1:1: no configuration: the file is empty or holds only comments (expected a "
+           "mapping with the keys %s)",
+           path, keys);
+  return TP_E_CONFIG;
+}
+
+/* Where and what libyaml's first error is. */
+typedef struct yaml_problem {
+  bool found;
+  unsigned line, column; /* 1-based */
+  char what[256];
+} yaml_problem;
+
+/* 1-based line and column of byte `offset` (libyaml's reader errors have only
+ * an offset: invalid UTF-8, a NUL or control byte). */
+static void offset_position(const char *path, size_t offset, unsigned *line, unsigned *column) {
+  *line = 1;
+  *column = 1;
+  FILE *fp = fopen(path, "rb");
+  if (fp == NULL)
+    return;
+  for (size_t i = 0; i < offset; i++) {
+    int ch = fgetc(fp);
+    if (ch == EOF)
+      break;
+    if (ch == '\n') {
+      (*line)++;
+      *column = 1;
+    } else {
+      (*column)++;
+    }
+  }
+  fclose(fp);
+}
+
+static void record_problem(const char *path, const yaml_parser_t *parser, yaml_problem *out) {
+  out->found = true;
+  if (parser->error == YAML_READER_ERROR) {
+    offset_position(path, parser->problem_offset, &out->line, &out->column);
+    snprintf(out->what, sizeof(out->what), "%s (byte 0x%02x; the file must be UTF-8 text)",
+             parser->problem ? parser->problem : "unreadable input",
+             (unsigned)(parser->problem_value & 0xff));
+    return;
+  }
+  out->line = (unsigned)parser->problem_mark.line + 1;
+  out->column = (unsigned)parser->problem_mark.column + 1;
+  if (parser->context != NULL)
+    snprintf(out->what, sizeof(out->what), "%s (%s at line %u, column %u)",
+             parser->problem ? parser->problem : "syntax error", parser->context,
+             (unsigned)parser->context_mark.line + 1, (unsigned)parser->context_mark.column + 1);
+  else
+    snprintf(out->what, sizeof(out->what), "%s", parser->problem ? parser->problem : "syntax error");
+}
+
+/* The file's shape as libyaml sees it: its first error, the top-level node's
+ * kind and position, and where a second document starts. */
+typedef struct yaml_outline {
+  yaml_problem problem;
+  yaml_event_type_t root; /* YAML_NO_EVENT: no document at all */
+  bool root_is_null;      /* an empty plain scalar, "~" or "null" */
+  unsigned root_line, root_column;
+  unsigned second_line, second_column; /* 0: one document */
+} yaml_outline;
+
+static bool is_null_scalar(const yaml_event_t *ev) {
+  const char *v = (const char *)ev->data.scalar.value;
+  return ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
+         (v[0] == '\0' || strcmp(v, "~") == 0 || strcmp(v, "null") == 0 ||
+          strcmp(v, "Null") == 0 || strcmp(v, "NULL") == 0);
+}
+
+static void outline_event(yaml_outline *o, const yaml_event_t *ev, unsigned *depth,
+                          unsigned *documents) {
+  switch (ev->type) {
+  case YAML_DOCUMENT_START_EVENT:
+    if (++*documents == 2) {
+      o->second_line = (unsigned)ev->start_mark.line + 1;
+      o->second_column = (unsigned)ev->start_mark.column + 1;
+    }
+    break;
+  case YAML_SCALAR_EVENT:
+  case YAML_ALIAS_EVENT:
+  case YAML_MAPPING_START_EVENT:
+  case YAML_SEQUENCE_START_EVENT:
+    if (*depth == 0 && *documents == 1) {
+      o->root = ev->type;
+      o->root_is_null = ev->type == YAML_SCALAR_EVENT && is_null_scalar(ev);
+      o->root_line = (unsigned)ev->start_mark.line + 1;
+      o->root_column = (unsigned)ev->start_mark.column + 1;
+    }
+    if (ev->type == YAML_MAPPING_START_EVENT || ev->type == YAML_SEQUENCE_START_EVENT)
+      ++*depth;
+    break;
+  case YAML_MAPPING_END_EVENT:
+  case YAML_SEQUENCE_END_EVENT:
+    --*depth;
+    break;
+  default:
+    break;
+  }
+}
+
+/* Returns -1 if the file cannot be read (the caller keeps libcyaml's words). */
+static int read_outline(const char *path, yaml_outline *o) {
+  memset(o, 0, sizeof(*o));
+  o->root = YAML_NO_EVENT;
+  FILE *fp = fopen(path, "rb");
+  if (fp == NULL)
+    return -1;
+  yaml_parser_t parser;
+  if (!yaml_parser_initialize(&parser)) {
+    fclose(fp);
+    return -1;
+  }
+  yaml_parser_set_input_file(&parser, fp);
+  unsigned depth = 0, documents = 0;
+  for (bool done = false; !done;) {
+    yaml_event_t ev;
+    if (!yaml_parser_parse(&parser, &ev)) {
+      record_problem(path, &parser, &o->problem);
+      break;
+    }
+    outline_event(o, &ev, &depth, &documents);
+    done = ev.type == YAML_STREAM_END_EVENT;
+    yaml_event_delete(&ev);
+  }
+  yaml_parser_delete(&parser);
+  fclose(fp);
+  return 0;
+}
+
+/* If the indentation of line `line` (1-based) holds a tab, stores the tab's
+ * column. YAML forbids tabs in indentation (YAML 1.2 §6.1); libyaml's own
+ * words for it ("found character that cannot start any token") do not say so. */
+static bool tab_in_indentation(const char *path, unsigned line, unsigned *column) {
+  FILE *fp = fopen(path, "rb");
+  if (fp == NULL)
+    return false;
+  char *text = NULL;
+  size_t cap = 0;
+  bool found = false;
+  for (unsigned l = 1; l <= line; l++) {
+    if (getline(&text, &cap, fp) < 0)
+      goto out;
+  }
+  for (size_t i = 0; text[i] == ' ' || text[i] == '\t' || text[i] == '-'; i++) {
+    if (text[i] == '\t') {
+      *column = (unsigned)i + 1;
+      found = true;
+      break;
+    }
+  }
+out:
+  free(text);
+  fclose(fp);
+  return found;
+}
+
+/* A libyaml syntax error, at libyaml's own position. */
+static tp_err syntax_error(const char *path, const yaml_problem *p, char *err, size_t errlen) {
+  unsigned tab_column;
+  if (tab_in_indentation(path, p->line, &tab_column)) {
+    snprintf(err, errlen,
+             "%s:%u:%u: tab character in indentation (YAML indents with spaces only: "
+             "replace the tab with spaces)",
+             path, p->line, tab_column);
+  } else {
+    snprintf(err, errlen, "%s:%u:%u: %s", path, p->line, p->column, p->what);
+  }
+  return TP_E_CONFIG;
+}
+
+static const char *node_kind(yaml_event_type_t type) {
+  switch (type) {
+  case YAML_SEQUENCE_START_EVENT:
+    return "a list";
+  case YAML_ALIAS_EVENT:
+    return "an alias";
+  default:
+    return "a single value";
+  }
+}
+
+/* libcyaml failed: put libyaml's position on what libcyaml could not place. */
+static bool explain_failure(const char *path, const cyaml_schema_value_t *schema,
+                            const cyaml_capture *cap, const char *problem, char *err,
+                            size_t errlen) {
+  yaml_outline o;
+  bool syntax = strncmp(problem, "libyaml:", 8) == 0;
+  if ((!syntax && cap->have_position) || read_outline(path, &o) != 0)
+    return false;
+  if (o.problem.found && (syntax || o.root == YAML_NO_EVENT)) {
+    (void)syntax_error(path, &o.problem, err, errlen);
+    return true;
+  }
+  if (syntax)
+    return false;
+  if (o.root == YAML_NO_EVENT || o.root_is_null) {
+    (void)empty_error(path, schema, err, errlen);
+    return true;
+  }
+  if (o.root != YAML_MAPPING_START_EVENT && schema->type == CYAML_MAPPING) {
+    char keys[512];
+    describe_keys(schema, keys, sizeof(keys));
+    snprintf(err, errlen, "%s:%u:%u: the top level is %s (expected a mapping with the keys %s)",
+             path, o.root_line, o.root_column, node_kind(o.root), keys);
+    return true;
+  }
+  return false;
+}
+
+/* libcyaml succeeded: refuse what it silently dropped or could not load. */
+static tp_err check_loaded(const char *path, const cyaml_schema_value_t *schema, void *data,
+                           char *err, size_t errlen) {
+  if (data == NULL)
+    return empty_error(path, schema, err, errlen);
+  yaml_outline o;
+  if (read_outline(path, &o) == 0 && o.second_line != 0) {
+    snprintf(err, errlen,
+             "%s:%u:%u: a second YAML document starts here (a configuration is one document: "
+             "remove the \"---\" and merge what follows)",
+             path, o.second_line, o.second_column);
+    return TP_E_CONFIG;
+  }
+  return TP_E_OK;
+}
+
 tp_err tp_yaml_load(const char *path, const cyaml_schema_value_t *schema, void **out, char *err,
                     size_t errlen) {
   cyaml_capture cap;
   memset(&cap, 0, sizeof(cap));
+  *out = NULL;
   FILE *probe = fopen(path, "r");
   if (probe == NULL) {
     snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
@@ -102,18 +379,33 @@ tp_err tp_yaml_load(const char *path, const cyaml_schema_value_t *schema, void *
       .log_level = CYAML_LOG_ERROR,
       .flags = CYAML_CFG_DEFAULT,
   };
-  cyaml_err_t rc = cyaml_load_file(path, &config, schema, (cyaml_data_t **)out, NULL);
-  if (rc == CYAML_OK)
+  void *data = NULL;
+  cyaml_err_t rc = cyaml_load_file(path, &config, schema, (cyaml_data_t **)&data, NULL);
+  if (rc == CYAML_OK) {
+    tp_err checked = check_loaded(path, schema, data, err, errlen);
+    if (checked != TP_E_OK) {
+      tp_yaml_free(schema, data);
+      return checked;
+    }
+    *out = data;
     return TP_E_OK;
-  *out = NULL;
+  }
   const char *problem = cap.problem[0] ? cap.problem : cyaml_strerror(rc);
+  if (explain_failure(path, schema, &cap, problem, err, errlen))
+    return TP_E_CONFIG;
   static const char unexpected_key[] = "Unexpected key: ";
+  static const char missing_key[] = "Missing required mapping field: ";
   if (cap.have_position && strncmp(problem, unexpected_key, sizeof(unexpected_key) - 1) == 0)
     refine_to_scalar(path, problem + sizeof(unexpected_key) - 1, &cap.line, &cap.column);
+  if (cap.have_outer && strncmp(problem, missing_key, sizeof(missing_key) - 1) == 0) {
+    cap.line = cap.outer_line;
+    cap.column = cap.outer_column;
+    memcpy(cap.location, cap.outer_location, sizeof(cap.location));
+  }
   if (cap.have_position)
     snprintf(err, errlen, "%s:%u:%u: %s (%s)", path, cap.line, cap.column, problem, cap.location);
   else
-    snprintf(err, errlen, "%s: %s", path, problem);
+    snprintf(err, errlen, "%s:1:1: %s", path, problem);
   return TP_E_CONFIG;
 }
 
