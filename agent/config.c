@@ -11,13 +11,20 @@
 #include <uv.h>
 
 #include "config_profile.h"
+#include "config_rules.h"
 #include "profile_library.h"
 #include "tp_duration.h"
 #include "tp_log.h"
 #include "tp_mem.h"
 #include "tp_yaml.h"
+#include "validate.h"
 
 /* ---- document shape (what libcyaml loads) ----------------------------- */
+
+/* Numbers are optional pointers (NULL = absent) so that an explicit 0 is an
+ * error instead of silently meaning "default", and unsigned long long so a
+ * value far out of range gets a range message rather than a parse error. */
+typedef unsigned long long doc_uint;
 
 typedef struct {
   char *id, *region, *log_level;
@@ -25,14 +32,14 @@ typedef struct {
 
 typedef struct {
   char *url;
-  unsigned batch_size;
+  doc_uint *batch_size;
   char *flush_interval;
-  unsigned queue_limit;
+  doc_uint *queue_limit;
   char *timeout;
 } doc_collector;
 
 typedef struct {
-  unsigned loops, max_in_flight, max_pending;
+  doc_uint *loops, *max_in_flight, *max_pending;
 } doc_limits;
 
 typedef struct {
@@ -41,7 +48,7 @@ typedef struct {
 
 typedef struct {
   char *name, *host, *sni;
-  unsigned port;
+  doc_uint port;
 } doc_target;
 
 typedef struct {
@@ -72,50 +79,52 @@ static const cyaml_schema_value_t string_entry = {
     CYAML_VALUE_STRING(CYAML_FLAG_POINTER, char, 1, 255),
 };
 
+/* String length bounds are generous on purpose: the exact limits are checked
+ * afterwards, with a message that names the limit and where it comes from. */
 static const cyaml_schema_field_t agent_fields[] = {
-    CYAML_FIELD_STRING_PTR("id", CYAML_FLAG_POINTER, doc_agent, id, 1, 128),
-    CYAML_FIELD_STRING_PTR("region", OPT, doc_agent, region, 1, 64),
+    CYAML_FIELD_STRING_PTR("id", CYAML_FLAG_POINTER, doc_agent, id, 1, 1024),
+    CYAML_FIELD_STRING_PTR("region", OPT, doc_agent, region, 1, 1024),
     CYAML_FIELD_STRING_PTR("log_level", OPT, doc_agent, log_level, 1, 16),
     CYAML_FIELD_END,
 };
 
 static const cyaml_schema_field_t collector_fields[] = {
-    CYAML_FIELD_STRING_PTR("url", CYAML_FLAG_POINTER, doc_collector, url, 8, 2048),
-    CYAML_FIELD_UINT("batch_size", CYAML_FLAG_OPTIONAL, doc_collector, batch_size),
-    CYAML_FIELD_STRING_PTR("flush_interval", OPT, doc_collector, flush_interval, 2, 32),
-    CYAML_FIELD_UINT("queue_limit", CYAML_FLAG_OPTIONAL, doc_collector, queue_limit),
-    CYAML_FIELD_STRING_PTR("timeout", OPT, doc_collector, timeout, 2, 32),
+    CYAML_FIELD_STRING_PTR("url", CYAML_FLAG_POINTER, doc_collector, url, 1, TP_AGENT_MAX_URL),
+    CYAML_FIELD_UINT_PTR("batch_size", OPT, doc_collector, batch_size),
+    CYAML_FIELD_STRING_PTR("flush_interval", OPT, doc_collector, flush_interval, 1, 32),
+    CYAML_FIELD_UINT_PTR("queue_limit", OPT, doc_collector, queue_limit),
+    CYAML_FIELD_STRING_PTR("timeout", OPT, doc_collector, timeout, 1, 32),
     CYAML_FIELD_END,
 };
 
 static const cyaml_schema_field_t limits_fields[] = {
-    CYAML_FIELD_UINT("loops", CYAML_FLAG_OPTIONAL, doc_limits, loops),
-    CYAML_FIELD_UINT("max_in_flight", CYAML_FLAG_OPTIONAL, doc_limits, max_in_flight),
-    CYAML_FIELD_UINT("max_pending", CYAML_FLAG_OPTIONAL, doc_limits, max_pending),
+    CYAML_FIELD_UINT_PTR("loops", OPT, doc_limits, loops),
+    CYAML_FIELD_UINT_PTR("max_in_flight", OPT, doc_limits, max_in_flight),
+    CYAML_FIELD_UINT_PTR("max_pending", OPT, doc_limits, max_pending),
     CYAML_FIELD_END,
 };
 
 static const cyaml_schema_field_t defaults_fields[] = {
-    CYAML_FIELD_STRING_PTR("connect_timeout", OPT, doc_defaults, connect_timeout, 2, 32),
-    CYAML_FIELD_STRING_PTR("handshake_timeout", OPT, doc_defaults, handshake_timeout, 2, 32),
+    CYAML_FIELD_STRING_PTR("connect_timeout", OPT, doc_defaults, connect_timeout, 1, 32),
+    CYAML_FIELD_STRING_PTR("handshake_timeout", OPT, doc_defaults, handshake_timeout, 1, 32),
     CYAML_FIELD_END,
 };
 
 static const cyaml_schema_field_t target_fields[] = {
-    CYAML_FIELD_STRING_PTR("name", CYAML_FLAG_POINTER, doc_target, name, 1, 255),
-    CYAML_FIELD_STRING_PTR("host", CYAML_FLAG_POINTER, doc_target, host, 1, 255),
+    CYAML_FIELD_STRING_PTR("name", CYAML_FLAG_POINTER, doc_target, name, 1, 1024),
+    CYAML_FIELD_STRING_PTR("host", CYAML_FLAG_POINTER, doc_target, host, 1, 1024),
     CYAML_FIELD_UINT("port", CYAML_FLAG_DEFAULT, doc_target, port),
-    CYAML_FIELD_STRING_PTR("sni", OPT, doc_target, sni, 1, 255),
+    CYAML_FIELD_STRING_PTR("sni", OPT, doc_target, sni, 1, 1024),
     CYAML_FIELD_END,
 };
 
 static const cyaml_schema_field_t job_fields[] = {
-    CYAML_FIELD_STRING_PTR("name", OPT, doc_job, name, 1, 128),
+    CYAML_FIELD_STRING_PTR("name", OPT, doc_job, name, 1, 1024),
     CYAML_FIELD_SEQUENCE("targets", CYAML_FLAG_POINTER, doc_job, targets, &string_entry, 1,
                          CYAML_UNLIMITED),
     CYAML_FIELD_SEQUENCE("profiles", CYAML_FLAG_POINTER, doc_job, profiles, &string_entry, 1,
                          CYAML_UNLIMITED),
-    CYAML_FIELD_STRING_PTR("interval", CYAML_FLAG_POINTER, doc_job, interval, 2, 32),
+    CYAML_FIELD_STRING_PTR("interval", CYAML_FLAG_POINTER, doc_job, interval, 1, 32),
     CYAML_FIELD_END,
 };
 
@@ -146,29 +155,102 @@ static const cyaml_schema_value_t root_schema = {
     CYAML_VALUE_MAPPING(CYAML_FLAG_POINTER, doc_root, root_fields),
 };
 
+/* ---- ranges ------------------------------------------------------------- */
+
+/* A duration field: default when absent, inclusive bounds. Upper bounds keep
+ * every value far inside what the wire can carry (TP_V_MAX_DURATION_NS = 1 h
+ * for a probe's timings) and what an operator can mean; lower bounds keep a
+ * typo (1ms for 1m) from hammering a target or the collector. */
+typedef struct duration_rule {
+  uint64_t fallback_ms, min_ms, max_ms;
+} duration_rule;
+
+static const duration_rule FLUSH_INTERVAL = {2000, 100, 3600000};    /* 100ms..1h */
+static const duration_rule PUSH_TIMEOUT = {5000, 100, 300000};       /* 100ms..5m */
+static const duration_rule CONNECT_TIMEOUT = {3000, 10, 300000};     /* 10ms..5m */
+static const duration_rule HANDSHAKE_TIMEOUT = {5000, 10, 300000};   /* 10ms..5m */
+static const duration_rule JOB_INTERVAL = {0, 1000, 86400000};       /* 1s..1d, required */
+
+/* A count field: default when absent, inclusive bounds, and what it counts. */
+typedef struct count_rule {
+  const char *node;
+  unsigned fallback, min, max;
+  const char *unit;
+} count_rule;
+
 /* ---- semantic validation ---------------------------------------------- */
 
-/* Parses an optional duration at `node_path`; absent = default. */
-static tp_err duration_field(const char *file, const char *node_path, const char *text,
-                             uint64_t fallback_ms, uint64_t min_ms, uint64_t *out, char *err,
-                             size_t errlen) {
+/* A configured value quoted in a message: at most about len bytes, control
+ * characters as '?', so a stray escape sequence cannot reach the terminal. */
+static const char *quoted(const char *s, char *buf, size_t len) {
+  size_t i = 0;
+  for (; s[i] != '\0' && i + 4 < len; i++)
+    buf[i] = ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) ? '?' : s[i];
+  if (s[i] != '\0') {
+    memcpy(buf + i, "...", 3);
+    i += 3;
+  }
+  buf[i] = '\0';
+  return buf;
+}
+
+/* "1500ms", "2s", "5m", "1h", "1d": the largest unit that divides ms. */
+static void format_ms(uint64_t ms, char *buf, size_t len) {
+  static const struct {
+    const char *unit;
+    uint64_t ms;
+  } units[] = {{"d", 86400000}, {"h", 3600000}, {"m", 60000}, {"s", 1000}, {"ms", 1}};
+  size_t i = 0;
+  while (ms != 0 && ms % units[i].ms != 0)
+    i++;
+  if (ms == 0)
+    i = sizeof(units) / sizeof(units[0]) - 1;
+  snprintf(buf, len, "%llu%s", (unsigned long long)(ms / units[i].ms), units[i].unit);
+}
+
+/* Parses an optional duration at `node_path`; `label` names it in messages. */
+static tp_err duration_field(const char *file, const char *node_path, const char *label,
+                             const char *text, const duration_rule *rule, uint64_t *out,
+                             char *err, size_t errlen) {
+  char lo[32], hi[32];
+  format_ms(rule->min_ms, lo, sizeof(lo));
+  format_ms(rule->max_ms, hi, sizeof(hi));
   if (text == NULL) {
-    *out = fallback_ms;
+    *out = rule->fallback_ms;
     return TP_E_OK;
   }
   uint64_t ms;
+  char shown[40];
   if (tp_duration_parse_ms(text, &ms) != TP_E_OK) {
     tp_yaml_error_at(err, errlen, file, node_path,
-                     "\"%s\" is not a duration (use an integer and a unit: 500ms, 5s, 2m, 1h)",
-                     text);
+                     "%s: \"%s\" is not a duration (an integer and a unit: 500ms, 5s, 2m, 1h, 1d; "
+                     "allowed: %s..%s)",
+                     label, quoted(text, shown, sizeof(shown)), lo, hi);
     return TP_E_CONFIG;
   }
-  if (ms < min_ms) {
-    tp_yaml_error_at(err, errlen, file, node_path, "%s is too short (minimum %llums)", text,
-                     (unsigned long long)min_ms);
+  if (ms < rule->min_ms || ms > rule->max_ms) {
+    tp_yaml_error_at(err, errlen, file, node_path, "%s: %s is too %s (allowed: %s..%s)", label,
+                     quoted(text, shown, sizeof(shown)), ms < rule->min_ms ? "short" : "long", lo,
+                     hi);
     return TP_E_CONFIG;
   }
   *out = ms;
+  return TP_E_OK;
+}
+
+/* An optional count: absent = rule->fallback, else within rule's bounds. */
+static tp_err count_field(const char *file, const count_rule *rule, const doc_uint *value,
+                          unsigned *out, char *err, size_t errlen) {
+  if (value == NULL) {
+    *out = rule->fallback;
+    return TP_E_OK;
+  }
+  if (*value < rule->min || *value > rule->max) {
+    tp_yaml_error_at(err, errlen, file, rule->node, "%s: %llu is out of range (allowed: %u..%u %s)",
+                     rule->node, *value, rule->min, rule->max, rule->unit);
+    return TP_E_CONFIG;
+  }
+  *out = (unsigned)*value;
   return TP_E_OK;
 }
 
@@ -186,56 +268,180 @@ static const char *target_name_at(const doc_root *doc, size_t i) {
   return doc->targets[i].name;
 }
 
+/* An identity field every result repeats: the wire's rule (validate.h), so
+ * the configuration cannot hold what the collector would reject in every
+ * result, then `extra` (a stricter local rule, may be NULL). */
+static tp_err identity_field(const tp_agent_config *c, const char *node, const char *label,
+                             const char *value,
+                             tp_err (*wire)(const char *, char *, size_t), const char *allowed,
+                             int (*extra)(const char *, char *, size_t), char *err,
+                             size_t errlen) {
+  char why[256], shown[48];
+  if (wire(value, why, sizeof(why)) != TP_E_OK) {
+    tp_yaml_error_at(err, errlen, c->path, node, "%s \"%s\": %s (allowed: %s)", label,
+                     quoted(value, shown, sizeof(shown)), why, allowed);
+    return TP_E_CONFIG;
+  }
+  /* The local rules' reasons say what is allowed themselves. */
+  if (extra != NULL && extra(value, why, sizeof(why)) != 0) {
+    tp_yaml_error_at(err, errlen, c->path, node, "%s \"%s\": %s", label,
+                     quoted(value, shown, sizeof(shown)), why);
+    return TP_E_CONFIG;
+  }
+  return TP_E_OK;
+}
+
+static tp_err check_agent(tp_agent_config *c, const doc_root *doc, char *err, size_t errlen) {
+  c->agent_id = doc->agent->id;
+  c->region = doc->agent->region ? doc->agent->region : "default";
+  c->log_level = doc->agent->log_level ? doc->agent->log_level : "info";
+  tp_err rc = identity_field(c, "agent.id", "agent.id", c->agent_id, tp_wire_check_agent_id,
+                             "1..128 printable ASCII characters without spaces, e.g. edge-eu-1",
+                             NULL, err, errlen);
+  if (rc == TP_E_OK && doc->agent->region != NULL)
+    rc = identity_field(c, "agent.region", "agent.region", c->region, tp_wire_check_region,
+                        "1..64 bytes of text without control characters", tp__rule_display_name, err,
+                        errlen);
+  if (rc != TP_E_OK)
+    return rc;
+  tp_log_level level;
+  if (tp_log_level_parse(c->log_level, &level) != 0) {
+    tp_yaml_error_at(err, errlen, c->path, "agent.log_level",
+                     "agent.log_level: unknown log level \"%s\" (allowed: debug, info, warn, error)",
+                     c->log_level);
+    return TP_E_CONFIG;
+  }
+  return TP_E_OK;
+}
+
 static tp_err check_collector(tp_agent_config *c, const doc_root *doc, char *err, size_t errlen) {
   const doc_collector *dc = doc->collector;
-  if (strncmp(dc->url, "http://", 7) != 0 && strncmp(dc->url, "https://", 8) != 0) {
-    tp_yaml_error_at(err, errlen, c->path, "collector.url",
-                     "\"%s\" is not an http:// or https:// URL", dc->url);
+  char why[512], shown[96];
+  if (tp__rule_collector_url(dc->url, why, sizeof(why)) != 0) {
+    tp_yaml_error_at(err, errlen, c->path, "collector.url", "collector.url \"%s\" %s",
+                     quoted(dc->url, shown, sizeof(shown)), why);
     return TP_E_CONFIG;
   }
   c->collector_url = dc->url;
-  c->batch_size = dc->batch_size ? dc->batch_size : 200;
-  if (c->batch_size > 10000) {
-    tp_yaml_error_at(err, errlen, c->path, "collector.batch_size",
-                     "%u is above the collector's limit of 10000 results per batch",
-                     c->batch_size);
-    return TP_E_CONFIG;
-  }
-  c->queue_limit = dc->queue_limit ? dc->queue_limit : 10000;
-  if (c->queue_limit < c->batch_size) {
-    tp_yaml_error_at(err, errlen, c->path, "collector.queue_limit",
-                     "%u is smaller than batch_size (%u)", c->queue_limit, c->batch_size);
-    return TP_E_CONFIG;
-  }
-  tp_err rc = duration_field(c->path, "collector.flush_interval", dc->flush_interval, 2000, 10,
-                             &c->flush_interval_ms, err, errlen);
+  /* The collector refuses a batch of more than TP_V_MAX_RESULTS results. */
+  const count_rule batch = {"collector.batch_size", 200, 1, TP_V_MAX_RESULTS, "results per push"};
+  tp_err rc = count_field(c->path, &batch, dc->batch_size, &c->batch_size, err, errlen);
+  if (rc != TP_E_OK)
+    return rc;
+  /* A queue smaller than a batch could never fill one. */
+  const count_rule queue = {"collector.queue_limit", TP_AGENT_DEFAULT_QUEUE, c->batch_size,
+                            TP_AGENT_MAX_QUEUE, "results, at least batch_size"};
+  rc = count_field(c->path, &queue, dc->queue_limit, &c->queue_limit, err, errlen);
+  if (rc != TP_E_OK)
+    return rc;
+  rc = duration_field(c->path, "collector.flush_interval", "collector.flush_interval",
+                      dc->flush_interval, &FLUSH_INTERVAL, &c->flush_interval_ms, err, errlen);
   if (rc == TP_E_OK)
-    rc = duration_field(c->path, "collector.timeout", dc->timeout, 5000, 100, &c->push_timeout_ms,
-                        err, errlen);
+    rc = duration_field(c->path, "collector.timeout", "collector.timeout", dc->timeout,
+                        &PUSH_TIMEOUT, &c->push_timeout_ms, err, errlen);
   return rc;
+}
+
+static tp_err check_limits(tp_agent_config *c, const doc_root *doc, char *err, size_t errlen) {
+  const doc_limits *dl = doc->limits;
+  /* Default: one loop per CPU, but never more than the maximum a configured
+   * value may have (a 128-core host must not fail its own default). */
+  unsigned cpus = uv_available_parallelism();
+  const count_rule loops = {"limits.loops", cpus < TP_AGENT_MAX_LOOPS ? cpus : TP_AGENT_MAX_LOOPS,
+                            1, TP_AGENT_MAX_LOOPS, "probe loop threads"};
+  /* Bounded so 16 * max_in_flight (the max_pending default) and the
+   * file-descriptor budget (fd_budget.h) cannot overflow. */
+  const count_rule in_flight = {"limits.max_in_flight", 64, 1, TP_AGENT_MAX_IN_FLIGHT,
+                                "probes per loop"};
+  tp_err rc = count_field(c->path, &loops, dl ? dl->loops : NULL, &c->loops, err, errlen);
+  if (rc == TP_E_OK)
+    rc = count_field(c->path, &in_flight, dl ? dl->max_in_flight : NULL, &c->max_in_flight, err,
+                     errlen);
+  if (rc != TP_E_OK)
+    return rc;
+  const count_rule pending = {"limits.max_pending", 16 * c->max_in_flight, 1,
+                              TP_AGENT_MAX_PENDING, "probes waiting per loop"};
+  return count_field(c->path, &pending, dl ? dl->max_pending : NULL, &c->max_pending, err,
+                     errlen);
+}
+
+static tp_err check_defaults(tp_agent_config *c, const doc_root *doc, char *err, size_t errlen) {
+  const doc_defaults *dd = doc->defaults;
+  tp_err rc = duration_field(c->path, "defaults.connect_timeout", "defaults.connect_timeout",
+                             dd ? dd->connect_timeout : NULL, &CONNECT_TIMEOUT,
+                             &c->connect_timeout_ms, err, errlen);
+  if (rc == TP_E_OK)
+    rc = duration_field(c->path, "defaults.handshake_timeout", "defaults.handshake_timeout",
+                        dd ? dd->handshake_timeout : NULL, &HANDSHAKE_TIMEOUT,
+                        &c->handshake_timeout_ms, err, errlen);
+  return rc;
+}
+
+/* Defined profiles' names are in every result too. */
+static tp_err check_profile_names(tp_agent_config *c, char *err, size_t errlen) {
+  for (size_t i = 0; i < c->n_profiles; i++) {
+    char node[64];
+    if (!c->profiles[i].defined)
+      continue;
+    snprintf(node, sizeof(node), "profiles[%zu].name", i);
+    tp_err rc = identity_field(c, node, "profile", c->profiles[i].spec.name,
+                               tp_wire_check_profile_name, "1..128 bytes of text", NULL, err,
+                               errlen);
+    if (rc != TP_E_OK)
+      return rc;
+  }
+  return TP_E_OK;
+}
+
+static tp_err check_target(tp_agent_config *c, const doc_root *doc, size_t i, char *err,
+                           size_t errlen) {
+  const doc_target *dt = &doc->targets[i];
+  char node[64], label[300];
+  snprintf(node, sizeof(node), "targets[%zu].name", i);
+  tp_err rc = identity_field(c, node, "target", dt->name, tp_wire_check_target_name,
+                             "1..255 bytes of text without control characters", tp__rule_display_name,
+                             err, errlen);
+  if (rc != TP_E_OK)
+    return rc;
+  for (size_t j = 0; j < i; j++) {
+    if (strcmp(doc->targets[j].name, dt->name) == 0) {
+      tp_yaml_error_at(err, errlen, c->path, node,
+                       "duplicate target name \"%s\" (allowed: each name once)", dt->name);
+      return TP_E_CONFIG;
+    }
+  }
+  snprintf(label, sizeof(label), "target \"%s\": host", dt->name);
+  snprintf(node, sizeof(node), "targets[%zu].host", i);
+  rc = identity_field(c, node, label, dt->host, tp_wire_check_host,
+                      "a DNS name or an IP address, at most 253 bytes", tp__rule_host, err, errlen);
+  if (rc == TP_E_OK && dt->sni != NULL) {
+    snprintf(label, sizeof(label), "target \"%s\": sni", dt->name);
+    snprintf(node, sizeof(node), "targets[%zu].sni", i);
+    rc = identity_field(c, node, label, dt->sni, tp_wire_check_host,
+                        "a DNS name without a trailing dot, at most 253 bytes", tp__rule_sni, err,
+                        errlen);
+  }
+  if (rc != TP_E_OK)
+    return rc;
+  if (dt->port < 1 || dt->port > 65535) {
+    snprintf(node, sizeof(node), "targets[%zu].port", i);
+    tp_yaml_error_at(err, errlen, c->path, node,
+                     "target \"%s\": port %llu is out of range (allowed: 1..65535)", dt->name,
+                     dt->port);
+    return TP_E_CONFIG;
+  }
+  c->targets[i] = (tp_agent_target_config){
+      .name = dt->name, .host = dt->host, .sni = dt->sni, .port = (uint16_t)dt->port};
+  return TP_E_OK;
 }
 
 static tp_err check_targets(tp_agent_config *c, const doc_root *doc, char *err, size_t errlen) {
   c->n_targets = doc->targets_count;
   c->targets = tp_xcalloc(c->n_targets, sizeof(*c->targets));
   for (size_t i = 0; i < c->n_targets; i++) {
-    const doc_target *dt = &doc->targets[i];
-    char node[64];
-    for (size_t j = 0; j < i; j++) {
-      if (strcmp(doc->targets[j].name, dt->name) == 0) {
-        snprintf(node, sizeof(node), "targets[%zu].name", i);
-        tp_yaml_error_at(err, errlen, c->path, node, "duplicate target name \"%s\"", dt->name);
-        return TP_E_CONFIG;
-      }
-    }
-    if (dt->port < 1 || dt->port > 65535) {
-      snprintf(node, sizeof(node), "targets[%zu].port", i);
-      tp_yaml_error_at(err, errlen, c->path, node, "target \"%s\": port %u is out of range 1..65535",
-                       dt->name, dt->port);
-      return TP_E_CONFIG;
-    }
-    c->targets[i] = (tp_agent_target_config){
-        .name = dt->name, .host = dt->host, .sni = dt->sni, .port = (uint16_t)dt->port};
+    tp_err rc = check_target(c, doc, i, err, errlen);
+    if (rc != TP_E_OK)
+      return rc;
   }
   return TP_E_OK;
 }
@@ -289,61 +495,66 @@ static tp_err resolve_profiles(tp_agent_config *c, const doc_root *doc, size_t j
   return TP_E_OK;
 }
 
+static tp_err check_job(tp_agent_config *c, const doc_root *doc, size_t i, char *err,
+                        size_t errlen) {
+  const doc_job *dj = &doc->jobs[i];
+  tp_agent_job_config *job = &c->jobs[i];
+  char node[64], label[200];
+  job->name = dj->name ? dj->name : "job";
+  job->n_targets = dj->targets_count;
+  job->n_profiles = dj->profiles_count;
+  if (dj->name != NULL) {
+    char why[128];
+    if (strlen(dj->name) > TP_AGENT_MAX_JOB_NAME || tp__rule_display_name(dj->name, why, sizeof(why)) != 0) {
+      char shown[48];
+      snprintf(node, sizeof(node), "jobs[%zu].name", i);
+      tp_yaml_error_at(err, errlen, c->path, node,
+                       "job \"%s\": unusable name (allowed: 1..%d bytes of text without control "
+                       "characters)",
+                       quoted(dj->name, shown, sizeof(shown)), TP_AGENT_MAX_JOB_NAME);
+      return TP_E_CONFIG;
+    }
+  }
+  tp_err rc = resolve_refs(c, doc, i, "target", dj->targets, dj->targets_count, doc->targets_count,
+                           target_name_at, &job->target_index, err, errlen);
+  if (rc != TP_E_OK)
+    return rc;
+  rc = resolve_profiles(c, doc, i, &job->profile_index, err, errlen);
+  if (rc != TP_E_OK)
+    return rc;
+  snprintf(node, sizeof(node), "jobs[%zu].interval", i);
+  if (dj->name != NULL)
+    snprintf(label, sizeof(label), "job \"%.100s\": interval", dj->name);
+  else
+    snprintf(label, sizeof(label), "jobs[%zu].interval", i);
+  return duration_field(c->path, node, label, dj->interval, &JOB_INTERVAL, &job->interval_ms, err,
+                        errlen);
+}
+
 static tp_err check_jobs(tp_agent_config *c, const doc_root *doc, char *err, size_t errlen) {
   c->n_jobs = doc->jobs_count;
   c->jobs = tp_xcalloc(c->n_jobs, sizeof(*c->jobs));
   for (size_t i = 0; i < c->n_jobs; i++) {
-    const doc_job *dj = &doc->jobs[i];
-    tp_agent_job_config *job = &c->jobs[i];
-    char node[64];
-    job->name = dj->name ? dj->name : "job";
-    job->n_targets = dj->targets_count;
-    job->n_profiles = dj->profiles_count;
-    tp_err rc = resolve_refs(c, doc, i, "target", dj->targets, dj->targets_count,
-                             doc->targets_count, target_name_at, &job->target_index, err, errlen);
-    if (rc != TP_E_OK)
-      return rc;
-    rc = resolve_profiles(c, doc, i, &job->profile_index, err, errlen);
-    if (rc != TP_E_OK)
-      return rc;
-    snprintf(node, sizeof(node), "jobs[%zu].interval", i);
-    rc = duration_field(c->path, node, dj->interval, 0, 100, &job->interval_ms, err, errlen);
+    tp_err rc = check_job(c, doc, i, err, errlen);
     if (rc != TP_E_OK)
       return rc;
   }
   return TP_E_OK;
 }
 
+/* In file order, so the first error reported is the first in the file. */
 static tp_err check_document(tp_agent_config *c, const doc_root *doc, char *err, size_t errlen) {
-  c->agent_id = doc->agent->id;
-  c->region = doc->agent->region ? doc->agent->region : "default";
-  c->log_level = doc->agent->log_level ? doc->agent->log_level : "info";
-  tp_log_level level;
-  if (tp_log_level_parse(c->log_level, &level) != 0) {
-    tp_yaml_error_at(err, errlen, c->path, "agent.log_level",
-                     "unknown log level \"%s\" (known: debug, info, warn, error)", c->log_level);
-    return TP_E_CONFIG;
-  }
-  tp_err rc = check_collector(c, doc, err, errlen);
-  if (rc != TP_E_OK)
-    return rc;
-  const doc_limits *dl = doc->limits;
-  c->loops = dl && dl->loops ? dl->loops : uv_available_parallelism();
-  if (c->loops > TP_AGENT_MAX_LOOPS) {
-    tp_yaml_error_at(err, errlen, c->path, "limits.loops", "%u loops is more than the maximum of %d",
-                     c->loops, TP_AGENT_MAX_LOOPS);
-    return TP_E_CONFIG;
-  }
-  c->max_in_flight = dl && dl->max_in_flight ? dl->max_in_flight : 64;
-  c->max_pending = dl && dl->max_pending ? dl->max_pending : 16 * c->max_in_flight;
-  const doc_defaults *dd = doc->defaults;
-  rc = duration_field(c->path, "defaults.connect_timeout", dd ? dd->connect_timeout : NULL, 3000,
-                      10, &c->connect_timeout_ms, err, errlen);
+  tp_err rc = check_agent(c, doc, err, errlen);
   if (rc == TP_E_OK)
-    rc = duration_field(c->path, "defaults.handshake_timeout", dd ? dd->handshake_timeout : NULL,
-                        5000, 10, &c->handshake_timeout_ms, err, errlen);
+    rc = check_collector(c, doc, err, errlen);
+  if (rc == TP_E_OK)
+    rc = check_limits(c, doc, err, errlen);
+  if (rc == TP_E_OK)
+    rc = check_defaults(c, doc, err, errlen);
   if (rc == TP_E_OK)
     rc = tp__config_profiles(c, doc->profiles, doc->profiles_count, err, errlen);
+  if (rc == TP_E_OK)
+    rc = check_profile_names(c, err, errlen);
   if (rc == TP_E_OK)
     rc = check_targets(c, doc, err, errlen);
   if (rc == TP_E_OK)

@@ -35,7 +35,15 @@ typedef struct tp_agent_job_config {
   uint64_t interval_ms;
 } tp_agent_job_config;
 
-#define TP_AGENT_MAX_LOOPS 64
+/* Bounds of agent.yaml's numbers (inclusive; the messages quote them). The
+ * durations' bounds are in config.c. */
+#define TP_AGENT_MAX_LOOPS 64            /* limits.loops: 1..64 */
+#define TP_AGENT_MAX_IN_FLIGHT 4096u     /* limits.max_in_flight: 1..4096 per loop */
+#define TP_AGENT_MAX_PENDING 65536u      /* limits.max_pending: 1..65536 per loop */
+#define TP_AGENT_DEFAULT_QUEUE 10000u    /* collector.queue_limit default */
+#define TP_AGENT_MAX_QUEUE 1000000u      /* collector.queue_limit: batch_size..1000000 */
+#define TP_AGENT_MAX_URL 2048            /* collector.url bytes */
+#define TP_AGENT_MAX_JOB_NAME 128        /* jobs[].name bytes */
 
 typedef struct tp_agent_config {
   const char *path;
