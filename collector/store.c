@@ -35,5 +35,7 @@ void tp_store_facts_clear(tp_store_facts *facts) {
   free(facts->mode);
   free(facts->fidelity_note);
   free(facts->ocsp_cert_status);
+  free(facts->address_family);
+  free(facts->emulation_divergence);
   *facts = (tp_store_facts){0};
 }

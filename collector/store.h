@@ -33,15 +33,15 @@ tp_err tp_store_put_batch(tp_store *store, const Tlsprobe__V1__ResultBatch *batc
                           int64_t received_unix_ns, bool *duplicate, char *err, size_t errlen);
 
 /* A column that may be NULL: not reported on the wire (an absent message) or
- * stored before schema version 2 added it. */
+ * stored before the schema version that added it. */
 typedef struct tp_store_opt {
   bool set;
   int64_t v;
 } tp_store_opt;
 
 /* One stored result as the report needs it; strings are borrowed for the duration
- * of the callback only. Columns added by schema version 2 read as 0/false/"" for
- * rows stored before it. */
+ * of the callback only. Columns added by schema versions 2 and 3 read as
+ * 0/false/"" for rows stored before them. */
 typedef struct tp_store_row {
   const char *target;
   const char *profile;
@@ -58,6 +58,13 @@ typedef struct tp_store_row {
   bool early_data_accepted;
   tp_store_opt days_to_earliest_expiry; /* unset when no chain was received */
   tp_store_opt ocsp_age_seconds;        /* unset when no OCSP response was stapled */
+  /* schema version 3 */
+  const char *address_family; /* "ipv4", "ipv6"; "" = not reported */
+  bool emulation_checked;     /* negotiated facts compared with the real client's offer */
+  /* What was outside the real client's offer; "" = exact (or not checked). Untrusted
+   * text from the agent: escape before printing. */
+  const char *emulation_divergence;
+  bool early_data_policy_violation; /* a non-safe request was processed as 0-RTT data */
 } tp_store_row;
 
 /* Return non-OK to stop the scan; that error is returned by tp_store_scan. */
@@ -71,8 +78,8 @@ tp_err tp_store_scan(tp_store *store, int64_t since_unix_ns, const char *target,
 
 /* The latest result's facts for one series (all strings owned; free with
  * tp_store_facts_clear). chain_json, groups_offered and key_shares_offered are the
- * stored JSON array texts; the strings added by schema version 2 are NULL for rows
- * stored before it. */
+ * stored JSON array texts; the strings added by schema versions 2 and 3 are NULL,
+ * and their options unset, for rows stored before them. */
 typedef struct tp_store_facts {
   char *tls_version;
   char *cipher;
@@ -96,6 +103,10 @@ typedef struct tp_store_facts {
   tp_store_opt ocsp_this_update_unix, ocsp_next_update_unix, ocsp_age_seconds;
   bool http_present; /* an HTTP request was made */
   tp_store_opt http_status, http_first_byte_ns, http_hsts;
+  /* schema version 3 */
+  char *address_family;
+  char *emulation_divergence;
+  tp_store_opt emulation_checked, early_data_policy_violation;
 } tp_store_facts;
 
 /* TP_E_NOTFOUND if the series has no result in the window. */

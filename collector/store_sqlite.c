@@ -29,7 +29,7 @@
 #include "tp_buf.h"
 #include "tp_mem.h"
 
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
 #define BUSY_TIMEOUT_MS 5000
 /* Chain JSON is built from at most max_body_bytes of input; escaping can grow it
  * six-fold, so this only stops a bug, never a legal batch. */
@@ -111,6 +111,13 @@ static const migration migrations[SCHEMA_VERSION] = {
      "ALTER TABLE results ADD COLUMN http_first_byte_ns INTEGER;"
      "ALTER TABLE results ADD COLUMN http_hsts INTEGER;",
      relax_days_not_null},
+    /* 2 -> 3: address family, real-client emulation check, early-data policy. Same
+     * ADD COLUMN shape: instant, and older rows read NULL ("not recorded"). */
+    {"ALTER TABLE results ADD COLUMN address_family TEXT;"
+     "ALTER TABLE results ADD COLUMN emulation_checked INTEGER;"
+     "ALTER TABLE results ADD COLUMN emulation_divergence TEXT;"
+     "ALTER TABLE results ADD COLUMN early_data_policy_violation INTEGER;",
+     NULL},
 };
 
 static const char SQL_INSERT_BATCH[] =
@@ -125,9 +132,10 @@ static const char SQL_INSERT_RESULT[] =
     " resumption_handshake_ns, early_data_attempted, early_data_accepted, fidelity_note,"
     " ocsp_stapled, ocsp_cert_status, ocsp_this_update_unix, ocsp_next_update_unix,"
     " ocsp_age_seconds, chain_length_sent, chain_complete, http_status, http_first_byte_ns,"
-    " http_hsts)"
+    " http_hsts, address_family, emulation_checked, emulation_divergence,"
+    " early_data_policy_violation)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
-    " ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    " ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 /* Rows stored before schema version 2 hold 0 in days_to_earliest_expiry when there
  * was no chain; the CASE makes both generations read NULL. */
 #define SQL_DAYS "CASE WHEN chain_json = '[]' THEN NULL ELSE days_to_earliest_expiry END"
@@ -135,7 +143,9 @@ static const char SQL_INSERT_RESULT[] =
   "SELECT target, profile, region, ok, error_class, handshake_ns, loop_lag_ns,"                 \
   " started_unix_ns, coalesce(mode, ''), resumed, hello_retry_request,"                         \
   " coalesce(early_data_attempted, 0), coalesce(early_data_accepted, 0), " SQL_DAYS ","         \
-  " CASE WHEN ocsp_stapled THEN ocsp_age_seconds END FROM results"
+  " CASE WHEN ocsp_stapled THEN ocsp_age_seconds END, coalesce(address_family, ''),"            \
+  " coalesce(emulation_checked, 0), coalesce(emulation_divergence, ''),"                        \
+  " coalesce(early_data_policy_violation, 0) FROM results"
 static const char SQL_SCAN_ALL[] = SQL_SCAN_COLUMNS " WHERE started_unix_ns >= ?1"
                                                     " ORDER BY target, profile, region,"
                                                     " started_unix_ns, id";
@@ -148,7 +158,8 @@ static const char SQL_LATEST[] =
     " fidelity_note, ticket_received, resumption_handshake_ns, early_data_attempted,"
     " early_data_accepted, chain_length_sent, chain_complete, ocsp_stapled, ocsp_cert_status,"
     " ocsp_this_update_unix, ocsp_next_update_unix, ocsp_age_seconds, http_status,"
-    " http_first_byte_ns, http_hsts FROM results"
+    " http_first_byte_ns, http_hsts, address_family, emulation_checked, emulation_divergence,"
+    " early_data_policy_violation FROM results"
     " WHERE target = ?1 AND profile = ?2 AND region = ?3 AND started_unix_ns >= ?4"
     " ORDER BY started_unix_ns DESC, id DESC LIMIT 1";
 
@@ -531,6 +542,10 @@ static tp_err insert_result(sqlite_store *s, const Tlsprobe__V1__ResultBatch *ba
     for (int i = 0; i < 3; i++)
       bind_null(&b);
   }
+  bind_text(&b, r->address_family);
+  bind_i64(&b, r->emulation_checked ? 1 : 0);
+  bind_text(&b, r->emulation_divergence);
+  bind_i64(&b, r->early_data_policy_violation ? 1 : 0);
   tp_err rc = TP_E_OK;
   if (b.rc != SQLITE_OK || run(s->insert_result) != SQLITE_OK)
     rc = fail(s, err, errlen, "cannot insert result");
@@ -633,6 +648,10 @@ static tp_err sqlite_scan(tp_store *store, int64_t since_unix_ns, const char *ta
         .early_data_accepted = sqlite3_column_int(stmt, 12) != 0,
         .days_to_earliest_expiry = col_opt(stmt, 13),
         .ocsp_age_seconds = col_opt(stmt, 14),
+        .address_family = col_text(stmt, 15),
+        .emulation_checked = sqlite3_column_int(stmt, 16) != 0,
+        .emulation_divergence = col_text(stmt, 17),
+        .early_data_policy_violation = sqlite3_column_int(stmt, 18) != 0,
     };
     rc = fn(&row, ctx);
     if (rc != TP_E_OK)
@@ -704,6 +723,10 @@ static tp_err sqlite_latest(tp_store *store, const char *target, const char *pro
   out->http_present = out->http_status.set;
   out->http_first_byte_ns = col_opt(st, 26);
   out->http_hsts = col_opt(st, 27);
+  out->address_family = col_dup_or_null(st, 28);
+  out->emulation_checked = col_opt(st, 29);
+  out->emulation_divergence = col_dup_or_null(st, 30);
+  out->early_data_policy_violation = col_opt(st, 31);
 out:
   (void)sqlite3_reset(s->latest);
   (void)sqlite3_clear_bindings(s->latest);

@@ -431,6 +431,94 @@ static void test_new_field_rejects(void **state) {
   }
 }
 
+/* Schema version 3: address family, the real-client emulation check and the
+ * early-data policy, stored as sent; a result without them stores the wire's
+ * zero values ('' and 0), never NULL (NULL = stored before version 3). */
+static void test_v3_fields_are_stored(void **state) {
+  fixture *f = *state;
+  test_batch t;
+  tp_ingest_reply reply;
+  make_batch(&t, 3);
+  t.results[0].address_family = "ipv6";
+  t.results[0].address = "::1";
+  t.results[0].emulation_checked = 1;
+  t.results[0].emulation_divergence = "group X25519MLKEM768 not offered by the real client";
+  t.results[0].early_data_policy_violation = 1; /* results[0] had its early data accepted */
+  t.results[1].address_family = "ipv4";
+  t.results[1].emulation_checked = 1; /* checked and exact */
+  assert_int_equal(ingest(f, &t, &reply), TP_E_OK);
+  assert_int_equal(reply.stored, 3);
+  tp_ingest_reply_clear(&reply);
+  assert_int_equal(
+      query_int(f->db, "SELECT count(*) FROM results WHERE result_seq=1 AND address='::1'"
+                       " AND address_family='ipv6' AND emulation_checked=1"
+                       " AND emulation_divergence='group X25519MLKEM768 not offered by the"
+                       " real client' AND early_data_policy_violation=1"),
+      1);
+  assert_int_equal(
+      query_int(f->db, "SELECT count(*) FROM results WHERE result_seq=2"
+                       " AND address_family='ipv4' AND emulation_checked=1"
+                       " AND emulation_divergence='' AND early_data_policy_violation=0"),
+      1);
+  assert_int_equal(
+      query_int(f->db, "SELECT count(*) FROM results WHERE result_seq=3"
+                       " AND address_family='' AND emulation_checked=0"
+                       " AND emulation_divergence='' AND early_data_policy_violation=0"),
+      1);
+}
+
+/* A divergence text is stored as sent, control characters included (the report
+ * escapes them), up to the note limit. */
+static void test_v3_field_limits_accepted(void **state) {
+  fixture *f = *state;
+  test_batch t;
+  tp_ingest_reply reply;
+  char note[TP_V_MAX_NOTE + 1];
+  memset(note, 'd', TP_V_MAX_NOTE);
+  note[TP_V_MAX_NOTE] = '\0';
+  make_batch(&t, 2);
+  t.results[0].emulation_checked = 1;
+  t.results[0].emulation_divergence = "tab\there, \x1b[31m red \xc2\x9b";
+  t.results[1].emulation_checked = 1;
+  t.results[1].emulation_divergence = note; /* on a failure: stored, counted nowhere */
+  assert_int_equal(ingest(f, &t, &reply), TP_E_OK);
+  tp_ingest_reply_clear(&reply);
+  char *div = query_text(f->db, "SELECT emulation_divergence FROM results WHERE result_seq=1");
+  assert_string_equal(div, "tab\there, \x1b[31m red \xc2\x9b");
+  free(div);
+  assert_int_equal(query_int(f->db, "SELECT length(emulation_divergence) FROM results"
+                                    " WHERE result_seq=2"),
+                   TP_V_MAX_NOTE);
+}
+
+/* Their contradictions are refused whole (validate.c), so nothing half-true
+ * reaches the report. */
+static void test_v3_field_rejects(void **state) {
+  fixture *f = *state;
+  test_batch t;
+  char note[TP_V_MAX_NOTE + 2];
+  memset(note, 'd', sizeof(note) - 1);
+  note[sizeof(note) - 1] = '\0'; /* 1025 bytes */
+  make_batch(&t, 1);
+  t.results[0].emulation_checked = 1;
+  t.results[0].emulation_divergence = note;
+  expect_reject(f, &t, "results[0].emulation_divergence: 1025 bytes exceeds the limit of 1024");
+  make_batch(&t, 1);
+  t.results[0].emulation_checked = 1;
+  t.results[0].emulation_divergence = "bad \xc0\xaf";
+  expect_reject(f, &t, "results[0].emulation_divergence: invalid UTF-8");
+  make_batch(&t, 1);
+  t.results[0].emulation_divergence = "cipher X not offered";
+  expect_reject(f, &t, "results[0].emulation_divergence: set without emulation_checked");
+  make_batch(&t, 2);
+  t.results[1].early_data_policy_violation = 1; /* results[1] attempted no early data */
+  expect_reject(f, &t, "results[1].early_data_policy_violation: true without"
+                       " early_data_accepted");
+  make_batch(&t, 1);
+  t.results[0].address_family = "IPv4";
+  expect_reject(f, &t, "results[0].address_family: \"IPv4\" is not one of ipv4, ipv6");
+}
+
 static void test_duplicate_batch_is_acked_not_stored(void **state) {
   fixture *f = *state;
   test_batch t;
@@ -653,7 +741,7 @@ static void test_reopen_keeps_rows(void **state) {
   f->store = NULL;
   open_store(f); /* migration must be idempotent */
   assert_int_equal(rows(f), 3);
-  assert_int_equal(query_int(f->db, "PRAGMA user_version"), 2);
+  assert_int_equal(query_int(f->db, "PRAGMA user_version"), 3);
   /* The reopened store still dedupes against the earlier batch. */
   assert_int_equal(ingest(f, &t, &reply), TP_E_OK);
   assert_true(reply.duplicate);
@@ -668,6 +756,9 @@ int main(void) {
       T(test_new_fields_are_stored),
       T(test_new_field_boundaries_accepted),
       T(test_new_field_rejects),
+      T(test_v3_fields_are_stored),
+      T(test_v3_field_limits_accepted),
+      T(test_v3_field_rejects),
       T(test_duplicate_batch_is_acked_not_stored),
       T(test_truncated_bytes_are_decode_errors),
       T(test_empty_batch),

@@ -1,7 +1,8 @@
 /* test_store.c - the SQLite backend's open/migrate contract: schema created on
- * first open, version recorded, a real version 1 database migrated with its rows
- * intact, newer schemas refused, read-only opens never create or migrate, and a
- * missing file is reported as such. */
+ * first open, version recorded, real version 1 and version 2 databases migrated
+ * with their rows intact, the version 3 columns round-tripped, newer schemas
+ * refused, read-only opens never create or migrate, and a missing file is
+ * reported as such. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -129,7 +130,7 @@ static void test_create_and_migrate(void **state) {
   tp_store *s = NULL;
   assert_int_equal(tp_store_open_sqlite(f->db, TP_STORE_READWRITE, &s, err, sizeof(err)), TP_E_OK);
   tp_store_close(s);
-  assert_int_equal(query_int(f->db, "PRAGMA user_version"), 2);
+  assert_int_equal(query_int(f->db, "PRAGMA user_version"), 3);
   assert_int_equal(query_int(f->db, "SELECT count(*) FROM sqlite_master WHERE type='index'"
                                     " AND name IN ('results_started','results_series')"),
                    2);
@@ -145,21 +146,29 @@ static void test_create_and_migrate(void **state) {
   /* Second open: nothing to migrate, nothing lost. */
   assert_int_equal(tp_store_open_sqlite(f->db, TP_STORE_READWRITE, &s, err, sizeof(err)), TP_E_OK);
   tp_store_close(s);
-  assert_int_equal(query_int(f->db, "PRAGMA user_version"), 2);
+  assert_int_equal(query_int(f->db, "PRAGMA user_version"), 3);
 }
 
 typedef struct collected {
   tp_store_row rows[4];
+  char family[4][16];      /* copies of address_family */
+  char divergence[4][128]; /* copies of emulation_divergence */
   size_t n;
 } collected;
 
-/* Keeps the non-string fields of up to 4 rows (strings die with the callback). */
+/* Keeps the non-string fields of up to 4 rows (strings die with the callback),
+ * and copies of the version 3 strings. */
 static tp_err collect_row(const tp_store_row *row, void *ctx) {
   collected *c = ctx;
   assert_true(c->n < 4);
+  assert_non_null(row->address_family);
+  assert_non_null(row->emulation_divergence);
+  snprintf(c->family[c->n], sizeof(c->family[0]), "%s", row->address_family);
+  snprintf(c->divergence[c->n], sizeof(c->divergence[0]), "%s", row->emulation_divergence);
   c->rows[c->n] = *row;
   c->rows[c->n].target = c->rows[c->n].profile = c->rows[c->n].region = NULL;
   c->rows[c->n].error_class = c->rows[c->n].mode = NULL;
+  c->rows[c->n].address_family = c->rows[c->n].emulation_divergence = NULL;
   c->n++;
   return TP_E_OK;
 }
@@ -204,10 +213,10 @@ static void test_migrate_real_v1_database(void **state) {
   /* Read-only opens refuse to migrate and say what to do. */
   assert_int_equal(tp_store_open_sqlite(f->db, TP_STORE_READONLY, &s, err, sizeof(err)),
                    TP_E_STORE);
-  assert_non_null(strstr(err, "schema version 1 is older than 2; start the collector once"));
+  assert_non_null(strstr(err, "schema version 1 is older than 3; start the collector once"));
 
   assert_int_equal(tp_store_open_sqlite(f->db, TP_STORE_READWRITE, &s, err, sizeof(err)), TP_E_OK);
-  assert_int_equal(query_int(f->db, "PRAGMA user_version"), 2);
+  assert_int_equal(query_int(f->db, "PRAGMA user_version"), 3);
   assert_int_equal(query_int(f->db, "SELECT count(*) FROM pragma_integrity_check"
                                     " WHERE integrity_check = 'ok'"),
                    1);
@@ -243,7 +252,9 @@ static void test_migrate_real_v1_database(void **state) {
                        " AND ocsp_next_update_unix IS NULL AND ocsp_age_seconds IS NULL"
                        " AND chain_length_sent IS NULL AND chain_complete IS NULL"
                        " AND http_status IS NULL AND http_first_byte_ns IS NULL"
-                       " AND http_hsts IS NULL"),
+                       " AND http_hsts IS NULL AND address_family IS NULL"
+                       " AND emulation_checked IS NULL AND emulation_divergence IS NULL"
+                       " AND early_data_policy_violation IS NULL"),
       2);
   assert_int_equal(query_int(f->db, "SELECT count(*) FROM sqlite_master WHERE name='results'"
                                     " AND sql LIKE '%days_to_earliest_expiry INTEGER NOT NULL%'"),
@@ -267,10 +278,15 @@ static void test_migrate_real_v1_database(void **state) {
   assert_true(rows[0].hello_retry_request);
   assert_false(rows[1].days_to_earliest_expiry.set);
   assert_false(rows[1].ocsp_age_seconds.set);
+  assert_string_equal(c.divergence[0], ""); /* NULL reads as "exact" */
+  assert_false(rows[0].early_data_policy_violation);
   assert_int_equal(tp_store_latest(s, "web", "modern", "eu", 0, &facts, err, sizeof(err)), TP_E_OK);
   assert_int_equal(facts.started_unix_ns, 1699999999500000000);
   assert_false(facts.days_to_earliest_expiry.set);
   assert_null(facts.mode);
+  assert_null(facts.address_family);
+  assert_null(facts.emulation_divergence);
+  assert_false(facts.emulation_checked.set);
   assert_null(facts.groups_offered);
   assert_false(facts.chain_complete.set);
   assert_false(facts.ocsp_stapled);
@@ -288,7 +304,194 @@ static void test_migrate_real_v1_database(void **state) {
   /* Reopening: nothing left to migrate. */
   assert_int_equal(tp_store_open_sqlite(f->db, TP_STORE_READWRITE, &s, err, sizeof(err)), TP_E_OK);
   tp_store_close(s);
+  assert_int_equal(query_int(f->db, "PRAGMA user_version"), 3);
+}
+
+/* The version 2 schema as a version 2 collector left it: version 1's tables with
+ * days_to_earliest_expiry relaxed, then the 18 ADD COLUMNs of migration 1 -> 2. */
+static const char V2_ALTER[] =
+    "ALTER TABLE results ADD COLUMN groups_offered TEXT;"
+    "ALTER TABLE results ADD COLUMN key_shares_offered TEXT;"
+    "ALTER TABLE results ADD COLUMN mode TEXT;"
+    "ALTER TABLE results ADD COLUMN ticket_received INTEGER;"
+    "ALTER TABLE results ADD COLUMN resumption_handshake_ns INTEGER;"
+    "ALTER TABLE results ADD COLUMN early_data_attempted INTEGER;"
+    "ALTER TABLE results ADD COLUMN early_data_accepted INTEGER;"
+    "ALTER TABLE results ADD COLUMN fidelity_note TEXT;"
+    "ALTER TABLE results ADD COLUMN ocsp_stapled INTEGER;"
+    "ALTER TABLE results ADD COLUMN ocsp_cert_status TEXT;"
+    "ALTER TABLE results ADD COLUMN ocsp_this_update_unix INTEGER;"
+    "ALTER TABLE results ADD COLUMN ocsp_next_update_unix INTEGER;"
+    "ALTER TABLE results ADD COLUMN ocsp_age_seconds INTEGER;"
+    "ALTER TABLE results ADD COLUMN chain_length_sent INTEGER;"
+    "ALTER TABLE results ADD COLUMN chain_complete INTEGER;"
+    "ALTER TABLE results ADD COLUMN http_status INTEGER;"
+    "ALTER TABLE results ADD COLUMN http_first_byte_ns INTEGER;"
+    "ALTER TABLE results ADD COLUMN http_hsts INTEGER;";
+
+/* A version 2 row with every version 2 fact: an early_data success with a staple
+ * and an HTTP request (no chain: NULL days). */
+static const char V2_ROWS[] =
+    "INSERT INTO batches VALUES ('agent-1', 3, 9, 1700000000000000005, 1);"
+    "INSERT INTO results VALUES (1, 1700000000000000005, 'agent-1', 3, 9, 'eu', 'web',"
+    " 'localhost', 443, 'web.test', 'modern', '::1', 1, 1699999999000000000, 10, 20,"
+    " 2000000, 3000000, 5, 1, 'ok', '', 'TLS1.3', 'TLS_AES_128_GCM_SHA256', 'X25519', 'h2',"
+    " 1, 0, 'ECDSA-SHA256', '[]', NULL, '[\"X25519\"]', '[\"X25519\"]', 'early_data', 1,"
+    " 700000, 1, 1, 'SSL 3.0 unsupported', 1, 'good', 1699990000, 1700590000, 10000, 2, 1,"
+    " 204, 1500000, 1);"
+    "PRAGMA user_version = 2;";
+
+static void test_migrate_real_v2_database(void **state) {
+  fixture *f = *state;
+  char err[512] = "";
+  tp_store *s = NULL;
+  tp_store_facts facts;
+  char ddl[sizeof(V1_DDL)];
+  memcpy(ddl, V1_DDL, sizeof(ddl));
+  char *nn = strstr(ddl, "days_to_earliest_expiry INTEGER NOT NULL");
+  assert_non_null(nn);
+  memcpy(nn + strlen("days_to_earliest_expiry INTEGER"), "         ", 9); /* as 1 -> 2 left it */
+  exec_sql(f->db, ddl);
+  exec_sql(f->db, V2_ALTER);
+  exec_sql(f->db, V2_ROWS);
+
+  assert_int_equal(tp_store_open_sqlite(f->db, TP_STORE_READONLY, &s, err, sizeof(err)),
+                   TP_E_STORE);
+  assert_non_null(strstr(err, "schema version 2 is older than 3; start the collector once"));
   assert_int_equal(query_int(f->db, "PRAGMA user_version"), 2);
+
+  assert_int_equal(tp_store_open_sqlite(f->db, TP_STORE_READWRITE, &s, err, sizeof(err)), TP_E_OK);
+  assert_int_equal(query_int(f->db, "PRAGMA user_version"), 3);
+  assert_int_equal(query_int(f->db, "SELECT count(*) FROM pragma_integrity_check"
+                                    " WHERE integrity_check = 'ok'"),
+                   1);
+  /* The version 2 row intact, its version 3 columns NULL. */
+  assert_int_equal(
+      query_int(f->db, "SELECT count(*) FROM results WHERE id=1 AND address='::1' AND ok=1"
+                       " AND resumed=1 AND days_to_earliest_expiry IS NULL"
+                       " AND groups_offered='[\"X25519\"]' AND mode='early_data'"
+                       " AND ticket_received=1 AND resumption_handshake_ns=700000"
+                       " AND early_data_attempted=1 AND early_data_accepted=1"
+                       " AND fidelity_note='SSL 3.0 unsupported' AND ocsp_stapled=1"
+                       " AND ocsp_cert_status='good' AND ocsp_age_seconds=10000"
+                       " AND chain_length_sent=2 AND chain_complete=1 AND http_status=204"
+                       " AND http_first_byte_ns=1500000 AND http_hsts=1"
+                       " AND address_family IS NULL AND emulation_checked IS NULL"
+                       " AND emulation_divergence IS NULL"
+                       " AND early_data_policy_violation IS NULL"),
+      1);
+  assert_int_equal(query_int(f->db, "SELECT count(*) FROM batches WHERE batch_seq=9"), 1);
+
+  /* Read back: "not recorded" is "" / false in rows, NULL / unset in facts; the
+   * version 2 facts are still there. */
+  collected c = {.n = 0};
+  assert_int_equal(tp_store_scan(s, 0, NULL, collect_row, &c, err, sizeof(err)), TP_E_OK);
+  assert_int_equal(c.n, 1);
+  assert_string_equal(c.family[0], "");
+  assert_string_equal(c.divergence[0], "");
+  assert_false(c.rows[0].emulation_checked);
+  assert_false(c.rows[0].early_data_policy_violation);
+  assert_true(c.rows[0].early_data_accepted);
+  assert_int_equal(c.rows[0].ocsp_age_seconds.v, 10000);
+  assert_int_equal(tp_store_latest(s, "web", "modern", "eu", 0, &facts, err, sizeof(err)), TP_E_OK);
+  assert_string_equal(facts.mode, "early_data");
+  assert_true(facts.http_present);
+  assert_null(facts.address_family);
+  assert_null(facts.emulation_divergence);
+  assert_false(facts.emulation_checked.set);
+  assert_false(facts.early_data_policy_violation.set);
+  tp_store_facts_clear(&facts);
+  tp_store_close(s);
+
+  /* Reopening: nothing left to migrate, the row still there. */
+  assert_int_equal(tp_store_open_sqlite(f->db, TP_STORE_READWRITE, &s, err, sizeof(err)), TP_E_OK);
+  tp_store_close(s);
+  assert_int_equal(query_int(f->db, "PRAGMA user_version"), 3);
+  assert_int_equal(query_int(f->db, "SELECT count(*) FROM results"), 1);
+}
+
+/* The version 3 facts through the store API: one result with each of them, one
+ * with none (an agent older than the fields). */
+static void test_v3_fields_round_trip(void **state) {
+  fixture *f = *state;
+  char err[512] = "";
+  tp_store *s = NULL;
+  tp_store_facts facts;
+  bool dup = true;
+  Tlsprobe__V1__ProbeResult r[2] = {TLSPROBE__V1__PROBE_RESULT__INIT,
+                                    TLSPROBE__V1__PROBE_RESULT__INIT};
+  Tlsprobe__V1__ProbeResult *rp[2] = {&r[0], &r[1]};
+  Tlsprobe__V1__ResultBatch b = TLSPROBE__V1__RESULT_BATCH__INIT;
+  for (int i = 0; i < 2; i++) {
+    r[i].target = "web";
+    r[i].profile = "android-7";
+    r[i].region = "eu";
+    r[i].port = 443;
+    r[i].ok = 1;
+    r[i].error_class = TLSPROBE__V1__ERROR_CLASS__ERROR_CLASS_OK;
+    r[i].started_unix_ns = 1700000000000000000 + i; /* r[1] is the latest */
+  }
+  r[0].address_family = "ipv6";
+  r[0].emulation_checked = 1;
+  r[0].emulation_divergence = "cipher TLS_RSA_AES_128_CBC_SHA1 not offered\n\"by\" the real client";
+  r[0].mode = "early_data";
+  r[0].early_data_attempted = r[0].early_data_accepted = 1;
+  r[0].early_data_policy_violation = 1;
+  b.agent_id = "agent-3";
+  b.batch_seq = 1;
+  b.results = rp;
+  b.n_results = 2;
+  assert_int_equal(tp_store_open_sqlite(f->db, TP_STORE_READWRITE, &s, err, sizeof(err)), TP_E_OK);
+  if (tp_store_put_batch(s, &b, 1700000000000000009, &dup, err, sizeof(err)) != TP_E_OK)
+    fail_msg("put: %s", err);
+  assert_false(dup);
+  assert_int_equal(query_int(f->db, "SELECT count(*) FROM results WHERE started_unix_ns ="
+                                    " 1700000000000000000 AND address_family='ipv6'"
+                                    " AND emulation_checked=1 AND early_data_policy_violation=1"
+                                    " AND emulation_divergence = 'cipher TLS_RSA_AES_128_CBC_SHA1"
+                                    " not offered' || char(10) || '\"by\" the real client'"),
+                   1);
+  /* Not reported is stored as the wire's zero values, not NULL: NULL is kept for
+   * rows older than the columns. */
+  assert_int_equal(query_int(f->db, "SELECT count(*) FROM results WHERE started_unix_ns ="
+                                    " 1700000000000000001 AND address_family=''"
+                                    " AND emulation_checked=0 AND emulation_divergence=''"
+                                    " AND early_data_policy_violation=0"),
+                   1);
+
+  collected c = {.n = 0};
+  assert_int_equal(tp_store_scan(s, 0, NULL, collect_row, &c, err, sizeof(err)), TP_E_OK);
+  assert_int_equal(c.n, 2);
+  assert_string_equal(c.family[0], "ipv6");
+  assert_true(c.rows[0].emulation_checked);
+  assert_string_equal(c.divergence[0],
+                      "cipher TLS_RSA_AES_128_CBC_SHA1 not offered\n\"by\" the real client");
+  assert_true(c.rows[0].early_data_policy_violation);
+  assert_string_equal(c.family[1], "");
+  assert_false(c.rows[1].emulation_checked);
+  assert_string_equal(c.divergence[1], "");
+  assert_false(c.rows[1].early_data_policy_violation);
+
+  /* latest = r[1]: every version 3 fact present and zero. */
+  assert_int_equal(tp_store_latest(s, "web", "android-7", "eu", 0, &facts, err, sizeof(err)),
+                   TP_E_OK);
+  assert_string_equal(facts.address_family, "");
+  assert_string_equal(facts.emulation_divergence, "");
+  assert_true(facts.emulation_checked.set);
+  assert_int_equal(facts.emulation_checked.v, 0);
+  assert_true(facts.early_data_policy_violation.set);
+  assert_int_equal(facts.early_data_policy_violation.v, 0);
+  tp_store_facts_clear(&facts);
+  tp_store_close(s);
+
+  /* A read-only open of a version 3 file reads the same. */
+  assert_int_equal(tp_store_open_sqlite(f->db, TP_STORE_READONLY, &s, err, sizeof(err)), TP_E_OK);
+  collected ro = {.n = 0};
+  assert_int_equal(tp_store_scan(s, 0, NULL, collect_row, &ro, err, sizeof(err)), TP_E_OK);
+  assert_int_equal(ro.n, 2);
+  assert_string_equal(ro.family[0], "ipv6");
+  assert_true(ro.rows[0].early_data_policy_violation);
+  tp_store_close(s);
 }
 
 /* A version 1 file whose results table is not what version 1 created (here: the
@@ -380,6 +583,8 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       T(test_create_and_migrate),
       T(test_migrate_real_v1_database),
+      T(test_migrate_real_v2_database),
+      T(test_v3_fields_round_trip),
       T(test_migration_failure_rolls_back),
       T(test_newer_schema_is_refused),
       T(test_readonly_missing_file),
