@@ -9,6 +9,7 @@
 
 #include "agent.h"
 #include "config.h"
+#include "fd_budget.h"
 #include "host_policy.h"
 #include "profiles_cmd.h"
 #include "resolve.h"
@@ -38,6 +39,46 @@ static int run_subcommand(int argc, char **argv) {
   int status = tp_profiles_command(argc, argv);
   gnutls_global_deinit();
   return status;
+}
+
+/* Before anything opens descriptors: raise the soft RLIMIT_NOFILE if the
+ * configuration needs more, or refuse to start (an EMFILE halfway through a
+ * run would be reported as failed probes of healthy targets). Returns 0 or
+ * the exit status. */
+static int ensure_fd_budget(const tp_agent_config *config, const tp_log *log) {
+  char err[512], line[256];
+  tp_fd_budget b;
+  tp_err rc = tp_fd_budget_ensure(config->loops, config->max_in_flight, true, &b, err, sizeof(err));
+  if (rc == TP_E_IO) { /* cannot know: run, and let EMFILE speak if it comes */
+    tp_log_warn(log, "file-descriptor budget unknown", "error=\"%s\"", err);
+    return 0;
+  }
+  if (rc != TP_E_OK) {
+    fprintf(stderr, "tlsprobe-agent: %s\n", err);
+    return 1;
+  }
+  tp_fd_budget_describe(&b, line, sizeof(line));
+  if (b.raised)
+    tp_log_info(log, "raised the file-descriptor limit", "need=%llu soft=%llu new_soft=%llu",
+                (unsigned long long)b.need, (unsigned long long)b.soft,
+                (unsigned long long)b.limit);
+  else
+    tp_log_debug(log, "file-descriptor budget", "detail=\"%s\"", line);
+  return 0;
+}
+
+/* --check: what the start would find, as information (the limit belongs to
+ * the environment the agent will run in, not to the file). */
+static void report_fd_budget(const tp_agent_config *config) {
+  char err[512], line[256];
+  tp_fd_budget b;
+  tp_err rc = tp_fd_budget_ensure(config->loops, config->max_in_flight, false, &b, err, sizeof(err));
+  if (rc == TP_E_IO) {
+    printf("file descriptors: unknown: %s\n", err);
+    return;
+  }
+  tp_fd_budget_describe(&b, line, sizeof(line));
+  printf("%s\n", line);
 }
 
 int main(int argc, char **argv) {
@@ -91,6 +132,12 @@ int main(int argc, char **argv) {
 
   int status = 1;
   tp_agent *agent = NULL;
+  if (!check_only) {
+    status = ensure_fd_budget(config, &log);
+    if (status != 0)
+      goto out_config;
+    status = 1;
+  }
   if (gnutls_global_init() < 0) {
     fprintf(stderr, "tlsprobe-agent: cannot initialise GnuTLS\n");
     goto out_config;
@@ -112,6 +159,7 @@ int main(int argc, char **argv) {
   if (check_only) {
     printf("%s: configuration OK (%zu profiles, %zu targets, %zu jobs)\n", config_path,
            config->n_profiles, config->n_targets, config->n_jobs);
+    report_fd_budget(config);
     status = 0;
     goto out_agent;
   }
