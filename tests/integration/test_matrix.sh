@@ -73,9 +73,9 @@ profile_yaml() {
     tls12-dhe-max1024) printf '    versions: [TLS1.2]\n    key_exchanges: [DHE-RSA]\n    max_dh_bits: 1024\n' ;;
     # Emulations of a recorded real client: one whose offer covers what is negotiated with the
     # good server (TLS 1.3, TLS_AES_*, X25519), one whose recorded offer (TLS 1.2, one ECDHE
-    # suite, P-256 only) GnuTLS's emulation goes beyond.
+    # suite, X25519 only) GnuTLS's emulation goes beyond (the server picks P-256).
     emul-exact) printf '    versions: [TLS1.3]\n    recorded_offer:\n      versions: [TLS1.3]\n      cipher_suites: [4865, 4866, 4867]\n      groups: [29, 23]\n' ;;
-    emul-divergent) printf '    recorded_offer:\n      versions: [TLS1.2]\n      cipher_suites: [49195]\n      groups: [23]\n' ;;
+    emul-divergent) printf '    recorded_offer:\n      versions: [TLS1.2]\n      cipher_suites: [49195]\n      groups: [29]\n' ;;
     # One HTTP request over the probe's session (the nginx servers answer /status/NNN with NNN).
     http-root) printf '    http:\n      method: GET\n      path: /\n' ;;
     http-503) printf '    http:\n      method: GET\n      path: /status/503\n' ;;
