@@ -209,10 +209,9 @@ static void test_config_never_accepts_what_the_wire_rejects(void **state) {
   long_region[65] = '\0';
   memset(long_target, 't', 256);
   long_target[256] = '\0';
-  memset(long_host, 'h', 63);
-  for (int i = 1; i < 5; i++) /* 4 labels of 63 = 255 bytes: over DNS's 253 */
-    memcpy(long_host + 64 * i - 1, ".hhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhh", 64);
-  long_host[255] = '\0';
+  for (size_t k = 0; k < 256; k++) /* labels of 63: 256 bytes, over the wire's 255 */
+    long_host[k] = k % 64 == 63 ? '.' : 'h';
+  long_host[256] = '\0';
   const identity good = {"edge-eu-1", "eu-west", "web", "www.example.test", "www.example.test"};
   identity cases[16];
   size_t n = 0;
