@@ -103,8 +103,22 @@ static tp_err on_row(const tp_store_row *row, void *ctx) {
   if (row->ocsp_age_seconds.set &&
       (!s->ocsp_max_age_seconds.set || row->ocsp_age_seconds.v > s->ocsp_max_age_seconds.v))
     s->ocsp_max_age_seconds = row->ocsp_age_seconds;
-  if (row->ok) {
+  /* A non-safe request processed as 0-RTT data is a server fact whatever the
+   * probe's outcome or emulation: count it on every row. */
+  s->early_data_violations += row->early_data_policy_violation;
+  const char *divergence = row->emulation_divergence ? row->emulation_divergence : "";
+  if (row->ok && divergence[0] != '\0') {
+    /* Not the emulated client's success: counted apart, nothing else. Rows come
+     * oldest first, so the example ends as the latest divergence. */
+    s->divergent++;
+    if (s->divergence_example == NULL ||
+        strcmp(s->divergence_example, divergence) != 0) {
+      free(s->divergence_example);
+      s->divergence_example = tp_xstrdup(divergence);
+    }
+  } else if (row->ok) {
     s->successes++;
+    s->emulation_checked += row->emulation_checked;
     s->hrr += row->hello_retry_request;
     if (strcmp(row->mode, "resumption") == 0 || strcmp(row->mode, "early_data") == 0) {
       s->resumption_probes++;
@@ -185,6 +199,14 @@ static void series_warnings(tp_report *r, size_t i) {
     warn(r, i, TP_REPORT_WARN,
          tp_xasprintf("success rate %.2f%% (threshold %.1f%%)", s->success_rate,
                       TP_REPORT_MIN_SUCCESS_PERMILLE / 10.0));
+  if (s->divergent > 0) {
+    char *example = tp__report_repr(s->divergence_example);
+    warn(r, i, TP_REPORT_WARN,
+         tp_xasprintf("%" PRIu64 " success%s only through suites/groups the real client never"
+                      " offers (counted apart from OK); latest: \"%s\"",
+                      s->divergent, s->divergent == 1 ? "" : "es", example));
+    free(example);
+  }
   if (s->hrr_rate.set && s->hrr * 100 > s->successes * TP_REPORT_MAX_HRR_PERCENT)
     warn(r, i, TP_REPORT_WARN,
          tp_xasprintf("HelloRetryRequest rate %.2f%% (threshold %d%%)", s->hrr_rate.percent,
@@ -194,6 +216,14 @@ static void series_warnings(tp_report *r, size_t i) {
     warn(r, i, TP_REPORT_WARN,
          tp_xasprintf("resumption rate %.2f%% (threshold %d%%)", s->resumption_rate.percent,
                       TP_REPORT_MIN_RESUMPTION_PERCENT));
+  /* CRIT at the first one: 0-RTT data has no replay protection (RFC 8446 §8), so a
+   * processed POST can be replayed by anyone who captured it -- an exploitable
+   * finding now, not a trend to watch. */
+  if (s->early_data_violations > 0)
+    warn(r, i, TP_REPORT_CRIT,
+         tp_xasprintf("%" PRIu64 " non-safe request%s (POST/PUT/DELETE) accepted as 0-RTT early"
+                      " data and processed instead of refused with 425 Too Early: replayable",
+                      s->early_data_violations, s->early_data_violations == 1 ? "" : "s"));
 }
 
 tp_err tp_report_build(tp_store *store, const tp_report_query *query, tp_report **out, char *err,
@@ -240,6 +270,7 @@ void tp_report_free(tp_report *report) {
     free(s->target);
     free(s->profile);
     free(s->region);
+    free(s->divergence_example);
     tp_store_facts_clear(&s->facts);
   }
   for (size_t i = 0; i < report->n_warnings; i++)

@@ -7,7 +7,13 @@
  * no success), mean loop lag over all probes, the most frequent non-ok error
  * class (ties: the lexicographically smallest name) and its category (who acts),
  * and the operator rates below. Thresholds crossed become warnings (text report);
- * docs/collector.md explains each threshold. */
+ * docs/collector.md explains each threshold.
+ *
+ * "Successful" means EXACT successes throughout: a probe that succeeded only
+ * through something the emulated real client never offers (a non-empty
+ * emulation_divergence) is not that client's success. It is counted apart
+ * (`divergent`) and feeds neither the success rate, nor the latencies, nor the
+ * rates below. */
 #ifndef TP_REPORT_H
 #define TP_REPORT_H
 #include <stdbool.h>
@@ -39,9 +45,13 @@ typedef struct tp_report_rate {
 
 typedef struct tp_report_series {
   char *target, *profile, *region; /* owned by the report */
-  uint64_t probes;
-  uint64_t successes;
-  double success_rate; /* percent, 0..100 */
+  uint64_t probes;       /* successes + divergent + failures */
+  uint64_t successes;    /* exact successes: ok and no emulation divergence */
+  uint64_t divergent;    /* ok, but only through what the real client never offers */
+  uint64_t emulation_checked; /* successes compared with the real client's offer */
+  char *divergence_example;   /* latest divergent success's divergence, owned; NULL if none */
+  uint64_t early_data_violations; /* non-safe requests processed as 0-RTT data (any outcome) */
+  double success_rate;   /* percent of probes, 0..100 */
   bool have_latency;   /* false when successes == 0 */
   uint64_t p50_ns, p90_ns, p99_ns;
   double mean_loop_lag_ms;
@@ -92,7 +102,8 @@ tp_err tp_report_build(tp_store *store, const tp_report_query *query, tp_report 
 size_t tp_report_series_count(const tp_report *report);
 const tp_report_series *tp_report_series_at(const tp_report *report, size_t i);
 uint64_t tp_report_total_probes(const tp_report *report);
-/* Warnings in series order, and per series: expiry, OCSP, success, HRR, resumption. */
+/* Warnings in series order, and per series: expiry, OCSP, success, emulation
+ * divergence, HRR, resumption, early-data policy. */
 size_t tp_report_warning_count(const tp_report *report);
 const tp_report_warning *tp_report_warning_at(const tp_report *report, size_t i);
 void tp_report_free(tp_report *report);

@@ -1,6 +1,8 @@
 /* report_format.c - renders a built tp_report as an aligned text table or as JSON.
  * Output is assembled in memory first so a write error is reported once, and a
- * partial report is never mistaken for a complete one. */
+ * partial report is never mistaken for a complete one. Every stored string in the
+ * text output (series names, divergence texts) goes through tp__report_repr: they
+ * came from agents over the network, and a terminal must not interpret them. */
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,15 +13,68 @@
 #include "report_impl.h"
 #include "tp_mem.h"
 
-#define N_COLS 10
+#define N_COLS 11
+#define COL_DIVERGENT 5
 #define OUT_CAP ((size_t)1 << 40) /* report output is ours, not network input */
 
-static const char *const col_names[N_COLS] = {"TARGET", "PROFILE",  "REGION", "PROBES",
-                                              "OK",     "SUCCESS%", "P50_MS", "P90_MS",
-                                              "P99_MS", "TOP_ERROR"};
+/* DIVERGENT (emulation-divergent successes, never part of OK) is shown only when
+ * a series in the report has one, so the table of every report without
+ * real-client emulation findings keeps its long-standing columns. */
+static const char *const col_names[N_COLS] = {
+    "TARGET",   "PROFILE", "REGION", "PROBES", "OK",       "DIVERGENT",
+    "SUCCESS%", "P50_MS",  "P90_MS", "P99_MS", "TOP_ERROR"};
 /* Numbers are right-aligned, names left-aligned. */
-static const bool col_right[N_COLS] = {false, false, false, true, true,
+static const bool col_right[N_COLS] = {false, false, false, true, true, true,
                                        true,  true,  true,  true, false};
+
+/* Length of the well-formed UTF-8 sequence at p (RFC 3629), 0 if none starts
+ * there. Stored strings were validated at ingest, but a report must stay safe
+ * over a database someone edited by hand. */
+static size_t utf8_len(const unsigned char *p) {
+  unsigned char c = p[0];
+  if (c < 0x80)
+    return 1;
+  size_t n = 0;
+  if (c >= 0xC2 && c <= 0xDF)
+    n = 2;
+  else if (c >= 0xE0 && c <= 0xEF)
+    n = 3;
+  else if (c >= 0xF0 && c <= 0xF4)
+    n = 4;
+  for (size_t k = 1; k < n; k++)
+    if ((p[k] & 0xC0) != 0x80) /* also stops at the NUL */
+      return 0;
+  /* Overlongs and surrogates of the 3- and 4-byte forms. */
+  if ((c == 0xE0 && p[1] < 0xA0) || (c == 0xED && p[1] > 0x9F) || (c == 0xF0 && p[1] < 0x90) ||
+      (c == 0xF4 && p[1] > 0x8F))
+    return 0;
+  return n;
+}
+
+char *tp__report_repr(const char *s) {
+  const unsigned char *p = (const unsigned char *)(s ? s : "");
+  /* Worst case 4 output bytes per input byte ("\xNN"); C1 is 6 for 2. */
+  char *out = tp_xmalloc(4 * strlen((const char *)p) + 1);
+  size_t o = 0;
+  while (*p != '\0') {
+    size_t n = utf8_len(p);
+    if (n == 1 && (*p == '\\' || *p == '"')) {
+      out[o++] = '\\';
+      out[o++] = (char)*p;
+    } else if (n == 0 || (n == 1 && (*p < 0x20 || *p == 0x7F))) {
+      o += (size_t)snprintf(out + o, 5, "\\x%02X", *p);
+      n = 1;
+    } else if (n == 2 && p[0] == 0xC2 && p[1] <= 0x9F) { /* C1: U+0080..U+009F */
+      o += (size_t)snprintf(out + o, 7, "\\u%04X", p[1]);
+    } else {
+      memcpy(out + o, p, n);
+      o += n;
+    }
+    p += n;
+  }
+  out[o] = '\0';
+  return out;
+}
 
 static tp_err flush(const tp_buf *buf, FILE *out) {
   if (buf->len > 0 && fwrite(buf->data, 1, buf->len, out) != buf->len)
@@ -38,24 +93,28 @@ static char *latency_cell(const tp_report_series *s, uint64_t ns) {
   return s->have_latency ? tp_xasprintf("%.2f", (double)ns / 1e6) : tp_xstrdup("-");
 }
 
-/* The 10 cells of one row, each a new string. */
+/* The cells of one row, each a new string. */
 static void row_cells(const tp_report_series *s, char *cells[N_COLS]) {
-  cells[0] = tp_xstrdup(s->target);
-  cells[1] = tp_xstrdup(s->profile);
-  cells[2] = tp_xstrdup(s->region[0] ? s->region : "-");
+  cells[0] = tp__report_repr(s->target);
+  cells[1] = tp__report_repr(s->profile);
+  cells[2] = s->region[0] ? tp__report_repr(s->region) : tp_xstrdup("-");
   cells[3] = tp_xasprintf("%" PRIu64, s->probes);
   cells[4] = tp_xasprintf("%" PRIu64, s->successes);
-  cells[5] = tp_xasprintf("%.2f", s->success_rate);
-  cells[6] = latency_cell(s, s->p50_ns);
-  cells[7] = latency_cell(s, s->p90_ns);
-  cells[8] = latency_cell(s, s->p99_ns);
-  cells[9] = s->top_error ? tp_xasprintf("%s:%" PRIu64, s->top_error, s->top_error_count)
-                          : tp_xstrdup("-");
+  cells[COL_DIVERGENT] = tp_xasprintf("%" PRIu64, s->divergent);
+  cells[6] = tp_xasprintf("%.2f", s->success_rate);
+  cells[7] = latency_cell(s, s->p50_ns);
+  cells[8] = latency_cell(s, s->p90_ns);
+  cells[9] = latency_cell(s, s->p99_ns);
+  cells[10] = s->top_error ? tp_xasprintf("%s:%" PRIu64, s->top_error, s->top_error_count)
+                           : tp_xstrdup("-");
 }
 
-static tp_err append_row(tp_buf *buf, char *const cells[N_COLS], const size_t width[N_COLS]) {
+static tp_err append_row(tp_buf *buf, char *const cells[N_COLS], const size_t width[N_COLS],
+                         const bool shown[N_COLS]) {
   tp_err rc = TP_E_OK;
   for (int c = 0; rc == TP_E_OK && c < N_COLS; c++) {
+    if (!shown[c])
+      continue;
     size_t len = strlen(cells[c]);
     size_t pad = width[c] - len;
     bool last = c == N_COLS - 1;
@@ -75,19 +134,24 @@ static tp_err append_table(const tp_report *r, tp_buf *buf) {
   size_t n = r->n_series;
   char *(*cells)[N_COLS] = tp_xcalloc(n, sizeof(*cells));
   size_t width[N_COLS];
+  bool shown[N_COLS];
   tp_err rc = TP_E_OK;
-  for (int c = 0; c < N_COLS; c++)
+  for (int c = 0; c < N_COLS; c++) {
     width[c] = strlen(col_names[c]);
+    shown[c] = c != COL_DIVERGENT;
+  }
   for (size_t i = 0; i < n; i++) {
+    if (r->series[i].divergent > 0)
+      shown[COL_DIVERGENT] = true;
     row_cells(&r->series[i], cells[i]);
     for (int c = 0; c < N_COLS; c++) {
       size_t len = strlen(cells[i][c]);
       width[c] = len > width[c] ? len : width[c];
     }
   }
-  rc = append_row(buf, (char *const *)col_names, width);
+  rc = append_row(buf, (char *const *)col_names, width, shown);
   for (size_t i = 0; rc == TP_E_OK && i < n; i++)
-    rc = append_row(buf, cells[i], width);
+    rc = append_row(buf, cells[i], width, shown);
   for (size_t i = 0; i < n; i++)
     for (int c = 0; c < N_COLS; c++)
       free(cells[i][c]);
@@ -96,16 +160,23 @@ static tp_err append_table(const tp_report *r, tp_buf *buf) {
 }
 
 /* "WARN good/default: certificate expires in 12 days (threshold 14)"; the region
- * joins the series name only when there is one. */
+ * joins the series name only when there is one. Warning texts are terminal-safe
+ * already (report.c escapes what it quotes). */
 static tp_err append_warnings(const tp_report *r, tp_buf *buf) {
   tp_err rc = TP_E_OK;
   for (size_t i = 0; rc == TP_E_OK && i < r->n_warnings; i++) {
     const tp_report_warning *w = &r->warnings[i];
     const tp_report_series *s = &r->series[w->series];
+    char *target = tp__report_repr(s->target);
+    char *profile = tp__report_repr(s->profile);
+    char *region = tp__report_repr(s->region);
     char *line = tp_xasprintf("%s %s/%s%s%s: %s\n", w->level == TP_REPORT_CRIT ? "CRIT" : "WARN",
-                              s->target, s->profile, s->region[0] ? "/" : "", s->region, w->text);
+                              target, profile, region[0] ? "/" : "", region, w->text);
     rc = tp_buf_append(buf, line, strlen(line));
     free(line);
+    free(target);
+    free(profile);
+    free(region);
   }
   return rc;
 }
@@ -279,6 +350,15 @@ static tp_err json_facts(tp_buf *b, const tp_store_facts *f) {
     rc = json_ocsp(b, f);
   if (rc == TP_E_OK)
     rc = json_http(b, f);
+  /* Schema version 3 facts: null for a result stored before them. */
+  if (rc == TP_E_OK)
+    rc = json_opt_str(b, "address_family", f->address_family);
+  if (rc == TP_E_OK)
+    rc = json_opt_bool(b, "emulation_checked", f->emulation_checked);
+  if (rc == TP_E_OK)
+    rc = json_opt_str(b, "emulation_divergence", f->emulation_divergence);
+  if (rc == TP_E_OK)
+    rc = json_opt_bool(b, "early_data_policy_violation", f->early_data_policy_violation);
   /* chain_json was encoded by chain_json.c at ingest: emitted verbatim. */
   if (rc == TP_E_OK)
     rc = json_stored_array(b, "chain", f->chain_json);
@@ -296,6 +376,11 @@ static tp_err json_series(tp_buf *b, const tp_report_series *s) {
   if (rc == TP_E_OK)
     rc = tp_json_raw(b, ",\"probes\":%" PRIu64 ",\"successes\":%" PRIu64 ",\"success_rate\":%.2f",
                      s->probes, s->successes, s->success_rate);
+  if (rc == TP_E_OK)
+    rc = tp_json_raw(b,
+                     ",\"divergent_successes\":%" PRIu64
+                     ",\"emulation_checked_successes\":%" PRIu64,
+                     s->divergent, s->emulation_checked);
   if (rc == TP_E_OK)
     rc = json_latency(b, "p50_ms", s, s->p50_ns);
   if (rc == TP_E_OK)
@@ -323,6 +408,10 @@ static tp_err json_series(tp_buf *b, const tp_report_series *s) {
     rc = json_opt_i64(b, "min_days_to_expiry", s->min_days_to_expiry);
   if (rc == TP_E_OK)
     rc = json_opt_i64(b, "ocsp_max_age_seconds", s->ocsp_max_age_seconds);
+  if (rc == TP_E_OK)
+    rc = json_opt_str(b, "divergence_example", s->divergence_example);
+  if (rc == TP_E_OK)
+    rc = tp_json_raw(b, ",\"early_data_policy_violations\":%" PRIu64, s->early_data_violations);
   if (rc == TP_E_OK && s->have_facts)
     rc = json_facts(b, &s->facts);
   return rc == TP_E_OK ? tp_json_raw(b, "}") : rc;

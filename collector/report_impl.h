@@ -15,4 +15,10 @@ struct tp_report {
   size_t alloc_warnings;
 };
 
+/* Untrusted stored text made safe for a terminal line (report_format.c), in the
+ * style of redis's sdscatrepr: '\\' and '"' are backslash-escaped, control
+ * characters (C0, DEL, C1) and bytes that are not UTF-8 become \xNN (C1: \u00NN);
+ * printable UTF-8 is kept. Returns a new string (tp_xmalloc). */
+char *tp__report_repr(const char *s);
+
 #endif

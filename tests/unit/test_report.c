@@ -60,27 +60,9 @@ static int teardown(void **state) {
   return 0;
 }
 
-/* Stores one result as its own batch. cls is the protobuf enum value. */
-static void put(fixture *f, const char *target, const char *profile, const char *region, int cls,
-                uint64_t handshake_ms, uint64_t lag_ms, int64_t age_ns) {
-  Tlsprobe__V1__ProbeResult r = TLSPROBE__V1__PROBE_RESULT__INIT;
-  Tlsprobe__V1__ProbeResult *rp = &r;
+/* Stores one result as its own batch through ingest (validation included). */
+static void ingest_one(fixture *f, Tlsprobe__V1__ProbeResult *rp) {
   Tlsprobe__V1__ResultBatch b = TLSPROBE__V1__RESULT_BATCH__INIT;
-  r.target = (char *)target;
-  r.profile = (char *)profile;
-  r.region = (char *)region;
-  r.host = "localhost";
-  r.port = 443;
-  r.started_unix_ns = NOW_NS - age_ns;
-  r.handshake_ns = handshake_ms * MS_NS;
-  r.loop_lag_ns = lag_ms * MS_NS;
-  r.error_class = (Tlsprobe__V1__ErrorClass)cls;
-  r.ok = cls == TLSPROBE__V1__ERROR_CLASS__ERROR_CLASS_OK;
-  r.tls_version = "TLS1.3";
-  r.cipher = "TLS_AES_256_GCM_SHA384";
-  r.group = "X25519";
-  r.alpn = "h2";
-  r.error_detail = r.ok ? "" : "detail \"quoted\"";
   b.agent_id = "agent-r";
   b.instance_id = 1;
   b.batch_seq = ++f->next_seq;
@@ -96,6 +78,37 @@ static void put(fixture *f, const char *target, const char *profile, const char 
     fail_msg("ingest: %s", reply.reason);
   tp_ingest_reply_clear(&reply);
   free(buf);
+}
+
+/* A result as put() stores it; cls is the protobuf enum value. */
+static Tlsprobe__V1__ProbeResult make_result(const char *target, const char *profile,
+                                             const char *region, int cls, uint64_t handshake_ms,
+                                             uint64_t lag_ms, int64_t age_ns) {
+  Tlsprobe__V1__ProbeResult r = TLSPROBE__V1__PROBE_RESULT__INIT;
+  r.target = (char *)target;
+  r.profile = (char *)profile;
+  r.region = (char *)region;
+  r.host = "localhost";
+  r.port = 443;
+  r.started_unix_ns = NOW_NS - age_ns;
+  r.handshake_ns = handshake_ms * MS_NS;
+  r.loop_lag_ns = lag_ms * MS_NS;
+  r.error_class = (Tlsprobe__V1__ErrorClass)cls;
+  r.ok = cls == TLSPROBE__V1__ERROR_CLASS__ERROR_CLASS_OK;
+  r.tls_version = "TLS1.3";
+  r.cipher = "TLS_AES_256_GCM_SHA384";
+  r.group = "X25519";
+  r.alpn = "h2";
+  r.error_detail = r.ok ? "" : "detail \"quoted\"";
+  return r;
+}
+
+/* Stores one result as its own batch. */
+static void put(fixture *f, const char *target, const char *profile, const char *region, int cls,
+                uint64_t handshake_ms, uint64_t lag_ms, int64_t age_ns) {
+  Tlsprobe__V1__ProbeResult r =
+      make_result(target, profile, region, cls, handshake_ms, lag_ms, age_ns);
+  ingest_one(f, &r);
 }
 
 enum { OK = 1, DNS = 2, REFUSED = 3, EXPIRED = 14, UNKNOWN_CA = 12 };
@@ -227,14 +240,17 @@ static void test_json_format(void **state) {
   assert_non_null(strstr(json, "{\"window_seconds\":3600,\"generated_unix\":1700000000,"
                                "\"series\":[{\"target\":\"a\",\"profile\":\"modern\","
                                "\"region\":\"eu\",\"probes\":10,\"successes\":8,"
-                               "\"success_rate\":80.00,\"p50_ms\":4.000,\"p90_ms\":8.000,"
+                               "\"success_rate\":80.00,\"divergent_successes\":0,"
+                               "\"emulation_checked_successes\":0,"
+                               "\"p50_ms\":4.000,\"p90_ms\":8.000,"
                                "\"p99_ms\":8.000,\"mean_loop_lag_ms\":1.400,"
                                "\"top_error\":{\"class\":\"expired\",\"count\":1,"
                                "\"category\":\"server\"},"
                                "\"errors\":{\"expired\":1,\"unknown_ca\":1},"
                                "\"hrr_rate\":0.00,\"resumption_rate\":null,"
                                "\"early_data_accept_rate\":null,\"min_days_to_expiry\":null,"
-                               "\"ocsp_max_age_seconds\":null}"));
+                               "\"ocsp_max_age_seconds\":null,\"divergence_example\":null,"
+                               "\"early_data_policy_violations\":0}"));
   assert_non_null(strstr(json, "\"p50_ms\":null,\"p90_ms\":null,\"p99_ms\":null"));
   assert_non_null(strstr(json, "\"top_error\":{\"class\":\"connection_refused\",\"count\":2,"
                                "\"category\":\"server\"},"
@@ -242,7 +258,9 @@ static void test_json_format(void **state) {
                                "\"hrr_rate\":null,"));
   assert_non_null(strstr(json, "\"top_error\":null,\"errors\":{},\"hrr_rate\":0.00,"
                                "\"resumption_rate\":null,\"early_data_accept_rate\":null,"
-                               "\"min_days_to_expiry\":null,\"ocsp_max_age_seconds\":null}]}\n"));
+                               "\"min_days_to_expiry\":null,\"ocsp_max_age_seconds\":null,"
+                               "\"divergence_example\":null,"
+                               "\"early_data_policy_violations\":0}]}\n"));
   assert_null(strstr(json, "tls_version")); /* facts only with --target */
   free(json);
   tp_report_free(rep);
@@ -271,12 +289,14 @@ static void test_target_facts(void **state) {
                                "\"resumption_handshake_ms\":0.000,"
                                "\"early_data_attempted\":false,\"early_data_accepted\":false,"
                                "\"chain_length_sent\":0,\"chain_complete\":false,"
-                               "\"ocsp\":null,\"http\":null,\"chain\":[]}"));
+                               "\"ocsp\":null,\"http\":null,\"address_family\":\"\","
+                               "\"emulation_checked\":false,\"emulation_divergence\":\"\","
+                               "\"early_data_policy_violation\":false,\"chain\":[]}"));
   free(json);
   tp_report_free(rep);
 }
 
-/* --target over a result carrying every schema version 2 fact. */
+/* --target over a result carrying every schema version 2 and 3 fact. */
 static void test_target_full_facts(void **state) {
   fixture *f = *state;
   Tlsprobe__V1__ProbeResult r = TLSPROBE__V1__PROBE_RESULT__INIT;
@@ -321,6 +341,9 @@ static void test_target_full_facts(void **state) {
   r.chain_length_sent = 3;
   r.chain_complete = 1;
   r.days_to_earliest_expiry = 12;
+  r.address_family = "ipv6";
+  r.emulation_checked = 1; /* and exact */
+  r.early_data_policy_violation = 1;
   b.agent_id = "agent-r";
   b.batch_seq = 1;
   b.results = &rp;
@@ -339,7 +362,10 @@ static void test_target_full_facts(void **state) {
   char *json = render(rep, true);
   assert_non_null(strstr(json, "\"resumption_rate\":100.00,\"early_data_accept_rate\":100.00,"
                                "\"min_days_to_expiry\":12,\"ocsp_max_age_seconds\":10000,"
+                               "\"divergence_example\":null,\"early_data_policy_violations\":1,"
                                "\"tls_version\":\"TLS1.3\""));
+  assert_non_null(strstr(json, "\"successes\":1,\"success_rate\":100.00,"
+                               "\"divergent_successes\":0,\"emulation_checked_successes\":1,"));
   assert_non_null(strstr(json, "\"days_to_earliest_expiry\":12,\"error_detail\":\"\","
                                "\"resumed\":true,\"hello_retry_request\":false,"
                                "\"mode\":\"early_data\","
@@ -352,6 +378,8 @@ static void test_target_full_facts(void **state) {
                                "\"ocsp\":{\"cert_status\":\"good\",\"this_update_unix\":1699990000,"
                                "\"next_update_unix\":0,\"age_seconds\":10000},"
                                "\"http\":{\"status\":301,\"first_byte_ms\":2.500,\"hsts\":true},"
+                               "\"address_family\":\"ipv6\",\"emulation_checked\":true,"
+                               "\"emulation_divergence\":\"\",\"early_data_policy_violation\":true,"
                                "\"chain\":[{\"subject\":\"CN=good\""));
   free(json);
   char *text = render(rep, false);
@@ -713,7 +741,7 @@ static void test_ocsp_age(void **state) {
   rep = build_rows(&rows[2], 1);
   assert_false(tp_report_series_at(rep, 0)->ocsp_max_age_seconds.set);
   char *json = render(rep, true);
-  assert_non_null(strstr(json, "\"ocsp_max_age_seconds\":null}"));
+  assert_non_null(strstr(json, "\"ocsp_max_age_seconds\":null,"));
   free(json);
   tp_report_free(rep);
 }
@@ -721,7 +749,7 @@ static void test_ocsp_age(void **state) {
 /* Every warning of one series, in the documented order, with its region. */
 static void test_warning_order_and_region(void **state) {
   (void)state;
-  tp_store_row rows[2];
+  tp_store_row rows[3];
   rows[0] = ok_row("good");
   rows[0].profile = "default";
   rows[0].region = "eu";
@@ -732,14 +760,238 @@ static void test_warning_order_and_region(void **state) {
   rows[1] = failed_row("good", "expired");
   rows[1].profile = "default";
   rows[1].region = "eu";
-  tp_report *rep = build_rows(rows, 2);
+  rows[2] = ok_row("good"); /* divergent, and a processed 0-RTT POST */
+  rows[2].profile = "default";
+  rows[2].region = "eu";
+  rows[2].emulation_checked = true;
+  rows[2].emulation_divergence = "cipher X not offered by the real client";
+  rows[2].mode = "early_data";
+  rows[2].early_data_attempted = rows[2].early_data_accepted = true;
+  rows[2].early_data_policy_violation = true;
+  tp_report *rep = build_rows(rows, 3);
   char *w = warnings_text(rep);
   assert_string_equal(w, "WARN good/default/eu: certificate expires in 12 days (threshold 14)\n"
                          "WARN good/default/eu: OCSP staple is 36.0 h old (threshold 24 h)\n"
-                         "WARN good/default/eu: success rate 50.00% (threshold 99.9%)\n"
+                         "WARN good/default/eu: success rate 33.33% (threshold 99.9%)\n"
+                         "WARN good/default/eu: 1 success only through suites/groups the real"
+                         " client never offers (counted apart from OK); latest: \"cipher X not"
+                         " offered by the real client\"\n"
                          "WARN good/default/eu: HelloRetryRequest rate 100.00% (threshold 5%)\n"
-                         "WARN good/default/eu: resumption rate 0.00% (threshold 80%)\n");
+                         "WARN good/default/eu: resumption rate 0.00% (threshold 80%)\n"
+                         "CRIT good/default/eu: 1 non-safe request (POST/PUT/DELETE) accepted as"
+                         " 0-RTT early data and processed instead of refused with 425 Too Early:"
+                         " replayable\n");
   free(w);
+  tp_report_free(rep);
+}
+
+/* ---- real-client emulation and the early-data policy ------------------------------- */
+
+static tp_store_row divergent_row(const char *target, const char *divergence) {
+  tp_store_row r = ok_row(target);
+  r.emulation_checked = true;
+  r.emulation_divergence = divergence;
+  return r;
+}
+
+/* A success only through what the real client never offers is counted apart:
+ * not in OK, not in the success rate, not in latencies or the success-based
+ * rates; the latest divergence is the example. */
+static void test_divergent_counted_apart(void **state) {
+  (void)state;
+  tp_store_row rows[4];
+  rows[0] = ok_row("t");
+  rows[0].emulation_checked = true; /* checked, exact */
+  rows[1] = ok_row("t");            /* not checked (no recorded offer): exact */
+  rows[2] = divergent_row("t", "group SECP521R1 not offered by the real client");
+  rows[2].handshake_ns = 900 * MS_NS;
+  rows[2].hello_retry_request = true;
+  rows[2].mode = "resumption"; /* not resumed: would warn if it counted */
+  rows[2].early_data_attempted = true;
+  rows[3] = divergent_row("t", "cipher TLS_RSA_AES_128_CBC_SHA1 not offered by the real client");
+  rows[3].handshake_ns = 800 * MS_NS;
+  tp_report *rep = build_rows(rows, 4);
+  const tp_report_series *s = tp_report_series_at(rep, 0);
+  assert_int_equal(s->probes, 4);
+  assert_int_equal(s->successes, 2);
+  assert_int_equal(s->divergent, 2);
+  assert_int_equal(s->emulation_checked, 1);
+  assert_float_equal(s->success_rate, 50.0, 1e-9);
+  assert_int_equal(s->p99_ns, MS_NS); /* divergent latencies are not the client's */
+  assert_int_equal(s->hrr, 0);
+  assert_rate(s->hrr_rate, 0.0);
+  assert_false(s->resumption_rate.set);
+  assert_false(s->early_data_accept_rate.set);
+  assert_int_equal(s->class_counts[OK], 4); /* the outcome class is still ok */
+  assert_null(s->top_error);
+  assert_string_equal(s->divergence_example,
+                      "cipher TLS_RSA_AES_128_CBC_SHA1 not offered by the real client");
+  char *w = warnings_text(rep);
+  assert_string_equal(w, "WARN t/p: success rate 50.00% (threshold 99.9%)\n"
+                         "WARN t/p: 2 successes only through suites/groups the real client"
+                         " never offers (counted apart from OK); latest: \"cipher"
+                         " TLS_RSA_AES_128_CBC_SHA1 not offered by the real client\"\n");
+  free(w);
+  char *text = render(rep, false);
+  assert_non_null(strstr(text, "TARGET  PROFILE  REGION  PROBES  OK  DIVERGENT  SUCCESS%  P50_MS"
+                               "  P90_MS  P99_MS  TOP_ERROR\n"
+                               "t       p        -            4   2          2     50.00    1.00"
+                               "    1.00    1.00  -\n"));
+  free(text);
+  char *json = render(rep, true);
+  assert_non_null(strstr(json, "\"probes\":4,\"successes\":2,\"success_rate\":50.00,"
+                               "\"divergent_successes\":2,\"emulation_checked_successes\":1,"
+                               "\"p50_ms\":1.000,"));
+  assert_non_null(strstr(json, "\"divergence_example\":\"cipher TLS_RSA_AES_128_CBC_SHA1 not"
+                               " offered by the real client\",\"early_data_policy_violations\":0}"));
+  free(json);
+  tp_report_free(rep);
+
+  /* Only divergent successes: no latency, no top error, 0 % -- and a divergent
+   * success on a failed probe cannot exist (ok is part of the definition). */
+  rep = build_rows(&rows[2], 2);
+  s = tp_report_series_at(rep, 0);
+  assert_int_equal(s->successes, 0);
+  assert_false(s->have_latency);
+  assert_false(s->hrr_rate.set);
+  text = render(rep, false);
+  assert_non_null(strstr(text, "\nt       p        -            2   0          2      0.00       -"
+                               "       -       -  -\n"));
+  free(text);
+  tp_report_free(rep);
+  tp_store_row failed = failed_row("t", "no_shared_cipher");
+  failed.emulation_checked = true;
+  failed.emulation_divergence = "cipher X not offered by the real client";
+  rep = build_rows(&failed, 1);
+  assert_int_equal(tp_report_series_at(rep, 0)->divergent, 0);
+  assert_null(tp_report_series_at(rep, 0)->divergence_example);
+  text = render(rep, false);
+  assert_null(strstr(text, "DIVERGENT")); /* the column only when a series has one */
+  free(text);
+  tp_report_free(rep);
+}
+
+/* Agent-supplied text never reaches the terminal raw: series names in the table
+ * and the warning prefix, and the quoted divergence, are escaped. */
+static void test_untrusted_text_escaped(void **state) {
+  (void)state;
+  /* \xff is not UTF-8: ingest refuses it, a hand-edited database may not. */
+  tp_store_row row = divergent_row("evil\x1b]0;x\x07", "cipher \"X\" \\ off\n\x1b[2J\xc2\x9b\x7f\xff"
+                                                     " caf\xc3\xa9");
+  row.region = "eu\r";
+  tp_report *rep = build_rows(&row, 1);
+  char *text = render(rep, false);
+  assert_non_null(strstr(text, "\nevil\\x1B]0;x\\x07  p        eu\\x0D"));
+  assert_non_null(strstr(text, "\nWARN evil\\x1B]0;x\\x07/p/eu\\x0D: 1 success only through"
+                               " suites/groups the real client never offers (counted apart from"
+                               " OK); latest: \"cipher \\\"X\\\" \\\\ off\\x0A\\x1B[2J\\u009B"
+                               "\\x7F\\xFF caf\xc3\xa9\"\n"));
+  /* Nothing a terminal would act on: no C0 but the line ends, no DEL, no C1. */
+  for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
+    assert_true(*p >= 0x20 || *p == '\n');
+    assert_true(*p != 0x7f);
+    assert_false(p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f);
+  }
+  free(text);
+  tp_report_free(rep);
+}
+
+/* A processed 0-RTT request with a non-safe method is CRIT at the first one,
+ * counted over every probe (a later failure or a divergent success does not undo
+ * what the server did). */
+static void test_early_data_policy_violations(void **state) {
+  (void)state;
+  tp_store_row rows[4];
+  rows[0] = ok_row("t");
+  rows[1] = failed_row("t", "http_status");
+  rows[2] = divergent_row("t", "group X not offered by the real client");
+  rows[3] = ok_row("t"); /* refused with 425, or GET only: no violation */
+  for (size_t i = 0; i < 4; i++) {
+    rows[i].mode = "early_data";
+    rows[i].resumed = true;
+    rows[i].early_data_attempted = rows[i].early_data_accepted = true;
+    rows[i].early_data_policy_violation = i < 3;
+  }
+  tp_report *rep = build_rows(rows, 4);
+  const tp_report_series *s = tp_report_series_at(rep, 0);
+  assert_int_equal(s->early_data_violations, 3);
+  assert_int_equal(tp_report_warning_count(rep), 3);
+  const tp_report_warning *w = tp_report_warning_at(rep, 2);
+  assert_int_equal(w->level, TP_REPORT_CRIT);
+  assert_string_equal(w->text, "3 non-safe requests (POST/PUT/DELETE) accepted as 0-RTT early data"
+                               " and processed instead of refused with 425 Too Early: replayable");
+  char *json = render(rep, true);
+  assert_non_null(strstr(json, ",\"early_data_policy_violations\":3}"));
+  free(json);
+  tp_report_free(rep);
+
+  rep = build_rows(&rows[3], 1); /* no violation: no line */
+  assert_int_equal(tp_report_series_at(rep, 0)->early_data_violations, 0);
+  assert_int_equal(tp_report_warning_count(rep), 0);
+  tp_report_free(rep);
+}
+
+/* The same through ingest and SQLite, as `report` prints it. */
+static void test_emulation_and_early_data_end_to_end(void **state) {
+  fixture *f = *state;
+  static const uint64_t exact_ms[] = {2, 4};
+  for (size_t i = 0; i < 2; i++) {
+    Tlsprobe__V1__ProbeResult r =
+        make_result("shop", "android-7", "eu", OK, exact_ms[i], 0, (int64_t)(20 - i) * MINUTE_NS);
+    r.address_family = "ipv4";
+    r.emulation_checked = i == 0;
+    ingest_one(f, &r);
+  }
+  Tlsprobe__V1__ProbeResult d =
+      make_result("shop", "android-7", "eu", OK, 50, 0, 10 * MINUTE_NS);
+  d.address_family = "ipv6";
+  d.emulation_checked = 1;
+  d.emulation_divergence = "group SECP521R1 not offered by the real client";
+  ingest_one(f, &d);
+  d = make_result("shop", "android-7", "eu", OK, 60, 0, 3 * MINUTE_NS);
+  d.emulation_checked = 1;
+  d.emulation_divergence = "cipher TLS_RSA_AES_128_CBC_SHA1 not offered by the real client";
+  ingest_one(f, &d);
+  put(f, "shop", "android-7", "eu", 9 /* no_shared_cipher */, 0, 0, 8 * MINUTE_NS);
+  Tlsprobe__V1__ProbeResult e = make_result("shop", "modern", "eu", OK, 3, 0, 5 * MINUTE_NS);
+  e.mode = "early_data";
+  e.resumed = e.ticket_received = 1;
+  e.early_data_attempted = e.early_data_accepted = 1;
+  e.early_data_policy_violation = 1;
+  ingest_one(f, &e);
+  put(f, "shop", "modern", "eu", OK, 5, 0, 4 * MINUTE_NS);
+
+  tp_report *rep = build(f, 3600 * 1000, NULL, false);
+  char *text = render(rep, false);
+  assert_string_equal(
+      text,
+      "tlsprobe report: window 1h ending 2023-11-14T22:13:20Z, 2 series, 7 probes\n"
+      "TARGET  PROFILE    REGION  PROBES  OK  DIVERGENT  SUCCESS%  P50_MS  P90_MS  P99_MS"
+      "  TOP_ERROR\n"
+      "shop    android-7  eu           5   2          2     40.00    2.00    4.00    4.00"
+      "  no_shared_cipher:1\n"
+      "shop    modern     eu           2   2          0    100.00    3.00    5.00    5.00  -\n"
+      "WARN shop/android-7/eu: success rate 40.00% (threshold 99.9%)\n"
+      "WARN shop/android-7/eu: 2 successes only through suites/groups the real client never"
+      " offers (counted apart from OK); latest: \"cipher TLS_RSA_AES_128_CBC_SHA1 not offered"
+      " by the real client\"\n"
+      "CRIT shop/modern/eu: 1 non-safe request (POST/PUT/DELETE) accepted as 0-RTT early data"
+      " and processed instead of refused with 425 Too Early: replayable\n");
+  free(text);
+  tp_report_free(rep);
+
+  /* --target: the latest result's version 3 facts. */
+  rep = build(f, 3600 * 1000, "shop", true);
+  char *json = render(rep, true);
+  assert_non_null(strstr(json, "\"divergence_example\":\"cipher TLS_RSA_AES_128_CBC_SHA1 not"
+                               " offered by the real client\",\"early_data_policy_violations\":0,"));
+  /* android-7's latest result is the divergent success 3 minutes ago. */
+  assert_non_null(strstr(json, "\"address_family\":\"\",\"emulation_checked\":true,"
+                               "\"emulation_divergence\":\"cipher TLS_RSA_AES_128_CBC_SHA1 not"
+                               " offered by the real client\","
+                               "\"early_data_policy_violation\":false,"));
+  assert_non_null(strstr(json, "\"early_data_policy_violations\":1,"));
+  free(json);
   tp_report_free(rep);
 }
 
@@ -782,6 +1034,7 @@ int main(void) {
       T(test_target_full_facts),
       T(test_empty_window),
       T(test_readonly_store),
+      T(test_emulation_and_early_data_end_to_end),
       cmocka_unit_test(test_rates_no_rows),
       cmocka_unit_test(test_rates_one_row),
       cmocka_unit_test(test_top_error_categories),
@@ -793,6 +1046,9 @@ int main(void) {
       cmocka_unit_test(test_expiry_thresholds),
       cmocka_unit_test(test_ocsp_age),
       cmocka_unit_test(test_warning_order_and_region),
+      cmocka_unit_test(test_divergent_counted_apart),
+      cmocka_unit_test(test_untrusted_text_escaped),
+      cmocka_unit_test(test_early_data_policy_violations),
   };
 #undef T
   return cmocka_run_group_tests(tests, NULL, NULL);
