@@ -77,8 +77,10 @@ static void minimal(seed *s) {
   s->batch.n_results = 1;
 }
 
-/* Every field set: resumption with early data, HRR, a 2-certificate chain, an
- * OCSP staple and an HTTP request; then a failure and a refused connection. */
+/* Every field set: resumption with early data (a processed POST: a policy
+ * violation), HRR, a 2-certificate chain, an OCSP staple, an HTTP request and a
+ * real-client emulation divergence carrying control characters (the report must
+ * escape them); then a failure and a refused connection. */
 static void full(seed *s) {
   minimal(s);
   Tlsprobe__V1__ProbeResult *r = &s->results[0];
@@ -104,6 +106,11 @@ static void full(seed *s) {
   r->early_data_attempted = 1;
   r->early_data_accepted = 1;
   r->fidelity_note = "SSL 3.0 unsupported; 4 export ciphers dropped";
+  r->address_family = "ipv4";
+  r->emulation_checked = 1;
+  r->emulation_divergence =
+      "cipher TLS_RSA_AES_128_CBC_SHA1 not offered\n\x1b[2J by \"the\" client";
+  r->early_data_policy_violation = 1;
   for (int i = 0; i < 2; i++) {
     Tlsprobe__V1__CertificateFacts *c = &s->certs[i];
     tlsprobe__v1__certificate_facts__init(c);
@@ -148,6 +155,8 @@ static void full(seed *s) {
   f->mode = "handshake";
   f->groups_offered = &groups[3];
   f->n_groups_offered = 1;
+  f->address_family = "ipv6";
+  f->emulation_checked = 1;
   s->ptrs[1] = f;
 
   Tlsprobe__V1__ProbeResult *x = &s->results[2];
@@ -193,6 +202,15 @@ int main(int argc, char **argv) {
   full(&s);
   s.results[0].early_data_attempted = 0;
   rc |= write_batch(dir, "reject-early-data", &s.batch, 0);
+  full(&s);
+  s.results[0].early_data_accepted = 0; /* a violation needs processed early data */
+  rc |= write_batch(dir, "reject-early-data-policy", &s.batch, 0);
+  full(&s);
+  s.results[0].emulation_checked = 0; /* a divergence needs a comparison */
+  rc |= write_batch(dir, "reject-divergence-unchecked", &s.batch, 0);
+  full(&s);
+  s.results[1].address_family = "ipv5";
+  rc |= write_batch(dir, "reject-address-family", &s.batch, 0);
   full(&s);
   s.certs[0].subject = "bad \xc0\xaf utf-8";
   rc |= write_batch(dir, "reject-utf8", &s.batch, 0);
