@@ -141,7 +141,9 @@ static tp_err worker_init(tp_agent *a, worker *w, unsigned index) {
   if (uv_loop_init(&w->loop) != 0)
     return TP_E_LOOP;
   w->loop_initialised = true;
-  tp_probe_engine_options eo = {.max_in_flight = c->max_in_flight, .max_pending = c->max_pending};
+  tp_probe_engine_options eo = {.max_in_flight = c->max_in_flight,
+                                .max_pending = c->max_pending,
+                                .dns_servers = c->dns_servers};
   if (tp_probe_engine_new(&w->loop, &eo, a->log, &w->engine) != TP_E_OK)
     return TP_E_LOOP;
   tp_err rc = tp_scheduler_new(&w->loop, c, a->profiles, index, a->n_workers, w->engine, a->log,

@@ -3,6 +3,7 @@
  * jobs, targets and profiles, duplicates). */
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,11 +45,13 @@ typedef struct {
 
 typedef struct {
   char *connect_timeout, *handshake_timeout;
+  char *dns_servers;
 } doc_defaults;
 
 typedef struct {
   char *name, *host, *sni;
   doc_uint port;
+  char *family;
 } doc_target;
 
 typedef struct {
@@ -107,6 +110,7 @@ static const cyaml_schema_field_t limits_fields[] = {
 static const cyaml_schema_field_t defaults_fields[] = {
     CYAML_FIELD_STRING_PTR("connect_timeout", OPT, doc_defaults, connect_timeout, 1, 32),
     CYAML_FIELD_STRING_PTR("handshake_timeout", OPT, doc_defaults, handshake_timeout, 1, 32),
+    CYAML_FIELD_STRING_PTR("dns_servers", OPT, doc_defaults, dns_servers, 1, 1023),
     CYAML_FIELD_END,
 };
 
@@ -115,6 +119,7 @@ static const cyaml_schema_field_t target_fields[] = {
     CYAML_FIELD_STRING_PTR("host", CYAML_FLAG_POINTER, doc_target, host, 1, 1024),
     CYAML_FIELD_UINT("port", CYAML_FLAG_DEFAULT, doc_target, port),
     CYAML_FIELD_STRING_PTR("sni", OPT, doc_target, sni, 1, 1024),
+    CYAML_FIELD_STRING_PTR("family", OPT, doc_target, family, 1, 16),
     CYAML_FIELD_END,
 };
 
@@ -342,6 +347,70 @@ static tp_err check_collector(tp_agent_config *c, const doc_root *doc, char *err
   return rc;
 }
 
+/* any: every address, IPv6 and IPv4 interleaved; both: one series per family. */
+static int parse_family(const char *s, tp_agent_family *out) {
+  static const struct {
+    const char *name;
+    tp_agent_family family;
+  } names[] = {{"any", TP_AGENT_FAMILY_ANY},
+               {"ipv4", TP_AGENT_FAMILY_IPV4},
+               {"ipv6", TP_AGENT_FAMILY_IPV6},
+               {"both", TP_AGENT_FAMILY_BOTH}};
+  for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+    if (strcmp(s, names[i].name) == 0) {
+      *out = names[i].family;
+      return 0;
+    }
+  }
+  return -1;
+}
+
+/* "IP[:port],[IPv6]:port,...": numeric only (a resolver found by name would
+ * need a resolver). The same form c-ares's ares_set_servers_ports_csv takes. */
+static int dns_servers_valid(const char *csv) {
+  char copy[1024];
+  if (snprintf(copy, sizeof(copy), "%s", csv) >= (int)sizeof(copy))
+    return 0;
+  char *save = NULL;
+  int n = 0;
+  for (char *item = strtok_r(copy, ",", &save); item != NULL; item = strtok_r(NULL, ",", &save)) {
+    unsigned char buf[16];
+    char host[64];
+    const char *port = NULL;
+    if (item[0] == '[') {
+      char *end = strchr(item, ']');
+      if (end == NULL || (size_t)(end - item - 1) >= sizeof(host))
+        return 0;
+      memcpy(host, item + 1, (size_t)(end - item - 1));
+      host[end - item - 1] = '\0';
+      if (inet_pton(AF_INET6, host, buf) != 1)
+        return 0;
+      if (end[1] == ':')
+        port = end + 2;
+      else if (end[1] != '\0')
+        return 0;
+    } else {
+      char *colon = strchr(item, ':');
+      size_t hl = colon ? (size_t)(colon - item) : strlen(item);
+      if (hl >= sizeof(host))
+        return 0;
+      memcpy(host, item, hl);
+      host[hl] = '\0';
+      if (inet_pton(AF_INET, host, buf) != 1)
+        return 0;
+      port = colon ? colon + 1 : NULL;
+    }
+    if (port != NULL) {
+      char *end = NULL;
+      unsigned long v = strtoul(port, &end, 10);
+      if (end == port || *end != '\0' || v < 1 || v > 65535)
+        return 0;
+    }
+    n++;
+  }
+  return n > 0;
+}
+
 static tp_err check_limits(tp_agent_config *c, const doc_root *doc, char *err, size_t errlen) {
   const doc_limits *dl = doc->limits;
   /* Default: one loop per CPU, but never more than the maximum a configured
@@ -367,6 +436,16 @@ static tp_err check_limits(tp_agent_config *c, const doc_root *doc, char *err, s
 
 static tp_err check_defaults(tp_agent_config *c, const doc_root *doc, char *err, size_t errlen) {
   const doc_defaults *dd = doc->defaults;
+  if (dd != NULL && dd->dns_servers != NULL) {
+    if (!dns_servers_valid(dd->dns_servers)) {
+      tp_yaml_error_at(err, errlen, c->path, "defaults.dns_servers",
+                       "\"%s\" is not a list of DNS servers (allowed: IPv4[:port] or "
+                       "[IPv6]:port, comma-separated; omit to use /etc/resolv.conf)",
+                       dd->dns_servers);
+      return TP_E_CONFIG;
+    }
+    c->dns_servers = dd->dns_servers;
+  }
   tp_err rc = duration_field(c->path, "defaults.connect_timeout", "defaults.connect_timeout",
                              dd ? dd->connect_timeout : NULL, &CONNECT_TIMEOUT,
                              &c->connect_timeout_ms, err, errlen);
@@ -430,8 +509,19 @@ static tp_err check_target(tp_agent_config *c, const doc_root *doc, size_t i, ch
                      dt->port);
     return TP_E_CONFIG;
   }
-  c->targets[i] = (tp_agent_target_config){
-      .name = dt->name, .host = dt->host, .sni = dt->sni, .port = (uint16_t)dt->port};
+  tp_agent_family family = TP_AGENT_FAMILY_ANY;
+  if (dt->family != NULL && parse_family(dt->family, &family) != 0) {
+    snprintf(node, sizeof(node), "targets[%zu].family", i);
+    tp_yaml_error_at(err, errlen, c->path, node,
+                     "target \"%s\": family \"%s\" is unknown (allowed: any, ipv4, ipv6, both)",
+                     dt->name, dt->family);
+    return TP_E_CONFIG;
+  }
+  c->targets[i] = (tp_agent_target_config){.name = dt->name,
+                                           .host = dt->host,
+                                           .sni = dt->sni,
+                                           .port = (uint16_t)dt->port,
+                                           .family = family};
   return TP_E_OK;
 }
 

@@ -21,9 +21,18 @@ typedef struct tp_agent_profile_config {
   const char **lists[8];   /* owned NULL-terminated arrays spec points at */
 } tp_agent_profile_config;
 
+/* target `family:`: which addresses to probe; both = one series per family. */
+typedef enum {
+  TP_AGENT_FAMILY_ANY = 0,
+  TP_AGENT_FAMILY_IPV4,
+  TP_AGENT_FAMILY_IPV6,
+  TP_AGENT_FAMILY_BOTH,
+} tp_agent_family;
+
 typedef struct tp_agent_target_config {
   const char *name, *host, *sni; /* sni may be NULL */
   uint16_t port;
+  tp_agent_family family;
 } tp_agent_target_config;
 
 typedef struct tp_agent_job_config {
@@ -57,6 +66,7 @@ typedef struct tp_agent_config {
   unsigned loops;                     /* probe loop threads */
   unsigned max_in_flight, max_pending; /* per loop */
   uint64_t connect_timeout_ms, handshake_timeout_ms;
+  const char *dns_servers; /* NULL = /etc/resolv.conf */
   tp_agent_profile_config *profiles;
   size_t n_profiles;
   tp_agent_target_config *targets;

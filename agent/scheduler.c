@@ -35,6 +35,27 @@ static uint64_t random_below(tp_scheduler *s, uint64_t bound) {
   return tp_rng_below(&s->rng, bound);
 }
 
+/* The engine families a configured target is probed with: `both` is one series
+ * per family, its results labelled by address_family. */
+static size_t target_families(tp_agent_family family, tp_family out[2]) {
+  switch (family) {
+  case TP_AGENT_FAMILY_IPV4:
+    out[0] = TP_FAMILY_IPV4;
+    return 1;
+  case TP_AGENT_FAMILY_IPV6:
+    out[0] = TP_FAMILY_IPV6;
+    return 1;
+  case TP_AGENT_FAMILY_BOTH:
+    out[0] = TP_FAMILY_IPV6;
+    out[1] = TP_FAMILY_IPV4;
+    return 2;
+  case TP_AGENT_FAMILY_ANY:
+    break;
+  }
+  out[0] = TP_FAMILY_ANY;
+  return 1;
+}
+
 /* interval ± 10 %, never below 1 ms. */
 static uint64_t jittered(tp_scheduler *s, uint64_t interval_ms) {
   uint64_t spread = interval_ms / 5;
@@ -95,26 +116,35 @@ tp_err tp_scheduler_new(uv_loop_t *loop, const tp_agent_config *config,
     seed = uv_hrtime() | 1;
   tp_rng_seed(&s->rng, seed);
 
+  /* A target with family: both is two series (one per family). */
   size_t total = 0;
   for (size_t j = 0; j < config->n_jobs; j++)
-    total += config->jobs[j].n_targets * config->jobs[j].n_profiles;
+    total += 2 * config->jobs[j].n_targets * config->jobs[j].n_profiles;
   s->series = tp_xcalloc(total / shard_count + 1, sizeof(series));
   size_t number = 0;
   for (size_t j = 0; j < config->n_jobs; j++) {
     const tp_agent_job_config *job = &config->jobs[j];
     for (size_t t = 0; t < job->n_targets; t++) {
-      for (size_t p = 0; p < job->n_profiles; p++, number++) {
-        if (number % shard_count != shard_index)
-          continue;
-        series *se = &s->series[s->n_series++];
-        const tp_agent_target_config *tc = &config->targets[job->target_index[t]];
-        se->owner = s;
-        se->target = (tp_target){.name = tc->name, .host = tc->host, .port = tc->port, .sni = tc->sni};
-        se->profile = profiles[job->profile_index[p]];
-        se->interval_ms = job->interval_ms;
-        uv_timer_init(loop, &se->timer);
-        se->timer.data = se;
-        s->open_timers++;
+      const tp_agent_target_config *tc = &config->targets[job->target_index[t]];
+      tp_family families[2];
+      size_t n_families = target_families(tc->family, families);
+      for (size_t p = 0; p < job->n_profiles; p++) {
+        for (size_t f = 0; f < n_families; f++, number++) {
+          if (number % shard_count != shard_index)
+            continue;
+          series *se = &s->series[s->n_series++];
+          se->owner = s;
+          se->target = (tp_target){.name = tc->name,
+                                   .host = tc->host,
+                                   .port = tc->port,
+                                   .sni = tc->sni,
+                                   .family = families[f]};
+          se->profile = profiles[job->profile_index[p]];
+          se->interval_ms = job->interval_ms;
+          uv_timer_init(loop, &se->timer);
+          se->timer.data = se;
+          s->open_timers++;
+        }
       }
     }
   }

@@ -10,7 +10,10 @@
 #   - good.test resolves to ::1 and 127.0.0.1; the server listens on 127.0.0.1 only, so the
 #     probe tries ::1 first (RFC 8305 order), is refused, and connects to 127.0.0.1;
 #   - family ipv4 / ipv6 restrict the addresses (ipv6 -> refused on ::1; v4only.test with
-#     ipv6 -> dns_failure "no IPv6"), and the address and family used are recorded.
+#     ipv6 -> dns_failure "no IPv6"), and the address and family used are recorded;
+#   - through the agent and a real collector: defaults.dns_servers points the agent at the test
+#     server, `family: both` yields one labelled result per family, and a silent target beside
+#     it reports dns_failure instead of going quiet.
 set -euo pipefail
 ROOT=${TP_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -86,5 +89,46 @@ tp_expect_eq "family ipv4: address" 127.0.0.1 "$(fact address)"
 
 once v4only.test --family ipv6
 tp_expect_eq "v4-only name with family ipv6: outcome" dns_failure "$(fact outcome)"
+
+# --- the agent: dns_servers, family both, a silent target beside them ----------------------
+TP_COLLECTOR=${TP_COLLECTOR:?TP_COLLECTOR must point at the collector binary}
+TP_AGENT=${TP_AGENT:?TP_AGENT must point at the agent binary}
+tp_start_collector "$TP_COLLECTOR" "$W" || tp_die "could not start the collector"
+cat >"$W/agent.yaml" <<YAML
+agent: {id: dns-agent, region: local}
+collector: {url: "$TP_COLLECTOR_URL", batch_size: 10, flush_interval: 1s}
+limits: {loops: 1}
+defaults: {connect_timeout: 500ms, handshake_timeout: 2s, dns_servers: "127.0.0.1:$DNS_PORT"}
+profiles:
+  - name: p
+    trust: $W/ca.pem
+targets:
+  - {name: dual, host: good.test, port: $PORT_tls, family: both}
+  - {name: silent, host: blackhole.test, port: $PORT_tls}
+jobs:
+  - {name: j, targets: [dual, silent], profiles: [p], interval: 1s}
+YAML
+rc=0
+"$TP_AGENT" --config "$W/agent.yaml" --check >"$W/check.out" 2>&1 || rc=$?
+tp_expect_eq "agent --check accepts dns_servers and family: both" 0 "$rc"
+[ $rc -eq 0 ] || sed 's/^/  | /' "$W/check.out" >&2
+sed 's/dns_servers: "127.0.0.1:[0-9]*"/dns_servers: "localhost:53"/' "$W/agent.yaml" >"$W/bad.yaml"
+rc=0
+"$TP_AGENT" --config "$W/bad.yaml" --check >"$W/bad.out" 2>&1 || rc=$?
+tp_expect_eq "agent --check refuses a DNS server given by name" 2 "$rc"
+tp_expect_match "  ... saying where and what is allowed" 'bad.yaml:[0-9]+:[0-9]+: .*not a list of DNS servers' "$(cat "$W/bad.out")"
+rc=0
+timeout 60 "$TP_AGENT" --config "$W/agent.yaml" --run-for 4s </dev/null >"$W/agent.log" 2>&1 || rc=$?
+tp_expect_eq "agent --run-for 4s exits 0" 0 "$rc"
+tp_stop "$TP_COLLECTOR_PID" collector >/dev/null 2>&1 || true
+q() { tp_sql "$TP_DB" "$1"; }
+tp_expect_ge "family both: ipv4 results, ok on 127.0.0.1" 2 \
+  "$(q "SELECT count(*) FROM results WHERE target='dual' AND address_family='ipv4' AND ok=1 AND address='127.0.0.1'")"
+tp_expect_ge "family both: ipv6 results, refused on ::1" 2 \
+  "$(q "SELECT count(*) FROM results WHERE target='dual' AND address_family='ipv6' AND error_class='connection_refused' AND address='::1'")"
+tp_expect_eq "family both: no result of another family or class" 0 \
+  "$(q "SELECT count(*) FROM results WHERE target='dual' AND NOT ((address_family='ipv4' AND ok=1) OR (address_family='ipv6' AND error_class='connection_refused'))")"
+tp_expect_ge "the silent target reports dns_failure (not silence)" 2 \
+  "$(q "SELECT count(*) FROM results WHERE target='silent' AND error_class='dns_failure'")"
 
 tp_finish
