@@ -285,6 +285,7 @@ if ($mode eq "aia") { # serve DIR/NAME.der for GET /NAME.der, 404 otherwise, the
       my $n = sysread($c, my $buf, 8192); last unless $n; $req .= $buf;
     }
     my ($name) = $req =~ m{^GET /([a-z0-9-]+\.der) HTTP/1\.[01]\r\n};
+    print "GET ", (defined $name ? $name : "?"), "\n"; STDOUT->flush; # the tests count fetches
     my $body;
     if (defined $name && open(my $f, "<:raw", "$dir/$name")) { local $/; $body = <$f>; close $f; }
     if (defined $body) {

@@ -283,6 +283,16 @@ fi
 tp_expect_eq "rows in results == agent's produced= - rejected= - invalid=" \
   "$((produced - rejected - invalid))" "$(tp_sql "$DB" "SELECT count(*) FROM results;")"
 
+# AIA issuers are cached per URL per probe loop (1 h): however many probes ran, each of the
+# agent's loops fetched inter.der at most once.
+if [[ " ${SERVERS[*]} " == *" leafonly-aia "* ]]; then
+  fetches=$(cat "$SDIR"/logs/aia.log.* 2>/dev/null | grep -c '^GET inter.der$' || true)
+  probes=$(tp_sql "$DB" "SELECT count(*) FROM results WHERE target='leafonly-aia';")
+  tp_expect_ge "AIA: the issuer was fetched" 1 "$fetches"
+  tp_expect_eq "AIA: cached -- at most one fetch per loop (2) for $probes probes" yes \
+    "$([ "$fetches" -le 2 ] && echo yes || echo "no, $fetches fetches")"
+fi
+
 passed=0 failed=0
 echo "server matrix: ${#ROW_CASE[@]} rows from $TABLE"
 for i in "${!ROW_CASE[@]}"; do
