@@ -3,6 +3,7 @@
  * versions and groups it documents. */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -32,6 +33,37 @@ static void test_every_builtin_builds(void **state) {
     tp_profile_free(p);
   }
   assert_null(tp_profile_library_find("no-such-profile"));
+}
+
+static bool has_cipher(gnutls_priority_t prio, gnutls_cipher_algorithm_t want) {
+  const unsigned int *list = NULL;
+  int n = gnutls_priority_cipher_list(prio, &list);
+  for (int i = 0; i < n; i++)
+    if (list[i] == (unsigned)want)
+      return true;
+  return false;
+}
+
+/* The every-cipher diagnostic must offer what "+CIPHER-ALL" leaves out (3DES,
+ * RC4, CAMELLIA), or a server that speaks only those reads as a bare
+ * handshake_failure instead of no_shared_cipher. The matrix proves CAMELLIA
+ * against a real server; Debian's OpenSSL serves neither 3DES nor RC4. */
+static void test_cipher_diagnostic_offers_every_cipher(void **state) {
+  (void)state;
+  tp_profile_spec spec = {.name = "diag", .versions = TP_TLS1_2};
+  tp_profile *p = NULL;
+  char err[512];
+  assert_int_equal(tp_profile_new(&spec, &p, err, sizeof(err)), TP_E_OK);
+  gnutls_priority_t own = tp__profile_priority(p);
+  gnutls_priority_t wide = tp__profile_widened_priority(p, TP_WIDEN_CIPHERS);
+  const gnutls_cipher_algorithm_t extra[] = {GNUTLS_CIPHER_3DES_CBC, GNUTLS_CIPHER_ARCFOUR_128,
+                                             GNUTLS_CIPHER_CAMELLIA_128_CBC,
+                                             GNUTLS_CIPHER_CAMELLIA_256_GCM};
+  for (size_t i = 0; i < sizeof(extra) / sizeof(extra[0]); i++) {
+    assert_false(has_cipher(own, extra[i])); /* the profile itself does not offer them */
+    assert_true(has_cipher(wide, extra[i]));
+  }
+  tp_profile_free(p);
 }
 
 static void test_required_names_exist(void **state) {
@@ -114,6 +146,7 @@ static void test_priority_excludes_structured_fields(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_every_builtin_builds),
+      cmocka_unit_test(test_cipher_diagnostic_offers_every_cipher),
       cmocka_unit_test(test_priority_excludes_structured_fields),
       cmocka_unit_test(test_required_names_exist),
       cmocka_unit_test(test_priority_strings),
