@@ -183,9 +183,8 @@ void tp__conn_on_timeout(tp_conn *c) {
              (unsigned long long)p->timeouts.handshake_ms);
     break;
   case CONN_EXCHANGE:
-    v.outcome = c->exchange.expect_reply && tp_profile_http(p->profile)->method != NULL
-                    ? TP_OUTCOME_HTTP_STATUS
-                    : TP_OUTCOME_OTHER;
+    /* the default 0-RTT payload (GET /) is HTTP too; a raw one is not */
+    v.outcome = c->exchange.is_http ? TP_OUTCOME_HTTP_STATUS : TP_OUTCOME_OTHER;
     snprintf(v.detail, sizeof(v.detail), "no complete %s within %llu ms",
              v.outcome == TP_OUTCOME_HTTP_STATUS ? "HTTP response head" : "answer to the payload",
              (unsigned long long)p->timeouts.handshake_ms);

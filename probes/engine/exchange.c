@@ -50,18 +50,20 @@ void tp__exchange_prepare(tp_conn *c) {
     memcpy(x->request, early->raw, early->raw_len);
     x->request_len = early->raw_len;
     x->expect_reply = early->expect_reply != 0;
+    x->is_http = false;
   } else {
     const tp_http_spec *http = tp_profile_http(profile);
     x->request = tp_http_build_request(http->method ? http->method : "GET",
                                        http->path ? http->path : "/", http_host(c->probe));
     x->request_len = strlen(x->request);
     x->expect_reply = true;
+    x->is_http = true;
   }
   x->request_sent = 0;
 }
 
 static bool is_http_payload(const tp_conn *c) {
-  return !(early_data_attempt(c) && tp_profile_early_data(c->probe->profile)->raw != NULL);
+  return c->exchange.is_http;
 }
 
 static void end_with(tp_conn *c, tp_outcome outcome, const char *detail) {

@@ -55,6 +55,7 @@ typedef struct tp_exchange {
   char *request; /* NULL = no payload on this attempt */
   size_t request_len, request_sent;
   bool expect_reply; /* false for raw payloads sent without waiting for an answer */
+  bool is_http;      /* an HTTP request (judged on its status), not raw bytes */
   bool sent_as_early_data;
   tp_buf response_head;
   uint64_t t_request_sent;
