@@ -12,6 +12,7 @@
  * agent retry forever), a stored batch must be acknowledged with a decodable ack
  * and be a duplicate the second time, and a report must render. */
 #include "fuzz_ingest.h"
+#include "fuzz_seed.h"
 
 #include <sqlite3.h>
 #include <stdio.h>
@@ -117,6 +118,21 @@ int tp_fuzz_ingest_one(const uint8_t *data, size_t size) {
             SQLITE_OK,
         "empty the store");
   return status;
+}
+
+/* Seeds named ok-* must be stored (200), reject-* refused (400). */
+int tp_fuzz_seed_run(const char *name, const uint8_t *data, size_t size) {
+  int want = strncmp(name, "ok-", 3) == 0 ? 200 : strncmp(name, "reject-", 7) == 0 ? 400 : 0;
+  int got = tp_fuzz_ingest_one(data, size);
+  if (want != 0 && got != want) {
+    fprintf(stderr, "FAIL %s: status %d, want %d\n", name, got, want);
+    return 1;
+  }
+  return 0;
+}
+
+void tp_fuzz_seed_cleanup(void) {
+  tp_fuzz_ingest_cleanup();
 }
 
 /* The libFuzzer entry point (unused in the seed runner). */
