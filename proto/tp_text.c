@@ -10,9 +10,7 @@
 
 #include "tp_mem.h"
 
-/* Length of the well-formed UTF-8 sequence at s[0..n), with its code point, or
- * 0 when s[0] does not start one (RFC 3629: no overlongs, no surrogates). */
-static size_t utf8_seq(const unsigned char *s, size_t n, uint32_t *cp) {
+size_t tp_utf8_seq(const unsigned char *s, size_t n, uint32_t *cp) {
   unsigned char c = s[0];
   size_t extra;
   uint32_t v;
@@ -53,7 +51,7 @@ static bool is_control(uint32_t cp) {
  * (written to out, which has room for 8 bytes) and the input bytes consumed. */
 static size_t render(const unsigned char *s, size_t n, char out[8], size_t *consumed) {
   uint32_t cp = 0;
-  size_t len = utf8_seq(s, n, &cp);
+  size_t len = tp_utf8_seq(s, n, &cp);
   if (len == 0) { /* an invalid byte: show it, resynchronise on the next */
     *consumed = 1;
     return (size_t)snprintf(out, 8, "\\x%02X", s[0]);
@@ -71,7 +69,7 @@ bool tp_text_fits(const char *s, size_t n, size_t max) {
   const unsigned char *u = (const unsigned char *)s;
   for (size_t i = 0; i < n;) {
     uint32_t cp = 0;
-    size_t len = utf8_seq(u + i, n - i, &cp);
+    size_t len = tp_utf8_seq(u + i, n - i, &cp);
     if (len == 0 || is_control(cp))
       return false;
     i += len;

@@ -12,8 +12,14 @@
 #define TP_TEXT_H
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define TP_TEXT_CUT_MARK "...[cut]"
+
+/* Length of the well-formed UTF-8 sequence at s[0..n) (RFC 3629: no overlongs,
+ * no surrogates, nothing above U+10FFFF) with its code point in *cp, or 0 when
+ * s[0] does not start one. n > 0. */
+size_t tp_utf8_seq(const unsigned char *s, size_t n, uint32_t *cp);
 
 /* A newly allocated (tp_xmalloc), NUL-terminated copy of the n bytes at s, fitted
  * to max bytes (max >= sizeof(TP_TEXT_CUT_MARK)). s may contain NUL bytes (a

@@ -9,39 +9,15 @@
 #include <string.h>
 
 #include "outcome.h"
+#include "tp_text.h"
 
 int tp_utf8_valid(const unsigned char *s, size_t n) {
-  size_t i = 0;
-  while (i < n) {
-    unsigned char c = s[i];
-    size_t extra;
+  for (size_t i = 0; i < n;) {
     uint32_t cp;
-    if (c < 0x80) {
-      i++;
-      continue;
-    } else if (c >= 0xC2 && c <= 0xDF) {
-      extra = 1;
-      cp = c & 0x1F;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-      extra = 2;
-      cp = c & 0x0F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-      extra = 3;
-      cp = c & 0x07;
-    } else {
-      return 0; /* continuation byte first, overlong C0/C1, or F5..FF */
-    }
-    if (n - i <= extra)
+    size_t len = tp_utf8_seq(s + i, n - i, &cp);
+    if (len == 0)
       return 0;
-    for (size_t k = 1; k <= extra; k++) {
-      if ((s[i + k] & 0xC0) != 0x80)
-        return 0;
-      cp = (cp << 6) | (s[i + k] & 0x3F);
-    }
-    if ((extra == 2 && cp < 0x800) || (extra == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-        (cp >= 0xD800 && cp <= 0xDFFF))
-      return 0;
-    i += extra + 1;
+    i += len;
   }
   return 1;
 }

@@ -4,12 +4,11 @@
  * fetch's socket and poll handle are its own; the probe's timer bounds it. */
 #include "aia.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "chain.h"
@@ -183,12 +182,7 @@ static void fetch_release(tp_aia_fetch *f) {
     }
     uint64_t now = uv_now(tp__engine_loop(p->engine));
     cache_store(tp__engine_aia_cache(p->engine), f->url, body, len, f->why, now);
-    char url[sizeof(f->url)];
-    char why[sizeof(f->why)];
-    snprintf(url, sizeof(url), "%s", f->url);
-    snprintf(why, sizeof(why), "%s", f->why);
-    /* conclude() copies what it needs; the fetch's buffer dies after it */
-    conclude(p, url, body, len, why);
+    conclude(p, f->url, body, len, f->why); /* f (and its buffer) is freed after it */
   } else {
     tp__probe_conn_gone(p);
   }

@@ -8,7 +8,6 @@
  * Every attempt is a fresh tp_conn (conn.c) destroyed whole before the next
  * one starts; the probe only carries what spans attempts (probe_internal.h). */
 #include <arpa/inet.h>
-#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -196,7 +196,6 @@ void tp__diagnosis_next(tp_probe *p, tp_attempt_kind kind, const tp_verdict *ver
 bool tp__resume_wanted(const tp_probe *p);
 tp_err tp__resume_prepare(tp_conn *c);
 void tp__resume_handshake_done(tp_conn *c, uint64_t took);
-void tp__resume_start_ticket_wait(tp_conn *c);
 void tp__resume_step_ticket(tp_conn *c, bool give_up);
 
 /* exchange.c */

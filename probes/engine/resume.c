@@ -57,7 +57,7 @@ void tp__resume_step_ticket(tp_conn *c, bool give_up) {
   save_session(c);
 }
 
-void tp__resume_start_ticket_wait(tp_conn *c) {
+static void start_ticket_wait(tp_conn *c) {
   tp__conn_begin_phase(c, CONN_TICKET, uv_hrtime());
   tp__probe_arm_timer(c->probe, TICKET_WAIT_MS);
   if (c->probe->state != PROBE_DONE)
@@ -66,7 +66,7 @@ void tp__resume_start_ticket_wait(tp_conn *c) {
 
 void tp__attempt_after_exchange(tp_conn *c) {
   if (c->kind == TP_ATTEMPT_PRIMARY && tp__resume_wanted(c->probe)) {
-    tp__resume_start_ticket_wait(c);
+    start_ticket_wait(c);
     return;
   }
   end_ok(c);
