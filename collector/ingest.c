@@ -52,13 +52,17 @@ tp_err tp_ingest_batch(tp_store *store, const uint8_t *body, size_t len, int64_t
     reply->http_status = 400;
     goto out;
   }
-  rc = tp_store_put_batch(store, batch, received_unix_ns, &reply->duplicate, reply->reason,
+  tp_store_put_outcome put;
+  rc = tp_store_put_batch(store, batch, received_unix_ns, &put, reply->reason,
                           sizeof(reply->reason));
   if (rc != TP_E_OK) {
     reply->http_status = 503;
     goto out;
   }
-  reply->stored = reply->duplicate ? 0 : (uint32_t)batch->n_results;
+  reply->duplicate = put.duplicate;
+  reply->stored = put.results_stored;
+  reply->drops_stored = put.drops_stored;
+  reply->drops = batch->n_drops;
   build_ack(batch, reply);
   reply->http_status = 200;
 out:

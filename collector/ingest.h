@@ -15,9 +15,11 @@ typedef struct tp_ingest_reply {
   char reason[256]; /* for non-200: short specific reason, sent as the response body */
   uint8_t *ack;     /* for 200: serialized BatchAck, owned; free with tp_ingest_reply_clear */
   size_t ack_len;
-  bool duplicate;     /* the batch had been stored before */
-  uint32_t stored;    /* results newly stored */
-  size_t results;     /* results in the batch (0 if it did not decode) */
+  bool duplicate;        /* nothing of the batch was new (a re-send) */
+  uint32_t stored;       /* results newly stored */
+  uint32_t drops_stored; /* drop reports newly stored */
+  size_t results;        /* results in the batch (0 if it did not decode) */
+  size_t drops;          /* drop reports in the batch */
   char agent_id[130]; /* for logs; empty if the batch did not decode */
 } tp_ingest_reply;
 

@@ -4,8 +4,9 @@
 #include <stdlib.h>
 
 tp_err tp_store_put_batch(tp_store *store, const Tlsprobe__V1__ResultBatch *batch,
-                          int64_t received_unix_ns, bool *duplicate, char *err, size_t errlen) {
-  return store->ops->put_batch(store, batch, received_unix_ns, duplicate, err, errlen);
+                          int64_t received_unix_ns, tp_store_put_outcome *out, char *err,
+                          size_t errlen) {
+  return store->ops->put_batch(store, batch, received_unix_ns, out, err, errlen);
 }
 
 tp_err tp_store_scan(tp_store *store, int64_t since_unix_ns, const char *target, tp_store_row_fn fn,
@@ -38,4 +39,14 @@ void tp_store_facts_clear(tp_store_facts *facts) {
   free(facts->address_family);
   free(facts->emulation_divergence);
   *facts = (tp_store_facts){0};
+}
+
+tp_err tp_store_scan_spools(tp_store *store, tp_store_spool_fn fn, void *ctx, char *err,
+                            size_t errlen) {
+  return store->ops->scan_spools(store, fn, ctx, err, errlen);
+}
+
+tp_err tp_store_scan_drops(tp_store *store, int64_t since_unix_ns, tp_store_drop_fn fn, void *ctx,
+                           char *err, size_t errlen) {
+  return store->ops->scan_drops(store, since_unix_ns, fn, ctx, err, errlen);
 }

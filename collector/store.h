@@ -26,11 +26,21 @@ tp_err tp_store_open_sqlite(const char *path, tp_store_mode mode, tp_store **out
                             size_t errlen);
 void tp_store_close(tp_store *store);
 
-/* Stores every result of a validated batch atomically, or nothing. If the batch
- * (agent_id, instance_id, batch_seq) was stored before, stores nothing and sets
- * *duplicate. TP_E_STORE on failure with a message in err (nothing stored). */
+/* What one put_batch added. Results are identified by (agent_id, instance_id,
+ * result_seq) and drop reports by (agent_id, instance_id, drop_id): whatever was
+ * stored before, in any batch, is skipped, so a re-send counts nothing twice. */
+typedef struct tp_store_put_outcome {
+  uint32_t results_stored; /* newly stored results */
+  uint32_t drops_stored;   /* newly stored drop reports */
+  bool duplicate;          /* nothing of the batch was new */
+} tp_store_put_outcome;
+
+/* Stores a validated batch in one transaction, durable when this returns
+ * (TP_E_OK): the caller may acknowledge it. TP_E_STORE on failure with a message
+ * in err (nothing stored). */
 tp_err tp_store_put_batch(tp_store *store, const Tlsprobe__V1__ResultBatch *batch,
-                          int64_t received_unix_ns, bool *duplicate, char *err, size_t errlen);
+                          int64_t received_unix_ns, tp_store_put_outcome *out, char *err,
+                          size_t errlen);
 
 /* A column that may be NULL: not reported on the wire (an absent message) or
  * stored before the schema version that added it. */
@@ -108,6 +118,42 @@ typedef struct tp_store_facts {
   char *emulation_divergence;
   tp_store_opt emulation_checked, early_data_policy_violation;
 } tp_store_facts;
+
+/* Delivery counters of one agent spool (agent_id, instance_id): what arrived,
+ * what the agent reported lost, and from which the report derives what is
+ * missing (numbered but neither received nor reported lost) and who went silent.
+ * agent_id is borrowed for the duration of the callback. */
+typedef struct tp_store_spool_row {
+  const char *agent_id;
+  uint64_t instance_id;
+  int64_t first_received_unix_ns;
+  int64_t last_received_unix_ns; /* last batch that added something */
+  int64_t last_started_unix_ns;  /* newest result's start time */
+  uint64_t results;              /* results stored */
+  uint64_t max_seq;              /* highest result_seq stored */
+  uint64_t dropped;              /* results the agent reported lost */
+  uint64_t dropped_with_seq;     /* of those, numbered ones (they explain seq gaps) */
+} tp_store_spool_row;
+typedef tp_err (*tp_store_spool_fn)(const tp_store_spool_row *row, void *ctx);
+/* Every spool, ordered by agent_id then first_received_unix_ns. */
+tp_err tp_store_scan_spools(tp_store *store, tp_store_spool_fn fn, void *ctx, char *err,
+                            size_t errlen);
+
+/* One drop report as the agent sent it (strings borrowed for the callback). */
+typedef struct tp_store_drop_row {
+  const char *agent_id;
+  uint64_t instance_id;
+  uint64_t drop_id;
+  uint64_t count;
+  const char *reason; /* "spool_full", "spool_error", "invalid_result" */
+  uint64_t first_seq, last_seq; /* 0/0 = not numbered */
+  int64_t first_unix_ns, last_unix_ns;
+} tp_store_drop_row;
+typedef tp_err (*tp_store_drop_fn)(const tp_store_drop_row *row, void *ctx);
+/* Drop reports whose lost results were produced at or after since_unix_ns
+ * (last_unix_ns >= since), ordered by agent_id, then first_unix_ns. */
+tp_err tp_store_scan_drops(tp_store *store, int64_t since_unix_ns, tp_store_drop_fn fn, void *ctx,
+                           char *err, size_t errlen);
 
 /* TP_E_NOTFOUND if the series has no result in the window. */
 tp_err tp_store_latest(tp_store *store, const char *target, const char *profile, const char *region,

@@ -1,9 +1,9 @@
 /* store_sqlite.c - the SQLite storage backend.
  *
  * Owns the sqlite3 connection and every prepared statement (prepared once at open,
- * reset after each use). Durability: WAL + synchronous=NORMAL, i.e. a committed
- * batch survives a collector crash; an OS crash may lose the last transactions, and
- * the agent then re-sends them (the ack is only sent after COMMIT returned).
+ * reset after each use). Durability: WAL + synchronous=FULL, i.e. a committed batch
+ * survives a collector crash and an OS crash; the ack is only sent after COMMIT
+ * returned, and the agent then deletes its copy.
  *
  * Schema versions live in PRAGMA user_version; `migrations[i]` upgrades version i to
  * i+1 and runs inside one IMMEDIATE transaction, so two collectors starting on the
@@ -25,18 +25,17 @@
 #include "chain_json.h"
 #include "json_out.h"
 #include "outcome.h"
-#include "store_impl.h"
+#include "store_sqlite_internal.h"
 #include "tp_buf.h"
 #include "tp_mem.h"
 
-#define SCHEMA_VERSION 3
+#define SCHEMA_VERSION 4
 #define BUSY_TIMEOUT_MS 5000
 /* Chain JSON is built from at most max_body_bytes of input; escaping can grow it
  * six-fold, so this only stops a bug, never a legal batch. */
 #define CHAIN_JSON_CAP ((size_t)2 * 1024 * 1024 * 1024)
 
 /* Migration SQL, then an optional step in C for what SQL alone cannot do. */
-typedef struct sqlite_store sqlite_store;
 typedef struct migration {
   const char *sql;
   tp_err (*step)(sqlite_store *s, char *err, size_t errlen);
@@ -118,11 +117,49 @@ static const migration migrations[SCHEMA_VERSION] = {
      "ALTER TABLE results ADD COLUMN emulation_divergence TEXT;"
      "ALTER TABLE results ADD COLUMN early_data_policy_violation INTEGER;",
      NULL},
+    /* 3 -> 4: exactly-once delivery and visible loss. A result is identified by
+     * (agent_id, instance_id = spool id, result_seq) whatever batch carries it;
+     * drop reports count what an agent lost; `spools` keeps per-spool delivery
+     * counters so loss and silence are read without scanning results. Agents before
+     * the spool numbered results per process, so existing rows are unique already;
+     * their counters are rebuilt from the rows. */
+    {"CREATE UNIQUE INDEX results_identity ON results (agent_id, instance_id, result_seq);"
+     "CREATE TABLE drops ("
+     "  agent_id TEXT NOT NULL,"
+     "  instance_id INTEGER NOT NULL,"
+     "  drop_id INTEGER NOT NULL,"
+     "  received_unix_ns INTEGER NOT NULL,"
+     "  count INTEGER NOT NULL,"
+     "  reason TEXT NOT NULL,"
+     "  first_seq INTEGER NOT NULL,"
+     "  last_seq INTEGER NOT NULL,"
+     "  first_unix_ns INTEGER NOT NULL,"
+     "  last_unix_ns INTEGER NOT NULL,"
+     "  PRIMARY KEY (agent_id, instance_id, drop_id)) WITHOUT ROWID;"
+     "CREATE INDEX drops_time ON drops (last_unix_ns);"
+     "CREATE TABLE spools ("
+     "  agent_id TEXT NOT NULL,"
+     "  instance_id INTEGER NOT NULL,"
+     "  first_received_unix_ns INTEGER NOT NULL,"
+     "  last_received_unix_ns INTEGER NOT NULL,"
+     "  last_started_unix_ns INTEGER NOT NULL,"
+     "  results INTEGER NOT NULL,"
+     "  max_seq INTEGER NOT NULL,"
+     "  dropped INTEGER NOT NULL,"
+     "  dropped_with_seq INTEGER NOT NULL,"
+     "  PRIMARY KEY (agent_id, instance_id)) WITHOUT ROWID;"
+     "INSERT INTO spools SELECT agent_id, instance_id, min(received_unix_ns),"
+     " max(received_unix_ns), max(started_unix_ns), count(*), max(result_seq), 0, 0"
+     " FROM results GROUP BY agent_id, instance_id;",
+     NULL},
 };
 
+/* ON CONFLICT ... DO NOTHING names the identity constraint, so a re-sent row is
+ * skipped while any other constraint still fails loudly (OR IGNORE would hide a
+ * NOT NULL violation too). */
 static const char SQL_INSERT_BATCH[] =
     "INSERT INTO batches (agent_id, instance_id, batch_seq, received_unix_ns, result_count)"
-    " VALUES (?, ?, ?, ?, ?)";
+    " VALUES (?, ?, ?, ?, ?) ON CONFLICT (agent_id, instance_id, batch_seq) DO NOTHING";
 static const char SQL_INSERT_RESULT[] =
     "INSERT INTO results (received_unix_ns, agent_id, instance_id, batch_seq, region, target,"
     " host, port, sni, profile, address, result_seq, started_unix_ns, dns_ns, connect_ns,"
@@ -135,7 +172,8 @@ static const char SQL_INSERT_RESULT[] =
     " http_hsts, address_family, emulation_checked, emulation_divergence,"
     " early_data_policy_violation)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
-    " ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    " ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (agent_id, instance_id, result_seq) DO NOTHING";
 /* Rows stored before schema version 2 hold 0 in days_to_earliest_expiry when there
  * was no chain; the CASE makes both generations read NULL. */
 #define SQL_DAYS "CASE WHEN chain_json = '[]' THEN NULL ELSE days_to_earliest_expiry END"
@@ -162,73 +200,6 @@ static const char SQL_LATEST[] =
     " early_data_policy_violation FROM results"
     " WHERE target = ?1 AND profile = ?2 AND region = ?3 AND started_unix_ns >= ?4"
     " ORDER BY started_unix_ns DESC, id DESC LIMIT 1";
-
-struct sqlite_store {
-  tp_store base; /* first: tp_store * <-> sqlite_store * */
-  sqlite3 *db;
-  char *path;
-  bool no_schema; /* read-only open of a file without tables: reads see nothing */
-  sqlite3_stmt *begin;
-  sqlite3_stmt *commit;
-  sqlite3_stmt *rollback;
-  sqlite3_stmt *insert_batch;
-  sqlite3_stmt *insert_result;
-  sqlite3_stmt *scan_all;
-  sqlite3_stmt *scan_target;
-  sqlite3_stmt *latest;
-  /* Scratch JSON for one result's columns, reused across results. */
-  tp_buf chain;
-  tp_buf groups;
-  tp_buf shares;
-};
-
-static sqlite_store *from_base(tp_store *store) { return (sqlite_store *)store; }
-
-static sqlite3_int64 u64_bits(uint64_t v) {
-  sqlite3_int64 out;
-  memcpy(&out, &v, sizeof(out));
-  return out;
-}
-
-static tp_err fail(sqlite_store *s, char *err, size_t errlen, const char *what) {
-  snprintf(err, errlen, "%s: %s: %s", s->path, what, sqlite3_errmsg(s->db));
-  return TP_E_STORE;
-}
-
-/* Runs a statement that returns no rows and resets it; returns the SQLite code. */
-static int run(sqlite3_stmt *stmt) {
-  int rc = sqlite3_step(stmt);
-  int reset_rc = sqlite3_reset(stmt);
-  if (rc == SQLITE_DONE)
-    return reset_rc;
-  return rc;
-}
-
-/* ---- binding: the first failing bind is remembered, later ones are skipped ---- */
-
-typedef struct binder {
-  sqlite3_stmt *stmt;
-  int idx;
-  int rc;
-} binder;
-
-static void bind_text(binder *b, const char *s) {
-  b->idx++;
-  if (b->rc == SQLITE_OK)
-    b->rc = sqlite3_bind_text(b->stmt, b->idx, s ? s : "", -1, SQLITE_STATIC);
-}
-
-static void bind_i64(binder *b, sqlite3_int64 v) {
-  b->idx++;
-  if (b->rc == SQLITE_OK)
-    b->rc = sqlite3_bind_int64(b->stmt, b->idx, v);
-}
-
-static void bind_null(binder *b) {
-  b->idx++;
-  if (b->rc == SQLITE_OK)
-    b->rc = sqlite3_bind_null(b->stmt, b->idx);
-}
 
 /* ---- open / migrate ---------------------------------------------------------- */
 
@@ -339,8 +310,11 @@ static tp_err set_pragmas(sqlite_store *s, char *err, size_t errlen) {
     return fail(s, err, errlen, "cannot set busy timeout");
   if (sqlite3_exec(s->db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL) != SQLITE_OK)
     return fail(s, err, errlen, "cannot enable WAL");
-  if (sqlite3_exec(s->db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL) != SQLITE_OK)
-    return fail(s, err, errlen, "cannot set synchronous=NORMAL");
+  /* FULL: WAL is fsynced at every COMMIT, so an acknowledged batch survives an OS
+   * crash or power loss too, not only a crash of this process (NORMAL's promise).
+   * The agent deletes what we acknowledge; this is the only copy left. */
+  if (sqlite3_exec(s->db, "PRAGMA synchronous=FULL", NULL, NULL, NULL) != SQLITE_OK)
+    return fail(s, err, errlen, "cannot set synchronous=FULL");
   return TP_E_OK;
 }
 
@@ -371,6 +345,8 @@ static tp_err prepare_all(sqlite_store *s, tp_store_mode mode, char *err, size_t
     rc = prepare(s, SQL_SCAN_TARGET, &s->scan_target, err, errlen);
   if (rc == TP_E_OK)
     rc = prepare(s, SQL_LATEST, &s->latest, err, errlen);
+  if (rc == TP_E_OK)
+    rc = tp__sqlite_prepare_delivery(s, mode == TP_STORE_READWRITE, err, errlen);
   return rc;
 }
 
@@ -453,6 +429,7 @@ static void sqlite_close(tp_store *store) {
                            s->insert_result, s->scan_all, s->scan_target, s->latest};
   for (size_t i = 0; i < sizeof(stmts) / sizeof(stmts[0]); i++)
     sqlite3_finalize(stmts[i]); /* returns the last step's error, not a finalize failure */
+  tp__sqlite_finalize_delivery(s);
   /* With every statement finalized, close cannot be SQLITE_BUSY; sqlite3_close_v2
    * would defer instead of failing if one was missed. */
   (void)sqlite3_close_v2(s->db);
@@ -554,10 +531,9 @@ static tp_err insert_result(sqlite_store *s, const Tlsprobe__V1__ResultBatch *ba
   return rc;
 }
 
-/* Inserts the batches row; *duplicate when the primary key already exists. */
+/* The batches row is a log of deliveries; a re-sent batch keeps its first row. */
 static tp_err insert_batch_row(sqlite_store *s, const Tlsprobe__V1__ResultBatch *batch,
-                               int64_t received_unix_ns, bool *duplicate, char *err,
-                               size_t errlen) {
+                               int64_t received_unix_ns, char *err, size_t errlen) {
   binder b = {.stmt = s->insert_batch, .idx = 0, .rc = SQLITE_OK};
   bind_text(&b, batch->agent_id);
   bind_i64(&b, u64_bits(batch->instance_id));
@@ -566,32 +542,56 @@ static tp_err insert_batch_row(sqlite_store *s, const Tlsprobe__V1__ResultBatch 
   bind_i64(&b, (sqlite3_int64)batch->n_results);
   int rc = b.rc == SQLITE_OK ? run(s->insert_batch) : b.rc;
   (void)sqlite3_clear_bindings(s->insert_batch);
-  if (rc == SQLITE_CONSTRAINT_PRIMARYKEY) {
-    *duplicate = true;
-    return TP_E_OK;
+  return rc == SQLITE_OK ? TP_E_OK : fail(s, err, errlen, "cannot insert batch");
+}
+
+/* Inserts every result not stored before (by its identity) and counts the new ones. */
+static tp_err insert_results(sqlite_store *s, const Tlsprobe__V1__ResultBatch *batch,
+                             int64_t received_unix_ns, tp_store_put_outcome *out,
+                             uint64_t *max_seq, int64_t *last_started, char *err,
+                             size_t errlen) {
+  for (size_t i = 0; i < batch->n_results; i++) {
+    const Tlsprobe__V1__ProbeResult *r = batch->results[i];
+    tp_err rc = insert_result(s, batch, r, received_unix_ns, err, errlen);
+    if (rc != TP_E_OK)
+      return rc;
+    if (sqlite3_changes(s->db) != 1)
+      continue; /* stored before: a re-send */
+    out->results_stored++;
+    if (r->result_seq > *max_seq)
+      *max_seq = r->result_seq;
+    if (r->started_unix_ns > *last_started)
+      *last_started = r->started_unix_ns;
   }
-  if (rc != SQLITE_OK)
-    return fail(s, err, errlen, "cannot insert batch");
   return TP_E_OK;
 }
 
 static tp_err sqlite_put_batch(tp_store *store, const Tlsprobe__V1__ResultBatch *batch,
-                               int64_t received_unix_ns, bool *duplicate, char *err,
+                               int64_t received_unix_ns, tp_store_put_outcome *out, char *err,
                                size_t errlen) {
   sqlite_store *s = from_base(store);
-  *duplicate = false;
+  uint64_t max_seq = 0;
+  int64_t last_started = 0;
+  *out = (tp_store_put_outcome){0};
   if (run(s->begin) != SQLITE_OK)
     return fail(s, err, errlen, "cannot begin transaction");
-  tp_err rc = insert_batch_row(s, batch, received_unix_ns, duplicate, err, errlen);
-  for (size_t i = 0; rc == TP_E_OK && !*duplicate && i < batch->n_results; i++)
-    rc = insert_result(s, batch, batch->results[i], received_unix_ns, err, errlen);
-  if (rc == TP_E_OK && !*duplicate) {
-    if (run(s->commit) == SQLITE_OK)
+  tp_err rc = insert_batch_row(s, batch, received_unix_ns, err, errlen);
+  if (rc == TP_E_OK)
+    rc = insert_results(s, batch, received_unix_ns, out, &max_seq, &last_started, err, errlen);
+  if (rc == TP_E_OK)
+    rc = tp__sqlite_put_delivery(s, batch, received_unix_ns, out, max_seq, last_started,
+                                 &out->drops_stored, err, errlen);
+  if (rc == TP_E_OK) {
+    /* synchronous=FULL: when COMMIT returns, the batch is on disk and may be acked. */
+    if (run(s->commit) == SQLITE_OK) {
+      out->duplicate = out->results_stored == 0 && out->drops_stored == 0;
       return TP_E_OK;
+    }
     rc = fail(s, err, errlen, "cannot commit batch");
   }
-  /* Duplicate or failure: nothing of this batch may remain. If ROLLBACK itself
-   * fails SQLite has already rolled back (that is when ROLLBACK errors). */
+  *out = (tp_store_put_outcome){0};
+  /* Nothing of this batch may remain. If ROLLBACK itself fails SQLite has already
+   * rolled back (that is when ROLLBACK errors). */
   (void)run(s->rollback);
   return rc;
 }
@@ -738,5 +738,7 @@ static const tp_store_ops sqlite_ops = {
     .put_batch = sqlite_put_batch,
     .scan = sqlite_scan,
     .latest = sqlite_latest,
+    .scan_spools = tp__sqlite_scan_spools,
+    .scan_drops = tp__sqlite_scan_drops,
     .close = sqlite_close,
 };

@@ -5,8 +5,11 @@
  * Changing a limit is a wire change: raise, never lower, once agents are deployed. */
 #ifndef TP_LIMITS_H
 #define TP_LIMITS_H
+#include <stdint.h>
 
 #define TP_V_MAX_RESULTS 10000
+#define TP_V_MAX_DROPS 1000 /* drop reports per batch */
+#define TP_V_MAX_DROP_COUNT (UINT64_C(1) << 48) /* results one drop report may count */
 #define TP_V_MAX_AGENT_ID 128
 #define TP_V_MAX_TARGET 255
 #define TP_V_MAX_PROFILE 128

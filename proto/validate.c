@@ -246,6 +246,31 @@ static tp_err check_timing(vctx *v, const Tlsprobe__V1__ProbeResult *r) {
   return rc;
 }
 
+/* A drop report must be countable without trusting anything else in it: a known
+ * reason, a positive count that matches its sequence range when it has one, and
+ * times in order. */
+static tp_err check_drop(vctx *v, const Tlsprobe__V1__DropReport *d) {
+  if (d->drop_id == 0)
+    return bad(v, "drop_id", "is 0 (drop reports are numbered from 1)");
+  if (d->count == 0 || d->count > TP_V_MAX_DROP_COUNT)
+    return bad(v, "count", "%" PRIu64 " is out of range 1..%" PRIu64, d->count,
+               (uint64_t)TP_V_MAX_DROP_COUNT);
+  if (d->reason == NULL || one_of(d->reason, tp_wire_drop_reasons, TP_WIRE_DROP_REASONS) < 0) {
+    char shown[36];
+    return bad(v, "reason", "\"%s\" is not spool_full, spool_error or invalid_result",
+               echo(d->reason ? d->reason : "", shown));
+  }
+  if ((d->first_seq == 0) != (d->last_seq == 0))
+    return bad(v, "first_seq", "first_seq and last_seq must both be 0 or both be set");
+  if (d->first_seq != 0 && (d->last_seq < d->first_seq || d->last_seq - d->first_seq + 1 != d->count))
+    return bad(v, "last_seq", "range %" PRIu64 "..%" PRIu64 " does not hold count=%" PRIu64,
+               d->first_seq, d->last_seq, d->count);
+  if (d->first_unix_ns <= 0 || d->last_unix_ns < d->first_unix_ns)
+    return bad(v, "first_unix_ns", "times %" PRId64 "..%" PRId64 " are not positive and in order",
+               d->first_unix_ns, d->last_unix_ns);
+  return TP_E_OK;
+}
+
 static tp_err check_result(vctx *v, const char *batch_agent_id,
                            const Tlsprobe__V1__ProbeResult *r) {
   tp_err rc = check_agent_id(v, "agent_id", r->agent_id, false);
@@ -287,7 +312,7 @@ tp_err tp_validate_batch(const Tlsprobe__V1__ResultBatch *batch, char *reason, s
   vctx v = {.reason = reason, .len = len, .path = ""};
   /* First: a zero-length body decodes to an empty batch, and "empty batch" is
    * what its sender needs to hear. */
-  if (batch->n_results == 0) {
+  if (batch->n_results == 0 && batch->n_drops == 0) {
     snprintf(reason, len, "empty batch");
     return TP_E_VALIDATE;
   }
@@ -298,14 +323,38 @@ tp_err tp_validate_batch(const Tlsprobe__V1__ResultBatch *batch, char *reason, s
     return bad(&v, "results", "%zu results exceeds the limit of %d", batch->n_results,
                TP_V_MAX_RESULTS);
   }
+  if (batch->n_drops > TP_V_MAX_DROPS) {
+    return bad(&v, "drops", "%zu drop reports exceeds the limit of %d", batch->n_drops,
+               TP_V_MAX_DROPS);
+  }
   for (size_t i = 0; i < batch->n_results; i++) {
     snprintf(v.path, sizeof(v.path), "results[%zu]", i);
+    /* 0 is "not numbered": the collector could not tell a re-send from a new result. */
+    if (batch->results[i]->result_seq == 0)
+      return bad(&v, "result_seq", "is 0 (results are numbered from 1)");
+    /* Strictly increasing: a batch is a slice of the agent's spool, in order, so a
+     * repeated number within one batch is a broken sender, not a re-send. */
+    if (i > 0 && batch->results[i]->result_seq <= batch->results[i - 1]->result_seq)
+      return bad(&v, "result_seq", "%" PRIu64 " does not follow %" PRIu64 " (must increase)",
+                 batch->results[i]->result_seq, batch->results[i - 1]->result_seq);
     rc = check_result(&v, batch->agent_id, batch->results[i]);
+    if (rc != TP_E_OK)
+      return rc;
+  }
+  for (size_t i = 0; i < batch->n_drops; i++) {
+    snprintf(v.path, sizeof(v.path), "drops[%zu]", i);
+    if (i > 0 && batch->drops[i]->drop_id <= batch->drops[i - 1]->drop_id)
+      return bad(&v, "drop_id", "%" PRIu64 " does not follow %" PRIu64 " (must increase)",
+                 batch->drops[i]->drop_id, batch->drops[i - 1]->drop_id);
+    rc = check_drop(&v, batch->drops[i]);
     if (rc != TP_E_OK)
       return rc;
   }
   return TP_E_OK;
 }
+
+const char *const tp_wire_drop_reasons[TP_WIRE_DROP_REASONS] = {"spool_full", "spool_error",
+                                                                 "invalid_result"};
 
 tp_err tp_validate_result(const char *batch_agent_id, const Tlsprobe__V1__ProbeResult *result,
                           char *reason, size_t len) {

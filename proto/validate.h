@@ -18,6 +18,10 @@
  * "results[3].port: 0 is out of range 1..65535". */
 tp_err tp_validate_batch(const Tlsprobe__V1__ResultBatch *batch, char *reason, size_t len);
 
+/* The DropReport.reason values a collector accepts (tlsprobe.proto). */
+#define TP_WIRE_DROP_REASONS 3
+extern const char *const tp_wire_drop_reasons[TP_WIRE_DROP_REASONS];
+
 /* Checks one result as part of a batch from batch_agent_id; the reason's
  * field path is relative to the result ("http.first_byte_ns: ..."). */
 tp_err tp_validate_result(const char *batch_agent_id, const Tlsprobe__V1__ProbeResult *result,

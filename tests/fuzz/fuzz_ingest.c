@@ -105,7 +105,8 @@ int tp_fuzz_ingest_one(const uint8_t *data, size_t size) {
   if (status == 400)
     check(reply.reason[0] != '\0' && reply.ack == NULL, "a 400 has a reason and no ack");
   if (status == 200) {
-    check(!reply.duplicate && reply.stored == reply.results, "first store stores everything");
+    check(!reply.duplicate && reply.stored == reply.results && reply.drops_stored == reply.drops,
+          "first store stores everything");
     check_ack(&reply, reply.stored, 0);
     tp_ingest_reply_clear(&reply);
     rc = tp_ingest_batch(store, data, size, RECEIVED_NS + 1, &reply);
@@ -114,7 +115,10 @@ int tp_fuzz_ingest_one(const uint8_t *data, size_t size) {
     report_all(store);
   }
   tp_ingest_reply_clear(&reply);
-  check(sqlite3_exec(g_side, "DELETE FROM results; DELETE FROM batches", NULL, NULL, NULL) ==
+  check(sqlite3_exec(g_side,
+                     "DELETE FROM results; DELETE FROM batches; DELETE FROM drops;"
+                     " DELETE FROM spools",
+                     NULL, NULL, NULL) ==
             SQLITE_OK,
         "empty the store");
   return status;

@@ -64,6 +64,7 @@ static void minimal(seed *s) {
   r->profile = "modern";
   r->host = "web.test";
   r->port = 443;
+  r->result_seq = 1;
   r->started_unix_ns = STARTED_NS;
   r->handshake_ns = 2000000;
   r->total_ns = 3000000;
@@ -149,6 +150,7 @@ static void full(seed *s) {
   f->target = "web";
   f->profile = "legacy";
   f->port = 443;
+  f->result_seq = 8;
   f->started_unix_ns = STARTED_NS + 1000;
   f->error_class = TLSPROBE__V1__ERROR_CLASS__ERROR_CLASS_NO_SHARED_GROUP;
   f->error_detail = "fatal alert handshake_failure (40)";
@@ -164,6 +166,7 @@ static void full(seed *s) {
   x->target = "down";
   x->profile = "modern";
   x->port = 8443;
+  x->result_seq = 9;
   x->started_unix_ns = STARTED_NS + 2000;
   x->error_class = TLSPROBE__V1__ERROR_CLASS__ERROR_CLASS_CONNECTION_REFUSED;
   x->mode = "resumption";
@@ -221,6 +224,36 @@ int main(int argc, char **argv) {
   s.results[0].groups_offered = many;
   s.results[0].n_groups_offered = 65;
   rc |= write_batch(dir, "reject-groups-count", &s.batch, 0);
+  full(&s);
+  s.results[1].result_seq = 7; /* repeats results[0]'s number */
+  rc |= write_batch(dir, "reject-seq-repeated", &s.batch, 0);
+  /* Drop reports: alone (a batch may carry only drops), and a miscounted one. */
+  Tlsprobe__V1__DropReport drop = TLSPROBE__V1__DROP_REPORT__INIT;
+  Tlsprobe__V1__DropReport *drop_ptr = &drop;
+  drop.drop_id = 1;
+  drop.count = 3;
+  drop.reason = "spool_full";
+  drop.first_seq = 2;
+  drop.last_seq = 4;
+  drop.first_unix_ns = STARTED_NS;
+  drop.last_unix_ns = STARTED_NS + 1000;
+  minimal(&s);
+  s.batch.n_results = 0;
+  s.batch.drops = &drop_ptr;
+  s.batch.n_drops = 1;
+  rc |= write_batch(dir, "ok-drops-only", &s.batch, 0);
+  full(&s);
+  s.batch.drops = &drop_ptr;
+  s.batch.n_drops = 1;
+  rc |= write_batch(dir, "ok-results-and-drops", &s.batch, 0);
+  drop.count = 5;
+  rc |= write_batch(dir, "reject-drop-miscounted", &s.batch, 0);
+  drop.count = 3;
+  drop.reason = "bored";
+  rc |= write_batch(dir, "reject-drop-reason", &s.batch, 0);
+  minimal(&s);
+  s.results[0].result_seq = 0;
+  rc |= write_batch(dir, "reject-seq-zero", &s.batch, 0);
   minimal(&s);
   s.batch.n_results = 0;
   rc |= write_batch(dir, "reject-empty-batch", &s.batch, 0);

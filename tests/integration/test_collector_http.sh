@@ -59,11 +59,11 @@ ldelim() { # tag-escape string-escape: a length-delimited field (payload < 128 b
   printf '%s\\x%02x%s' "$1" "$bytes" "$2"
 }
 NOW_NS=$(($(date +%s) * 1000000000))
-# ProbeResult: target=3 port=5 profile=7 region=2 started_unix_ns=10 handshake_ns=13 ok=16 error_class=17
+# ProbeResult: target=3 port=5 profile=7 region=2 result_seq=9 started_unix_ns=10 handshake_ns=13 ok=16 error_class=17
 # resumed=34 groups_offered=37 mode=39 ocsp=45 (OcspFacts: cert_status=1 age_seconds=4)
 # http=100 (HttpFacts: status=1 hsts=3)
 probe_result() { # port mode
-  printf '%s' "$(ldelim '\x1a' web)" "$(ldelim '\x12' local)" "\\x28$(varint "$1")" \
+  printf '%s' "$(ldelim '\x1a' web)" "$(ldelim '\x12' local)" "\\x28$(varint "$1")" '\x48\x01' \
     "$(ldelim '\x3a' modern)" "\\x50$(varint "$NOW_NS")" "\\x68$(varint 2500000)" \
     '\x80\x01\x01' '\x88\x01\x01' '\x90\x02\x01' \
     "$(ldelim '\xaa\x02' X25519)" "$(ldelim '\xaa\x02' SECP256R1)" "$(ldelim '\xba\x02' "$2")" \
@@ -156,7 +156,7 @@ expect_eq "valid batch is 200" 200 "$(request POST /v1/results $PB "$WORK/valid.
 expect_eq "ack says stored=1" "08 01 10 01" "$(od -An -tx1 "$WORK/resp" | xargs)"
 expect_eq "one result stored" 1 "$(sqlite3 "$DB" "select count(*) from results where target='web' and profile='modern' and region='local' and port=443 and ok=1 and error_class='ok'")"
 
-expect_eq "schema version 3" 3 "$(sqlite3 "$DB" 'pragma user_version')"
+expect_eq "schema version 4" 4 "$(sqlite3 "$DB" 'pragma user_version')"
 expect_eq "new facts stored" '["X25519","SECP256R1"]|resumption|1|good|90000|200|1|' \
   "$(sqlite3 "$DB" "select groups_offered, mode, ocsp_stapled, ocsp_cert_status, ocsp_age_seconds, http_status, http_hsts, days_to_earliest_expiry from results")"
 

@@ -190,6 +190,7 @@ static tp_err wire_verdict(const identity *id) {
   result.host = (char *)id->host;
   result.sni = (char *)id->sni;
   result.port = 443;
+  result.result_seq = 1;
   result.profile = "modern";
   result.started_unix_ns = 1700000000000000000;
   result.ok = 1;

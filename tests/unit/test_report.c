@@ -66,6 +66,8 @@ static void ingest_one(fixture *f, Tlsprobe__V1__ProbeResult *rp) {
   b.agent_id = "agent-r";
   b.instance_id = 1;
   b.batch_seq = ++f->next_seq;
+  if (rp->result_seq == 0)
+    rp->result_seq = b.batch_seq; /* one result per batch: numbered like its batch */
   b.results = &rp;
   b.n_results = 1;
   size_t len = tlsprobe__v1__result_batch__get_packed_size(&b);
@@ -344,6 +346,7 @@ static void test_target_full_facts(void **state) {
   r.address_family = "ipv6";
   r.emulation_checked = 1; /* and exact */
   r.early_data_policy_violation = 1;
+  r.result_seq = 1;
   b.agent_id = "agent-r";
   b.batch_seq = 1;
   b.results = &rp;

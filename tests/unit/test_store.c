@@ -130,7 +130,7 @@ static void test_create_and_migrate(void **state) {
   tp_store *s = NULL;
   assert_int_equal(tp_store_open_sqlite(f->db, TP_STORE_READWRITE, &s, err, sizeof(err)), TP_E_OK);
   tp_store_close(s);
-  assert_int_equal(query_int(f->db, "PRAGMA user_version"), 3);
+  assert_int_equal(query_int(f->db, "PRAGMA user_version"), 4);
   assert_int_equal(query_int(f->db, "SELECT count(*) FROM sqlite_master WHERE type='index'"
                                     " AND name IN ('results_started','results_series')"),
                    2);
@@ -146,7 +146,7 @@ static void test_create_and_migrate(void **state) {
   /* Second open: nothing to migrate, nothing lost. */
   assert_int_equal(tp_store_open_sqlite(f->db, TP_STORE_READWRITE, &s, err, sizeof(err)), TP_E_OK);
   tp_store_close(s);
-  assert_int_equal(query_int(f->db, "PRAGMA user_version"), 3);
+  assert_int_equal(query_int(f->db, "PRAGMA user_version"), 4);
 }
 
 typedef struct collected {
@@ -176,7 +176,7 @@ static tp_err collect_row(const tp_store_row *row, void *ctx) {
 /* Stores one result without a chain through the store API. */
 static void put_chainless(tp_store *s, uint64_t seq) {
   char err[512] = "";
-  bool dup = true;
+  tp_store_put_outcome put = {.duplicate = true};
   Tlsprobe__V1__ProbeResult r = TLSPROBE__V1__PROBE_RESULT__INIT;
   Tlsprobe__V1__ProbeResult *rp = &r;
   Tlsprobe__V1__ResultBatch b = TLSPROBE__V1__RESULT_BATCH__INIT;
@@ -187,13 +187,14 @@ static void put_chainless(tp_store *s, uint64_t seq) {
   r.started_unix_ns = 1700000000000000000;
   r.error_class = TLSPROBE__V1__ERROR_CLASS__ERROR_CLASS_CONNECTION_REFUSED;
   r.mode = "handshake";
+  r.result_seq = seq;
   b.agent_id = "agent-2";
   b.batch_seq = seq;
   b.results = &rp;
   b.n_results = 1;
-  if (tp_store_put_batch(s, &b, 1700000000000000001, &dup, err, sizeof(err)) != TP_E_OK)
+  if (tp_store_put_batch(s, &b, 1700000000000000001, &put, err, sizeof(err)) != TP_E_OK)
     fail_msg("put: %s", err);
-  assert_false(dup);
+  assert_false(put.duplicate);
 }
 
 static void test_migrate_real_v1_database(void **state) {
@@ -213,10 +214,10 @@ static void test_migrate_real_v1_database(void **state) {
   /* Read-only opens refuse to migrate and say what to do. */
   assert_int_equal(tp_store_open_sqlite(f->db, TP_STORE_READONLY, &s, err, sizeof(err)),
                    TP_E_STORE);
-  assert_non_null(strstr(err, "schema version 1 is older than 3; start the collector once"));
+  assert_non_null(strstr(err, "schema version 1 is older than 4; start the collector once"));
 
   assert_int_equal(tp_store_open_sqlite(f->db, TP_STORE_READWRITE, &s, err, sizeof(err)), TP_E_OK);
-  assert_int_equal(query_int(f->db, "PRAGMA user_version"), 3);
+  assert_int_equal(query_int(f->db, "PRAGMA user_version"), 4);
   assert_int_equal(query_int(f->db, "SELECT count(*) FROM pragma_integrity_check"
                                     " WHERE integrity_check = 'ok'"),
                    1);
@@ -304,7 +305,7 @@ static void test_migrate_real_v1_database(void **state) {
   /* Reopening: nothing left to migrate. */
   assert_int_equal(tp_store_open_sqlite(f->db, TP_STORE_READWRITE, &s, err, sizeof(err)), TP_E_OK);
   tp_store_close(s);
-  assert_int_equal(query_int(f->db, "PRAGMA user_version"), 3);
+  assert_int_equal(query_int(f->db, "PRAGMA user_version"), 4);
 }
 
 /* The version 2 schema as a version 2 collector left it: version 1's tables with
@@ -357,11 +358,11 @@ static void test_migrate_real_v2_database(void **state) {
 
   assert_int_equal(tp_store_open_sqlite(f->db, TP_STORE_READONLY, &s, err, sizeof(err)),
                    TP_E_STORE);
-  assert_non_null(strstr(err, "schema version 2 is older than 3; start the collector once"));
+  assert_non_null(strstr(err, "schema version 2 is older than 4; start the collector once"));
   assert_int_equal(query_int(f->db, "PRAGMA user_version"), 2);
 
   assert_int_equal(tp_store_open_sqlite(f->db, TP_STORE_READWRITE, &s, err, sizeof(err)), TP_E_OK);
-  assert_int_equal(query_int(f->db, "PRAGMA user_version"), 3);
+  assert_int_equal(query_int(f->db, "PRAGMA user_version"), 4);
   assert_int_equal(query_int(f->db, "SELECT count(*) FROM pragma_integrity_check"
                                     " WHERE integrity_check = 'ok'"),
                    1);
@@ -406,7 +407,7 @@ static void test_migrate_real_v2_database(void **state) {
   /* Reopening: nothing left to migrate, the row still there. */
   assert_int_equal(tp_store_open_sqlite(f->db, TP_STORE_READWRITE, &s, err, sizeof(err)), TP_E_OK);
   tp_store_close(s);
-  assert_int_equal(query_int(f->db, "PRAGMA user_version"), 3);
+  assert_int_equal(query_int(f->db, "PRAGMA user_version"), 4);
   assert_int_equal(query_int(f->db, "SELECT count(*) FROM results"), 1);
 }
 
@@ -417,7 +418,7 @@ static void test_v3_fields_round_trip(void **state) {
   char err[512] = "";
   tp_store *s = NULL;
   tp_store_facts facts;
-  bool dup = true;
+  tp_store_put_outcome put = {.duplicate = true};
   Tlsprobe__V1__ProbeResult r[2] = {TLSPROBE__V1__PROBE_RESULT__INIT,
                                     TLSPROBE__V1__PROBE_RESULT__INIT};
   Tlsprobe__V1__ProbeResult *rp[2] = {&r[0], &r[1]};
@@ -430,6 +431,7 @@ static void test_v3_fields_round_trip(void **state) {
     r[i].ok = 1;
     r[i].error_class = TLSPROBE__V1__ERROR_CLASS__ERROR_CLASS_OK;
     r[i].started_unix_ns = 1700000000000000000 + i; /* r[1] is the latest */
+    r[i].result_seq = (uint64_t)i + 1;
   }
   r[0].address_family = "ipv6";
   r[0].emulation_checked = 1;
@@ -442,9 +444,9 @@ static void test_v3_fields_round_trip(void **state) {
   b.results = rp;
   b.n_results = 2;
   assert_int_equal(tp_store_open_sqlite(f->db, TP_STORE_READWRITE, &s, err, sizeof(err)), TP_E_OK);
-  if (tp_store_put_batch(s, &b, 1700000000000000009, &dup, err, sizeof(err)) != TP_E_OK)
+  if (tp_store_put_batch(s, &b, 1700000000000000009, &put, err, sizeof(err)) != TP_E_OK)
     fail_msg("put: %s", err);
-  assert_false(dup);
+  assert_false(put.duplicate);
   assert_int_equal(query_int(f->db, "SELECT count(*) FROM results WHERE started_unix_ns ="
                                     " 1700000000000000000 AND address_family='ipv6'"
                                     " AND emulation_checked=1 AND early_data_policy_violation=1"
