@@ -1,6 +1,6 @@
 /* agent.c - component wiring and the shutdown sequence (see agent.h).
  *
- * Threads: the main loop owns the result queue and the pusher (libcurl);
+ * Threads: the main loop owns the result spool and the pusher (libcurl);
  * each of `loops` worker threads owns a loop with its own probe engine and a
  * shard of the series. One loop per core keeps a saturated loop's queueing
  * out of the reported latencies (docs/architecture.md, "Timing honesty").
@@ -10,19 +10,22 @@
  * read-only between threads). */
 #include "agent.h"
 
+#include <errno.h>
 #include <signal.h>
+#include <string.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <uv.h>
 
 #include "probe.h"
 #include "pusher.h"
-#include "queue.h"
+#include "spool.h"
 #include "scheduler.h"
 #include "tp_mem.h"
 #include "tp_yaml.h"
 
-/* How long shutdown may spend pushing what is queued. */
+/* How long shutdown may spend pushing what is spooled (the rest stays spooled). */
 #define FLUSH_DEADLINE_MS 10000
 
 typedef struct worker {
@@ -48,9 +51,9 @@ struct tp_agent {
   size_t n_profiles;
   worker *workers;
   unsigned n_workers;
-  tp_queue *queue;
+  tp_spool *spool;
   tp_pusher *pusher;
-  uv_signal_t sigint, sigterm;
+  uv_signal_t sigint, sigterm, sighup;
   uv_timer_t run_for;
 
   /* worker -> main handoff, guarded by inbox_lock */
@@ -194,8 +197,37 @@ static tp_err build_profiles(tp_agent *a, char *err, size_t errlen) {
 
 static void on_inbox(uv_async_t *handle);
 
-tp_err tp_agent_new(const tp_agent_config *config, const tp_log *log, tp_agent **out, char *err,
-                    size_t errlen) {
+/* The durable spool (or the memory one when configured). A spool that cannot be
+ * opened stops the start: probing without a place to keep results would make the
+ * monitor silently lossy, which is worse than not starting. */
+static tp_err open_spool(tp_agent *a, bool check_only, char *err, size_t errlen) {
+  const tp_agent_config *c = a->config;
+  if (check_only && !c->spool_memory) {
+    /* --check creates nothing: say whether the agent could create its spool. */
+    char dir[TP_AGENT_MAX_PATH + 1], why[128];
+    snprintf(dir, sizeof(dir), "%s", c->spool_path);
+    char *slash = strrchr(dir, '/');
+    if (slash == NULL)
+      snprintf(dir, sizeof(dir), ".");
+    else
+      slash[slash == dir ? 1 : 0] = '\0';
+    if (access(c->spool_path, R_OK | W_OK) != 0 && access(dir, W_OK | X_OK) != 0) {
+      snprintf(err, errlen, "spool %s: cannot be created in %s: %s", c->spool_path, dir,
+               tp_errno_text(errno, why, sizeof(why)));
+      return TP_E_CONFIG;
+    }
+  }
+  if (c->spool_memory || check_only) {
+    if (tp_spool_open_memory(c->spool_max_bytes, &a->spool) == TP_E_OK)
+      return TP_E_OK;
+    snprintf(err, errlen, "cannot create the memory spool (no random id from the kernel)");
+    return TP_E_IO;
+  }
+  return tp_spool_open_sqlite(c->spool_path, c->spool_max_bytes, &a->spool, err, errlen);
+}
+
+tp_err tp_agent_new(const tp_agent_config *config, const tp_log *log, bool check_only,
+                    tp_agent **out, char *err, size_t errlen) {
   tp_agent *a = tp_xcalloc(1, sizeof(*a));
   a->config = config;
   a->log = log;
@@ -218,17 +250,24 @@ tp_err tp_agent_new(const tp_agent_config *config, const tp_log *log, tp_agent *
     goto fail;
   }
   a->inbox_async.data = a;
-  a->queue = tp_queue_new(config->queue_limit);
+  rc = open_spool(a, check_only, err, errlen);
+  if (rc != TP_E_OK)
+    goto fail;
   tp_pusher_options po = {.url = config->collector_url,
                           .agent_id = config->agent_id,
                           .region = config->region,
                           .batch_size = config->batch_size,
+                          .max_batch_bytes = config->max_batch_bytes,
                           .flush_interval_ms = config->flush_interval_ms,
-                          .timeout_ms = config->push_timeout_ms};
-  if (tp_pusher_new(&a->loop, &po, a->queue, log, &a->pusher) != TP_E_OK) {
-    snprintf(err, errlen, "cannot initialise libcurl for %s", config->collector_url);
+                          .timeout_ms = config->push_timeout_ms,
+                          .ca_file = config->ca_file,
+                          .client_cert_file = config->client_cert_file,
+                          .client_key_file = config->client_key_file,
+                          .token_file = config->token_file};
+  rc = tp_pusher_new(&a->loop, &po, a->spool, log, &a->pusher, err, errlen);
+  if (rc != TP_E_OK)
     goto fail;
-  }
+  rc = TP_E_LOOP;
   a->n_workers = config->loops;
   a->workers = tp_xcalloc(a->n_workers, sizeof(worker));
   for (unsigned i = 0; i < a->n_workers; i++) {
@@ -279,7 +318,8 @@ static void snapshot_stats(tp_agent *a) {
       .rejected = ps.rejected,
       .invalid = ps.invalid,
       .invalid_dropped = ps.invalid_dropped,
-      .dropped = tp_queue_dropped(a->queue),
+      .replaced = ps.replaced,
+      .dropped = ps.spool.dropped_full + ps.spool.dropped_error,
       .skipped = total_skipped(a),
       .unsent = ps.unsent,
   };
@@ -291,7 +331,8 @@ static void close_main_handles(tp_agent *a) {
     a->pusher = NULL;
   }
   uv_handle_t *own[] = {(uv_handle_t *)&a->sigint, (uv_handle_t *)&a->sigterm,
-                        (uv_handle_t *)&a->run_for, (uv_handle_t *)&a->inbox_async};
+                        (uv_handle_t *)&a->sighup, (uv_handle_t *)&a->run_for,
+                        (uv_handle_t *)&a->inbox_async};
   for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++)
     if (own[i]->loop != NULL && !uv_is_closing(own[i]))
       uv_close(own[i], on_main_handle_closed);
@@ -303,7 +344,7 @@ static void on_flushed(void *data) {
   close_main_handles(a);
 }
 
-/* Takes everything the workers handed over into the queue. */
+/* Takes everything the workers handed over into the spool. */
 static void drain_inbox(tp_agent *a, unsigned *finished) {
   uv_mutex_lock(&a->inbox_lock);
   tp_result **batch = a->inbox;
@@ -320,13 +361,9 @@ static void drain_inbox(tp_agent *a, unsigned *finished) {
                  r->target, r->profile, tp_outcome_name((int)r->outcome), r->detail ? r->detail : "",
                  (unsigned long long)(r->handshake_ns / 1000),
                  (unsigned long long)(r->loop_lag_ns / 1000));
-    if (tp_queue_push(a->queue, r))
-      tp_log_warn(a->log, "result queue full: dropped the oldest result", "limit=%u",
-                  a->config->queue_limit);
+    tp_pusher_submit(a->pusher, r);
   }
   free(batch);
-  if (n > 0)
-    tp_pusher_notify(a->pusher);
 }
 
 static void on_inbox(uv_async_t *handle) {
@@ -339,7 +376,9 @@ static void on_inbox(uv_async_t *handle) {
   join_workers(a);
   drain_inbox(a, &finished); /* results sent between the two locks */
   a->draining = true;
-  tp_log_info(a->log, "flushing results", "queued=%zu", tp_queue_length(a->queue));
+  tp_spool_stats st;
+  tp_spool_get_stats(a->spool, &st);
+  tp_log_info(a->log, "flushing results", "spooled=%llu", (unsigned long long)st.records);
   tp_pusher_flush(a->pusher, FLUSH_DEADLINE_MS, on_flushed, a);
 }
 
@@ -351,6 +390,7 @@ static void begin_shutdown(tp_agent *a, const char *why) {
   uv_timer_stop(&a->run_for);
   uv_signal_stop(&a->sigint);
   uv_signal_stop(&a->sigterm);
+  uv_signal_stop(&a->sighup);
   for (unsigned i = 0; i < a->n_workers; i++)
     uv_async_send(&a->workers[i].stop_async);
   uv_async_send(&a->inbox_async); /* re-check with zero workers / all finished */
@@ -360,17 +400,30 @@ static void on_signal(uv_signal_t *handle, int signum) {
   begin_shutdown(handle->data, signum == SIGINT ? "SIGINT" : "SIGTERM");
 }
 
+/* SIGHUP re-reads the credentials that may be rotated under a running agent (the
+ * token file; certificate and key files are read at every new connection anyway).
+ * Targets and profiles are not reloaded yet: say so instead of dying (the default
+ * action of SIGHUP) or pretending. */
+static void on_sighup(uv_signal_t *handle, int signum) {
+  tp_agent *a = handle->data;
+  (void)signum;
+  tp_log_info(a->log, "SIGHUP: reloading collector credentials",
+              "note=\"targets, profiles and jobs are read at start only\"");
+  tp_pusher_reload(a->pusher);
+}
+
 static void on_run_for(uv_timer_t *timer) {
   begin_shutdown(timer->data, "run-for elapsed");
 }
 
 tp_err tp_agent_run(tp_agent *a, uint64_t run_for_ms) {
   if (uv_signal_init(&a->loop, &a->sigint) != 0 || uv_signal_init(&a->loop, &a->sigterm) != 0 ||
-      uv_timer_init(&a->loop, &a->run_for) != 0)
+      uv_signal_init(&a->loop, &a->sighup) != 0 || uv_timer_init(&a->loop, &a->run_for) != 0)
     return TP_E_LOOP;
-  a->sigint.data = a->sigterm.data = a->run_for.data = a;
+  a->sigint.data = a->sigterm.data = a->sighup.data = a->run_for.data = a;
   if (uv_signal_start(&a->sigint, on_signal, SIGINT) != 0 ||
-      uv_signal_start(&a->sigterm, on_signal, SIGTERM) != 0)
+      uv_signal_start(&a->sigterm, on_signal, SIGTERM) != 0 ||
+      uv_signal_start(&a->sighup, on_sighup, SIGHUP) != 0)
     return TP_E_LOOP;
   if (run_for_ms > 0 && uv_timer_start(&a->run_for, on_run_for, run_for_ms, 0) != 0)
     return TP_E_LOOP;
@@ -426,7 +479,7 @@ void tp_agent_free(tp_agent *a) {
   free(a->inbox);
   if (a->inbox_lock_initialised)
     uv_mutex_destroy(&a->inbox_lock);
-  tp_queue_free(a->queue);
+  tp_spool_close(a->spool);
   for (size_t i = 0; i < a->n_profiles; i++)
     tp_profile_free(a->profiles[i]);
   free(a->profiles);

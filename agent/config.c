@@ -13,6 +13,8 @@
 
 #include "config_profile.h"
 #include "config_rules.h"
+#include "config_transport.h"
+#include "spool.h"
 #include "profile_library.h"
 #include "tp_duration.h"
 #include "tp_log.h"
@@ -34,10 +36,18 @@ typedef struct {
 typedef struct {
   char *url;
   doc_uint *batch_size;
+  doc_uint *max_batch_bytes;
   char *flush_interval;
-  doc_uint *queue_limit;
   char *timeout;
+  char *ca_file, *client_cert_file, *client_key_file, *token_file;
+  bool *insecure_plaintext;
 } doc_collector;
+
+typedef struct {
+  char *path;
+  doc_uint *max_bytes;
+  bool *memory;
+} doc_spool;
 
 typedef struct {
   doc_uint *loops, *max_in_flight, *max_pending;
@@ -68,6 +78,7 @@ typedef struct {
   doc_collector *collector;
   doc_limits *limits;
   doc_defaults *defaults;
+  doc_spool *spool;
   tp__doc_profile *profiles;
   unsigned profiles_count;
   doc_target *targets;
@@ -94,9 +105,23 @@ static const cyaml_schema_field_t agent_fields[] = {
 static const cyaml_schema_field_t collector_fields[] = {
     CYAML_FIELD_STRING_PTR("url", CYAML_FLAG_POINTER, doc_collector, url, 1, TP_AGENT_MAX_URL),
     CYAML_FIELD_UINT_PTR("batch_size", OPT, doc_collector, batch_size),
+    CYAML_FIELD_UINT_PTR("max_batch_bytes", OPT, doc_collector, max_batch_bytes),
     CYAML_FIELD_STRING_PTR("flush_interval", OPT, doc_collector, flush_interval, 1, 32),
-    CYAML_FIELD_UINT_PTR("queue_limit", OPT, doc_collector, queue_limit),
     CYAML_FIELD_STRING_PTR("timeout", OPT, doc_collector, timeout, 1, 32),
+    CYAML_FIELD_STRING_PTR("ca_file", OPT, doc_collector, ca_file, 1, TP_AGENT_MAX_PATH),
+    CYAML_FIELD_STRING_PTR("client_cert_file", OPT, doc_collector, client_cert_file, 1,
+                           TP_AGENT_MAX_PATH),
+    CYAML_FIELD_STRING_PTR("client_key_file", OPT, doc_collector, client_key_file, 1,
+                           TP_AGENT_MAX_PATH),
+    CYAML_FIELD_STRING_PTR("token_file", OPT, doc_collector, token_file, 1, TP_AGENT_MAX_PATH),
+    CYAML_FIELD_BOOL_PTR("insecure_plaintext", OPT, doc_collector, insecure_plaintext),
+    CYAML_FIELD_END,
+};
+
+static const cyaml_schema_field_t spool_fields[] = {
+    CYAML_FIELD_STRING_PTR("path", OPT, doc_spool, path, 1, TP_AGENT_MAX_PATH),
+    CYAML_FIELD_UINT_PTR("max_bytes", OPT, doc_spool, max_bytes),
+    CYAML_FIELD_BOOL_PTR("memory", OPT, doc_spool, memory),
     CYAML_FIELD_END,
 };
 
@@ -145,9 +170,11 @@ static const cyaml_schema_field_t root_fields[] = {
     CYAML_FIELD_MAPPING_PTR("collector", CYAML_FLAG_POINTER, doc_root, collector, collector_fields),
     CYAML_FIELD_MAPPING_PTR("limits", OPT, doc_root, limits, limits_fields),
     CYAML_FIELD_MAPPING_PTR("defaults", OPT, doc_root, defaults, defaults_fields),
-    /* Optional: jobs may use built-in profiles only. */
+    CYAML_FIELD_MAPPING_PTR("spool", OPT, doc_root, spool, spool_fields),
+    /* Optional: jobs may use built-in profiles only. May be empty: that is
+     * what `profiles import-testssl` writes when it skips every client. */
     CYAML_FIELD_SEQUENCE("profiles", OPT, doc_root, profiles,
-                         &tp__profile_entry_schema, 1,
+                         &tp__profile_entry_schema, 0,
                          CYAML_UNLIMITED),
     CYAML_FIELD_SEQUENCE("targets", CYAML_FLAG_POINTER, doc_root, targets, &target_entry, 1,
                          CYAML_UNLIMITED),
@@ -333,10 +360,11 @@ static tp_err check_collector(tp_agent_config *c, const doc_root *doc, char *err
   tp_err rc = count_field(c->path, &batch, dc->batch_size, &c->batch_size, err, errlen);
   if (rc != TP_E_OK)
     return rc;
-  /* A queue smaller than a batch could never fill one. */
-  const count_rule queue = {"collector.queue_limit", TP_AGENT_DEFAULT_QUEUE, c->batch_size,
-                            TP_AGENT_MAX_QUEUE, "results, at least batch_size"};
-  rc = count_field(c->path, &queue, dc->queue_limit, &c->queue_limit, err, errlen);
+  /* A batch of one result must fit (a certificate chain can be ~100 KiB); the
+   * collector's body limit caps the rest (a 413 splits the batch). */
+  const count_rule batch_bytes = {"collector.max_batch_bytes", TP_AGENT_DEFAULT_BATCH_BYTES,
+                                  TP_AGENT_MIN_BATCH_BYTES, TP_AGENT_MAX_BATCH_BYTES, "bytes"};
+  rc = count_field(c->path, &batch_bytes, dc->max_batch_bytes, &c->max_batch_bytes, err, errlen);
   if (rc != TP_E_OK)
     return rc;
   rc = duration_field(c->path, "collector.flush_interval", "collector.flush_interval",
@@ -345,6 +373,44 @@ static tp_err check_collector(tp_agent_config *c, const doc_root *doc, char *err
     rc = duration_field(c->path, "collector.timeout", "collector.timeout", dc->timeout,
                         &PUSH_TIMEOUT, &c->push_timeout_ms, err, errlen);
   return rc;
+}
+
+/* Last, after every other check: a file with a mistake in its targets should hear
+ * about that mistake, whatever its collector URL. */
+static tp_err check_transport(tp_agent_config *c, const doc_root *doc, char *err, size_t errlen) {
+  const doc_collector *dc = doc->collector;
+  return tp__config_transport(c, dc->url, dc->ca_file, dc->client_cert_file, dc->client_key_file,
+                              dc->token_file,
+                              dc->insecure_plaintext != NULL && *dc->insecure_plaintext, err,
+                              errlen);
+}
+
+/* spool: the default is a file next to the configuration, named after it
+ * (agent.yaml -> agent.spool), so two agents with two configs never share one. */
+static tp_err check_spool(tp_agent_config *c, const doc_root *doc, char *err, size_t errlen) {
+  const doc_spool *ds = doc->spool;
+  c->spool_memory = ds != NULL && ds->memory != NULL && *ds->memory;
+  if (ds != NULL && ds->path != NULL && c->spool_memory) {
+    tp_yaml_error_at(err, errlen, c->path, "spool.memory",
+                     "spool: path and memory: true exclude each other");
+    return TP_E_CONFIG;
+  }
+  const doc_uint *max = ds != NULL ? ds->max_bytes : NULL;
+  if (max != NULL && (*max < TP_SPOOL_MIN_MAX_BYTES || *max > TP_AGENT_MAX_SPOOL_BYTES)) {
+    tp_yaml_error_at(err, errlen, c->path, "spool.max_bytes",
+                     "spool.max_bytes: %llu is out of range (allowed: %llu..%llu bytes)", *max,
+                     (unsigned long long)TP_SPOOL_MIN_MAX_BYTES,
+                     (unsigned long long)TP_AGENT_MAX_SPOOL_BYTES);
+    return TP_E_CONFIG;
+  }
+  c->spool_max_bytes = max != NULL ? *max : TP_SPOOL_DEFAULT_MAX_BYTES;
+  if (c->spool_memory)
+    return TP_E_OK;
+  if (ds != NULL && ds->path != NULL) {
+    c->spool_path = tp_xstrdup(ds->path);
+    return TP_E_OK;
+  }
+  return tp__config_default_spool_path(c, err, errlen);
 }
 
 /* any: every address, IPv6 and IPv4 interleaved; both: one series per family. */
@@ -642,6 +708,8 @@ static tp_err check_document(tp_agent_config *c, const doc_root *doc, char *err,
   if (rc == TP_E_OK)
     rc = check_defaults(c, doc, err, errlen);
   if (rc == TP_E_OK)
+    rc = check_spool(c, doc, err, errlen);
+  if (rc == TP_E_OK)
     rc = tp__config_profiles(c, doc->profiles, doc->profiles_count, err, errlen);
   if (rc == TP_E_OK)
     rc = check_profile_names(c, err, errlen);
@@ -649,6 +717,8 @@ static tp_err check_document(tp_agent_config *c, const doc_root *doc, char *err,
     rc = check_targets(c, doc, err, errlen);
   if (rc == TP_E_OK)
     rc = check_jobs(c, doc, err, errlen);
+  if (rc == TP_E_OK)
+    rc = check_transport(c, doc, err, errlen);
   return rc;
 }
 
@@ -680,6 +750,7 @@ void tp_agent_config_free(tp_agent_config *c) {
   free(c->targets);
   tp__config_profiles_free(c);
   tp_yaml_free(&root_schema, c->document);
+  free(c->spool_path);
   free((char *)c->path);
   free(c);
 }

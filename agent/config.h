@@ -3,6 +3,7 @@
  * (tp_yaml). The struct is read-only after tp_agent_config_load. */
 #ifndef TP_AGENT_CONFIG_H
 #define TP_AGENT_CONFIG_H
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -49,8 +50,11 @@ typedef struct tp_agent_job_config {
 #define TP_AGENT_MAX_LOOPS 64            /* limits.loops: 1..64 */
 #define TP_AGENT_MAX_IN_FLIGHT 4096u     /* limits.max_in_flight: 1..4096 per loop */
 #define TP_AGENT_MAX_PENDING 65536u      /* limits.max_pending: 1..65536 per loop */
-#define TP_AGENT_DEFAULT_QUEUE 10000u    /* collector.queue_limit default */
-#define TP_AGENT_MAX_QUEUE 1000000u      /* collector.queue_limit: batch_size..1000000 */
+#define TP_AGENT_DEFAULT_BATCH_BYTES (1024u * 1024u) /* collector.max_batch_bytes default */
+#define TP_AGENT_MIN_BATCH_BYTES (64u * 1024u)        /* collector.max_batch_bytes: 64 KiB.. */
+#define TP_AGENT_MAX_BATCH_BYTES (64u * 1024u * 1024u) /* ..64 MiB */
+#define TP_AGENT_MAX_SPOOL_BYTES (UINT64_C(1) << 40)  /* spool.max_bytes: 64 KiB..1 TiB */
+#define TP_AGENT_MAX_PATH 4096           /* file paths (PATH_MAX) */
 #define TP_AGENT_MAX_URL 2048            /* collector.url bytes */
 #define TP_AGENT_MAX_JOB_NAME 128        /* jobs[].name bytes */
 
@@ -60,8 +64,15 @@ typedef struct tp_agent_config {
   /* collector push */
   const char *collector_url;
   unsigned batch_size;
+  unsigned max_batch_bytes;
   uint64_t flush_interval_ms, push_timeout_ms;
-  unsigned queue_limit;
+  /* collector transport: NULL = not configured */
+  const char *ca_file, *client_cert_file, *client_key_file, *token_file;
+  bool insecure_plaintext; /* an http:// collector URL was allowed explicitly */
+  /* spool */
+  char *spool_path; /* owned; NULL with spool_memory */
+  bool spool_memory;
+  uint64_t spool_max_bytes;
   /* probing */
   unsigned loops;                     /* probe loop threads */
   unsigned max_in_flight, max_pending; /* per loop */

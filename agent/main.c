@@ -150,7 +150,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "tlsprobe-agent: cannot initialise c-ares\n");
     goto out_curl;
   }
-  tp_err rc = tp_agent_new(config, &log, &agent, err, sizeof(err));
+  tp_err rc = tp_agent_new(config, &log, check_only, &agent, err, sizeof(err));
   if (rc != TP_E_OK) {
     fprintf(stderr, "%s\n", err);
     status = rc == TP_E_CONFIG ? 2 : 1;
@@ -171,13 +171,15 @@ int main(int argc, char **argv) {
   tp_agent_stats st;
   tp_agent_get_stats(agent, &st);
   tp_log_info(&log, "agent stopped",
-              "produced=%llu pushed=%llu duplicates=%llu rejected=%llu invalid=%llu "
-              "invalid_dropped=%llu dropped=%llu skipped=%llu unsent=%llu",
+              "produced=%llu pushed=%llu duplicates=%llu rejected=%llu replaced=%llu invalid=%llu "
+              "invalid_dropped=%llu dropped=%llu skipped=%llu unsent=%llu"
+              " (unsent results stay in the spool %s for the next start)",
               (unsigned long long)st.produced, (unsigned long long)st.pushed,
               (unsigned long long)st.duplicates, (unsigned long long)st.rejected,
-              (unsigned long long)st.invalid, (unsigned long long)st.invalid_dropped,
-              (unsigned long long)st.dropped, (unsigned long long)st.skipped,
-              (unsigned long long)st.unsent);
+              (unsigned long long)st.replaced, (unsigned long long)st.invalid,
+              (unsigned long long)st.invalid_dropped, (unsigned long long)st.dropped,
+              (unsigned long long)st.skipped, (unsigned long long)st.unsent,
+              config->spool_memory ? "(memory: lost now)" : config->spool_path);
   status = 0;
 out_agent:
   tp_agent_free(agent);

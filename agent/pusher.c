@@ -1,13 +1,17 @@
-/* pusher.c - batches -> protobuf -> HTTP POST via curl_multi_socket_action on
- * libuv (curl's docs/examples/multi-uv.c shape: a uv_poll_t per curl socket
- * and one uv_timer_t for curl's timeouts), with every state in struct
- * tp_pusher. */
+/* pusher.c - spool leases -> protobuf -> HTTP(S) POST via curl_multi_socket_action
+ * on libuv (curl's docs/examples/multi-uv.c shape: a uv_poll_t per curl socket and
+ * one uv_timer_t for curl's timeouts), with every state in struct tp_pusher. What
+ * each collector answer does is in pusher.h. */
 #include "pusher.h"
 
 #include <curl/curl.h>
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "batch.h"
 #include "tlsprobe.pb-c.h"
 #include "tp_buf.h"
 #include "tp_mem.h"
@@ -16,16 +20,13 @@
 
 #define BACKOFF_MIN_MS 1000
 #define BACKOFF_MAX_MS 30000
+#define PERMANENT_RETRY_MS 300000 /* 3xx, 401, 403...: someone must fix a config */
+#define RETRY_AFTER_MAX_S 300
 #define ACK_MAX_BYTES 4096
-
-/* One batch, kept with its serialised body until acknowledged. */
-typedef struct batch {
-  tp_result **results;
-  size_t n;
-  uint8_t *body;
-  size_t body_len;
-  uint64_t seq;
-} batch;
+#define LOG_EVERY_MS 60000 /* repeated failures: one line per minute, with counts */
+#define MAX_TOKEN_BYTES 512
+/* The body is the records plus framing and the batch header; leave room for both. */
+#define BODY_OVERHEAD_BYTES ((size_t)256 * 1024)
 
 /* A socket curl asked us to watch. Freed in its close callback. */
 typedef struct curl_socket_ctx {
@@ -34,19 +35,32 @@ typedef struct curl_socket_ctx {
   tp_pusher *pusher;
 } curl_socket_ctx;
 
+/* "Say it once a minute": the first event logs, later ones are counted into the
+ * next line. */
+typedef struct log_limit {
+  uint64_t last_ms;
+  uint64_t suppressed;
+  bool logged_once;
+} log_limit;
+
 struct tp_pusher {
   uv_loop_t *loop;
   const tp_log *log;
-  tp_queue *queue;
-  char *url, *agent_id, *region;
+  tp_spool *spool;
+  char *url, *agent_id, *region, *token_file;
+  char *ca_file, *client_cert_file, *client_key_file;
+  char auth_header[MAX_TOKEN_BYTES + 32]; /* "Authorization: Bearer ..."; "" = none */
   unsigned batch_size;
+  size_t max_batch_bytes;
+  unsigned cap_records; /* results per lease now: halved by 413/400, regrown by acks */
+  uint64_t last_replaced_seq; /* a refused single result already replaced once */
   uint64_t flush_interval_ms, timeout_ms;
-  uint64_t instance_id, next_batch_seq, next_result_seq;
 
   CURLM *multi;
   CURL *easy;
   struct curl_slist *headers;
   tp_buf response;
+  tp_buf body;
   char curl_error[CURL_ERROR_SIZE];
   bool request_active;
 
@@ -57,8 +71,9 @@ struct tp_pusher {
   bool backing_off;
   unsigned consecutive_failures;
   tp_rng rng; /* retry jitter */
+  log_limit push_log, spool_log;
 
-  batch *current;
+  tp_spool_lease *lease; /* the batch in flight or waiting for a retry */
 
   /* flush-on-shutdown */
   void (*flush_done)(void *);
@@ -70,33 +85,43 @@ struct tp_pusher {
 
 static void maybe_push(tp_pusher *p);
 
-/* ---- batches ---------------------------------------------------------- */
-
-static void batch_free(batch *b) {
-  if (b == NULL)
-    return;
-  for (size_t i = 0; i < b->n; i++)
-    tp_result_free(b->results[i]);
-  free(b->results);
-  free(b->body);
-  free(b);
+/* True when this occurrence should be logged; *suppressed = how many were not
+ * since the last line. */
+static bool log_allowed(log_limit *l, uint64_t now_ms, uint64_t *suppressed) {
+  if (l->logged_once && now_ms - l->last_ms < LOG_EVERY_MS) {
+    l->suppressed++;
+    return false;
+  }
+  *suppressed = l->suppressed;
+  l->suppressed = 0;
+  l->last_ms = now_ms;
+  l->logged_once = true;
+  return true;
 }
 
-static void fill_batch_identity(tp_pusher *p, tp_result_pb *w, const tp_result *r) {
+static int64_t now_unix_ns(void) {
+  struct timespec now;
+  if (clock_gettime(CLOCK_REALTIME, &now) != 0)
+    return 0;
+  return (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
+}
+
+/* ---- results into the spool ------------------------------------------------------ */
+
+static void fill_identity(tp_pusher *p, tp_result_pb *w, const tp_result *r) {
   tp_result_pb_init(w, r);
   w->msg.agent_id = p->agent_id;
   w->msg.region = p->region;
-  w->msg.result_seq = p->next_result_seq;
 }
 
-/* Converts *slot to its wire form in w. The collector rejects a whole batch for
- * one invalid result, so each is checked here with the same rules; one that
- * fails is replaced by a minimal error result for its target (the target must
- * not go silent), and dropped only if even that fails (its identity itself is
- * broken). TP_E_VALIDATE = dropped; *slot is then freed. */
+/* Converts *slot to its wire form in w. The collector rejects a whole batch for one
+ * invalid result, so each is checked here with the same rules; one that fails is
+ * replaced by a minimal error result for its target (the target must not go
+ * silent), and dropped only if even that fails (its identity itself is broken).
+ * TP_E_VALIDATE = dropped; *slot is then freed. */
 static tp_err wire_result(tp_pusher *p, tp_result **slot, tp_result_pb *w) {
   char reason[256];
-  fill_batch_identity(p, w, *slot);
+  fill_identity(p, w, *slot);
   if (tp_validate_result(p->agent_id, &w->msg, reason, sizeof(reason)) == TP_E_OK)
     return TP_E_OK;
   tp_result_pb_clear(w);
@@ -106,7 +131,7 @@ static tp_err wire_result(tp_pusher *p, tp_result **slot, tp_result_pb *w) {
   p->stats.invalid++;
   tp_result_free(*slot);
   *slot = minimal;
-  fill_batch_identity(p, w, minimal);
+  fill_identity(p, w, minimal);
   if (tp_validate_result(p->agent_id, &w->msg, reason, sizeof(reason)) == TP_E_OK)
     return TP_E_OK;
   tp_log_error(p->log, "dropping an invalid result (its identity breaks the wire contract)",
@@ -118,52 +143,45 @@ static tp_err wire_result(tp_pusher *p, tp_result **slot, tp_result_pb *w) {
   return TP_E_VALIDATE;
 }
 
-/* Takes up to batch_size results out of the queue and serialises them. */
-static batch *batch_build(tp_pusher *p) {
-  size_t queued = tp_queue_length(p->queue);
-  if (queued == 0)
-    return NULL;
-  size_t max = queued < p->batch_size ? queued : p->batch_size;
-  batch *b = tp_xcalloc(1, sizeof(*b));
-  b->results = tp_xcalloc(max, sizeof(tp_result *));
-  b->n = tp_queue_take(p->queue, b->results, max);
-  b->seq = p->next_batch_seq++;
+static void log_spool_trouble(tp_pusher *p, const char *what) {
+  uint64_t suppressed = 0;
+  if (!log_allowed(&p->spool_log, uv_now(p->loop), &suppressed))
+    return;
+  tp_spool_stats s;
+  tp_spool_get_stats(p->spool, &s);
+  tp_log_error(p->log, what,
+               "spool=%s io_errors=%llu lost_to_errors=%llu similar_since_last=%llu"
+               " (probing continues; losses are reported to the collector)",
+               tp_spool_describe(p->spool), (unsigned long long)s.io_errors,
+               (unsigned long long)s.dropped_error, (unsigned long long)suppressed);
+}
 
-  tp_result_pb *wire = tp_xcalloc(b->n, sizeof(*wire));
-  Tlsprobe__V1__ProbeResult **ptrs = tp_xcalloc(b->n, sizeof(*ptrs));
-  size_t kept = 0;
-  for (size_t i = 0; i < b->n; i++) {
-    tp_result_pb *w = &wire[kept];
-    if (wire_result(p, &b->results[i], w) != TP_E_OK)
-      continue; /* dropped, logged and counted */
-    p->next_result_seq++;
-    b->results[kept] = b->results[i];
-    ptrs[kept] = &w->msg;
-    kept++;
+void tp_pusher_submit(tp_pusher *p, tp_result *r) {
+  tp_result_pb w;
+  int64_t produced = r->started_unix_ns > 0 ? r->started_unix_ns : now_unix_ns();
+  if (wire_result(p, &r, &w) != TP_E_OK) {
+    tp_spool_count_drop(p->spool, TP_SPOOL_DROP_INVALID, produced);
+    return;
   }
-  b->n = kept;
-  Tlsprobe__V1__ResultBatch msg = TLSPROBE__V1__RESULT_BATCH__INIT;
-  msg.agent_id = p->agent_id;
-  msg.instance_id = p->instance_id;
-  msg.batch_seq = b->seq;
-  struct timespec now;
-  if (clock_gettime(CLOCK_REALTIME, &now) == 0)
-    msg.sent_unix_ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
-  msg.n_results = b->n;
-  msg.results = ptrs;
-  b->body_len = tlsprobe__v1__result_batch__get_packed_size(&msg);
-  b->body = tp_xmalloc(b->body_len);
-  tlsprobe__v1__result_batch__pack(&msg, b->body);
-
-  for (size_t i = 0; i < b->n; i++)
-    tp_result_pb_clear(&wire[i]);
-  free(ptrs);
-  free(wire);
-  if (b->n == 0) { /* every result was invalid: nothing to send */
-    batch_free(b);
-    return NULL;
+  uint8_t *record = NULL;
+  size_t len = 0;
+  tp_batch_encode_record(&w.msg, &record, &len);
+  tp_result_pb_clear(&w);
+  tp_result_free(r);
+  uint64_t full_before = p->stats.spool.dropped_full;
+  if (tp_spool_append(p->spool, record, len, produced, NULL) != TP_E_OK)
+    log_spool_trouble(p, "cannot write a result to the spool");
+  free(record);
+  tp_spool_get_stats(p->spool, &p->stats.spool);
+  if (p->stats.spool.dropped_full != full_before) {
+    uint64_t suppressed = 0;
+    if (log_allowed(&p->spool_log, uv_now(p->loop), &suppressed))
+      tp_log_warn(p->log, "spool full: dropped the oldest results (reported to the collector)",
+                  "spool=%s dropped_total=%llu", tp_spool_describe(p->spool),
+                  (unsigned long long)p->stats.spool.dropped_full);
   }
-  return b;
+  if (p->stats.spool.records >= p->batch_size)
+    maybe_push(p);
 }
 
 /* ---- curl <-> libuv --------------------------------------------------- */
@@ -244,7 +262,7 @@ static size_t on_response_body(char *data, size_t size, size_t nmemb, void *user
   return tp_buf_append(&p->response, data, len) == TP_E_OK ? len : 0; /* 0 aborts */
 }
 
-/* ---- request outcome -------------------------------------------------- */
+/* ---- request outcome -------------------------------------------------------------- */
 
 static void on_retry_timer(uv_timer_t *timer) {
   tp_pusher *p = timer->data;
@@ -252,73 +270,182 @@ static void on_retry_timer(uv_timer_t *timer) {
   maybe_push(p);
 }
 
-static void schedule_retry(tp_pusher *p, const char *reason) {
-  p->stats.failures++;
-  p->consecutive_failures++;
+static void wait_then_retry(tp_pusher *p, uint64_t delay_ms) {
+  p->backing_off = true;
+  if (uv_timer_start(&p->retry_timer, on_retry_timer, delay_ms, 0) < 0)
+    p->backing_off = false;
+}
+
+/* Exponential backoff with jitter, or the collector's Retry-After when it gave one. */
+static uint64_t backoff_ms(tp_pusher *p, long retry_after_s) {
+  if (retry_after_s > 0)
+    return (uint64_t)(retry_after_s < RETRY_AFTER_MAX_S ? retry_after_s : RETRY_AFTER_MAX_S) *
+           1000;
   uint64_t backoff = BACKOFF_MIN_MS;
   for (unsigned i = 1; i < p->consecutive_failures && backoff < BACKOFF_MAX_MS; i++)
     backoff *= 2;
   if (backoff > BACKOFF_MAX_MS)
     backoff = BACKOFF_MAX_MS;
-  backoff = backoff / 2 + tp_rng_below(&p->rng, backoff / 2 + 1); /* jitter: [b/2, b] */
-  tp_log_warn(p->log, "push failed, will retry", "batch_seq=%llu results=%zu retry_in_ms=%llu reason=\"%s\"",
-              (unsigned long long)p->current->seq, p->current->n, (unsigned long long)backoff, reason);
-  p->backing_off = true;
-  if (uv_timer_start(&p->retry_timer, on_retry_timer, backoff, 0) < 0)
-    p->backing_off = false;
+  return backoff / 2 + tp_rng_below(&p->rng, backoff / 2 + 1); /* jitter: [b/2, b] */
 }
 
-static void batch_acknowledged(tp_pusher *p, const Tlsprobe__V1__BatchAck *ack) {
-  batch *b = p->current;
-  if (ack->duplicate)
-    p->stats.duplicates += b->n;
-  p->stats.pushed += b->n;
+static void log_push_failure(tp_pusher *p, bool permanent, uint64_t retry_ms, const char *reason) {
+  uint64_t suppressed = 0;
+  if (!log_allowed(&p->push_log, uv_now(p->loop), &suppressed))
+    return;
+  tp_spool_stats s;
+  tp_spool_get_stats(p->spool, &s);
+  tp_log_write(
+      p->log, permanent ? TP_LOG_ERROR : TP_LOG_WARN,
+      permanent ? "collector refuses our pushes (fix the configuration)" : "push failed, will retry",
+      "batch_seq=%llu results=%zu spooled=%llu retry_in_ms=%llu failures_since_last_line=%llu"
+      " reason=\"%s\"",
+      (unsigned long long)p->lease->batch_seq, p->lease->n_records, (unsigned long long)s.records,
+      (unsigned long long)retry_ms, (unsigned long long)suppressed, reason);
+}
+
+/* The same batch again later: it stays leased. */
+static void retry_later(tp_pusher *p, bool permanent, long retry_after_s, const char *reason) {
+  p->stats.failures++;
+  p->consecutive_failures++;
+  uint64_t delay = permanent ? PERMANENT_RETRY_MS : backoff_ms(p, retry_after_s);
+  log_push_failure(p, permanent, delay, reason);
+  wait_then_retry(p, delay);
+}
+
+static void release_lease(tp_pusher *p, bool keep_batch) {
+  tp_spool_nack(p->spool, p->lease, keep_batch);
+  p->lease = NULL;
+}
+
+static void lease_acknowledged(tp_pusher *p, const Tlsprobe__V1__BatchAck *ack) {
+  tp_spool_lease *l = p->lease;
+  size_t n = l->n_records;
+  p->stats.pushed += n;
+  if (n > ack->stored)
+    p->stats.duplicates += n - ack->stored;
   p->stats.batches++;
   p->consecutive_failures = 0;
-  tp_log_debug(p->log, "pushed batch", "batch_seq=%llu results=%zu stored=%u duplicate=%d",
-               (unsigned long long)b->seq, b->n, ack->stored, ack->duplicate ? 1 : 0);
-  batch_free(b);
-  p->current = NULL;
+  tp_log_debug(p->log, "pushed batch", "batch_seq=%llu results=%zu drops=%zu stored=%u duplicate=%d",
+               (unsigned long long)l->batch_seq, n, l->n_drops, ack->stored,
+               ack->duplicate ? 1 : 0);
+  p->lease = NULL;
+  if (tp_spool_ack(p->spool, l) != TP_E_OK)
+    log_spool_trouble(p, "cannot delete an acknowledged batch from the spool (it will be re-sent)");
+  if (p->cap_records < p->batch_size)
+    p->cap_records = p->cap_records * 2 < p->batch_size ? p->cap_records * 2 : p->batch_size;
 }
 
-static void batch_rejected(tp_pusher *p, long status) {
-  batch *b = p->current;
-  p->stats.rejected += b->n;
-  tp_log_error(p->log, "collector rejected batch; dropping it",
-               "batch_seq=%llu results=%zu status=%ld reason=\"%.200s\"",
-               (unsigned long long)b->seq, b->n, status,
-               p->response.len ? (const char *)p->response.data : "");
-  batch_free(b);
-  p->current = NULL;
+/* A lone record the collector will not take: replace it by a minimal error record
+ * once; if that is refused too, drop it and count it. */
+static void refuse_single(tp_pusher *p, const char *why) {
+  tp_spool_record *r = &p->lease->records[0];
+  if (r->seq != p->last_replaced_seq) {
+    uint8_t *minimal = NULL;
+    size_t len = 0;
+    if (tp_batch_minimal_record(r->data, r->len, why, &minimal, &len) == TP_E_OK &&
+        tp_spool_replace(p->spool, r->seq, minimal, len) == TP_E_OK) {
+      tp_log_warn(p->log, "replacing a result the collector refused by a minimal error result",
+                  "result_seq=%llu bytes=%zu reason=\"%s\"", (unsigned long long)r->seq, r->len,
+                  why);
+      p->last_replaced_seq = r->seq;
+      p->stats.replaced++;
+      free(minimal);
+      release_lease(p, false);
+      return;
+    }
+    free(minimal);
+  }
+  tp_log_error(p->log, "dropping a result the collector refuses (counted as invalid_result)",
+               "result_seq=%llu reason=\"%s\"", (unsigned long long)r->seq, why);
+  int64_t produced = r->produced_unix_ns;
+  p->stats.rejected++;
+  tp_spool_lease *l = p->lease;
+  p->lease = NULL;
+  if (tp_spool_ack(p->spool, l) != TP_E_OK)
+    log_spool_trouble(p, "cannot delete a refused result from the spool");
+  tp_spool_count_drop(p->spool, TP_SPOOL_DROP_INVALID, produced);
+}
+
+/* 413 or 400: halve the batch until the culprit is alone, then refuse_single. */
+static void split_or_refuse(tp_pusher *p, const char *why) {
+  tp_spool_lease *l = p->lease;
+  if (l->n_records > 1) {
+    p->cap_records = (unsigned)(l->n_records / 2);
+    p->stats.splits++;
+    tp_log_info(p->log, "collector refused a batch: splitting it", "batch_seq=%llu results=%zu next=%u reason=\"%s\"",
+                (unsigned long long)l->batch_seq, l->n_records, p->cap_records, why);
+    release_lease(p, false);
+  } else if (l->n_records == 1) {
+    refuse_single(p, why);
+  } else {
+    /* Only drop reports, refused: nothing more to isolate. Losing the count is
+     * better than blocking every later result behind it. */
+    tp_log_error(p->log, "collector refused our drop reports; discarding them",
+                 "batch_seq=%llu drops=%zu reason=\"%s\"", (unsigned long long)l->batch_seq,
+                 l->n_drops, why);
+    p->lease = NULL;
+    if (tp_spool_ack(p->spool, l) != TP_E_OK)
+      log_spool_trouble(p, "cannot delete refused drop reports from the spool");
+  }
+}
+
+/* The collector's one-line reason, printable, for logs. */
+static void response_reason(const tp_pusher *p, char *out, size_t len) {
+  size_t n = 0;
+  for (size_t i = 0; i < p->response.len && n + 1 < len; i++) {
+    char c = (char)p->response.data[i];
+    if (c == '\n')
+      break;
+    out[n++] = (c >= 0x20 && c < 0x7F && c != '"') ? c : '?';
+  }
+  out[n] = '\0';
+}
+
+static bool is_transient(long status) {
+  return status == 408 || status == 429 || status >= 500 || status == 0;
+}
+
+static void handle_ok(tp_pusher *p) {
+  Tlsprobe__V1__BatchAck *ack =
+      tlsprobe__v1__batch_ack__unpack(NULL, p->response.len, p->response.data);
+  if (ack != NULL && ack->batch_seq == p->lease->batch_seq)
+    lease_acknowledged(p, ack);
+  else
+    retry_later(p, false, 0, "collector answered 200 without a valid acknowledgement");
+  if (ack != NULL)
+    tlsprobe__v1__batch_ack__free_unpacked(ack, NULL);
 }
 
 static void request_finished(tp_pusher *p, CURLcode code) {
   long status = 0;
-  char reason[512];
+  curl_off_t retry_after = 0;
+  char reason[512], body_reason[256];
   curl_easy_getinfo(p->easy, CURLINFO_RESPONSE_CODE, &status);
+  if (curl_easy_getinfo(p->easy, CURLINFO_RETRY_AFTER, &retry_after) != CURLE_OK)
+    retry_after = 0;
   curl_multi_remove_handle(p->multi, p->easy);
   p->request_active = false;
+  response_reason(p, body_reason, sizeof(body_reason));
 
   if (code != CURLE_OK) {
     snprintf(reason, sizeof(reason), "%s: %s", curl_easy_strerror(code),
              p->curl_error[0] ? p->curl_error : "-");
-    schedule_retry(p, reason);
+    /* A certificate the collector's name or our CA does not match will not fix
+     * itself by retrying fast. */
+    bool permanent = code == CURLE_PEER_FAILED_VERIFICATION || code == CURLE_SSL_CACERT_BADFILE ||
+                     code == CURLE_SSL_CERTPROBLEM;
+    retry_later(p, permanent, 0, reason);
   } else if (status == 200) {
-    Tlsprobe__V1__BatchAck *ack =
-        tlsprobe__v1__batch_ack__unpack(NULL, p->response.len, p->response.data);
-    if (ack == NULL || ack->batch_seq != p->current->seq) {
-      snprintf(reason, sizeof(reason), "collector answered 200 without a valid acknowledgement");
-      schedule_retry(p, reason);
-    } else {
-      batch_acknowledged(p, ack);
-    }
-    if (ack != NULL)
-      tlsprobe__v1__batch_ack__free_unpacked(ack, NULL);
-  } else if (status >= 400 && status < 500 && status != 408 && status != 429) {
-    batch_rejected(p, status);
+    handle_ok(p);
+  } else if (status == 413) {
+    split_or_refuse(p, "exceeds the collector's body limit (HTTP 413)");
+  } else if (status == 400 || status == 422) {
+    snprintf(reason, sizeof(reason), "refused by the collector (HTTP %ld: %s)", status, body_reason);
+    split_or_refuse(p, reason);
   } else {
-    snprintf(reason, sizeof(reason), "HTTP %ld", status);
-    schedule_retry(p, reason);
+    snprintf(reason, sizeof(reason), "HTTP %ld: %s", status, body_reason);
+    retry_later(p, !is_transient(status), (long)retry_after, reason);
   }
   maybe_push(p);
 }
@@ -332,25 +459,39 @@ static void check_multi_info(tp_pusher *p) {
   }
 }
 
-/* ---- pushing ---------------------------------------------------------- */
+/* ---- pushing ---------------------------------------------------------------------- */
+
+static CURLcode set_tls_options(tp_pusher *p) {
+  CURLcode c = CURLE_OK;
+  if (c == CURLE_OK) c = curl_easy_setopt(p->easy, CURLOPT_SSL_VERIFYPEER, 1L);
+  if (c == CURLE_OK) c = curl_easy_setopt(p->easy, CURLOPT_SSL_VERIFYHOST, 2L);
+  if (c == CURLE_OK) c = curl_easy_setopt(p->easy, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
+  if (c == CURLE_OK && p->ca_file != NULL) c = curl_easy_setopt(p->easy, CURLOPT_CAINFO, p->ca_file);
+  if (c == CURLE_OK && p->client_cert_file != NULL)
+    c = curl_easy_setopt(p->easy, CURLOPT_SSLCERT, p->client_cert_file);
+  if (c == CURLE_OK && p->client_key_file != NULL)
+    c = curl_easy_setopt(p->easy, CURLOPT_SSLKEY, p->client_key_file);
+  return c;
+}
 
 static tp_err start_request(tp_pusher *p) {
-  batch *b = p->current;
   tp_buf_reset(&p->response);
   p->curl_error[0] = '\0';
   curl_easy_reset(p->easy);
   CURLcode c = CURLE_OK;
   if (c == CURLE_OK) c = curl_easy_setopt(p->easy, CURLOPT_URL, p->url);
   if (c == CURLE_OK) c = curl_easy_setopt(p->easy, CURLOPT_POST, 1L);
-  if (c == CURLE_OK) c = curl_easy_setopt(p->easy, CURLOPT_POSTFIELDS, b->body);
-  if (c == CURLE_OK) c = curl_easy_setopt(p->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)b->body_len);
+  if (c == CURLE_OK) c = curl_easy_setopt(p->easy, CURLOPT_POSTFIELDS, p->body.data);
+  if (c == CURLE_OK) c = curl_easy_setopt(p->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)p->body.len);
   if (c == CURLE_OK) c = curl_easy_setopt(p->easy, CURLOPT_HTTPHEADER, p->headers);
   if (c == CURLE_OK) c = curl_easy_setopt(p->easy, CURLOPT_WRITEFUNCTION, on_response_body);
   if (c == CURLE_OK) c = curl_easy_setopt(p->easy, CURLOPT_WRITEDATA, p);
   if (c == CURLE_OK) c = curl_easy_setopt(p->easy, CURLOPT_ERRORBUFFER, p->curl_error);
   if (c == CURLE_OK) c = curl_easy_setopt(p->easy, CURLOPT_TIMEOUT_MS, (long)p->timeout_ms);
   if (c == CURLE_OK) c = curl_easy_setopt(p->easy, CURLOPT_NOSIGNAL, 1L);
+  if (c == CURLE_OK) c = curl_easy_setopt(p->easy, CURLOPT_FOLLOWLOCATION, 0L);
   if (c == CURLE_OK) c = curl_easy_setopt(p->easy, CURLOPT_PROTOCOLS_STR, "http,https");
+  if (c == CURLE_OK) c = set_tls_options(p);
   if (c != CURLE_OK)
     return TP_E_HTTP;
   if (curl_multi_add_handle(p->multi, p->easy) != CURLM_OK)
@@ -366,7 +507,9 @@ static bool flushing(const tp_pusher *p) {
 static void finish_flush_if_done(tp_pusher *p) {
   if (!flushing(p))
     return;
-  bool drained = p->current == NULL && tp_queue_length(p->queue) == 0;
+  tp_spool_stats s;
+  tp_spool_get_stats(p->spool, &s);
+  bool drained = p->lease == NULL && s.records == 0;
   if (!drained && uv_now(p->loop) < p->flush_deadline)
     return;
   void (*done)(void *) = p->flush_done;
@@ -374,27 +517,29 @@ static void finish_flush_if_done(tp_pusher *p) {
   done(p->flush_data);
 }
 
+/* Leases the next batch (or takes the one waiting for a retry) and sends it. */
 static void maybe_push(tp_pusher *p) {
   if (p->request_active || p->backing_off) {
     finish_flush_if_done(p);
     return;
   }
-  if (p->current == NULL) {
-    /* Between flush ticks only full batches go out; a flush sends what is there. */
-    p->current = batch_build(p);
+  if (p->lease == NULL &&
+      tp_spool_lease_next(p->spool, p->cap_records, p->max_batch_bytes, &p->lease) != TP_E_OK) {
+    log_spool_trouble(p, "cannot read the spool");
+    p->lease = NULL;
   }
-  if (p->current != NULL && start_request(p) != TP_E_OK)
-    schedule_retry(p, "cannot set up the HTTP request");
+  if (p->lease != NULL) {
+    if (tp_batch_body(p->agent_id, tp_spool_id(p->spool), p->lease, now_unix_ns(), &p->body) !=
+        TP_E_OK)
+      split_or_refuse(p, "batch larger than the agent's own body limit");
+    else if (start_request(p) != TP_E_OK)
+      retry_later(p, false, 0, "cannot set up the HTTP request");
+  }
   finish_flush_if_done(p);
 }
 
 static void on_flush_timer(uv_timer_t *timer) {
   maybe_push(timer->data);
-}
-
-void tp_pusher_notify(tp_pusher *p) {
-  if (tp_queue_length(p->queue) >= p->batch_size)
-    maybe_push(p);
 }
 
 void tp_pusher_flush(tp_pusher *p, uint64_t deadline_ms, void (*done)(void *), void *data) {
@@ -406,33 +551,103 @@ void tp_pusher_flush(tp_pusher *p, uint64_t deadline_ms, void (*done)(void *), v
   maybe_push(p);
 }
 
-/* ---- lifetime --------------------------------------------------------- */
+/* ---- credentials ------------------------------------------------------------------ */
 
-tp_err tp_pusher_new(uv_loop_t *loop, const tp_pusher_options *o, tp_queue *queue,
-                     const tp_log *log, tp_pusher **out) {
+/* Reads the first line of the token file into the Authorization header. */
+static tp_err load_token(tp_pusher *p, char *err, size_t errlen) {
+  char token[MAX_TOKEN_BYTES + 2];
+  FILE *f = fopen(p->token_file, "re");
+  if (f == NULL) {
+    snprintf(err, errlen, "%s: cannot read the collector token: %s", p->token_file,
+             tp_errno_text(errno, (char[128]){0}, 128));
+    return TP_E_CONFIG;
+  }
+  bool got = fgets(token, sizeof(token), f) != NULL;
+  fclose(f);
+  size_t n = got ? strcspn(token, "\r\n") : 0;
+  token[n] = '\0';
+  bool printable = n > 0 && n <= MAX_TOKEN_BYTES;
+  for (size_t i = 0; printable && i < n; i++)
+    printable = token[i] > 0x20 && token[i] < 0x7F;
+  if (!printable) {
+    snprintf(err, errlen, "%s: the first line must be the token (1..%d printable characters)",
+             p->token_file, MAX_TOKEN_BYTES);
+    return TP_E_CONFIG;
+  }
+  snprintf(p->auth_header, sizeof(p->auth_header), "Authorization: Bearer %s", token);
+  explicit_bzero(token, sizeof(token));
+  return TP_E_OK;
+}
+
+static tp_err build_headers(tp_pusher *p) {
+  struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/x-protobuf");
+  if (h != NULL)
+    h = curl_slist_append(h, "Expect:"); /* no 100-continue round trip */
+  if (h != NULL && p->auth_header[0] != '\0')
+    h = curl_slist_append(h, p->auth_header);
+  if (h == NULL)
+    return TP_E_NOMEM;
+  curl_slist_free_all(p->headers);
+  p->headers = h;
+  return TP_E_OK;
+}
+
+void tp_pusher_reload(tp_pusher *p) {
+  char err[512];
+  if (p->token_file == NULL)
+    return;
+  char old[sizeof(p->auth_header)];
+  memcpy(old, p->auth_header, sizeof(old));
+  if (load_token(p, err, sizeof(err)) != TP_E_OK || build_headers(p) != TP_E_OK) {
+    memcpy(p->auth_header, old, sizeof(old));
+    tp_log_error(p->log, "keeping the old collector token", "error=\"%s\"", err);
+  } else {
+    tp_log_info(p->log, "collector token reloaded", "file=%s", p->token_file);
+  }
+  explicit_bzero(old, sizeof(old));
+}
+
+/* ---- lifetime --------------------------------------------------------------------- */
+
+static void free_strings(tp_pusher *p) {
+  free(p->url);
+  free(p->agent_id);
+  free(p->region);
+  free(p->token_file);
+  free(p->ca_file);
+  free(p->client_cert_file);
+  free(p->client_key_file);
+}
+
+tp_err tp_pusher_new(uv_loop_t *loop, const tp_pusher_options *o, tp_spool *spool,
+                     const tp_log *log, tp_pusher **out, char *err, size_t errlen) {
   tp_pusher *p = tp_xcalloc(1, sizeof(*p));
+  tp_err rc = TP_E_HTTP;
   p->loop = loop;
   p->log = log;
-  p->queue = queue;
+  p->spool = spool;
   p->url = tp_xstrdup(o->url);
   p->agent_id = tp_xstrdup(o->agent_id);
   p->region = tp_xstrdup(o->region);
+  p->token_file = tp_xstrdup_or_null(o->token_file);
+  p->ca_file = tp_xstrdup_or_null(o->ca_file);
+  p->client_cert_file = tp_xstrdup_or_null(o->client_cert_file);
+  p->client_key_file = tp_xstrdup_or_null(o->client_key_file);
   p->batch_size = o->batch_size ? o->batch_size : 200;
+  p->cap_records = p->batch_size;
+  p->max_batch_bytes = o->max_batch_bytes ? o->max_batch_bytes : TP_PUSHER_DEFAULT_MAX_BATCH_BYTES;
   p->flush_interval_ms = o->flush_interval_ms ? o->flush_interval_ms : 2000;
   p->timeout_ms = o->timeout_ms ? o->timeout_ms : 5000;
   tp_buf_init(&p->response, ACK_MAX_BYTES);
-  if (uv_random(NULL, NULL, &p->instance_id, sizeof(p->instance_id), 0, NULL) != 0)
-    p->instance_id = uv_hrtime();
-  tp_rng_seed(&p->rng, p->instance_id | 1);
-  p->next_batch_seq = 1;
-  p->next_result_seq = 1;
-
+  tp_buf_init(&p->body, p->max_batch_bytes + BODY_OVERHEAD_BYTES);
+  tp_rng_seed(&p->rng, tp_spool_id(spool) ^ uv_hrtime());
+  snprintf(err, errlen, "cannot initialise libcurl for %s", o->url);
+  if (p->token_file != NULL && (rc = load_token(p, err, errlen)) != TP_E_OK)
+    goto fail;
+  rc = TP_E_HTTP;
   p->multi = curl_multi_init();
   p->easy = curl_easy_init();
-  p->headers = curl_slist_append(NULL, "Content-Type: application/x-protobuf");
-  if (p->headers != NULL)
-    p->headers = curl_slist_append(p->headers, "Expect:"); /* no 100-continue round trip */
-  if (p->multi == NULL || p->easy == NULL || p->headers == NULL)
+  if (p->multi == NULL || p->easy == NULL || build_headers(p) != TP_E_OK)
     goto fail;
   if (curl_multi_setopt(p->multi, CURLMOPT_SOCKETFUNCTION, curl_socket_cb) != CURLM_OK ||
       curl_multi_setopt(p->multi, CURLMOPT_SOCKETDATA, p) != CURLM_OK ||
@@ -453,23 +668,31 @@ fail:
     curl_easy_cleanup(p->easy);
   if (p->multi != NULL)
     curl_multi_cleanup(p->multi);
-  free(p->url);
-  free(p->agent_id);
-  free(p->region);
+  explicit_bzero(p->auth_header, sizeof(p->auth_header));
+  tp_buf_free(&p->response);
+  tp_buf_free(&p->body);
+  free_strings(p);
   free(p);
-  return TP_E_HTTP;
+  return rc;
 }
 
 void tp_pusher_start(tp_pusher *p) {
   (void)uv_timer_start(&p->flush_timer, on_flush_timer, p->flush_interval_ms,
                        p->flush_interval_ms);
-  tp_log_info(p->log, "pusher started", "url=%s instance_id=%016llx batch_size=%u", p->url,
-              (unsigned long long)p->instance_id, p->batch_size);
+  tp_spool_stats s;
+  tp_spool_get_stats(p->spool, &s);
+  tp_log_info(p->log, "pusher started",
+              "url=%s spool=%s spool_id=%016llx spooled=%llu batch_size=%u auth=%s", p->url,
+              tp_spool_describe(p->spool), (unsigned long long)tp_spool_id(p->spool),
+              (unsigned long long)s.records, p->batch_size,
+              p->client_cert_file ? (p->token_file ? "mtls+token" : "mtls")
+                                  : (p->token_file ? "token" : "none"));
 }
 
 void tp_pusher_get_stats(const tp_pusher *p, tp_pusher_stats *stats) {
   *stats = p->stats;
-  stats->unsent = tp_queue_length(p->queue) + (p->current ? p->current->n : 0);
+  tp_spool_get_stats(p->spool, &stats->spool);
+  stats->unsent = stats->spool.records;
 }
 
 static void on_pusher_handle_closed(uv_handle_t *handle) {
@@ -477,9 +700,9 @@ static void on_pusher_handle_closed(uv_handle_t *handle) {
   if (--p->open_handles > 0)
     return;
   tp_buf_free(&p->response);
-  free(p->url);
-  free(p->agent_id);
-  free(p->region);
+  tp_buf_free(&p->body);
+  explicit_bzero(p->auth_header, sizeof(p->auth_header));
+  free_strings(p);
   free(p);
 }
 
@@ -491,8 +714,9 @@ void tp_pusher_close(tp_pusher *p) {
   curl_easy_cleanup(p->easy);
   curl_multi_cleanup(p->multi);
   curl_slist_free_all(p->headers);
-  batch_free(p->current);
-  p->current = NULL;
+  p->headers = NULL;
+  if (p->lease != NULL)
+    release_lease(p, true); /* re-sent as the same batch at the next start */
   uv_close((uv_handle_t *)&p->curl_timer, on_pusher_handle_closed);
   uv_close((uv_handle_t *)&p->flush_timer, on_pusher_handle_closed);
   uv_close((uv_handle_t *)&p->retry_timer, on_pusher_handle_closed);

@@ -1,61 +1,95 @@
-/* pusher.h - ships queued results to the collector as protobuf batches over
- * HTTP POST, with libcurl's multi interface on the agent's libuv loop.
+/* pusher.h - ships the spool's results to the collector as protobuf batches over
+ * HTTP(S) POST, with libcurl's multi interface on the agent's libuv loop.
  *
- * A batch is taken out of the queue, serialised once and kept -- same bytes,
- * same (instance_id, batch_seq) -- until the collector acknowledges it, so a
- * retry after a lost response is recognised by the collector as a duplicate
- * and counted once. Failed pushes back off exponentially (1 s doubling, capped
- * at 30 s, with jitter). A batch the collector rejects as invalid (HTTP 4xx)
- * would be rejected forever: it is dropped, logged and counted as rejected.
+ * Delivery is at-least-once, counted exactly once by the collector: a result is
+ * checked against the wire contract, written to the spool (tp_pusher_submit),
+ * and leaves the spool only when the collector acknowledged the batch carrying
+ * it. A lease that was not acknowledged is re-sent as the same batch; the
+ * collector keys results by (agent, spool id, result_seq), so a re-send after a
+ * lost answer or an agent restart stores nothing twice.
+ *
+ * What each answer does (docs/architecture.md has the table):
+ *   200 + BatchAck of this batch    delete the lease from the spool
+ *   413 (body too large)            split: half the results per batch, down to
+ *                                   one; one result alone too large is replaced
+ *                                   by a minimal error result under its number
+ *   400 / 422 (refused as invalid)  split likewise to isolate the result; a single
+ *                                   refused result is replaced by a minimal one,
+ *                                   and if that is refused too it is dropped and
+ *                                   counted (reported as invalid_result)
+ *   408, 429, 5xx, network errors   retry the same batch with exponential backoff
+ *                                   (1 s doubling to 30 s, jitter; 429/503 honour
+ *                                   Retry-After up to 5 min)
+ *   3xx, 401, 403, 404, other 4xx   a configuration problem on one side: retry the
+ *                                   same batch every 5 min, logged at error once
+ *                                   per minute; nothing is dropped (the spool's
+ *                                   bound decides what is kept meanwhile)
  *
  * libcurl is only the transport to our own collector; it never carries a
  * client profile (its GnuTLS backend ignores cipher lists). */
 #ifndef TP_PUSHER_H
 #define TP_PUSHER_H
+#include <stdbool.h>
 #include <stdint.h>
 #include <uv.h>
 
-#include "queue.h"
+#include "result.h"
+#include "spool.h"
 #include "tp_error.h"
 #include "tp_log.h"
+
+#define TP_PUSHER_DEFAULT_MAX_BATCH_BYTES ((size_t)1024 * 1024)
 
 typedef struct tp_pusher_options {
   const char *url;
   const char *agent_id;
   const char *region;
-  unsigned batch_size;
+  unsigned batch_size;     /* results per batch at most */
+  size_t max_batch_bytes;  /* records' bytes per batch at most (0 = default) */
   uint64_t flush_interval_ms;
   uint64_t timeout_ms; /* per HTTP request */
+  /* Transport security. The collector's certificate is verified against ca_file
+   * (NULL = the system trust store) and its name against the URL's host. */
+  const char *ca_file;
+  const char *client_cert_file, *client_key_file; /* mTLS; both or neither */
+  const char *token_file; /* bearer token (one line); re-read by tp_pusher_reload */
 } tp_pusher_options;
 
 typedef struct tp_pusher_stats {
-  uint64_t pushed;     /* results acknowledged by the collector */
-  uint64_t duplicates; /* results in batches the collector already had */
-  uint64_t rejected;   /* results in batches the collector refused (4xx) */
+  uint64_t pushed;     /* results acknowledged as newly stored or already stored */
+  uint64_t duplicates; /* of which the collector already had (re-sends) */
+  uint64_t rejected;   /* results the collector refused even as a minimal record: dropped */
+  uint64_t replaced;   /* results replaced by a minimal record (too large or refused) */
   uint64_t invalid;    /* results that broke the wire contract, sent as minimal error results */
   uint64_t invalid_dropped; /* ... whose minimal replacement broke it too (identity): dropped */
   uint64_t batches;    /* acknowledged batches */
-  uint64_t failures;   /* failed attempts (network, 5xx, bad ack) */
-  uint64_t unsent;     /* results in the queue or in an unacknowledged batch */
+  uint64_t splits;     /* batches split after a 413 or 400 */
+  uint64_t failures;   /* failed attempts (network, 5xx, bad ack, permanent answers) */
+  uint64_t unsent;     /* results still in the spool */
+  tp_spool_stats spool;
 } tp_pusher_stats;
 
 typedef struct tp_pusher tp_pusher;
 
-/* The queue is borrowed and must outlive the pusher. curl_global_init must
- * have been called (by main). */
-tp_err tp_pusher_new(uv_loop_t *loop, const tp_pusher_options *options, tp_queue *queue,
-                     const tp_log *log, tp_pusher **out);
+/* The spool is borrowed and must outlive the pusher. curl_global_init must have
+ * been called (by main). TP_E_CONFIG with a message for unreadable credentials. */
+tp_err tp_pusher_new(uv_loop_t *loop, const tp_pusher_options *options, tp_spool *spool,
+                     const tp_log *log, tp_pusher **out, char *err, size_t errlen);
 /* Starts the periodic flush timer. */
 void tp_pusher_start(tp_pusher *pusher);
-/* Tells the pusher new results were queued (pushes early on a full batch). */
-void tp_pusher_notify(tp_pusher *pusher);
-/* Pushes everything queued, back to back, until the queue is empty or
- * `deadline_ms` elapsed; then calls done(data). Retries keep their backoff. */
+/* Takes ownership of a finished probe's result: checks it (a broken one becomes a
+ * minimal error result), writes it to the spool, and pushes early when a full
+ * batch is waiting. Never fails: what cannot be kept is counted as a drop. */
+void tp_pusher_submit(tp_pusher *pusher, tp_result *result);
+/* Re-reads the token file (SIGHUP). Keeps the old token if the file is unreadable. */
+void tp_pusher_reload(tp_pusher *pusher);
+/* Pushes what is spooled, back to back, until the spool is empty or `deadline_ms`
+ * elapsed; then calls done(data). What is left stays in the spool. */
 void tp_pusher_flush(tp_pusher *pusher, uint64_t deadline_ms, void (*done)(void *data),
                      void *data);
 void tp_pusher_get_stats(const tp_pusher *pusher, tp_pusher_stats *stats);
-/* Aborts any request, closes handles; freed in the last close callback.
- * Results of an unacknowledged batch are freed (counted in unsent before). */
+/* Aborts any request (its lease stays in the spool), closes handles; freed in
+ * the last close callback. */
 void tp_pusher_close(tp_pusher *pusher);
 
 #endif

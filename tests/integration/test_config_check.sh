@@ -127,7 +127,7 @@ done
 
 cat >"$WORK/fd.yaml" <<'YAML'
 agent: {id: fd-agent}
-collector: {url: "http://127.0.0.1:9/v1/results"}
+collector: {url: "http://127.0.0.1:9/v1/results", insecure_plaintext: true}
 limits: {loops: 2, max_in_flight: 64}
 targets: [{name: t, host: 127.0.0.1, port: 9}]
 jobs: [{targets: [t], profiles: [modern], interval: 1d}]

@@ -96,7 +96,7 @@ TP_AGENT=${TP_AGENT:?TP_AGENT must point at the agent binary}
 tp_start_collector "$TP_COLLECTOR" "$W" || tp_die "could not start the collector"
 cat >"$W/agent.yaml" <<YAML
 agent: {id: dns-agent, region: local}
-collector: {url: "$TP_COLLECTOR_URL", batch_size: 10, flush_interval: 1s}
+collector: {url: "$TP_COLLECTOR_URL", insecure_plaintext: true, batch_size: 10, flush_interval: 1s}
 limits: {loops: 1}
 defaults: {connect_timeout: 500ms, handshake_timeout: 2s, dns_servers: "127.0.0.1:$DNS_PORT"}
 profiles:

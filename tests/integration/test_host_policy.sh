@@ -52,7 +52,7 @@ config() {
   local id=$1 name list=""
   shift
   printf 'agent: {id: %s, region: local}\n' "$id"
-  printf 'collector: {url: "%s", flush_interval: 200ms}\nprofiles:\n' "$TP_COLLECTOR_URL"
+  printf 'collector: {url: "%s", insecure_plaintext: true, flush_interval: 200ms}\nprofiles:\n' "$TP_COLLECTOR_URL"
   for name in "$@"; do
     case $name in
       tls10) printf '  - {name: tls10, versions: [TLS1.0], trust: "%s"}\n' "$WORK/leaf.pem" ;;

@@ -129,6 +129,7 @@ agent:
   log_level: info
 collector:
   url: $url
+  insecure_plaintext: true
   # One result per batch: the collector rejects a whole batch for one invalid result, and a
   # matrix row must fail alone, with the reason, not take every other row's results along.
   batch_size: 1

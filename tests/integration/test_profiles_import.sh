@@ -27,7 +27,7 @@ SIM=$(dpkg -L testssl.sh 2>/dev/null | grep '/client-simulation\.txt$' | head -n
 # every profile in PROFILES_YAML.
 wrap() {
   {
-    printf 'agent: {id: import}\ncollector: {url: "http://127.0.0.1:9/v1/results"}\n'
+    printf 'agent: {id: import}\ncollector: {url: "http://127.0.0.1:9/v1/results", insecure_plaintext: true}\n'
     printf 'targets: [{name: t, host: 127.0.0.1, port: 443}]\n'
     cat "$1"
     printf 'jobs:\n  - targets: [t]\n    interval: 1m\n    profiles:\n'

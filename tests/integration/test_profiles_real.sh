@@ -49,7 +49,7 @@ tp_start_collector "$TP_COLLECTOR" "$WORK"
 
 cat >"$WORK/agent.yaml" <<EOF
 agent: {id: profiles-real, region: local, log_level: debug}
-collector: {url: "$TP_COLLECTOR_URL", flush_interval: 200ms}
+collector: {url: "$TP_COLLECTOR_URL", insecure_plaintext: true, flush_interval: 200ms}
 profiles:
   - name: tls10
     versions: [TLS1.0]

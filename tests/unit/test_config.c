@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "config.h"
+#include "spool.h"
 #include "config_rules.h"
 #include "validate.h"
 
@@ -28,7 +29,11 @@ static void test_good_config(void **state) {
   assert_string_equal(c->collector_url, "http://127.0.0.1:8470/v1/results");
   assert_int_equal(c->batch_size, 50);
   assert_int_equal(c->flush_interval_ms, 500);
-  assert_int_equal(c->queue_limit, 1000);
+  assert_int_equal(c->max_batch_bytes, TP_AGENT_DEFAULT_BATCH_BYTES);
+  assert_true(c->insecure_plaintext);
+  assert_false(c->spool_memory);
+  assert_string_equal(c->spool_path, TP_TEST_DATA_DIR "/config/good.spool"); /* next to it */
+  assert_int_equal(c->spool_max_bytes, TP_SPOOL_DEFAULT_MAX_BYTES);
   assert_int_equal(c->push_timeout_ms, 3000);
   assert_int_equal(c->loops, 3);
   assert_int_equal(c->max_in_flight, 32);
@@ -168,7 +173,7 @@ static tp_err load_identity(const identity *id, tp_agent_config **c, char *err, 
   yaml_quote(id->sni, q[4], sizeof(q[4]));
   snprintf(text, sizeof(text),
            "agent: {id: %s, region: %s}\n"
-           "collector: {url: 'http://127.0.0.1:8470/v1/results'}\n"
+           "collector: {url: 'http://127.0.0.1:8470/v1/results', insecure_plaintext: true}\n"
            "targets: [{name: %s, host: %s, sni: %s, port: 443}]\n"
            "jobs: [{targets: [%s], profiles: [modern], interval: 30s}]\n",
            q[0], q[1], q[2], q[3], q[4], q[2]);
@@ -377,7 +382,7 @@ static void test_defaults_and_edges(void **state) {
   char err[1024] = "";
   tp_agent_config *c = NULL;
   const char *minimal = "agent: {id: a}\n"
-                        "collector: {url: 'http://127.0.0.1:8470/v1/results'}\n"
+                        "collector: {url: 'http://127.0.0.1:8470/v1/results', insecure_plaintext: true}\n"
                         "targets: [{name: t, host: h, port: 1}]\n"
                         "jobs: [{targets: [t], profiles: [modern], interval: 1s}]\n";
   if (load_text(minimal, &c, err, sizeof(err)) != TP_E_OK)
@@ -386,13 +391,13 @@ static void test_defaults_and_edges(void **state) {
   assert_int_equal(c->max_in_flight, 64);
   assert_int_equal(c->max_pending, 16 * 64);
   assert_int_equal(c->batch_size, 200);
-  assert_int_equal(c->queue_limit, TP_AGENT_DEFAULT_QUEUE);
+  assert_non_null(c->spool_path);
   assert_string_equal(c->region, "default");
   assert_int_equal(c->jobs[0].interval_ms, 1000);
   tp_agent_config_free(c);
 
   const char *edges = "agent: {id: a}\n"
-                      "collector: {url: 'http://h:65535/x', batch_size: 10000, "
+                      "collector: {url: 'http://h:65535/x', insecure_plaintext: true, batch_size: 10000, "
                       "flush_interval: 100ms, timeout: 5m}\n"
                       "limits: {loops: 64, max_in_flight: 4096}\n"
                       "defaults: {connect_timeout: 5m, handshake_timeout: 10ms}\n"
@@ -400,7 +405,6 @@ static void test_defaults_and_edges(void **state) {
                       "jobs: [{targets: [t], profiles: [modern], interval: 1d}]\n";
   if (load_text(edges, &c, err, sizeof(err)) != TP_E_OK)
     fail_msg("%s", err);
-  assert_int_equal(c->queue_limit, 10000); /* the default is never below batch_size */
   assert_int_equal(c->max_pending, 16 * 4096);
   assert_true(c->max_pending <= TP_AGENT_MAX_PENDING);
   assert_int_equal(c->jobs[0].interval_ms, 86400000);
@@ -412,10 +416,20 @@ static void test_defaults_and_edges(void **state) {
       {"limits: {loops: 65}\n", "limits.loops: 65 is out of range (allowed: 1..64"},
       {"limits: {max_pending: 0}\n", "limits.max_pending: 0 is out of range (allowed: 1..65536"},
       {"limits: {max_pending: 65537}\n", "limits.max_pending: 65537 is out of range"},
-      {"collector: {url: 'http://h/x', batch_size: 10001}\n", "batch_size: 10001 is out of range"},
-      {"collector: {url: 'http://h/x', batch_size: 300, queue_limit: 299}\n",
-       "collector.queue_limit: 299 is out of range (allowed: 300..1000000 results"},
-      {"collector: {url: 'http://h/x', timeout: 6m}\n",
+      {"collector: {url: 'http://h/x', insecure_plaintext: true, batch_size: 10001}\n", "batch_size: 10001 is out of range"},
+      {"collector: {url: 'http://h/x', insecure_plaintext: true, max_batch_bytes: 1000}\n",
+       "collector.max_batch_bytes: 1000 is out of range (allowed: 65536..67108864 bytes"},
+      {"collector: {url: 'http://h/x'}\n",
+       "collector.url: \"http://\" sends results (and any token) unencrypted"},
+      {"collector: {url: 'https://h/x', client_cert_file: /etc/hostname}\n",
+       "client_cert_file and client_key_file go together"},
+      {"collector: {url: 'https://h/x', token_file: /nonexistent/token}\n",
+       "collector.token_file: cannot read \"/nonexistent/token\": No such file or directory"},
+      {"collector: {url: 'http://h/x', insecure_plaintext: true}\nspool: {max_bytes: 10}\n",
+       "spool.max_bytes: 10 is out of range (allowed: 65536..1099511627776 bytes)"},
+      {"collector: {url: 'http://h/x', insecure_plaintext: true}\nspool: {path: x, memory: true}\n",
+       "spool: path and memory: true exclude each other"},
+      {"collector: {url: 'http://h/x', insecure_plaintext: true, timeout: 6m}\n",
        "collector.timeout: 6m is too long (allowed: 100ms..5m)"},
       {"defaults: {connect_timeout: 0ms}\n", "connect_timeout: 0ms is too short (allowed: 10ms..5m)"},
       {"agent: {id: a, log_level: verbose}\n", "unknown log level \"verbose\" (allowed: debug"},
@@ -430,7 +444,7 @@ static void test_defaults_and_edges(void **state) {
              "targets: [{name: t, host: h, port: 1}]\n"
              "jobs: [{targets: [t], profiles: [modern], interval: 1s}]\n",
              over[i].limits, has_agent ? "" : "agent: {id: a}\n",
-             has_collector ? "" : "collector: {url: 'http://127.0.0.1:8470/v1/results'}\n");
+             has_collector ? "" : "collector: {url: 'http://127.0.0.1:8470/v1/results', insecure_plaintext: true}\n");
     tp_err rc = load_text(text, &c, err, sizeof(err));
     if (rc != TP_E_CONFIG || strstr(err, over[i].expect) == NULL)
       fail_msg("case %zu: rc=%d \"%s\" lacks \"%s\"", i, rc, err, over[i].expect);

@@ -20,8 +20,8 @@
 
 static const char header[] = "agent:\n"                               /* 1 */
                              "  id: a\n"                              /* 2 */
-                             "collector:\n"                           /* 3 */
-                             "  url: http://127.0.0.1:1/v1/results\n" /* 4 */
+                             "collector: {insecure_plaintext: true,\n" /* 3 */
+                             "  url: http://127.0.0.1:1/v1/results}\n" /* 4 */
                              "targets:\n"                             /* 5 */
                              "  - name: t\n"                          /* 6 */
                              "    host: h\n"                          /* 7 */
@@ -206,7 +206,7 @@ static void test_base_and_builtins(void **state) {
   snprintf(path, sizeof(path), "/tmp/tp-profiles-XXXXXX");
   int fd = mkstemp(path);
   FILE *fp = fdopen(fd, "w");
-  fputs("agent: {id: a}\ncollector: {url: 'http://127.0.0.1:1/v1/results'}\n"
+  fputs("agent: {id: a}\ncollector: {url: 'http://127.0.0.1:1/v1/results', insecure_plaintext: true}\n"
         "targets: [{name: t, host: h, port: 443}]\n"
         "jobs: [{targets: [t], profiles: [modern, old, modern], interval: 5s}]\n",
         fp);

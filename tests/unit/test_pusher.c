@@ -1,6 +1,11 @@
 /* test_pusher.c - the agent's pusher against the real collector HTTP server and
  * SQLite store, in process, on 127.0.0.1:
- *   - every queued result arrives, once, and the queue drains;
+ *   - every spooled result arrives, once, and the spool drains;
+ *   - a batch over the collector's body limit (413) is split until it fits, and a
+ *     result too large alone is replaced by a minimal error result under its
+ *     number; nothing is retried forever, nothing blocks what follows;
+ *   - results spooled in a file survive a pusher that never reached the
+ *     collector, and a later pusher on the same file delivers each exactly once;
  *   - a result that breaks the wire contract is replaced by a minimal error
  *     result for its target (counted as invalid), never allowed to get its
  *     whole batch rejected or its target to go silent; only a result whose
@@ -16,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -24,7 +30,7 @@
 
 #include "http_server.h"
 #include "pusher.h"
-#include "queue.h"
+#include "spool.h"
 #include "store.h"
 #include "tp_mem.h"
 
@@ -32,8 +38,9 @@ typedef struct {
   char dir[64];
   char db[128];
   tp_store *store;
-  tp_http_server *server;
-  uint16_t port;
+  tp_http_server *server, *small_server;
+  uint16_t port, small_port;
+  char spool[128];
 } fixture;
 
 static int setup(void **state) {
@@ -41,6 +48,7 @@ static int setup(void **state) {
   snprintf(f->dir, sizeof(f->dir), "/tmp/tp-pusher.XXXXXX");
   assert_non_null(mkdtemp(f->dir));
   snprintf(f->db, sizeof(f->db), "%s/t.db", f->dir);
+  snprintf(f->spool, sizeof(f->spool), "%s/agent.spool", f->dir);
   char err[256];
   assert_int_equal(tp_store_open_sqlite(f->db, TP_STORE_READWRITE, &f->store, err, sizeof(err)), TP_E_OK);
   tp_listen_addr addr;
@@ -49,6 +57,11 @@ static int setup(void **state) {
   static const tp_log quiet = {.min_level = TP_LOG_ERROR + 1, .component = "test"};
   assert_int_equal(tp_http_server_start(&o, f->store, &quiet, &f->server, err, sizeof(err)), TP_E_OK);
   f->port = tp_http_server_port(f->server);
+  /* A second listener with the smallest body limit, for 413. */
+  tp_http_options small = {.listen = &addr, .max_body_bytes = 1024};
+  assert_int_equal(tp_http_server_start(&small, f->store, &quiet, &f->small_server, err, sizeof(err)),
+                   TP_E_OK);
+  f->small_port = tp_http_server_port(f->small_server);
   curl_global_init(CURL_GLOBAL_DEFAULT);
   *state = f;
   return 0;
@@ -57,8 +70,13 @@ static int setup(void **state) {
 static int teardown(void **state) {
   fixture *f = *state;
   tp_http_server_stop(f->server);
+  tp_http_server_stop(f->small_server);
   tp_store_close(f->store);
   unlink(f->db);
+  unlink(f->spool);
+  char spool_wal[160];
+  snprintf(spool_wal, sizeof(spool_wal), "%s-wal", f->spool);
+  unlink(spool_wal);
   char wal[160];
   snprintf(wal, sizeof(wal), "%s-wal", f->db);
   unlink(wal);
@@ -77,7 +95,9 @@ static tp_result *result(const char *target, uint16_t port) {
   r->profile = tp_xstrdup("default");
   r->port = port;
   r->outcome = TP_OUTCOME_OK;
-  r->started_unix_ns = 1700000000000000000LL;
+  struct timespec now;
+  clock_gettime(CLOCK_REALTIME, &now); /* the collector refuses results far from its clock */
+  r->started_unix_ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
   r->handshake_ns = 1000000;
   return r;
 }
@@ -115,28 +135,63 @@ static void break_facts(tp_result *r) {
   r->chain[0].n_san_dns = 1;
 }
 
-/* Queues `n` results (result `bad` broken as `how`), flushes to url within the
- * deadline and returns the stats. */
-static tp_pusher_stats push_broken(const char *url, size_t n, long bad, breakage how,
-                                   uint64_t deadline_ms) {
+/* How a test run feeds and configures the pusher. */
+typedef struct push_plan {
+  const char *url;
+  size_t n;
+  long bad;          /* index of the broken result, -1 = none */
+  breakage how;
+  unsigned batch_size;
+  uint64_t deadline_ms;
+  const char *spool_path; /* NULL = memory spool */
+  size_t sans;       /* SANs of 200 bytes on result `big` (a result too large alone) */
+  long big;
+} push_plan;
+
+static void add_sans(tp_result *r, size_t n) {
+  r->chain = tp_xcalloc(1, sizeof(*r->chain));
+  r->chain_len = 1;
+  r->chain_length_sent = 1;
+  r->chain[0].subject = tp_xstrdup("CN=big");
+  r->chain[0].san_dns = tp_xcalloc(n, sizeof(char *));
+  for (size_t i = 0; i < n; i++) {
+    r->chain[0].san_dns[i] = tp_xmalloc(201);
+    memset(r->chain[0].san_dns[i], 'a', 200);
+    r->chain[0].san_dns[i][200] = '\0';
+  }
+  r->chain[0].n_san_dns = n;
+}
+
+/* Spools plan->n results, flushes within the deadline and returns the stats. */
+static tp_pusher_stats run_plan(const push_plan *plan) {
   uv_loop_t loop;
   assert_int_equal(uv_loop_init(&loop), 0);
-  tp_queue *q = tp_queue_new(100);
-  for (size_t i = 0; i < n; i++) {
-    tp_result *r = result("t", (long)i == bad && how == BREAK_PORT ? 0 : 443);
-    if ((long)i == bad && how == BREAK_FACTS)
-      break_facts(r);
-    tp_queue_push(q, r);
-  }
+  tp_spool *spool = NULL;
+  char err[512] = "";
+  if (plan->spool_path != NULL)
+    assert_int_equal(tp_spool_open_sqlite(plan->spool_path, TP_SPOOL_DEFAULT_MAX_BYTES, &spool,
+                                          err, sizeof(err)),
+                     TP_E_OK);
+  else
+    assert_int_equal(tp_spool_open_memory(TP_SPOOL_DEFAULT_MAX_BYTES, &spool), TP_E_OK);
   static const tp_log quiet = {.min_level = TP_LOG_ERROR + 1, .component = "test"};
-  tp_pusher_options o = {.url = url, .agent_id = "unit", .region = "r", .batch_size = 3,
+  tp_pusher_options o = {.url = plan->url, .agent_id = "unit", .region = "r",
+                         .batch_size = plan->batch_size ? plan->batch_size : 3,
                          .flush_interval_ms = 1000, .timeout_ms = 2000};
   tp_pusher *p;
-  assert_int_equal(tp_pusher_new(&loop, &o, q, &quiet, &p), TP_E_OK);
-  tp_pusher_flush(p, deadline_ms, NULL, NULL);
+  assert_int_equal(tp_pusher_new(&loop, &o, spool, &quiet, &p, err, sizeof(err)), TP_E_OK);
+  for (size_t i = 0; i < plan->n; i++) {
+    tp_result *r = result("t", (long)i == plan->bad && plan->how == BREAK_PORT ? 0 : 443);
+    if ((long)i == plan->bad && plan->how == BREAK_FACTS)
+      break_facts(r);
+    if (plan->sans > 0 && (long)i == plan->big)
+      add_sans(r, plan->sans);
+    tp_pusher_submit(p, r);
+  }
+  tp_pusher_flush(p, plan->deadline_ms, NULL, NULL);
   tp_pusher_stats stats;
   /* run until the flush deadline or drain; the stats are read before closing */
-  uint64_t end = uv_now(&loop) + deadline_ms + 500;
+  uint64_t end = uv_now(&loop) + plan->deadline_ms + 500;
   do {
     uv_run(&loop, UV_RUN_ONCE);
     tp_pusher_get_stats(p, &stats);
@@ -144,8 +199,15 @@ static tp_pusher_stats push_broken(const char *url, size_t n, long bad, breakage
   on_flushed(p);
   assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
   assert_int_equal(uv_loop_close(&loop), 0);
-  tp_queue_free(q);
+  tp_spool_close(spool);
   return stats;
+}
+
+static tp_pusher_stats push_broken(const char *url, size_t n, long bad, breakage how,
+                                   uint64_t deadline_ms) {
+  push_plan plan = {.url = url, .n = n, .bad = bad, .how = how, .deadline_ms = deadline_ms,
+                    .big = -1};
+  return run_plan(&plan);
 }
 
 static tp_pusher_stats push(const char *url, size_t n, long bad, uint64_t deadline_ms) {
@@ -231,12 +293,68 @@ static void test_unreachable_collector_keeps_results(void **state) {
   assert_true(s.failures >= 1);
 }
 
+/* 10 results in one batch over a 1 KiB limit: split until each part fits; the
+ * one result that is larger than the limit alone becomes a minimal error result
+ * under its own number, and everything else arrives intact. */
+static void test_413_splits_then_replaces(void **state) {
+  fixture *f = *state;
+  char url[64];
+  snprintf(url, sizeof(url), "http://127.0.0.1:%u/v1/results", f->small_port);
+  long before = rows(f);
+  push_plan plan = {.url = url, .n = 10, .bad = -1, .batch_size = 10, .deadline_ms = 5000,
+                    .sans = 10, .big = 4};
+  tp_pusher_stats s = run_plan(&plan);
+  assert_int_equal(s.unsent, 0);
+  assert_int_equal(s.pushed, 10);
+  assert_true(s.splits >= 1);
+  assert_int_equal(s.replaced, 1);
+  assert_int_equal(s.rejected, 0);
+  assert_int_equal(rows(f) - before, 10);
+  assert_int_equal(count_where(f, "SELECT count(*) FROM results WHERE error_class = 'other' AND "
+                                  "error_detail LIKE '%exceeds the collector''s body limit%'"),
+                   1);
+  /* Numbered 1..10 without a gap: the replacement kept its number. */
+  assert_int_equal(count_where(f, "SELECT count(DISTINCT result_seq) FROM results WHERE agent_id ="
+                                  " 'unit' AND result_seq BETWEEN 1 AND 10 AND instance_id IN"
+                                  " (SELECT instance_id FROM results ORDER BY id DESC LIMIT 1)"),
+                   10);
+}
+
+/* An agent that never reached its collector stops; the next one on the same
+ * spool file delivers everything, once. */
+static void test_file_spool_survives_restart(void **state) {
+  fixture *f = *state;
+  char dead[64], url[64];
+  snprintf(dead, sizeof(dead), "http://127.0.0.1:1/v1/results");
+  snprintf(url, sizeof(url), "http://127.0.0.1:%u/v1/results", f->port);
+  long before = rows(f);
+  push_plan first = {.url = dead, .n = 5, .bad = -1, .deadline_ms = 300, .spool_path = f->spool,
+                     .big = -1};
+  tp_pusher_stats s = run_plan(&first);
+  assert_int_equal(s.pushed, 0);
+  assert_int_equal(s.unsent, 5);
+  push_plan second = {.url = url, .n = 2, .bad = -1, .deadline_ms = 5000, .spool_path = f->spool,
+                      .big = -1};
+  s = run_plan(&second);
+  assert_int_equal(s.unsent, 0);
+  assert_int_equal(s.pushed, 7);
+  assert_int_equal(rows(f) - before, 7);
+  /* And a third start has nothing left to send. */
+  push_plan third = {.url = url, .n = 0, .bad = -1, .deadline_ms = 500, .spool_path = f->spool,
+                     .big = -1};
+  s = run_plan(&third);
+  assert_int_equal(s.pushed, 0);
+  assert_int_equal(rows(f) - before, 7);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_all_results_arrive_once),
       cmocka_unit_test(test_invalid_identity_dropped_alone),
       cmocka_unit_test(test_invalid_facts_replaced_by_minimal_error),
       cmocka_unit_test(test_unreachable_collector_keeps_results),
+      cmocka_unit_test(test_413_splits_then_replaces),
+      cmocka_unit_test(test_file_spool_survives_restart),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }

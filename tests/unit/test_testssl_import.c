@@ -41,7 +41,7 @@ static const char ie6_xp_hello[] =
 
 /* The agent.yaml around an imported `profiles:` document. */
 static const char agent_head[] = "agent: {id: a}\n"
-                                 "collector: {url: 'http://127.0.0.1:1/v1/results'}\n"
+                                 "collector: {url: 'http://127.0.0.1:1/v1/results', insecure_plaintext: true}\n"
                                  "targets: [{name: t, host: h, port: 443}]\n";
 
 static char *write_temp(const char *prefix, const char *text, size_t len) {

@@ -1,5 +1,5 @@
-/* test_queue_proto.c - the bounded result queue (drop-oldest) and the
- * tp_result -> protobuf -> bytes -> protobuf round trip the pusher relies on. */
+/* test_result_proto.c - the tp_result -> protobuf -> bytes -> protobuf round
+ * trip the pusher relies on. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,7 +10,6 @@
 
 #include <cmocka.h>
 
-#include "queue.h"
 #include "result.h"
 #include "tp_mem.h"
 
@@ -24,30 +23,6 @@ static tp_result *make_result(const char *target, uint64_t handshake_ns) {
   r->handshake_ns = handshake_ns;
   r->started_unix_ns = 1700000000000000000LL;
   return r;
-}
-
-static void test_queue_drops_oldest(void **state) {
-  (void)state;
-  tp_queue *q = tp_queue_new(3);
-  char name[8];
-  for (int i = 0; i < 5; i++) {
-    snprintf(name, sizeof(name), "t%d", i);
-    assert_int_equal(tp_queue_push(q, make_result(name, (uint64_t)i)), i >= 3 ? 1 : 0);
-  }
-  assert_int_equal(tp_queue_length(q), 3);
-  assert_int_equal(tp_queue_dropped(q), 2);
-  tp_result *out[8];
-  assert_int_equal(tp_queue_take(q, out, 2), 2);
-  assert_string_equal(out[0]->target, "t2"); /* t0, t1 were dropped */
-  assert_string_equal(out[1]->target, "t3");
-  tp_result_free(out[0]);
-  tp_result_free(out[1]);
-  assert_int_equal(tp_queue_take(q, out, 8), 1);
-  assert_string_equal(out[0]->target, "t4");
-  tp_result_free(out[0]);
-  assert_int_equal(tp_queue_take(q, out, 8), 0);
-  tp_queue_push(q, make_result("left", 1)); /* freed by tp_queue_free */
-  tp_queue_free(q);
 }
 
 static void test_result_round_trip(void **state) {
@@ -110,7 +85,6 @@ static void test_result_round_trip(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_queue_drops_oldest),
       cmocka_unit_test(test_result_round_trip),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,312 @@
+/* test_spool.c - the agent's spool, every case against both implementations
+ * (SQLite file and memory), plus what only a file can do (survive a reopen):
+ *   - numbering from 1, strictly increasing, never reused (also after the newest
+ *     records were acked and the file reopened);
+ *   - lease -> ack deletes exactly the lease; nack keeps the same batch, a
+ *     dissolved lease is cut again; a lease persists across a reopen with its
+ *     batch number and range (a crash between lease and ack loses nothing);
+ *   - max_records and max_bytes bound a lease, but one record always fits;
+ *   - the size bound drops the oldest records outside the lease, reports each
+ *     contiguous run once (count = range size), merges consecutive drops;
+ *   - counted losses (invalid results) travel as drop reports;
+ *   - replace swaps a record's bytes under the same number;
+ *   - a second process cannot open a spool file in use. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "spool.h"
+
+#define KIB 1024
+
+typedef struct fixture {
+  char dir[64];
+  char path[128];
+  bool file; /* SQLite (true) or memory */
+  tp_spool *spool;
+} fixture;
+
+static tp_spool *open_spool(fixture *f, uint64_t max_bytes) {
+  tp_spool *s = NULL;
+  char err[512] = "";
+  if (f->file) {
+    if (tp_spool_open_sqlite(f->path, max_bytes, &s, err, sizeof(err)) != TP_E_OK)
+      fail_msg("open: %s", err);
+  } else {
+    assert_int_equal(tp_spool_open_memory(max_bytes, &s), TP_E_OK);
+  }
+  return s;
+}
+
+static int setup(fixture **out, bool file) {
+  fixture *f = calloc(1, sizeof(*f));
+  snprintf(f->dir, sizeof(f->dir), "/tmp/tp-spool.XXXXXX");
+  if (f == NULL || mkdtemp(f->dir) == NULL)
+    return -1;
+  snprintf(f->path, sizeof(f->path), "%s/agent.spool", f->dir);
+  f->file = file;
+  *out = f;
+  return 0;
+}
+
+static int setup_file(void **state) { return setup((fixture **)state, true); }
+static int setup_memory(void **state) { return setup((fixture **)state, false); }
+
+static int teardown(void **state) {
+  fixture *f = *state;
+  tp_spool_close(f->spool);
+  const char *suffixes[] = {"", "-wal", "-shm", "-journal"};
+  char path[160];
+  for (size_t i = 0; i < 4; i++) {
+    snprintf(path, sizeof(path), "%s%s", f->path, suffixes[i]);
+    unlink(path);
+  }
+  rmdir(f->dir);
+  free(f);
+  return 0;
+}
+
+/* Appends a record of `len` bytes, each byte = tag; returns its number. */
+static uint64_t put(tp_spool *s, size_t len, uint8_t tag, int64_t t) {
+  uint8_t buf[64 * KIB];
+  assert_true(len <= sizeof(buf));
+  memset(buf, tag, len);
+  uint64_t seq = 0;
+  assert_int_equal(tp_spool_append(s, buf, len, t, &seq), TP_E_OK);
+  return seq;
+}
+
+static tp_spool_lease *lease(tp_spool *s, size_t max_records, size_t max_bytes) {
+  tp_spool_lease *l = NULL;
+  assert_int_equal(tp_spool_lease_next(s, max_records, max_bytes, &l), TP_E_OK);
+  return l;
+}
+
+static void test_numbering_and_ack(void **state) {
+  fixture *f = *state;
+  f->spool = open_spool(f, TP_SPOOL_DEFAULT_MAX_BYTES);
+  for (uint64_t i = 1; i <= 5; i++)
+    assert_int_equal(put(f->spool, 10, (uint8_t)i, (int64_t)i), i);
+  tp_spool_lease *l = lease(f->spool, 3, 1 << 20);
+  assert_non_null(l);
+  assert_int_equal(l->batch_seq, 1);
+  assert_int_equal(l->n_records, 3);
+  assert_int_equal(l->records[0].seq, 1);
+  assert_int_equal(l->records[2].seq, 3);
+  assert_int_equal(l->records[2].data[0], 3);
+  assert_int_equal(l->bytes, 30);
+  /* One lease at a time. */
+  tp_spool_lease *second = NULL;
+  assert_int_equal(tp_spool_lease_next(f->spool, 3, 1 << 20, &second), TP_E_INVAL);
+  assert_int_equal(tp_spool_ack(f->spool, l), TP_E_OK);
+  tp_spool_stats st;
+  tp_spool_get_stats(f->spool, &st);
+  assert_int_equal(st.records, 2);
+  assert_int_equal(st.bytes, 20);
+  l = lease(f->spool, 10, 1 << 20);
+  assert_int_equal(l->batch_seq, 2);
+  assert_int_equal(l->n_records, 2);
+  assert_int_equal(l->records[0].seq, 4);
+  assert_int_equal(tp_spool_ack(f->spool, l), TP_E_OK);
+  assert_null(lease(f->spool, 10, 1 << 20)); /* empty: nothing to send */
+  /* Numbers continue: a new result is never mistaken for a re-send. */
+  assert_int_equal(put(f->spool, 10, 6, 6), 6);
+}
+
+static void test_nack_keeps_or_dissolves(void **state) {
+  fixture *f = *state;
+  f->spool = open_spool(f, TP_SPOOL_DEFAULT_MAX_BYTES);
+  for (int i = 0; i < 4; i++)
+    put(f->spool, 10, 1, 1);
+  tp_spool_lease *l = lease(f->spool, 4, 1 << 20);
+  assert_int_equal(l->batch_seq, 1);
+  tp_spool_nack(f->spool, l, true); /* a retry: the same batch */
+  l = lease(f->spool, 2, 1 << 20);  /* the smaller max does not cut a kept batch */
+  assert_int_equal(l->batch_seq, 1);
+  assert_int_equal(l->n_records, 4);
+  tp_spool_nack(f->spool, l, false); /* dissolved (a 413): cut anew */
+  l = lease(f->spool, 2, 1 << 20);
+  assert_int_equal(l->batch_seq, 2);
+  assert_int_equal(l->n_records, 2);
+  assert_int_equal(l->records[1].seq, 2);
+  assert_int_equal(tp_spool_ack(f->spool, l), TP_E_OK);
+}
+
+static void test_lease_bytes_bound_but_one_fits(void **state) {
+  fixture *f = *state;
+  f->spool = open_spool(f, TP_SPOOL_DEFAULT_MAX_BYTES);
+  put(f->spool, 40 * KIB, 1, 1);
+  put(f->spool, 10, 2, 2);
+  put(f->spool, 10, 3, 3);
+  tp_spool_lease *l = lease(f->spool, 100, 16 * KIB); /* the first alone is larger */
+  assert_int_equal(l->n_records, 1);
+  assert_int_equal(l->bytes, 40 * KIB);
+  assert_int_equal(tp_spool_ack(f->spool, l), TP_E_OK);
+  l = lease(f->spool, 100, 15);
+  assert_int_equal(l->n_records, 1); /* 10 + 10 > 15 */
+  assert_int_equal(tp_spool_ack(f->spool, l), TP_E_OK);
+}
+
+/* 64 KiB bound, 1 KiB records: the 65th append drops the oldest outside the
+ * lease, in one chunk, reported as one drop with its exact range. */
+static void test_full_drops_oldest_outside_lease(void **state) {
+  fixture *f = *state;
+  f->spool = open_spool(f, 64 * KIB);
+  for (int i = 1; i <= 64; i++)
+    put(f->spool, KIB, (uint8_t)i, 1000 + i);
+  tp_spool_lease *l = lease(f->spool, 2, 1 << 20); /* seqs 1, 2 in flight */
+  tp_spool_nack(f->spool, l, true);
+  assert_int_equal(put(f->spool, KIB, 65, 1065), 65);
+  tp_spool_stats st;
+  tp_spool_get_stats(f->spool, &st);
+  assert_true(st.bytes <= 64 * KIB);
+  assert_int_equal(st.dropped_full, 1); /* 64 KiB / 64 = 1 KiB chunk: one record */
+  /* The kept lease is intact and now carries no drop (it was cut before). */
+  l = lease(f->spool, 100, 1 << 20);
+  assert_int_equal(l->batch_seq, 1);
+  assert_int_equal(l->n_records, 2);
+  assert_int_equal(l->n_drops, 0);
+  assert_int_equal(tp_spool_ack(f->spool, l), TP_E_OK);
+  /* Two more appends drop seq 4 and 5: merged with seq 3's report. */
+  put(f->spool, KIB, 66, 1066);
+  put(f->spool, KIB, 67, 1067);
+  put(f->spool, KIB, 68, 1068);
+  l = lease(f->spool, 100, 1 << 20);
+  assert_int_equal(l->n_drops, 1);
+  assert_string_equal(l->drops[0].reason, TP_SPOOL_DROP_FULL);
+  assert_int_equal(l->drops[0].first_seq, 3);
+  assert_true(l->drops[0].last_seq >= 3);
+  assert_int_equal(l->drops[0].count, l->drops[0].last_seq - l->drops[0].first_seq + 1);
+  assert_int_equal(l->drops[0].first_unix_ns, 1003);
+  assert_int_equal(l->records[0].seq, l->drops[0].last_seq + 1); /* no gap unexplained */
+  assert_int_equal(tp_spool_ack(f->spool, l), TP_E_OK);
+  tp_spool_get_stats(f->spool, &st);
+  assert_int_equal(st.records, 0);
+}
+
+static void test_counted_drops_are_reported(void **state) {
+  fixture *f = *state;
+  f->spool = open_spool(f, TP_SPOOL_DEFAULT_MAX_BYTES);
+  tp_spool_count_drop(f->spool, TP_SPOOL_DROP_INVALID, 500);
+  tp_spool_count_drop(f->spool, TP_SPOOL_DROP_INVALID, 700);
+  tp_spool_lease *l = lease(f->spool, 10, 1 << 20);
+  assert_non_null(l); /* a lease of drops only */
+  assert_int_equal(l->n_records, 0);
+  assert_int_equal(l->n_drops, 1);
+  assert_int_equal(l->drops[0].count, 2);
+  assert_int_equal(l->drops[0].first_seq, 0);
+  assert_int_equal(l->drops[0].first_unix_ns, 500);
+  assert_int_equal(l->drops[0].last_unix_ns, 700);
+  assert_int_equal(l->drops[0].drop_id, 1);
+  assert_int_equal(tp_spool_ack(f->spool, l), TP_E_OK);
+  assert_null(lease(f->spool, 10, 1 << 20));
+}
+
+static void test_replace_keeps_number(void **state) {
+  fixture *f = *state;
+  f->spool = open_spool(f, TP_SPOOL_DEFAULT_MAX_BYTES);
+  put(f->spool, 100, 1, 1);
+  uint8_t small[3] = {9, 9, 9};
+  assert_int_equal(tp_spool_replace(f->spool, 1, small, sizeof(small)), TP_E_OK);
+  assert_int_equal(tp_spool_replace(f->spool, 77, small, sizeof(small)), TP_E_NOTFOUND);
+  tp_spool_stats st;
+  tp_spool_get_stats(f->spool, &st);
+  assert_int_equal(st.bytes, 3);
+  tp_spool_lease *l = lease(f->spool, 10, 1 << 20);
+  assert_int_equal(l->records[0].seq, 1);
+  assert_int_equal(l->records[0].len, 3);
+  assert_int_equal(l->records[0].data[0], 9);
+  assert_int_equal(tp_spool_ack(f->spool, l), TP_E_OK);
+}
+
+/* ---- file only ---------------------------------------------------------------- */
+
+static void test_reopen_keeps_everything(void **state) {
+  fixture *f = *state;
+  f->spool = open_spool(f, TP_SPOOL_DEFAULT_MAX_BYTES);
+  uint64_t id = tp_spool_id(f->spool);
+  for (int i = 1; i <= 5; i++)
+    put(f->spool, 10, (uint8_t)i, i);
+  tp_spool_count_drop(f->spool, TP_SPOOL_DROP_INVALID, 9);
+  tp_spool_lease *l = lease(f->spool, 2, 1 << 20);
+  assert_int_equal(l->batch_seq, 1);
+  tp_spool_lease_free(l); /* a crash: neither ack nor nack */
+  tp_spool_close(f->spool);
+  f->spool = open_spool(f, TP_SPOOL_DEFAULT_MAX_BYTES);
+  assert_int_equal(tp_spool_id(f->spool), id);
+  tp_spool_stats st;
+  tp_spool_get_stats(f->spool, &st);
+  assert_int_equal(st.records, 5);
+  assert_int_equal(st.bytes, 50);
+  /* The same batch, exactly: number, range, drop report. */
+  l = lease(f->spool, 100, 1 << 20);
+  assert_int_equal(l->batch_seq, 1);
+  assert_int_equal(l->n_records, 2);
+  assert_int_equal(l->records[1].seq, 2);
+  assert_int_equal(l->n_drops, 1);
+  assert_int_equal(tp_spool_ack(f->spool, l), TP_E_OK);
+  l = lease(f->spool, 100, 1 << 20);
+  assert_int_equal(l->batch_seq, 2);
+  assert_int_equal(l->n_records, 3);
+  assert_int_equal(tp_spool_ack(f->spool, l), TP_E_OK);
+  /* Everything acked, reopened: the numbers still continue. */
+  tp_spool_close(f->spool);
+  f->spool = open_spool(f, TP_SPOOL_DEFAULT_MAX_BYTES);
+  assert_int_equal(put(f->spool, 10, 6, 6), 6);
+  l = lease(f->spool, 100, 1 << 20);
+  assert_int_equal(l->batch_seq, 3);
+  tp_spool_nack(f->spool, l, true);
+}
+
+static void test_file_in_use_is_refused(void **state) {
+  fixture *f = *state;
+  f->spool = open_spool(f, TP_SPOOL_DEFAULT_MAX_BYTES);
+  put(f->spool, 10, 1, 1);
+  tp_spool *other = NULL;
+  char err[512] = "";
+  assert_int_equal(tp_spool_open_sqlite(f->path, TP_SPOOL_DEFAULT_MAX_BYTES, &other, err,
+                                        sizeof(err)),
+                   TP_E_IO);
+  assert_null(other);
+  assert_non_null(strstr(err, "in use"));
+}
+
+static void test_not_a_spool_is_refused(void **state) {
+  fixture *f = *state;
+  FILE *fp = fopen(f->path, "w");
+  assert_non_null(fp);
+  fputs("definitely not sqlite, but long enough to have a header.......................", fp);
+  fclose(fp);
+  tp_spool *s = NULL;
+  char err[512] = "";
+  assert_int_equal(tp_spool_open_sqlite(f->path, TP_SPOOL_DEFAULT_MAX_BYTES, &s, err, sizeof(err)),
+                   TP_E_IO);
+  assert_null(s);
+  assert_non_null(strstr(err, f->path));
+}
+
+#define BOTH(fn)                                                                                 \
+  cmocka_unit_test_setup_teardown(fn, setup_file, teardown),                                   \
+      cmocka_unit_test_setup_teardown(fn, setup_memory, teardown)
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      BOTH(test_numbering_and_ack),
+      BOTH(test_nack_keeps_or_dissolves),
+      BOTH(test_lease_bytes_bound_but_one_fits),
+      BOTH(test_full_drops_oldest_outside_lease),
+      BOTH(test_counted_drops_are_reported),
+      BOTH(test_replace_keeps_number),
+      cmocka_unit_test_setup_teardown(test_reopen_keeps_everything, setup_file, teardown),
+      cmocka_unit_test_setup_teardown(test_file_in_use_is_refused, setup_file, teardown),
+      cmocka_unit_test_setup_teardown(test_not_a_spool_is_refused, setup_file, teardown),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
