@@ -239,6 +239,8 @@ tp_err tp_report_build(tp_store *store, const tp_report_query *query, tp_report 
     series_warnings(r, i);
   if (rc == TP_E_OK && query->with_facts)
     rc = load_facts(store, r, since, err, errlen);
+  if (rc == TP_E_OK)
+    rc = tp__report_delivery(store, r, since, err, errlen);
   free(a.latencies);
   if (rc != TP_E_OK) {
     tp_report_free(r);
@@ -276,6 +278,7 @@ void tp_report_free(tp_report *report) {
   for (size_t i = 0; i < report->n_warnings; i++)
     free(report->warnings[i].text);
   free(report->warnings);
+  tp__report_delivery_free(report);
   free(report->series);
   free(report);
 }

@@ -77,12 +77,35 @@ typedef struct tp_report_series {
   tp_store_facts facts;                       /* latest result's facts, owned by the report */
 } tp_report_series;
 
+/* An agent whose newest delivery is older than this is reported SILENT (CRIT). */
+#define TP_REPORT_DEFAULT_SILENT_AFTER_MS (5 * 60 * 1000)
+/* Agents not heard from for longer than this (and the window) are gone, not listed. */
+#define TP_REPORT_FORGET_AGENT_MS (24 * 3600 * 1000)
+
+/* Delivery per agent (all its spools): what arrived, what it reported lost, what is
+ * missing (numbered but neither received nor reported lost: lost without a trace,
+ * or still on its way), and whether it went silent. */
+typedef struct tp_report_agent {
+  char *agent_id; /* owned */
+  uint64_t spools;
+  uint64_t results;          /* stored, all time */
+  uint64_t lost_total;       /* reported lost, all time */
+  uint64_t lost_in_window;   /* reported lost, produced within the window */
+  uint64_t lost_full, lost_error, lost_invalid; /* lost_in_window by reason */
+  int64_t lost_first_unix_ns, lost_last_unix_ns; /* when those were produced */
+  uint64_t missing;
+  int64_t last_received_unix_ns;
+  int64_t last_started_unix_ns;
+  bool silent;
+} tp_report_agent;
+
 typedef struct tp_report_query {
   int64_t now_unix_ns;    /* window end */
   uint64_t window_ms;     /* window length */
   const char *since_text; /* as the user typed it, for the text header ("1h") */
   const char *target;     /* NULL = all targets */
   bool with_facts;        /* also load each series' latest result (--target) */
+  uint64_t silent_after_ms; /* 0 = TP_REPORT_DEFAULT_SILENT_AFTER_MS */
 } tp_report_query;
 
 typedef struct tp_report tp_report;
@@ -91,7 +114,7 @@ typedef enum { TP_REPORT_WARN, TP_REPORT_CRIT } tp_report_level;
 
 /* One crossed threshold: "certificate expires in 12 days (threshold 14)". */
 typedef struct tp_report_warning {
-  size_t series; /* index for tp_report_series_at */
+  size_t series; /* index for tp_report_series_at (tp_report_agent_at for agent warnings) */
   tp_report_level level;
   char *text; /* owned by the report */
 } tp_report_warning;
@@ -106,6 +129,11 @@ uint64_t tp_report_total_probes(const tp_report *report);
  * divergence, HRR, resumption, early-data policy. */
 size_t tp_report_warning_count(const tp_report *report);
 const tp_report_warning *tp_report_warning_at(const tp_report *report, size_t i);
+/* Agents in agent_id order, and their WARN/CRIT lines ("agent eu-1: silent for 12m"). */
+size_t tp_report_agent_count(const tp_report *report);
+const tp_report_agent *tp_report_agent_at(const tp_report *report, size_t i);
+size_t tp_report_agent_warning_count(const tp_report *report);
+const tp_report_warning *tp_report_agent_warning_at(const tp_report *report, size_t i);
 void tp_report_free(tp_report *report);
 
 /* Formatting (report_format.c). TP_E_IO if writing fails. */

@@ -198,6 +198,8 @@ tp_err tp_report_write_text(const tp_report *r, FILE *out) {
   if (rc == TP_E_OK)
     rc = append_warnings(r, &buf);
   if (rc == TP_E_OK)
+    rc = tp__report_delivery_text(r, &buf);
+  if (rc == TP_E_OK)
     rc = flush(&buf, out);
   tp_buf_free(&buf);
   return rc;
@@ -430,7 +432,11 @@ tp_err tp_report_write_json(const tp_report *r, FILE *out) {
       rc = json_series(&buf, &r->series[i]);
   }
   if (rc == TP_E_OK)
-    rc = tp_json_raw(&buf, "]}\n");
+    rc = tp_json_raw(&buf, "]");
+  if (rc == TP_E_OK)
+    rc = tp__report_delivery_json(r, &buf);
+  if (rc == TP_E_OK)
+    rc = tp_json_raw(&buf, "}\n");
   if (rc == TP_E_OK)
     rc = flush(&buf, out);
   tp_buf_free(&buf);

@@ -3,6 +3,7 @@
 #ifndef TP_REPORT_IMPL_H
 #define TP_REPORT_IMPL_H
 #include "report.h"
+#include "tp_buf.h"
 
 struct tp_report {
   tp_report_query query; /* strings not owned: the caller's argv */
@@ -13,7 +14,20 @@ struct tp_report {
   tp_report_warning *warnings;
   size_t n_warnings;
   size_t alloc_warnings;
+  tp_report_agent *agents;
+  size_t n_agents;
+  tp_report_warning *agent_warnings;
+  size_t n_agent_warnings;
 };
+
+/* report_delivery.c: fills agents and agent_warnings from the store's delivery
+ * counters and drop reports. */
+tp_err tp__report_delivery(tp_store *store, tp_report *r, int64_t since_unix_ns, char *err,
+                           size_t errlen);
+void tp__report_delivery_free(tp_report *r);
+/* Text and JSON sections (report_format.c calls them). */
+tp_err tp__report_delivery_text(const tp_report *r, tp_buf *buf);
+tp_err tp__report_delivery_json(const tp_report *r, tp_buf *buf);
 
 /* Untrusted stored text made safe for a terminal line (report_format.c), in the
  * style of redis's sdscatrepr: '\\' and '"' are backslash-escaped, control

@@ -175,7 +175,7 @@ expect_eq "report exits 0" 0 "$rc"
 expect_match "report header" '^tlsprobe report: window 1h ending [0-9T:-]+Z, 1 series, 1 probes' "$out"
 expect_match "report row" 'web +modern +local +1 +1 +100\.00 +2\.50 +2\.50 +2\.50 +-' "$out"
 expect_match "report flags the stale OCSP staple" \
-  $'\nWARN web/modern/local: OCSP staple is 25\\.0 h old \\(threshold 24 h\\)$' "$out"
+  $'\nWARN web/modern/local: OCSP staple is 25\\.0 h old \\(threshold 24 h\\)\n' "$out"
 out=$("$TP_COLLECTOR" report --db "$DB" --format json --target web 2>&1) || true
 expect_match "json report" '"target":"web","profile":"modern","region":"local","probes":1,"successes":1' "$out"
 expect_match "json report facts with --target" '"chain":\[\]' "$out"

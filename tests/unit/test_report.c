@@ -228,7 +228,10 @@ static void test_text_format(void **state) {
       "connection_refused:2\n"
       "b       modern   eu           1   1    100.00    5.00    5.00    5.00  -\n"
       "WARN a/modern/eu: success rate 80.00% (threshold 99.9%)\n"
-      "WARN a/modern/us: success rate 0.00% (threshold 99.9%)\n";
+      "WARN a/modern/us: success rate 0.00% (threshold 99.9%)\n"
+      "delivery: 1 agents, 0 results reported lost in the window, 0 missing\n"
+      "AGENT                    LAST DELIVERY           STORED      LOST   MISSING  STATUS\n"
+      "agent-r                  2023-11-14T22:13:20Z        15         0         0  ok\n";
   assert_string_equal(text, expected);
   free(text);
   tp_report_free(rep);
@@ -262,7 +265,12 @@ static void test_json_format(void **state) {
                                "\"resumption_rate\":null,\"early_data_accept_rate\":null,"
                                "\"min_days_to_expiry\":null,\"ocsp_max_age_seconds\":null,"
                                "\"divergence_example\":null,"
-                               "\"early_data_policy_violations\":0}]}\n"));
+                               "\"early_data_policy_violations\":0}],"
+                               "\"agents\":[{\"agent_id\":\"agent-r\",\"spools\":1,"
+                               "\"results\":15,\"lost_total\":0,\"lost_in_window\":0,"
+                               "\"lost_spool_full\":0,\"lost_spool_error\":0,"
+                               "\"lost_invalid_result\":0,\"missing\":0,"
+                               "\"last_delivery_unix\":1700000000,\"silent\":false}]}\n"));
   assert_null(strstr(json, "tls_version")); /* facts only with --target */
   free(json);
   tp_report_free(rep);
@@ -424,8 +432,23 @@ static tp_err fake_latest(tp_store *store, const char *target, const char *profi
   return TP_E_NOTFOUND;
 }
 
-static const tp_store_ops fake_ops = {
-    .name = "fake", .scan = fake_scan, .latest = fake_latest};
+static tp_err fake_spools(tp_store *store, tp_store_spool_fn fn, void *ctx, char *err,
+                          size_t errlen) {
+  (void)store, (void)fn, (void)ctx, (void)err, (void)errlen;
+  return TP_E_OK;
+}
+
+static tp_err fake_drops(tp_store *store, int64_t since_unix_ns, tp_store_drop_fn fn, void *ctx,
+                         char *err, size_t errlen) {
+  (void)store, (void)since_unix_ns, (void)fn, (void)ctx, (void)err, (void)errlen;
+  return TP_E_OK;
+}
+
+static const tp_store_ops fake_ops = {.name = "fake",
+                                      .scan = fake_scan,
+                                      .latest = fake_latest,
+                                      .scan_spools = fake_spools,
+                                      .scan_drops = fake_drops};
 
 /* A successful plain handshake of series t/p (no region), 1 minute old. */
 static tp_store_row ok_row(const char *target) {
@@ -979,7 +1002,10 @@ static void test_emulation_and_early_data_end_to_end(void **state) {
       " offers (counted apart from OK); latest: \"cipher TLS_RSA_AES_128_CBC_SHA1 not offered"
       " by the real client\"\n"
       "CRIT shop/modern/eu: 1 non-safe request (POST/PUT/DELETE) accepted as 0-RTT early data"
-      " and processed instead of refused with 425 Too Early: replayable\n");
+      " and processed instead of refused with 425 Too Early: replayable\n"
+      "delivery: 1 agents, 0 results reported lost in the window, 0 missing\n"
+      "AGENT                    LAST DELIVERY           STORED      LOST   MISSING  STATUS\n"
+      "agent-r                  2023-11-14T22:13:20Z         7         0         0  ok\n");
   free(text);
   tp_report_free(rep);
 
@@ -1008,7 +1034,7 @@ static void test_empty_window(void **state) {
   free(text);
   char *json = render(rep, true);
   assert_string_equal(json, "{\"window_seconds\":3600,\"generated_unix\":1700000000,"
-                            "\"series\":[]}\n");
+                            "\"series\":[],\"agents\":[]}\n");
   free(json);
   tp_report_free(rep);
 }
@@ -1027,6 +1053,88 @@ static void test_readonly_store(void **state) {
   tp_store_close(ro);
 }
 
+/* Sends one batch of agent `agent`, spool 5: results numbered `seqs` and drop
+ * reports `drops`, received at `received_ns`. */
+static void ingest_delivery(fixture *f, const char *agent, const uint64_t *seqs, size_t n,
+                            Tlsprobe__V1__DropReport **drops, size_t n_drops,
+                            int64_t received_ns) {
+  Tlsprobe__V1__ProbeResult r[8];
+  Tlsprobe__V1__ProbeResult *rp[8];
+  assert_true(n <= 8);
+  for (size_t i = 0; i < n; i++) {
+    r[i] = make_result("d", "modern", "eu", TLSPROBE__V1__ERROR_CLASS__ERROR_CLASS_OK, 1, 0, 0);
+    r[i].started_unix_ns = received_ns - MINUTE_NS;
+    r[i].result_seq = seqs[i];
+    rp[i] = &r[i];
+  }
+  Tlsprobe__V1__ResultBatch b = TLSPROBE__V1__RESULT_BATCH__INIT;
+  b.agent_id = (char *)agent;
+  b.instance_id = 5;
+  b.batch_seq = ++f->next_seq;
+  b.results = rp;
+  b.n_results = n;
+  b.drops = drops;
+  b.n_drops = n_drops;
+  size_t len = tlsprobe__v1__result_batch__get_packed_size(&b);
+  uint8_t *buf = malloc(len);
+  assert_non_null(buf);
+  assert_int_equal(tlsprobe__v1__result_batch__pack(&b, buf), len);
+  tp_ingest_reply reply;
+  if (tp_ingest_batch(f->store, buf, len, received_ns, &reply) != TP_E_OK)
+    fail_msg("ingest: %s", reply.reason);
+  tp_ingest_reply_clear(&reply);
+  free(buf);
+}
+
+/* Loss and silence reach the report: an agent that reported 3 results lost and
+ * has 2 numbers unaccounted for, and one that stopped delivering an hour ago. A
+ * re-sent batch changes nothing. */
+static void test_delivery_loss_and_silence(void **state) {
+  fixture *f = *state;
+  const uint64_t first[] = {1, 2}, last[] = {8}, old[] = {1};
+  Tlsprobe__V1__DropReport d = TLSPROBE__V1__DROP_REPORT__INIT;
+  Tlsprobe__V1__DropReport *dp = &d;
+  d.drop_id = 1;
+  d.count = 3;
+  d.reason = "spool_full";
+  d.first_seq = 3;
+  d.last_seq = 5;
+  d.first_unix_ns = NOW_NS - 10 * MINUTE_NS;
+  d.last_unix_ns = NOW_NS - 9 * MINUTE_NS;
+  ingest_delivery(f, "lossy", first, 2, NULL, 0, NOW_NS - 2 * MINUTE_NS);
+  ingest_delivery(f, "lossy", NULL, 0, &dp, 1, NOW_NS - MINUTE_NS);
+  ingest_delivery(f, "lossy", NULL, 0, &dp, 1, NOW_NS - MINUTE_NS); /* a re-send */
+  ingest_delivery(f, "lossy", last, 1, NULL, 0, NOW_NS);
+  ingest_delivery(f, "quiet", old, 1, NULL, 0, NOW_NS - 60 * MINUTE_NS);
+  tp_report *rep = build(f, 3 * 3600 * 1000, NULL, false);
+  assert_int_equal(tp_report_agent_count(rep), 2);
+  const tp_report_agent *lossy = tp_report_agent_at(rep, 0);
+  const tp_report_agent *quiet = tp_report_agent_at(rep, 1);
+  assert_string_equal(lossy->agent_id, "lossy");
+  assert_int_equal(lossy->results, 3);
+  assert_int_equal(lossy->lost_in_window, 3);
+  assert_int_equal(lossy->lost_full, 3);
+  assert_int_equal(lossy->lost_total, 3);
+  assert_int_equal(lossy->missing, 2); /* 6 and 7 */
+  assert_false(lossy->silent);
+  assert_string_equal(quiet->agent_id, "quiet");
+  assert_true(quiet->silent);
+  char *text = render(rep, false);
+  assert_non_null(strstr(text, "delivery: 2 agents, 3 results reported lost in the window, 2 missing"));
+  assert_non_null(strstr(text, "CRIT agent quiet: silent for 1h (last delivery 2023-11-14T21:13:20Z)"));
+  assert_non_null(strstr(text, "WARN agent lossy: 3 results lost in the window (spool_full 3,"
+                               " spool_error 0, invalid_result 0), produced"
+                               " 2023-11-14T22:03:20Z..2023-11-14T22:04:20Z"));
+  assert_non_null(strstr(text, "WARN agent lossy: 2 numbered results neither received"));
+  free(text);
+  tp_report_free(rep);
+  /* A window after the loss: the drop is outside it, the gap is still there. */
+  rep = build(f, 5 * 60 * 1000, NULL, false);
+  assert_int_equal(tp_report_agent_at(rep, 0)->lost_in_window, 0);
+  assert_int_equal(tp_report_agent_at(rep, 0)->missing, 2);
+  tp_report_free(rep);
+}
+
 int main(void) {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
   const struct CMUnitTest tests[] = {
@@ -1038,6 +1146,7 @@ int main(void) {
       T(test_empty_window),
       T(test_readonly_store),
       T(test_emulation_and_early_data_end_to_end),
+      T(test_delivery_loss_and_silence),
       cmocka_unit_test(test_rates_no_rows),
       cmocka_unit_test(test_rates_one_row),
       cmocka_unit_test(test_top_error_categories),
