@@ -3,13 +3,38 @@
  *   listen: 127.0.0.1:8470      # numeric address:port, [v6]:port; port 0..65535, 0 = any free port
  *   database: ./tlsprobe.db     # SQLite file (1..4096 bytes) in an existing directory,
  *                               # created and migrated on start
- *   max_body_bytes: 4194304     # optional, 1024..268435456, default 4 MiB; larger bodies get 413
+ *   max_body_bytes: 4194304     # optional, 1024..67108864, default 4 MiB; larger bodies get 413
  *   log_level: info             # optional: debug, info, warn, error
+ *   tls:                        # HTTPS (TLS 1.2+, AEAD suites); required unless
+ *     cert_file: server.pem     #   insecure_plaintext: true. PEM chain, leaf first
+ *     key_file: server.key      #   PEM private key, unencrypted; warned about if group/other-readable
+ *     client_ca_file: ca.pem    #   optional: agents may authenticate with a certificate from this CA
+ *     client_crl_file: ca.crl   #   optional, with client_ca_file: revoked agent certificates
+ *   insecure_plaintext: false   # true = plain HTTP without tls: (tests, a local demo)
+ *   auth:
+ *     tokens_file: tokens.yaml  # bearer-token hashes (tlsprobe-collector agents add|list|revoke)
+ *     allow_unauthenticated: false  # true = a request without credentials may push as anyone
+ *   max_result_age: 7d          # results/drops started longer ago are refused (1h..3650d)
+ *   max_clock_skew: 5m          # ... or further in the future than this (0s..1d)
+ *   limits:
+ *     max_connections: 256      # 1..4096
+ *     max_connections_per_ip: 32  # 1..max_connections
+ *     connection_timeout: 10s   # idle connection closed after (1s..10m, whole seconds)
+ *     header_timeout: 10s       # request head complete within (1s..10m) of connect / last reply
+ *     request_timeout: 60s      # whole request within (header_timeout..1h)
+ *     max_buffered_bytes: 67108864  # request bodies held at once, all connections (max_body_bytes..4 GiB)
+ *     agent_requests_per_second: 100 # per agent (or per address when unauthenticated), 1..100000
+ *     agent_burst: 200          # requests above the rate an agent may send at once, 1..1000000
  *
- * Unknown keys are errors. Every error message is "file:line:col: what is wrong". */
+ * Unknown keys are errors. Every error message is "file:line:col: what is wrong".
+ * At least one way in must be configured: tokens, client certificates, or an explicit
+ * allow_unauthenticated. The loader checks that files exist; reading them (and the
+ * permission warnings) is for the components that use them. */
 #ifndef TP_COLLECTOR_CONFIG_H
 #define TP_COLLECTOR_CONFIG_H
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "listen_addr.h"
 #include "tp_error.h"
@@ -21,8 +46,47 @@
 #define TP_COLLECTOR_MIN_MAX_BODY ((size_t)1024)
 /* database: a path of at most this many bytes (PATH_MAX on Linux). */
 #define TP_COLLECTOR_MAX_DB_PATH 4096
-/* Upper bound for max_body_bytes: a batch is decoded in memory in one piece. */
-#define TP_COLLECTOR_MAX_MAX_BODY ((size_t)256 * 1024 * 1024)
+/* Upper bound for max_body_bytes. A batch is buffered and decoded in one piece and its
+ * decode may take up to 8x its size (ingest.c), so a 64 MiB body can cost ~600 MiB at
+ * peak; 10,000 results (the batch limit) of a few KiB each fit in far less. */
+#define TP_COLLECTOR_MAX_MAX_BODY ((size_t)64 * 1024 * 1024)
+/* Any file the config names: at most this long a path. */
+#define TP_COLLECTOR_MAX_PATH 4096
+
+/* HTTPS listener; all paths NULL when plaintext. */
+typedef struct tp_collector_tls {
+  char *cert_file;       /* owned */
+  char *key_file;        /* owned */
+  char *client_ca_file;  /* owned; NULL = no client certificates */
+  char *client_crl_file; /* owned; NULL = no CRL */
+} tp_collector_tls;
+
+typedef struct tp_collector_auth {
+  char *tokens_file; /* owned; NULL = no bearer tokens */
+  bool allow_unauthenticated;
+} tp_collector_auth;
+
+typedef struct tp_collector_limits {
+  unsigned max_connections;
+  unsigned max_connections_per_ip;
+  unsigned connection_timeout_s;
+  uint64_t header_timeout_ms;
+  uint64_t request_timeout_ms;
+  uint64_t max_buffered_bytes;
+  unsigned agent_rate;  /* requests per second */
+  unsigned agent_burst; /* bucket size */
+} tp_collector_limits;
+
+#define TP_COLLECTOR_DEFAULT_MAX_CONNECTIONS 256
+#define TP_COLLECTOR_DEFAULT_MAX_PER_IP 32
+#define TP_COLLECTOR_DEFAULT_CONNECTION_TIMEOUT_S 10
+#define TP_COLLECTOR_DEFAULT_HEADER_TIMEOUT_MS 10000
+#define TP_COLLECTOR_DEFAULT_REQUEST_TIMEOUT_MS 60000
+#define TP_COLLECTOR_DEFAULT_MAX_BUFFERED ((uint64_t)64 * 1024 * 1024)
+#define TP_COLLECTOR_DEFAULT_AGENT_RATE 100
+#define TP_COLLECTOR_DEFAULT_AGENT_BURST 200
+#define TP_COLLECTOR_DEFAULT_MAX_AGE_MS ((uint64_t)7 * 24 * 3600 * 1000)
+#define TP_COLLECTOR_DEFAULT_MAX_SKEW_MS ((uint64_t)5 * 60 * 1000)
 
 /* Validated configuration; fields are read-only for users. */
 typedef struct tp_collector_config {
@@ -30,6 +94,12 @@ typedef struct tp_collector_config {
   char *database; /* owned */
   size_t max_body_bytes;
   tp_log_level log_level;
+  bool insecure_plaintext; /* true only when set explicitly and tls is absent */
+  tp_collector_tls tls;
+  tp_collector_auth auth;
+  uint64_t max_result_age_ms;
+  uint64_t max_clock_skew_ms;
+  tp_collector_limits limits;
 } tp_collector_config;
 
 /* Loads and validates `path`. On success *out is a new config (free with

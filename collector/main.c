@@ -1,22 +1,27 @@
 /* main.c - tlsprobe-collector: parses the command line and wires the components.
  *
  *   tlsprobe-collector serve --config collector.yaml [--check]
+ *   tlsprobe-collector agents add|list|revoke ... --config collector.yaml
  *   tlsprobe-collector report --db PATH [--since 1h] [--target NAME] [--format text|json]
  *
  * Exit codes: 0 success, 1 runtime failure (database, port in use...), 2 usage or
- * configuration error. Signals: SIGINT/SIGTERM are blocked before any thread starts
- * (so MHD's thread inherits the mask) and taken synchronously with sigwait -- no
- * signal handler, no global flag. */
+ * configuration error. Signals: SIGINT/SIGTERM/SIGHUP are blocked before any thread
+ * starts (so MHD's threads inherit the mask) and taken synchronously with sigwait -- no
+ * signal handler, no global flag. SIGHUP re-reads the TLS certificate, key, client CA
+ * and the tokens file; it never stops the collector. */
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
+#include "agents_cli.h"
+#include "auth.h"
 #include "config.h"
 #include "http_server.h"
 #include "report.h"
 #include "store.h"
+#include "tls_server.h"
 #include "tp_duration.h"
 #include "tp_log.h"
 
@@ -27,7 +32,12 @@ static void usage(FILE *out) {
   fputs("usage:\n"
         "  tlsprobe-collector serve --config FILE [--check]\n"
         "      receive result batches (POST /v1/results) and store them in SQLite;\n"
-        "      --check validates the configuration and exits\n"
+        "      --check validates the configuration (and loads its certificates and\n"
+        "      tokens) and exits. SIGHUP reloads certificate, key, client CA and tokens.\n"
+        "  tlsprobe-collector agents add NAME --config FILE\n"
+        "  tlsprobe-collector agents list --config FILE\n"
+        "  tlsprobe-collector agents revoke NAME [--token TOKEN_ID] --config FILE\n"
+        "      mint (printed once), list and revoke agents' bearer tokens\n"
         "  tlsprobe-collector report --db FILE [--since DURATION] [--target NAME]\n"
         "                            [--format text|json]\n"
         "      per target/profile/region: probes, success rate, p50/p90/p99 handshake\n"
@@ -42,41 +52,170 @@ static void usage(FILE *out) {
 
 /* ---- serve ------------------------------------------------------------------- */
 
-/* --check: the same loader serve uses, then stop (exit 0 or 2). */
+/* The credentials the config names, loaded (so --check proves they load). */
+typedef struct serve_parts {
+  tp_tls_server *tls;
+  tp_auth *auth;
+} serve_parts;
+
+static tp_err load_parts(const tp_collector_config *cfg, const tp_log *log, serve_parts *p,
+                         char *err, size_t errlen) {
+  *p = (serve_parts){0};
+  if (cfg->tls.cert_file != NULL) {
+    tp_tls_files files = {.cert_file = cfg->tls.cert_file,
+                          .key_file = cfg->tls.key_file,
+                          .client_ca_file = cfg->tls.client_ca_file,
+                          .client_crl_file = cfg->tls.client_crl_file};
+    tp_err rc = tp_tls_server_new(&files, log, &p->tls, err, errlen);
+    if (rc != TP_E_OK)
+      return rc;
+  }
+  tp_err rc =
+      tp_auth_new(cfg->auth.tokens_file, cfg->auth.allow_unauthenticated, log, &p->auth, err, errlen);
+  if (rc != TP_E_OK) {
+    tp_tls_server_free(p->tls);
+    p->tls = NULL;
+  }
+  return rc;
+}
+
+static void free_parts(serve_parts *p) {
+  tp_auth_free(p->auth);
+  tp_tls_server_free(p->tls);
+  *p = (serve_parts){0};
+}
+
+/* One line on how agents get in; never a secret. */
+static void describe_access(const tp_collector_config *cfg, serve_parts *p, char *out,
+                            size_t len) {
+  char subject[200] = "";
+  if (p->tls != NULL)
+    tp_tls_server_describe(p->tls, subject, sizeof(subject));
+  snprintf(out, len,
+           "tls=%s certificate=\"%s\" client_ca=%s tokens=%zu unauthenticated=%s",
+           p->tls ? "on" : "off (insecure_plaintext)", subject,
+           cfg->tls.client_ca_file ? cfg->tls.client_ca_file : "-", tp_auth_token_count(p->auth),
+           cfg->auth.allow_unauthenticated ? "allowed" : "refused");
+}
+
+/* --check: the same loaders serve uses, then stop (exit 0 or 2). */
 static int check_config(const char *config_path) {
-  char err[1024];
+  char err[1024], access[600];
   tp_collector_config *cfg = NULL;
+  serve_parts parts;
+  tp_log log = {.min_level = TP_LOG_WARN, .component = "collector"};
   if (tp_collector_config_load(config_path, &cfg, err, sizeof(err)) != TP_E_OK) {
     fprintf(stderr, "%s\n", err);
     return EXIT_USAGE;
   }
-  printf("%s: configuration OK (listen %s:%u, database %s, max_body_bytes %zu)\n", config_path,
-         cfg->listen.host, cfg->listen.port, cfg->database, cfg->max_body_bytes);
+  if (load_parts(cfg, &log, &parts, err, sizeof(err)) != TP_E_OK) {
+    fprintf(stderr, "%s: %s\n", config_path, err);
+    tp_collector_config_free(cfg);
+    return EXIT_USAGE;
+  }
+  describe_access(cfg, &parts, access, sizeof(access));
+  printf("%s: configuration OK (listen %s:%u, database %s, max_body_bytes %zu; %s)\n", config_path,
+         cfg->listen.host, cfg->listen.port, cfg->database, cfg->max_body_bytes, access);
+  free_parts(&parts);
   tp_collector_config_free(cfg);
   return 0;
 }
 
+static tp_http_options http_options(const tp_collector_config *cfg, const serve_parts *p) {
+  const tp_collector_limits *l = &cfg->limits;
+  return (tp_http_options){
+      .listen = &cfg->listen,
+      .max_body_bytes = cfg->max_body_bytes,
+      .connection_limit = l->max_connections,
+      .per_ip_limit = l->max_connections_per_ip,
+      .connection_timeout_s = l->connection_timeout_s,
+      .header_timeout_ms = l->header_timeout_ms,
+      .request_timeout_ms = l->request_timeout_ms,
+      .max_buffered_bytes = l->max_buffered_bytes,
+      .agent_rate = l->agent_rate,
+      .agent_burst = l->agent_burst,
+      .max_result_age_ms = cfg->max_result_age_ms,
+      .max_clock_skew_ms = cfg->max_clock_skew_ms,
+      .tls = p->tls,
+      .auth = p->auth,
+  };
+}
+
+/* SIGHUP: everything is re-read first and swapped only if it all loaded, per part. */
+static void reload(serve_parts *p, const tp_log *log) {
+  char err[1024], subject[200] = "";
+  bool ok = true;
+  if (p->tls != NULL && tp_tls_server_reload(p->tls, err, sizeof(err)) != TP_E_OK) {
+    tp_log_error(log, "reload failed: keeping the TLS credentials in force", "error=\"%s\"", err);
+    ok = false;
+  }
+  if (tp_auth_reload(p->auth, err, sizeof(err)) != TP_E_OK) {
+    tp_log_error(log, "reload failed: keeping the tokens in force", "error=\"%s\"", err);
+    ok = false;
+  }
+  if (p->tls != NULL)
+    tp_tls_server_describe(p->tls, subject, sizeof(subject));
+  tp_log_info(log, ok ? "reloaded" : "reloaded partly", "certificate=\"%s\" tokens=%zu", subject,
+              tp_auth_token_count(p->auth));
+}
+
+/* Runs until SIGINT/SIGTERM; 0, or EXIT_RUNTIME if signals cannot be waited for. */
+static int wait_for_stop(const sigset_t *signals, serve_parts *p, const tp_log *log) {
+  for (;;) {
+    int sig = 0;
+    if (sigwait(signals, &sig) != 0) {
+      tp_log_error(log, "sigwait failed", "%s", "");
+      return EXIT_RUNTIME;
+    }
+    if (sig == SIGHUP) {
+      reload(p, log);
+      continue;
+    }
+    tp_log_info(log, "stopping", "signal=%s", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    return 0;
+  }
+}
+
 static int serve(const char *config_path) {
-  char err[1024];
+  char err[1024], access[600];
   tp_collector_config *cfg = NULL;
   tp_store *store = NULL;
   tp_http_server *http = NULL;
+  serve_parts parts = {0};
   tp_log log = {.min_level = TP_LOG_INFO, .component = "collector"};
-  sigset_t stop_signals;
-  int sig = 0, status = EXIT_RUNTIME;
+  sigset_t signals;
+  int status = EXIT_RUNTIME;
 
+  /* Block before anything else, so a SIGHUP during start-up waits for sigwait instead
+   * of killing the process, and before MHD creates its threads: they inherit the mask,
+   * and sigwait below is then the only receiver of these signals. */
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);
+  if (pthread_sigmask(SIG_BLOCK, &signals, NULL) != 0 || signal(SIGPIPE, SIG_IGN) == SIG_ERR) {
+    tp_log_error(&log, "cannot set up signals", "%s", "");
+    return EXIT_RUNTIME;
+  }
   if (tp_collector_config_load(config_path, &cfg, err, sizeof(err)) != TP_E_OK) {
     fprintf(stderr, "%s\n", err);
     return EXIT_USAGE;
   }
   log.min_level = cfg->log_level;
-  /* Block before MHD creates its thread: it inherits the mask, and sigwait below
-   * is then the only receiver of these signals. */
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  if (pthread_sigmask(SIG_BLOCK, &stop_signals, NULL) != 0 || signal(SIGPIPE, SIG_IGN) == SIG_ERR) {
-    tp_log_error(&log, "cannot set up signals", "%s", "");
+  if (load_parts(cfg, &log, &parts, err, sizeof(err)) != TP_E_OK) {
+    fprintf(stderr, "%s: %s\n", config_path, err);
+    status = EXIT_USAGE;
+    goto out;
+  }
+  if (cfg->insecure_plaintext)
+    tp_log_warn(&log, "serving plain HTTP",
+                "reason=\"insecure_plaintext: true\" risk=\"tokens and results cross the "
+                "network in clear\"");
+  /* The port first: a second collector on the same port must fail before it creates
+   * or migrates anything. */
+  tp_http_options opts = http_options(cfg, &parts);
+  if (tp_http_server_new(&opts, &log, &http, err, sizeof(err)) != TP_E_OK) {
+    tp_log_error(&log, "cannot start HTTP server", "error=\"%s\"", err);
     goto out;
   }
   if (tp_store_open_sqlite(cfg->database, TP_STORE_READWRITE, &store, err, sizeof(err)) !=
@@ -84,22 +223,19 @@ static int serve(const char *config_path) {
     tp_log_error(&log, "cannot open database", "error=\"%s\"", err);
     goto out;
   }
-  tp_http_options opts = {.listen = &cfg->listen, .max_body_bytes = cfg->max_body_bytes};
-  if (tp_http_server_start(&opts, store, &log, &http, err, sizeof(err)) != TP_E_OK) {
+  if (tp_http_server_run(http, store, err, sizeof(err)) != TP_E_OK) {
     tp_log_error(&log, "cannot start HTTP server", "error=\"%s\"", err);
     goto out;
   }
-  tp_log_info(&log, "listening", "address=%s port=%u database=%s max_body_bytes=%zu",
-              cfg->listen.host, tp_http_server_port(http), cfg->database, cfg->max_body_bytes);
-  if (sigwait(&stop_signals, &sig) != 0) {
-    tp_log_error(&log, "sigwait failed", "%s", "");
-    goto out;
-  }
-  tp_log_info(&log, "stopping", "signal=%s", sig == SIGINT ? "SIGINT" : "SIGTERM");
-  status = 0;
+  describe_access(cfg, &parts, access, sizeof(access));
+  tp_log_info(&log, "listening", "address=%s port=%u database=%s max_body_bytes=%zu %s",
+              cfg->listen.host, tp_http_server_port(http), cfg->database, cfg->max_body_bytes,
+              access);
+  status = wait_for_stop(&signals, &parts, &log);
 out:
-  tp_http_server_stop(http); /* before the store: the MHD thread uses it */
+  tp_http_server_stop(http); /* before the store and credentials: the MHD thread uses them */
   tp_store_close(store);
+  free_parts(&parts);
   tp_collector_config_free(cfg);
   return status;
 }
@@ -227,6 +363,8 @@ int main(int argc, char **argv) {
     return serve_command(argc - 2, argv + 2);
   if (argc >= 2 && strcmp(argv[1], "report") == 0)
     return report(argc - 2, argv + 2);
+  if (argc >= 2 && strcmp(argv[1], "agents") == 0)
+    return tp_agents_command(argc - 2, argv + 2);
   usage(stderr);
   return EXIT_USAGE;
 }

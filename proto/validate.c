@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "outcome.h"
 #include "tp_text.h"
@@ -59,6 +60,14 @@ static tp_err check_duration(vctx *v, const char *field, uint64_t ns) {
   if (ns <= TP_V_MAX_DURATION_NS)
     return TP_E_OK;
   return bad(v, field, "%" PRIu64 " ns exceeds the limit of 1 hour", ns);
+}
+
+/* One phase of a probe: bounded by its own deadline (tp_limits.h). */
+static tp_err check_phase(vctx *v, const char *field, uint64_t ns) {
+  if (ns <= TP_V_MAX_PHASE_NS)
+    return TP_E_OK;
+  return bad(v, field, "%" PRIu64 " ns exceeds the limit of 10 minutes (no probe timeout can be "
+                       "set above 5 minutes)", ns);
 }
 
 static tp_err check_agent_id(vctx *v, const char *field, const char *id, bool required) {
@@ -170,7 +179,7 @@ static tp_err check_evidence(vctx *v, const Tlsprobe__V1__ProbeResult *r) {
   if (rc == TP_E_OK)
     rc = check_str(v, "fidelity_note", r->fidelity_note, TP_V_MAX_NOTE, false);
   if (rc == TP_E_OK)
-    rc = check_duration(v, "resumption_handshake_ns", r->resumption_handshake_ns);
+    rc = check_phase(v, "resumption_handshake_ns", r->resumption_handshake_ns);
   /* The server can only accept early data the client sent (RFC 8446 §4.2.10). */
   if (rc == TP_E_OK && r->early_data_accepted && !r->early_data_attempted)
     return bad(v, "early_data_accepted", "true without early_data_attempted");
@@ -214,7 +223,7 @@ static tp_err check_ocsp(vctx *v, const Tlsprobe__V1__OcspFacts *o) {
 static tp_err check_http(vctx *v, const Tlsprobe__V1__HttpFacts *h) {
   if (h->status > TP_V_MAX_HTTP_STATUS) /* 0 = no valid status line */
     return bad(v, "http.status", "%" PRIu32 " is out of range 0..999", h->status);
-  return check_duration(v, "http.first_byte_ns", h->first_byte_ns);
+  return check_phase(v, "http.first_byte_ns", h->first_byte_ns);
 }
 
 static tp_err check_outcome(vctx *v, const Tlsprobe__V1__ProbeResult *r) {
@@ -230,19 +239,37 @@ static tp_err check_outcome(vctx *v, const Tlsprobe__V1__ProbeResult *r) {
   return TP_E_OK;
 }
 
+/* The engine's phases (DNS, connect, handshake) are disjoint slices of the probe's
+ * interval and each has the loop lag within it subtracted, while total_ns has all of
+ * the probe's lag subtracted: so dns + connect + handshake <= total + loop_lag holds by
+ * construction (probes/engine/probe.c), and a strict "<= total" would not (a lag stamp
+ * can count time just before a phase began). total_ns 0 is "not measured" (minimal
+ * error records keep only what they can vouch for). */
+static tp_err check_phase_sum(vctx *v, const Tlsprobe__V1__ProbeResult *r) {
+  uint64_t phases = r->dns_ns + r->connect_ns + r->handshake_ns; /* each <= 10 min: no overflow */
+  if (r->total_ns == 0 || phases <= r->total_ns + r->loop_lag_ns)
+    return TP_E_OK;
+  return bad(v, "total_ns",
+             "%" PRIu64 " ns is less than dns_ns + connect_ns + handshake_ns = %" PRIu64
+             " ns (with loop_lag_ns %" PRIu64 ")",
+             r->total_ns, phases, r->loop_lag_ns);
+}
+
 static tp_err check_timing(vctx *v, const Tlsprobe__V1__ProbeResult *r) {
   if (r->started_unix_ns <= 0) {
     return bad(v, "started_unix_ns", "%" PRId64 " is not a positive timestamp", r->started_unix_ns);
   }
-  tp_err rc = check_duration(v, "dns_ns", r->dns_ns);
+  tp_err rc = check_phase(v, "dns_ns", r->dns_ns);
   if (rc == TP_E_OK)
-    rc = check_duration(v, "connect_ns", r->connect_ns);
+    rc = check_phase(v, "connect_ns", r->connect_ns);
   if (rc == TP_E_OK)
-    rc = check_duration(v, "handshake_ns", r->handshake_ns);
+    rc = check_phase(v, "handshake_ns", r->handshake_ns);
   if (rc == TP_E_OK)
     rc = check_duration(v, "total_ns", r->total_ns);
   if (rc == TP_E_OK)
     rc = check_duration(v, "loop_lag_ns", r->loop_lag_ns);
+  if (rc == TP_E_OK)
+    rc = check_phase_sum(v, r);
   return rc;
 }
 
@@ -351,6 +378,52 @@ tp_err tp_validate_batch(const Tlsprobe__V1__ResultBatch *batch, char *reason, s
       return rc;
   }
   return TP_E_OK;
+}
+
+/* ---- the time window ----------------------------------------------------
+ * Which results are believable depends on the receiver's clock, so this is not part
+ * of tp_validate_batch (the agent validates before it knows when the batch will
+ * arrive). */
+
+/* "2262-04-11T23:47:16Z" (UTC, whole seconds; "?" beyond what gmtime can hold). */
+static const char *utc_text(int64_t unix_ns, char out[32]) {
+  time_t secs = (time_t)(unix_ns / 1000000000);
+  struct tm tm;
+  if (gmtime_r(&secs, &tm) == NULL || strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+    snprintf(out, 32, "?");
+  return out;
+}
+
+static tp_err check_time(vctx *v, const char *field, int64_t t, const tp_time_window *w) {
+  char when[32], clock[32];
+  if (t > w->now_unix_ns && (uint64_t)(t - w->now_unix_ns) > w->max_skew_ns)
+    return bad(v, field,
+               "%s is more than %" PRIu64 " s ahead of the collector's clock (%s; "
+               "max_clock_skew)",
+               utc_text(t, when), w->max_skew_ns / 1000000000, utc_text(w->now_unix_ns, clock));
+  if (t < w->now_unix_ns && (uint64_t)w->now_unix_ns - (uint64_t)t > w->max_age_ns)
+    return bad(v, field,
+               "%s is more than %" PRIu64 " s before the collector's clock (%s; "
+               "max_result_age)",
+               utc_text(t, when), w->max_age_ns / 1000000000, utc_text(w->now_unix_ns, clock));
+  return TP_E_OK;
+}
+
+tp_err tp_validate_batch_window(const Tlsprobe__V1__ResultBatch *batch, const tp_time_window *w,
+                                char *reason, size_t len) {
+  vctx v = {.reason = reason, .len = len, .path = ""};
+  tp_err rc = TP_E_OK;
+  for (size_t i = 0; rc == TP_E_OK && i < batch->n_results; i++) {
+    snprintf(v.path, sizeof(v.path), "results[%zu]", i);
+    rc = check_time(&v, "started_unix_ns", batch->results[i]->started_unix_ns, w);
+  }
+  for (size_t i = 0; rc == TP_E_OK && i < batch->n_drops; i++) {
+    snprintf(v.path, sizeof(v.path), "drops[%zu]", i);
+    rc = check_time(&v, "first_unix_ns", batch->drops[i]->first_unix_ns, w);
+    if (rc == TP_E_OK)
+      rc = check_time(&v, "last_unix_ns", batch->drops[i]->last_unix_ns, w);
+  }
+  return rc;
 }
 
 const char *const tp_wire_drop_reasons[TP_WIRE_DROP_REASONS] = {"spool_full", "spool_error",

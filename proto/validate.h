@@ -18,6 +18,21 @@
  * "results[3].port: 0 is out of range 1..65535". */
 tp_err tp_validate_batch(const Tlsprobe__V1__ResultBatch *batch, char *reason, size_t len);
 
+/* Which times the receiver believes: [now - max_age, now + max_skew]. */
+typedef struct tp_time_window {
+  int64_t now_unix_ns;
+  uint64_t max_age_ns;
+  uint64_t max_skew_ns;
+} tp_time_window;
+
+/* Checks every result's started_unix_ns and every drop report's first/last time
+ * against the window (a forged year-2100 result would otherwise hide a series'
+ * real state from `report`). Call after tp_validate_batch. TP_E_OK or TP_E_VALIDATE
+ * with e.g. "results[0].started_unix_ns: 2262-04-11T23:47:16Z is more than 300 s
+ * ahead of the collector's clock (...; max_clock_skew)". */
+tp_err tp_validate_batch_window(const Tlsprobe__V1__ResultBatch *batch, const tp_time_window *w,
+                                char *reason, size_t len);
+
 /* The DropReport.reason values a collector accepts (tlsprobe.proto). */
 #define TP_WIRE_DROP_REASONS 3
 extern const char *const tp_wire_drop_reasons[TP_WIRE_DROP_REASONS];

@@ -92,6 +92,8 @@ listen: 127.0.0.1:0
 database: $DB
 max_body_bytes: 1024
 log_level: debug
+insecure_plaintext: true
+auth: {allow_unauthenticated: true}
 YAML
 "$TP_COLLECTOR" serve --config "$WORK/collector.yaml" 2>"$WORK/collector.log" &
 COLLECTOR_PID=$!
@@ -203,11 +205,21 @@ rc=0
 expect_eq "--help prints usage" 0 "$rc"
 
 # --- port in use, bad configs ------------------------------------------------------------------
-printf 'listen: 127.0.0.1:%s\ndatabase: %s/other.db\n' "$PORT" "$WORK" >"$WORK/busy.yaml"
+printf 'listen: 127.0.0.1:%s\ndatabase: %s/other.db\ninsecure_plaintext: true\nauth: {allow_unauthenticated: true}\n' \
+  "$PORT" "$WORK" >"$WORK/busy.yaml"
 rc=0
 timeout 10 "$TP_COLLECTOR" serve --config "$WORK/busy.yaml" 2>"$WORK/err" || rc=$?
 expect_eq "port in use exits 1" 1 "$rc"
 expect_match "port in use is explained" 'Address already in use' "$(cat "$WORK/err")"
+# The port is claimed before the database: a second collector touches no file.
+[ ! -e "$WORK/other.db" ] && pass "port in use: no database created" ||
+  fail "port in use: $WORK/other.db was created"
+
+printf 'listen: 127.0.0.1:0\ndatabase: x.db\n' >"$WORK/plain.yaml"
+rc=0
+"$TP_COLLECTOR" serve --config "$WORK/plain.yaml" 2>"$WORK/err" || rc=$?
+expect_eq "no tls and no insecure_plaintext exits 2" 2 "$rc"
+expect_match "plaintext refusal is explained" 'no tls: section: .*insecure_plaintext: true' "$(cat "$WORK/err")"
 
 printf 'listen: 127.0.0.1:0\ndatabase: x.db\ncolour: blue\n' >"$WORK/unknown-key.yaml"
 rc=0

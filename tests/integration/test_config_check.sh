@@ -90,7 +90,7 @@ collector_case empty.yaml '1:1: no configuration: .*expected a mapping with the 
 collector_case comment_only.yaml '1:1: no configuration: the file is empty or holds only comments'
 collector_case collector_tab_indent.yaml '4:1: tab character in indentation'
 collector_case collector_bad_listen_port.yaml '2:9: listen: port "99999" is not a number in 0..65535'
-collector_case collector_bad_max_body.yaml '4:17: max_body_bytes: 100 is out of range \(allowed: 1024..268435456 bytes\)'
+collector_case collector_bad_max_body.yaml '4:17: max_body_bytes: 100 is out of range \(allowed: 1024..67108864 bytes\)'
 collector_case collector_bad_database.yaml '3:11: database: directory "/nonexistent-tlsprobe-dir" does not exist'
 for f in empty.yaml comment_only.yaml; do
   expect_refused "collector serve $f" "$DATA/$f" "$POS" timeout 10 "$TP_COLLECTOR" serve --config "$DATA/$f"

@@ -32,7 +32,113 @@ static void test_good_collector_configs(void **state) {
   assert_int_equal(c->max_body_bytes, 1048576);
   assert_int_equal(c->log_level, TP_LOG_WARN);
   assert_string_equal(c->database, "./tlsprobe.db");
+  assert_true(c->insecure_plaintext);
+  assert_true(c->auth.allow_unauthenticated);
+  assert_null(c->tls.cert_file);
+  assert_int_equal(c->max_result_age_ms, 30ULL * 24 * 3600 * 1000);
+  assert_int_equal(c->max_clock_skew_ms, 60000);
+  assert_int_equal(c->limits.max_connections, 100);
+  assert_int_equal(c->limits.max_connections_per_ip, 10);
+  assert_int_equal(c->limits.connection_timeout_s, 15);
+  assert_int_equal(c->limits.header_timeout_ms, 5000);
+  assert_int_equal(c->limits.request_timeout_ms, 30000);
+  assert_int_equal(c->limits.max_buffered_bytes, 16777216);
+  assert_int_equal(c->limits.agent_rate, 5);
+  assert_int_equal(c->limits.agent_burst, 10);
   tp_collector_config_free(c);
+}
+
+/* Writes text to a temporary file and loads it; returns the loader's status. */
+static tp_err load_text(const char *text, tp_collector_config **c, char *err, size_t errlen) {
+  char path[] = "/tmp/tp-collector-cfg-XXXXXX";
+  int fd = mkstemp(path);
+  assert_true(fd >= 0);
+  FILE *fp = fdopen(fd, "w");
+  assert_non_null(fp);
+  fputs(text, fp);
+  assert_int_equal(fclose(fp), 0);
+  tp_err rc = tp_collector_config_load(path, c, err, errlen);
+  remove(path);
+  return rc;
+}
+
+static void test_defaults(void **state) {
+  (void)state;
+  char err[1024] = "";
+  tp_collector_config *c = NULL;
+  if (load_text("listen: 127.0.0.1:0\ndatabase: x.db\ninsecure_plaintext: true\n"
+                "auth: {allow_unauthenticated: true}\n",
+                &c, err, sizeof(err)) != TP_E_OK)
+    fail_msg("%s", err);
+  assert_int_equal(c->max_body_bytes, TP_COLLECTOR_DEFAULT_MAX_BODY);
+  assert_int_equal(c->max_result_age_ms, 7ULL * 24 * 3600 * 1000);
+  assert_int_equal(c->max_clock_skew_ms, 5 * 60 * 1000);
+  assert_int_equal(c->limits.max_connections, 256);
+  assert_int_equal(c->limits.max_connections_per_ip, 32);
+  assert_int_equal(c->limits.connection_timeout_s, 10);
+  assert_int_equal(c->limits.header_timeout_ms, 10000);
+  assert_int_equal(c->limits.request_timeout_ms, 60000);
+  assert_int_equal(c->limits.max_buffered_bytes, 64ULL << 20);
+  assert_int_equal(c->limits.agent_rate, 100);
+  assert_int_equal(c->limits.agent_burst, 200);
+  assert_null(c->auth.tokens_file);
+  tp_collector_config_free(c);
+}
+
+/* Cross-key rules and the new ranges: each text must be refused with the message. */
+static void test_access_and_limits_refused(void **state) {
+  (void)state;
+  static const char base[] = "listen: 127.0.0.1:0\ndatabase: x.db\n";
+  static const struct {
+    const char *tail, *expect;
+  } cases[] = {
+      {"auth: {allow_unauthenticated: true}\n",
+       ":1:1: no tls: section: the collector does not serve plain HTTP by default"},
+      {"insecure_plaintext: false\nauth: {allow_unauthenticated: true}\n", ": no tls: section"},
+      {"insecure_plaintext: true\n", ":1:1: no way for agents to authenticate: set "
+                                       "auth.tokens_file"},
+      {"insecure_plaintext: true\nauth: {allow_unauthenticated: false}\n",
+       ":4:1: no way for agents to authenticate"},
+      {"insecure_plaintext: true\ntls: {cert_file: /etc/hostname, key_file: /etc/hostname}\n"
+       "auth: {allow_unauthenticated: true}\n",
+       ":3:21: insecure_plaintext: true contradicts the tls: section"},
+      {"tls: {cert_file: /nonexistent.pem, key_file: /etc/hostname}\n",
+       ":3:18: tls.cert_file: \"/nonexistent.pem\" is not a readable file"},
+      {"tls: {cert_file: /etc/hostname, key_file: /etc/hostname, client_crl_file: /etc/hostname}\n",
+       "tls.client_crl_file: a CRL needs tls.client_ca_file"},
+      {"insecure_plaintext: true\nauth: {tokens_file: /nonexistent-dir/t.yaml}\n",
+       ":4:21: auth.tokens_file: directory \"/nonexistent-dir\" does not exist"},
+      {"insecure_plaintext: true\nauth: {allow_unauthenticated: true}\nmax_result_age: 10m\n",
+       ":5:17: max_result_age: 10m is too short (allowed: 1h..3650d)"},
+      {"insecure_plaintext: true\nauth: {allow_unauthenticated: true}\nmax_clock_skew: soon\n",
+       ":5:17: max_clock_skew: \"soon\" is not a duration"},
+      {"insecure_plaintext: true\nauth: {allow_unauthenticated: true}\n"
+       "limits: {max_connections: 0}\n",
+       "limits.max_connections: 0 is out of range (allowed: 1..4096)"},
+      {"insecure_plaintext: true\nauth: {allow_unauthenticated: true}\n"
+       "limits: {max_connections: 10, max_connections_per_ip: 11}\n",
+       "limits.max_connections_per_ip: 11 is out of range (allowed: 1..10)"},
+      {"insecure_plaintext: true\nauth: {allow_unauthenticated: true}\n"
+       "limits: {header_timeout: 20s, request_timeout: 10s}\n",
+       "limits.request_timeout: 10s is too short (allowed: limits.header_timeout..1h)"},
+      {"insecure_plaintext: true\nauth: {allow_unauthenticated: true}\nmax_body_bytes: 2048\n"
+       "limits: {max_buffered_bytes: 1024}\n",
+       "limits.max_buffered_bytes: 1024 is out of range (allowed: 2048..4294967296)"},
+      {"insecure_plaintext: true\nauth: {allow_unauthenticated: true}\n"
+       "limits: {agent_requests_per_second: 0}\n",
+       "limits.agent_requests_per_second: 0 is out of range"},
+      {"insecure_plaintext: true\nauth: {allow_unauthenticated: true}\nmax_body_bytes: 67108865\n",
+       "max_body_bytes: 67108865 is out of range (allowed: 1024..67108864 bytes)"},
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    char text[512], err[1024] = "";
+    tp_collector_config *c = NULL;
+    snprintf(text, sizeof(text), "%s%s", base, cases[i].tail);
+    tp_err rc = load_text(text, &c, err, sizeof(err));
+    if (rc != TP_E_CONFIG || strstr(err, cases[i].expect) == NULL)
+      fail_msg("case %zu: rc=%d message \"%s\" lacks \"%s\"", i, rc, err, cases[i].expect);
+    assert_null(c);
+  }
 }
 
 static const struct {
@@ -40,12 +146,13 @@ static const struct {
   const char *expect; /* substring of the message, after the file name */
 } bad_cases[] = {
     {"empty.yaml", ":1:1: no configuration: the file is empty or holds only comments (expected a "
-                   "mapping with the keys listen, database; optional: max_body_bytes, log_level)"},
+                   "mapping with the keys listen, database; optional: max_body_bytes, log_level, "
+                   "insecure_plaintext, tls, auth, max_result_age, max_clock_skew, limits)"},
     {"comment_only.yaml", ":1:1: no configuration: the file is empty or holds only comments"},
     {"collector_tab_indent.yaml", ":4:1: tab character in indentation"},
     {"collector_bad_listen_port.yaml", ":2:9: listen: port \"99999\" is not a number in 0..65535"},
     {"collector_bad_max_body.yaml", ":4:17: max_body_bytes: 100 is out of range (allowed: "
-                                    "1024..268435456 bytes)"},
+                                    "1024..67108864 bytes)"},
     {"collector_bad_database.yaml", ":3:11: database: directory \"/nonexistent-tlsprobe-dir\" "
                                     "does not exist"},
     /* An agent's file given to the collector: the first key is named. */
@@ -89,6 +196,8 @@ int main(void) {
       cmocka_unit_test(test_good_collector_configs),
       cmocka_unit_test(test_bad_collector_configs),
       cmocka_unit_test(test_database_is_a_directory),
+      cmocka_unit_test(test_defaults),
+      cmocka_unit_test(test_access_and_limits_refused),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -314,7 +314,7 @@ static void test_new_field_boundaries_accepted(void **state) {
   make_batch(&t, 2);
   t.results[0].n_groups_offered = TP_V_MAX_OFFERED;
   t.results[0].fidelity_note = note;
-  t.results[0].resumption_handshake_ns = TP_V_MAX_DURATION_NS;
+  t.results[0].resumption_handshake_ns = TP_V_MAX_PHASE_NS;
   t.results[0].mode = "";
   t.http.status = 999;
   t.ocsp.cert_status = "unknown"; /* stapled but unreadable: the agent sends zeros */
@@ -387,9 +387,9 @@ static void test_new_field_rejects(void **state) {
   t.results[0].fidelity_note = long_text; /* 1025 bytes */
   expect_reject(f, &t, "results[0].fidelity_note: 1025 bytes exceeds the limit of 1024");
   make_batch(&t, 1);
-  t.results[0].resumption_handshake_ns = TP_V_MAX_DURATION_NS + 1;
-  expect_reject(f, &t, "results[0].resumption_handshake_ns: 3600000000001 ns exceeds the limit"
-                       " of 1 hour");
+  t.results[0].resumption_handshake_ns = TP_V_MAX_PHASE_NS + 1;
+  expect_reject(f, &t, "results[0].resumption_handshake_ns: 600000000001 ns exceeds the limit"
+                       " of 10 minutes (no probe timeout can be set above 5 minutes)");
   make_batch(&t, 1);
   t.results[0].early_data_attempted = 0;
   expect_reject(f, &t, "results[0].early_data_accepted: true without early_data_attempted");
@@ -418,7 +418,7 @@ static void test_new_field_rejects(void **state) {
   make_batch(&t, 1);
   t.http.first_byte_ns = UINT64_MAX;
   expect_reject(f, &t, "results[0].http.first_byte_ns: 18446744073709551615 ns exceeds the"
-                       " limit of 1 hour");
+                       " limit of 10 minutes (no probe timeout can be set above 5 minutes)");
 
   make_batch(&t, 1);
   {
@@ -698,8 +698,9 @@ static void test_timing_checks(void **state) {
   t.results[0].started_unix_ns = 0;
   expect_reject(f, &t, "results[0].started_unix_ns: 0 is not a positive timestamp");
   make_batch(&t, 1);
-  t.results[0].handshake_ns = TP_V_MAX_DURATION_NS + 1;
-  expect_reject(f, &t, "results[0].handshake_ns: 3600000000001 ns exceeds the limit of 1 hour");
+  t.results[0].handshake_ns = TP_V_MAX_PHASE_NS + 1;
+  expect_reject(f, &t, "results[0].handshake_ns: 600000000001 ns exceeds the limit of 10 minutes "
+                       "(no probe timeout can be set above 5 minutes)");
   make_batch(&t, 1);
   t.results[0].loop_lag_ns = UINT64_MAX;
   expect_reject(f, &t,
