@@ -139,17 +139,16 @@ tp__collector_port_known() {
   return 1
 }
 
-# tp_start_collector BIN DIR: collector on 127.0.0.1, port 0, database DIR/tlsprobe.db.
-# Sets TP_COLLECTOR_PID, TP_COLLECTOR_PORT, TP_COLLECTOR_URL, TP_COLLECTOR_LOG, TP_DB.
+# tp_start_collector BIN DIR [PORT]: collector on 127.0.0.1, PORT (default 0: any free
+# port), database DIR/tlsprobe.db. Sets TP_COLLECTOR_PID, TP_COLLECTOR_PORT,
+# TP_COLLECTOR_URL, TP_COLLECTOR_LOG, TP_DB.
 tp_start_collector() {
-  local bin=$1 dir=$2 i rc
+  local bin=$1 dir=$2 port=${3:-0} i rc
   TP_DB=$dir/tlsprobe.db
   TP_COLLECTOR_LOG=$dir/collector.log
   cat >"$dir/collector.yaml" <<EOF
-listen: 127.0.0.1:0
+listen: 127.0.0.1:$port
 database: $TP_DB
-insecure_plaintext: true
-auth: {allow_unauthenticated: true}
 EOF
   "$bin" serve --config "$dir/collector.yaml" </dev/null >"$TP_COLLECTOR_LOG" 2>&1 &
   TP_COLLECTOR_PID=$!
@@ -188,6 +187,12 @@ tp_write_agent_config() {
     tp_say "$out: placeholders left unfilled (above)"
     return 1
   fi
+}
+
+# tp_free_port: a TCP port on 127.0.0.1 that was free a moment ago (the kernel's choice),
+# for a server that must come back on the same port after a restart.
+tp_free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
 # tp_sql DB SQL: one query, no header, '|' between columns; waits on a busy database.
