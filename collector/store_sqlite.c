@@ -376,6 +376,45 @@ static tp_err check_readonly_schema(sqlite_store *s, char *err, size_t errlen) {
 static void sqlite_close(tp_store *store);
 static const tp_store_ops sqlite_ops;
 
+/* A WAL database is read through its -shm file, which a reader must create when no
+ * writer has: impossible on read-only media or in a directory the reader cannot
+ * write. That is the one failure a read-only open retries. */
+static bool needs_immutable(sqlite3 *db) {
+  int code = sqlite3_extended_errcode(db);
+  return (code & 0xFF) == SQLITE_READONLY || (code & 0xFF) == SQLITE_CANTOPEN;
+}
+
+/* Percent-encodes what a URI path may not carry (RFC 3986 unreserved and '/'). */
+static char *file_uri(const char *path, const char *query) {
+  size_t len = strlen(path);
+  char *uri = tp_xmalloc(len * 3 + strlen(query) + 8);
+  size_t o = (size_t)sprintf(uri, "file:");
+  for (const unsigned char *p = (const unsigned char *)path; *p != '\0'; p++) {
+    bool plain = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+                 *p == '/' || *p == '-' || *p == '_' || *p == '.' || *p == '~';
+    o += plain ? (size_t)sprintf(uri + o, "%c", *p) : (size_t)sprintf(uri + o, "%%%02X", *p);
+  }
+  sprintf(uri + o, "%s", query);
+  return uri;
+}
+
+/* immutable=1: SQLite then takes no lock and needs no -shm, trusting that nobody
+ * writes the file meanwhile -- true of read-only media, where nobody can. It reads
+ * the main file only: a -wal left by a collector that was killed is not seen
+ * (docs/collector.md: checkpoint a copy before archiving it). */
+static tp_err reopen_immutable(sqlite_store *s, char *err, size_t errlen) {
+  char *uri = file_uri(s->path, "?immutable=1");
+  (void)sqlite3_close_v2(s->db);
+  s->db = NULL;
+  s->no_schema = false;
+  tp_err rc = TP_E_OK;
+  if (sqlite3_open_v2(uri, &s->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI, NULL) != SQLITE_OK ||
+      sqlite3_extended_result_codes(s->db, 1) != SQLITE_OK)
+    rc = fail(s, err, errlen, "cannot open database read-only (immutable)");
+  free(uri);
+  return rc == TP_E_OK ? check_readonly_schema(s, err, errlen) : rc;
+}
+
 tp_err tp_store_open_sqlite(const char *path, tp_store_mode mode, tp_store **out, char *err,
                             size_t errlen) {
   struct stat st;
@@ -411,6 +450,8 @@ tp_err tp_store_open_sqlite(const char *path, tp_store_mode mode, tp_store **out
     rc = sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS) == SQLITE_OK
              ? check_readonly_schema(s, err, errlen)
              : fail(s, err, errlen, "cannot set busy timeout");
+    if (rc != TP_E_OK && needs_immutable(s->db))
+      rc = reopen_immutable(s, err, errlen);
   }
   if (rc == TP_E_OK && !s->no_schema)
     rc = prepare_all(s, mode, err, errlen);

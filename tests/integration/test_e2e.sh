@@ -184,4 +184,25 @@ fi
 p99=$(sed -n 's/.*"profile": *"default"[^}]*"p99_ms": *\([0-9.eE+-]*\).*/\1/p' <<<"$json" | head -1)
 tp_expect_match "report json: good/default p99_ms > 0" '^(0*[1-9][0-9]*(\.[0-9]*)?|0*\.0*[1-9][0-9]*|0\.0*[1-9][0-9]*)([eE][+-]?[0-9]+)?$' "$p99"
 
+# --- 4. the report on read-only media ------------------------------------------------------
+# A copy of the database in a directory the reader cannot write (an archive, a read-only
+# mount): SQLite cannot create the WAL's -shm there, and the report must still read it.
+ro=$WORK/readonly
+mkdir "$ro"
+cp "$DB" "$ro/tlsprobe.db"
+chmod 444 "$ro/tlsprobe.db"
+chmod 555 "$ro"
+as_reader=()
+# root writes anywhere: read as nobody, who cannot.
+[ "$(id -u)" -eq 0 ] && as_reader=(setpriv --reuid=nobody --regid=nogroup --clear-groups)
+chmod o+x "$WORK"
+rc=0
+"${as_reader[@]}" "$TP_COLLECTOR" report --db "$ro/tlsprobe.db" --since 1h >"$WORK/report-ro.txt" \
+  2>&1 || rc=$?
+tp_expect_eq "report on a read-only directory exits 0" 0 "$rc"
+tp_expect_eq "... and prints the same table" "$(sed 1d "$WORK/report.txt")" \
+  "$(sed 1d "$WORK/report-ro.txt")"
+tp_expect_eq "... and writes nothing there" "tlsprobe.db" "$(ls "$ro")"
+chmod 755 "$ro"
+
 tp_finish
