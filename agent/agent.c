@@ -197,9 +197,10 @@ static tp_err build_profiles(tp_agent *a, char *err, size_t errlen) {
 
 static void on_inbox(uv_async_t *handle);
 
-/* The durable spool (or the memory one when configured). A spool that cannot be
- * opened stops the start: probing without a place to keep results would make the
- * monitor silently lossy, which is worse than not starting. */
+/* The durable spool (or the memory one when configured). A spool file that cannot
+ * be opened at start (disk full, permissions changed) does not stop the monitor:
+ * it runs on a memory spool, says so at error level, and loses only what is still
+ * unsent when it stops. A spool in use by another agent is a configuration error. */
 static tp_err open_spool(tp_agent *a, bool check_only, char *err, size_t errlen) {
   const tp_agent_config *c = a->config;
   if (check_only && !c->spool_memory) {
@@ -223,7 +224,17 @@ static tp_err open_spool(tp_agent *a, bool check_only, char *err, size_t errlen)
     snprintf(err, errlen, "cannot create the memory spool (no random id from the kernel)");
     return TP_E_IO;
   }
-  return tp_spool_open_sqlite(c->spool_path, c->spool_max_bytes, &a->spool, err, errlen);
+  tp_err rc = tp_spool_open_sqlite(c->spool_path, c->spool_max_bytes, &a->spool, err, errlen);
+  if (rc == TP_E_OK)
+    return TP_E_OK;
+  if (rc == TP_E_CONFIG)
+    return rc; /* another agent has it: two agents on one spool is a configuration error */
+  tp_log_error(a->log, "cannot open the spool; results are kept in memory until restart",
+               "error=\"%s\"", err);
+  if (tp_spool_open_memory(c->spool_max_bytes, &a->spool) == TP_E_OK)
+    return TP_E_OK;
+  snprintf(err, errlen, "cannot create the memory spool (no random id from the kernel)");
+  return TP_E_IO;
 }
 
 tp_err tp_agent_new(const tp_agent_config *config, const tp_log *log, bool check_only,

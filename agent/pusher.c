@@ -25,6 +25,7 @@
 #define ACK_MAX_BYTES 4096
 #define LOG_EVERY_MS 60000 /* repeated failures: one line per minute, with counts */
 #define MAX_TOKEN_BYTES 512
+#define FALLBACK_MAX_BYTES ((uint64_t)64 * 1024 * 1024) /* memory while the disk is full */
 /* The body is the records plus framing and the batch header; leave room for both. */
 #define BODY_OVERHEAD_BYTES ((size_t)256 * 1024)
 
@@ -46,7 +47,9 @@ typedef struct log_limit {
 struct tp_pusher {
   uv_loop_t *loop;
   const tp_log *log;
-  tp_spool *spool;
+  tp_spool *spool;      /* borrowed: the durable spool */
+  tp_spool *fallback;   /* owned: memory, only while the spool cannot be written */
+  tp_spool *lease_spool; /* where p->lease came from */
   char *url, *agent_id, *region, *token_file;
   char *ca_file, *client_cert_file, *client_key_file;
   char auth_header[MAX_TOKEN_BYTES + 32]; /* "Authorization: Bearer ..."; "" = none */
@@ -156,6 +159,47 @@ static void log_spool_trouble(tp_pusher *p, const char *what) {
                (unsigned long long)s.dropped_error, (unsigned long long)suppressed);
 }
 
+/* The spool cannot be written (disk full, I/O error): keep the result in memory,
+ * under a spool identity of its own, until the collector takes it; what a
+ * bounded memory spool must drop is counted and reported like any drop. */
+static void keep_in_memory(tp_pusher *p, const uint8_t *record, size_t len, int64_t produced) {
+  log_spool_trouble(p, "cannot write a result to the spool; keeping results in memory");
+  if (p->fallback == NULL) {
+    if (tp_spool_open_memory(FALLBACK_MAX_BYTES, &p->fallback) != TP_E_OK) {
+      tp_spool_count_drop(p->spool, TP_SPOOL_DROP_ERROR, produced);
+      return;
+    }
+  }
+  if (tp_spool_append(p->fallback, record, len, produced, NULL) != TP_E_OK)
+    tp_spool_count_drop(p->spool, TP_SPOOL_DROP_ERROR, produced);
+}
+
+static uint64_t unsent(const tp_pusher *p) {
+  tp_spool_stats s;
+  tp_spool_get_stats(p->spool, &s);
+  uint64_t n = s.records;
+  if (p->fallback != NULL) {
+    tp_spool_get_stats(p->fallback, &s);
+    n += s.records;
+  }
+  return n;
+}
+
+/* Memory first while it holds anything: it is the copy a stop would lose. */
+static void next_lease(tp_pusher *p) {
+  tp_spool *order[2] = {p->fallback, p->spool};
+  for (size_t i = 0; i < 2 && p->lease == NULL; i++) {
+    if (order[i] == NULL)
+      continue;
+    if (tp_spool_lease_next(order[i], p->cap_records, p->max_batch_bytes, &p->lease) != TP_E_OK) {
+      log_spool_trouble(p, "cannot read the spool");
+      p->lease = NULL;
+      continue;
+    }
+    p->lease_spool = order[i];
+  }
+}
+
 void tp_pusher_submit(tp_pusher *p, tp_result *r) {
   tp_result_pb w;
   int64_t produced = r->started_unix_ns > 0 ? r->started_unix_ns : now_unix_ns();
@@ -170,7 +214,7 @@ void tp_pusher_submit(tp_pusher *p, tp_result *r) {
   tp_result_free(r);
   uint64_t full_before = p->stats.spool.dropped_full;
   if (tp_spool_append(p->spool, record, len, produced, NULL) != TP_E_OK)
-    log_spool_trouble(p, "cannot write a result to the spool");
+    keep_in_memory(p, record, len, produced);
   free(record);
   tp_spool_get_stats(p->spool, &p->stats.spool);
   if (p->stats.spool.dropped_full != full_before) {
@@ -314,7 +358,7 @@ static void retry_later(tp_pusher *p, bool permanent, long retry_after_s, const 
 }
 
 static void release_lease(tp_pusher *p, bool keep_batch) {
-  tp_spool_nack(p->spool, p->lease, keep_batch);
+  tp_spool_nack(p->lease_spool, p->lease, keep_batch);
   p->lease = NULL;
 }
 
@@ -330,7 +374,7 @@ static void lease_acknowledged(tp_pusher *p, const Tlsprobe__V1__BatchAck *ack) 
                (unsigned long long)l->batch_seq, n, l->n_drops, ack->stored,
                ack->duplicate ? 1 : 0);
   p->lease = NULL;
-  if (tp_spool_ack(p->spool, l) != TP_E_OK)
+  if (tp_spool_ack(p->lease_spool, l) != TP_E_OK)
     log_spool_trouble(p, "cannot delete an acknowledged batch from the spool (it will be re-sent)");
   if (p->cap_records < p->batch_size)
     p->cap_records = p->cap_records * 2 < p->batch_size ? p->cap_records * 2 : p->batch_size;
@@ -344,7 +388,7 @@ static void refuse_single(tp_pusher *p, const char *why) {
     uint8_t *minimal = NULL;
     size_t len = 0;
     if (tp_batch_minimal_record(r->data, r->len, why, &minimal, &len) == TP_E_OK &&
-        tp_spool_replace(p->spool, r->seq, minimal, len) == TP_E_OK) {
+        tp_spool_replace(p->lease_spool, r->seq, minimal, len) == TP_E_OK) {
       tp_log_warn(p->log, "replacing a result the collector refused by a minimal error result",
                   "result_seq=%llu bytes=%zu reason=\"%s\"", (unsigned long long)r->seq, r->len,
                   why);
@@ -362,9 +406,9 @@ static void refuse_single(tp_pusher *p, const char *why) {
   p->stats.rejected++;
   tp_spool_lease *l = p->lease;
   p->lease = NULL;
-  if (tp_spool_ack(p->spool, l) != TP_E_OK)
+  if (tp_spool_ack(p->lease_spool, l) != TP_E_OK)
     log_spool_trouble(p, "cannot delete a refused result from the spool");
-  tp_spool_count_drop(p->spool, TP_SPOOL_DROP_INVALID, produced);
+  tp_spool_count_drop(p->lease_spool, TP_SPOOL_DROP_INVALID, produced);
 }
 
 /* 413 or 400: halve the batch until the culprit is alone, then refuse_single. */
@@ -385,7 +429,7 @@ static void split_or_refuse(tp_pusher *p, const char *why) {
                  "batch_seq=%llu drops=%zu reason=\"%s\"", (unsigned long long)l->batch_seq,
                  l->n_drops, why);
     p->lease = NULL;
-    if (tp_spool_ack(p->spool, l) != TP_E_OK)
+    if (tp_spool_ack(p->lease_spool, l) != TP_E_OK)
       log_spool_trouble(p, "cannot delete refused drop reports from the spool");
   }
 }
@@ -507,9 +551,7 @@ static bool flushing(const tp_pusher *p) {
 static void finish_flush_if_done(tp_pusher *p) {
   if (!flushing(p))
     return;
-  tp_spool_stats s;
-  tp_spool_get_stats(p->spool, &s);
-  bool drained = p->lease == NULL && s.records == 0;
+  bool drained = p->lease == NULL && unsent(p) == 0;
   if (!drained && uv_now(p->loop) < p->flush_deadline)
     return;
   void (*done)(void *) = p->flush_done;
@@ -523,13 +565,11 @@ static void maybe_push(tp_pusher *p) {
     finish_flush_if_done(p);
     return;
   }
-  if (p->lease == NULL &&
-      tp_spool_lease_next(p->spool, p->cap_records, p->max_batch_bytes, &p->lease) != TP_E_OK) {
-    log_spool_trouble(p, "cannot read the spool");
-    p->lease = NULL;
-  }
+  if (p->lease == NULL)
+    next_lease(p);
   if (p->lease != NULL) {
-    if (tp_batch_body(p->agent_id, tp_spool_id(p->spool), p->lease, now_unix_ns(), &p->body) !=
+    if (tp_batch_body(p->agent_id, tp_spool_id(p->lease_spool), p->lease, now_unix_ns(),
+                      &p->body) !=
         TP_E_OK)
       split_or_refuse(p, "batch larger than the agent's own body limit");
     else if (start_request(p) != TP_E_OK)
@@ -692,7 +732,15 @@ void tp_pusher_start(tp_pusher *p) {
 void tp_pusher_get_stats(const tp_pusher *p, tp_pusher_stats *stats) {
   *stats = p->stats;
   tp_spool_get_stats(p->spool, &stats->spool);
-  stats->unsent = stats->spool.records;
+  stats->in_memory = 0;
+  if (p->fallback != NULL) {
+    tp_spool_stats m;
+    tp_spool_get_stats(p->fallback, &m);
+    stats->in_memory = m.records;
+    stats->spool.dropped_full += m.dropped_full;
+    stats->spool.dropped_error += m.dropped_error;
+  }
+  stats->unsent = unsent(p);
 }
 
 static void on_pusher_handle_closed(uv_handle_t *handle) {
@@ -717,6 +765,15 @@ void tp_pusher_close(tp_pusher *p) {
   p->headers = NULL;
   if (p->lease != NULL)
     release_lease(p, true); /* re-sent as the same batch at the next start */
+  if (p->fallback != NULL) {
+    tp_spool_stats m;
+    tp_spool_get_stats(p->fallback, &m);
+    if (m.records > 0)
+      tp_log_error(p->log, "results kept in memory (the spool could not be written) are lost",
+                   "results=%llu", (unsigned long long)m.records);
+    tp_spool_close(p->fallback);
+    p->fallback = NULL;
+  }
   uv_close((uv_handle_t *)&p->curl_timer, on_pusher_handle_closed);
   uv_close((uv_handle_t *)&p->flush_timer, on_pusher_handle_closed);
   uv_close((uv_handle_t *)&p->retry_timer, on_pusher_handle_closed);

@@ -65,7 +65,8 @@ typedef struct tp_pusher_stats {
   uint64_t batches;    /* acknowledged batches */
   uint64_t splits;     /* batches split after a 413 or 400 */
   uint64_t failures;   /* failed attempts (network, 5xx, bad ack, permanent answers) */
-  uint64_t unsent;     /* results still in the spool */
+  uint64_t unsent;     /* results still in the spool (and in memory) */
+  uint64_t in_memory;  /* of which kept in memory because the spool could not be written */
   tp_spool_stats spool;
 } tp_pusher_stats;
 

@@ -121,9 +121,7 @@ tp_err tp_spool_append(tp_spool *s, const uint8_t *data, size_t len, int64_t pro
   if (rc == TP_E_OK)
     rc = s->ops->append(s, data, len, produced_unix_ns, &assigned);
   if (rc != TP_E_OK) {
-    s->stats.io_errors++;
-    s->stats.dropped_error++;
-    pending_add(&s->pending_error, produced_unix_ns);
+    s->stats.io_errors++; /* the caller keeps it elsewhere or counts the drop */
     return TP_E_IO;
   }
   s->records++;

@@ -73,7 +73,8 @@ typedef struct tp_spool_stats {
 } tp_spool_stats;
 
 /* Opens (creating if missing) the spool file at path. max_bytes bounds the
- * records' payload (the file itself is a little larger: SQLite pages, indexes). */
+ * records' payload (the file itself is a little larger: SQLite pages, indexes).
+ * TP_E_CONFIG: another process has it open; TP_E_IO: it cannot be read or written. */
 tp_err tp_spool_open_sqlite(const char *path, uint64_t max_bytes, tp_spool **out, char *err,
                             size_t errlen);
 tp_err tp_spool_open_memory(uint64_t max_bytes, tp_spool **out);
@@ -85,8 +86,8 @@ uint64_t tp_spool_id(const tp_spool *spool);
 const char *tp_spool_describe(const tp_spool *spool);
 
 /* Copies the record in and numbers it (*seq, may be NULL). TP_E_IO when it could
- * not be written: it is then counted as a spool_error drop, reported as soon as
- * the spool can write again. The caller keeps probing either way. */
+ * not be written (disk full, I/O error): nothing is numbered, and the caller keeps
+ * the record elsewhere or counts it lost with tp_spool_count_drop(spool_error). */
 tp_err tp_spool_append(tp_spool *spool, const uint8_t *data, size_t len, int64_t produced_unix_ns,
                        uint64_t *seq);
 /* Counts one result that never reached the spool (reason TP_SPOOL_DROP_*). */

@@ -545,6 +545,7 @@ tp_err tp_spool_open_sqlite(const char *path, uint64_t max_bytes, tp_spool **out
   if (lock == SQLITE_BUSY || lock == SQLITE_LOCKED) {
     snprintf(err, errlen, "spool %s: in use by another process (two agents with one spool path?)",
              path);
+    rc = TP_E_CONFIG;
     goto out;
   }
   if (lock != SQLITE_OK || sqlite3_busy_timeout(q->db, BUSY_TIMEOUT_MS) != SQLITE_OK ||

@@ -273,7 +273,7 @@ static void test_file_in_use_is_refused(void **state) {
   char err[512] = "";
   assert_int_equal(tp_spool_open_sqlite(f->path, TP_SPOOL_DEFAULT_MAX_BYTES, &other, err,
                                         sizeof(err)),
-                   TP_E_IO);
+                   TP_E_CONFIG);
   assert_null(other);
   assert_non_null(strstr(err, "in use"));
 }
