@@ -149,6 +149,8 @@ tp_start_collector() {
   cat >"$dir/collector.yaml" <<EOF
 listen: 127.0.0.1:$port
 database: $TP_DB
+insecure_plaintext: true
+auth: {allow_unauthenticated: true}
 EOF
   "$bin" serve --config "$dir/collector.yaml" </dev/null >"$TP_COLLECTOR_LOG" 2>&1 &
   TP_COLLECTOR_PID=$!
