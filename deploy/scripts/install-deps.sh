@@ -18,6 +18,7 @@ PACKAGES=(
   testssl.sh                           # client-simulation.txt: profiles import-testssl test data
   nginx                                # server matrix: session tickets, 0-RTT, OCSP stapling file
   curl                                 # raw HTTP in the collector bad-input tests
+  python3                              # collector tests: keep-alive TLS client, slowloris, flood
   procps psmisc                        # pkill/ps used by scripts
   ca-certificates
 )

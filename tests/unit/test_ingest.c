@@ -751,6 +751,155 @@ static void test_reopen_keeps_rows(void **state) {
   assert_int_equal(rows(f), 3);
 }
 
+/* ---- issue #7: hostile input ------------------------------------------------------ */
+
+static tp_err ingest_ex(fixture *f, const test_batch *t, const tp_ingest_params *p,
+                        tp_ingest_reply *reply) {
+  size_t len;
+  uint8_t *bytes = pack(&t->batch, &len);
+  tp_err rc = tp_ingest_batch_ex(f->store, bytes, len, p, reply);
+  free(bytes);
+  return rc;
+}
+
+static void expect_status(fixture *f, const test_batch *t, const tp_ingest_params *p, int status,
+                          const char *reason) {
+  tp_ingest_reply reply;
+  tp_err rc = ingest_ex(f, t, p, &reply);
+  if (reply.http_status != status || (reason != NULL && strcmp(reply.reason, reason) != 0))
+    fail_msg("rc=%d status=%d reason \"%s\", expected %d \"%s\"", rc, reply.http_status,
+             reply.reason, status, reason ? reason : "");
+  tp_ingest_reply_clear(&reply);
+}
+
+/* dns + connect + handshake <= total + loop_lag (what the engine guarantees); total 0 is
+ * "not measured". */
+static void test_phase_sum_rule(void **state) {
+  fixture *f = *state;
+  test_batch t;
+  make_batch(&t, 1);
+  t.results[0].dns_ns = 500000;
+  t.results[0].connect_ns = 500000;
+  t.results[0].handshake_ns = 2000000;
+  t.results[0].total_ns = 2999999;
+  expect_reject(f, &t, "results[0].total_ns: 2999999 ns is less than dns_ns + connect_ns + "
+                       "handshake_ns = 3000000 ns (with loop_lag_ns 0)");
+  t.results[0].handshake_ns = TP_V_MAX_PHASE_NS; /* the 1-hour handshake is gone already */
+  t.results[0].total_ns = 1000;
+  expect_reject(f, &t, "results[0].total_ns: 1000 ns is less than dns_ns + connect_ns + "
+                       "handshake_ns = 600001000000 ns (with loop_lag_ns 0)");
+  make_batch(&t, 1);
+  t.results[0].dns_ns = 500000;
+  t.results[0].connect_ns = 500000;
+  t.results[0].total_ns = 2500000;
+  t.results[0].loop_lag_ns = 500000; /* the lag subtracted from total but not from phases */
+  tp_ingest_reply reply;
+  assert_int_equal(ingest(f, &t, &reply), TP_E_OK);
+  tp_ingest_reply_clear(&reply);
+  make_batch(&t, 1);
+  t.batch.batch_seq = 8;
+  t.results[0].result_seq = 2;
+  t.results[0].total_ns = 0; /* not measured (a minimal error record) */
+  assert_int_equal(ingest(f, &t, &reply), TP_E_OK);
+  tp_ingest_reply_clear(&reply);
+  assert_int_equal(rows(f), 2);
+}
+
+static void test_time_window(void **state) {
+  fixture *f = *state;
+  test_batch t;
+  tp_time_window w = {.now_unix_ns = NOW_NS,
+                      .max_age_ns = UINT64_C(7) * 86400 * 1000000000,
+                      .max_skew_ns = UINT64_C(300) * 1000000000};
+  tp_ingest_params p = {.received_unix_ns = NOW_NS, .window = &w};
+  make_batch(&t, 2);
+  t.results[1].started_unix_ns = NOW_NS + INT64_C(301) * 1000000000;
+  expect_status(f, &t, &p, 400,
+                "results[1].started_unix_ns: 2023-11-14T22:18:21Z is more than 300 s ahead of the "
+                "collector's clock (2023-11-14T22:13:20Z; max_clock_skew)");
+  t.results[1].started_unix_ns = INT64_MAX; /* 2262 */
+  expect_status(f, &t, &p, 400,
+                "results[1].started_unix_ns: 2262-04-11T23:47:16Z is more than 300 s ahead of the "
+                "collector's clock (2023-11-14T22:13:20Z; max_clock_skew)");
+  t.results[1].started_unix_ns = NOW_NS - INT64_C(8) * 86400 * 1000000000;
+  expect_status(f, &t, &p, 400,
+                "results[1].started_unix_ns: 2023-11-06T22:13:20Z is more than 604800 s before the "
+                "collector's clock (2023-11-14T22:13:20Z; max_result_age)");
+  assert_int_equal(rows(f), 0);
+  /* At the edges: 5 minutes ahead, 7 days behind. */
+  t.results[0].started_unix_ns = NOW_NS + INT64_C(300) * 1000000000;
+  t.results[1].started_unix_ns = NOW_NS - INT64_C(7) * 86400 * 1000000000;
+  expect_status(f, &t, &p, 200, NULL);
+  assert_int_equal(rows(f), 2);
+  /* Without a window (tools replaying old batches) only positivity is checked. */
+  make_batch(&t, 1);
+  t.batch.batch_seq = 9;
+  t.results[0].result_seq = 5;
+  t.results[0].started_unix_ns = INT64_C(4102444800000000000); /* 2100 */
+  tp_ingest_params none = {.received_unix_ns = NOW_NS};
+  expect_status(f, &t, &none, 200, NULL);
+}
+
+static void test_identity_must_match(void **state) {
+  fixture *f = *state;
+  test_batch t;
+  make_batch(&t, 1);
+  tp_ingest_params p = {.received_unix_ns = NOW_NS, .identity = "agent-2"};
+  expect_status(f, &t, &p, 403, "agent_id \"agent-1\" is not the authenticated agent \"agent-2\"");
+  assert_int_equal(rows(f), 0);
+  /* An empty id is a broken batch: 400 from validation, not 403. */
+  t.batch.agent_id = "";
+  expect_status(f, &t, &p, 400, "agent_id: must not be empty");
+  make_batch(&t, 1);
+  p.identity = "agent-1";
+  expect_status(f, &t, &p, 200, NULL);
+  assert_int_equal(rows(f), 1);
+}
+
+/* Decode memory is bounded before allocation: results are counted in the wire bytes,
+ * nested repetition runs into the budget. */
+static void test_decode_bounds(void **state) {
+  fixture *f = *state;
+  tp_ingest_reply reply;
+  size_t n = 10001, len = 9 + 2 * n;
+  uint8_t *b = malloc(len);
+  assert_non_null(b);
+  memcpy(b, "\x0a\x07" "agent-1", 9);
+  for (size_t i = 0; i < n; i++)
+    memcpy(b + 9 + 2 * i, "\x2a\x00", 2); /* an empty ProbeResult */
+  assert_int_equal(tp_ingest_batch(f->store, b, len, NOW_NS, &reply), TP_E_TOOBIG);
+  assert_int_equal(reply.http_status, 400);
+  assert_string_equal(reply.reason, "results: 10001 results exceeds the limit of 10000");
+  tp_ingest_reply_clear(&reply);
+  /* A truncated top-level field is malformed whatever follows. */
+  assert_int_equal(tp_ingest_batch(f->store, b, 10, NOW_NS, &reply), TP_E_DECODE);
+  assert_string_equal(reply.reason, "malformed protobuf");
+  tp_ingest_reply_clear(&reply);
+  free(b);
+
+  /* One result holding 200,000 empty certificates (3 wire bytes each, ~100 decoded). */
+  size_t certs = 200000, inner_len = 3 * certs;
+  len = 9 + 1 + 4 + inner_len;
+  b = malloc(len);
+  assert_non_null(b);
+  memcpy(b, "\x0a\x07" "agent-1", 9);
+  size_t at = 9, v = inner_len;
+  b[at++] = 0x2a; /* results, length-delimited: the length as a varint */
+  for (; v >= 0x80; v >>= 7)
+    b[at++] = (uint8_t)(v | 0x80);
+  b[at++] = (uint8_t)v;
+  for (size_t i = 0; i < certs; i++) {
+    memcpy(b + at, "\x82\x05\x00", 3); /* field 80, length 0 */
+    at += 3;
+  }
+  assert_int_equal(tp_ingest_batch(f->store, b, at, NOW_NS, &reply), TP_E_TOOBIG);
+  assert_int_equal(reply.http_status, 400);
+  assert_string_equal(reply.reason, "batch too large to decode");
+  tp_ingest_reply_clear(&reply);
+  free(b);
+  assert_int_equal(rows(f), 0);
+}
+
 int main(void) {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
   const struct CMUnitTest tests[] = {
@@ -774,6 +923,10 @@ int main(void) {
       T(test_one_bad_result_stores_nothing),
       T(test_store_failure_is_503_and_rolled_back),
       T(test_reopen_keeps_rows),
+      T(test_phase_sum_rule),
+      T(test_time_window),
+      T(test_identity_must_match),
+      T(test_decode_bounds),
   };
 #undef T
   return cmocka_run_group_tests(tests, NULL, NULL);

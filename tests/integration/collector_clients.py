@@ -1,0 +1,236 @@
+#!/usr/bin/env python3
+"""collector_clients.py - the clients the collector tests need beyond curl: hand-encoded
+ResultBatch bodies (protoc is not a test dependency), a keep-alive HTTPS client that
+survives a SIGHUP, slow-header connections (slowloris) and a flood of garbage and
+oversized requests. Loopback only; every loop and wait is bounded.
+
+  batch OUT --agent ID [--seq N] [--results K] [--started NS] [--handshake NS]
+            [--total NS] [--drop-first NS]      a ResultBatch (started default: now)
+  empty-results OUT BYTES                       a body of BYTES bytes of empty results
+  empty-chain OUT BYTES                         one result with BYTES of empty certificates
+  keepalive PORT CAFILE TOKEN BODY PID LOG      two requests on one TLS connection with a
+                                                SIGHUP (and its "reloaded" line) between
+  slowloris HOST PORT SOURCE N SECONDS          N connections from SOURCE sending a header
+                                                byte every 2 s for SECONDS
+  flood PORT N BODY                             N concurrent garbage / oversized requests
+"""
+import asyncio
+import os
+import signal
+import socket
+import ssl
+import sys
+import time
+
+
+def varint(v):
+    out = bytearray()
+    while v >= 0x80:
+        out.append((v & 0x7F) | 0x80)
+        v >>= 7
+    out.append(v)
+    return bytes(out)
+
+
+def key(field, wire):
+    return varint(field << 3 | wire)
+
+
+def vfield(field, v):
+    return key(field, 0) + varint(v & 0xFFFFFFFFFFFFFFFF)
+
+
+def lfield(field, data):
+    if isinstance(data, str):
+        data = data.encode()
+    return key(field, 2) + varint(len(data)) + data
+
+
+def result(seq, started, handshake, total):
+    # target=3 port=5 profile=7 region=2 result_seq=9 started=10 handshake=13 total=14
+    # ok=16 error_class=17 (1 = OK)
+    return (lfield(2, "local") + lfield(3, "web") + vfield(5, 443) + lfield(7, "modern") +
+            vfield(9, seq) + vfield(10, started) + vfield(13, handshake) + vfield(14, total) +
+            vfield(16, 1) + vfield(17, 1))
+
+
+def batch(agent, seq, results, started, handshake, total, drop_first=None):
+    body = lfield(1, agent) + vfield(2, 7) + vfield(3, seq)
+    for i in range(results):
+        body += lfield(5, result(seq * 100000 + i + 1, started, handshake, total))
+    if drop_first is not None:
+        # DropReport: drop_id=1 count=2 reason=3 first=6 last=7
+        drop = (vfield(1, seq) + vfield(2, 1) + lfield(3, "spool_full") + vfield(6, drop_first) +
+                vfield(7, drop_first))
+        body += lfield(6, drop)
+    return body
+
+
+def cmd_batch(argv):
+    out, opts = argv[0], dict(zip(argv[1::2], argv[2::2]))
+    now = time.time_ns()
+    body = batch(opts["--agent"], int(opts.get("--seq", 1)), int(opts.get("--results", 1)),
+                 int(opts.get("--started", now)), int(opts.get("--handshake", 2000000)),
+                 int(opts.get("--total", 3000000)),
+                 int(opts["--drop-first"]) if "--drop-first" in opts else None)
+    with open(out, "wb") as f:
+        f.write(body)
+
+
+def cmd_empty_results(argv):
+    out, size = argv[0], int(argv[1])
+    with open(out, "wb") as f:
+        f.write(lfield(1, "agent-x") + b"\x2a\x00" * ((size - 9) // 2))
+
+
+def cmd_empty_chain(argv):
+    # one result whose chain (field 80) holds as many empty certificates as fit
+    out, size = argv[0], int(argv[1])
+    entries = key(80, 2) + b"\x00"
+    inner = result(1, time.time_ns(), 2000000, 3000000)
+    inner += entries * ((size - 64 - len(inner)) // len(entries))
+    with open(out, "wb") as f:
+        f.write(lfield(1, "agent-x") + vfield(2, 1) + vfield(3, 1) + lfield(5, inner))
+
+
+def http_request(sock, token, body):
+    head = ("POST /v1/results HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            "Content-Type: application/x-protobuf\r\nAuthorization: Bearer %s\r\n"
+            "Content-Length: %d\r\n\r\n" % (token, len(body)))
+    sock.sendall(head.encode() + body)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(4096)
+        if not chunk:
+            raise RuntimeError("connection closed")
+        data += chunk
+    head, rest = data.split(b"\r\n\r\n", 1)
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    while len(rest) < length:
+        rest += sock.recv(4096)
+    return int(head.split()[1])
+
+
+def cmd_keepalive(argv):
+    port, cafile, token, body_file, pid, log = argv[0], argv[1], argv[2], argv[3], int(argv[4]), argv[5]
+    body = open(body_file, "rb").read()
+    ctx = ssl.create_default_context(cafile=cafile)
+    raw = socket.create_connection(("127.0.0.1", int(port)), timeout=10)
+    sock = ctx.wrap_socket(raw, server_hostname="127.0.0.1")
+    cert = sock.getpeercert(binary_form=True)
+    first = http_request(sock, token, body)
+    before = open(log).read().count('msg="reloaded"')
+    os.kill(pid, signal.SIGHUP)
+    deadline = time.time() + 10
+    while open(log).read().count('msg="reloaded"') == before and time.time() < deadline:
+        time.sleep(0.05)
+    second = http_request(sock, token, body)
+    same = sock.getpeercert(binary_form=True) == cert
+    sock.close()
+    print("first=%d second=%d same_connection_cert=%s" % (first, second, "yes" if same else "no"))
+
+
+def cmd_slowloris(argv):
+    host, port, source, n, seconds = argv[0], int(argv[1]), argv[2], int(argv[3]), float(argv[4])
+    socks, refused = [], 0
+    for _ in range(n):
+        s = socket.socket()
+        s.setblocking(False)
+        try:
+            s.bind((source, 0))
+            s.connect_ex((host, port))
+            socks.append(s)
+        except OSError:
+            refused += 1
+            s.close()
+    time.sleep(0.5)
+    head = b"POST /v1/results HTTP/1.1\r\nHost: x\r\nX-Slow: "
+    sent = [0] * len(socks)
+    closed = [False] * len(socks)
+    end = time.time() + seconds
+    while time.time() < end:
+        for i, s in enumerate(socks):
+            if closed[i]:
+                continue
+            try:
+                if s.recv(1, socket.MSG_PEEK) == b"":
+                    closed[i] = True
+                    continue
+            except BlockingIOError:
+                pass
+            except OSError:
+                closed[i] = True
+                continue
+            try:
+                # the request line at once, then one header byte per round
+                chunk = head[:len(head) - 8] if sent[i] == 0 else b"a"
+                s.send(chunk)
+                sent[i] += len(chunk)
+            except BlockingIOError:
+                pass
+            except OSError:
+                closed[i] = True
+        time.sleep(2)
+    for s in socks:
+        s.close()
+    print("slowloris: opened=%d closed_by_server=%d refused=%d" % (len(socks), sum(closed), refused))
+
+
+async def flood_one(port, i, body, counts):
+    # mix: garbage protobuf (400), a declared body over the limit (413), a chunked
+    # oversized body (413 after reading), and a truncated request that just hangs up
+    kind = i % 4
+    try:
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection("127.0.0.1", port, local_addr=("127.0.0.%d" % (10 + i % 16), 0)), 15)
+    except (OSError, asyncio.TimeoutError):
+        counts["connect_failed"] = counts.get("connect_failed", 0) + 1
+        return
+    try:
+        if kind == 0:
+            data = b"\xff" * 4096
+            writer.write(b"POST /v1/results HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n"
+                         b"Content-Length: %d\r\n\r\n" % len(data) + data)
+        elif kind == 1:
+            writer.write(b"POST /v1/results HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n"
+                         b"Content-Length: 999999999\r\n\r\n" + body[:1000])
+        elif kind == 2:
+            writer.write(b"POST /v1/results HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n"
+                         b"Transfer-Encoding: chunked\r\n\r\n")
+            chunk = b"\x00" * 65536
+            for _ in range(80):  # 5 MiB, over a 4 MiB cap
+                writer.write(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
+                await writer.drain()
+            writer.write(b"0\r\n\r\n")
+        else:
+            writer.write(b"POST /v1/results HTTP/1.1\r\nHost: x\r\nContent-Len")
+        await writer.drain()
+        line = await asyncio.wait_for(reader.readline(), 30)
+        status = line.split()[1].decode() if len(line.split()) > 1 else "closed"
+    except (OSError, asyncio.TimeoutError, IndexError):
+        status = "closed"
+    counts[status] = counts.get(status, 0) + 1
+    writer.close()
+
+
+async def flood(port, n, body):
+    counts = {}
+    await asyncio.gather(*(flood_one(port, i, body, counts) for i in range(n)))
+    return counts
+
+
+def cmd_flood(argv):
+    port, n, body = int(argv[0]), int(argv[1]), open(argv[2], "rb").read()
+    counts = asyncio.run(flood(port, n, body))
+    print("flood: " + " ".join("%s=%d" % kv for kv in sorted(counts.items())))
+
+
+if __name__ == "__main__":
+    commands = {"batch": cmd_batch, "empty-results": cmd_empty_results,
+                "empty-chain": cmd_empty_chain, "keepalive": cmd_keepalive,
+                "slowloris": cmd_slowloris, "flood": cmd_flood}
+    commands[sys.argv[1]](sys.argv[2:])
