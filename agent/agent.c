@@ -271,6 +271,7 @@ tp_err tp_agent_new(const tp_agent_config *config, const tp_log *log, bool check
                           .max_batch_bytes = config->max_batch_bytes,
                           .flush_interval_ms = config->flush_interval_ms,
                           .timeout_ms = config->push_timeout_ms,
+                          .max_result_age_ms = config->max_result_age_ms,
                           .ca_file = config->ca_file,
                           .client_cert_file = config->client_cert_file,
                           .client_key_file = config->client_key_file,
@@ -330,7 +331,7 @@ static void snapshot_stats(tp_agent *a) {
       .invalid = ps.invalid,
       .invalid_dropped = ps.invalid_dropped,
       .replaced = ps.replaced,
-      .dropped = ps.spool.dropped_full + ps.spool.dropped_error,
+      .dropped = ps.spool.dropped_full + ps.spool.dropped_error + ps.spool.dropped_too_old,
       .skipped = total_skipped(a),
       .unsent = ps.unsent,
   };

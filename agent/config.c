@@ -39,6 +39,7 @@ typedef struct {
   doc_uint *max_batch_bytes;
   char *flush_interval;
   char *timeout;
+  char *max_result_age;
   char *ca_file, *client_cert_file, *client_key_file, *token_file;
   bool *insecure_plaintext;
 } doc_collector;
@@ -108,6 +109,7 @@ static const cyaml_schema_field_t collector_fields[] = {
     CYAML_FIELD_UINT_PTR("max_batch_bytes", OPT, doc_collector, max_batch_bytes),
     CYAML_FIELD_STRING_PTR("flush_interval", OPT, doc_collector, flush_interval, 1, 32),
     CYAML_FIELD_STRING_PTR("timeout", OPT, doc_collector, timeout, 1, 32),
+    CYAML_FIELD_STRING_PTR("max_result_age", OPT, doc_collector, max_result_age, 1, 32),
     CYAML_FIELD_STRING_PTR("ca_file", OPT, doc_collector, ca_file, 1, TP_AGENT_MAX_PATH),
     CYAML_FIELD_STRING_PTR("client_cert_file", OPT, doc_collector, client_cert_file, 1,
                            TP_AGENT_MAX_PATH),
@@ -199,6 +201,8 @@ typedef struct duration_rule {
 
 static const duration_rule FLUSH_INTERVAL = {2000, 100, 3600000};    /* 100ms..1h */
 static const duration_rule PUSH_TIMEOUT = {5000, 100, 300000};       /* 100ms..5m */
+/* The collector's max_result_age (1h..3650d, default 7d); keep them equal. */
+static const duration_rule RESULT_AGE = {604800000, 3600000, 315360000000}; /* 1h..3650d */
 static const duration_rule CONNECT_TIMEOUT = {3000, 10, 300000};     /* 10ms..5m */
 static const duration_rule HANDSHAKE_TIMEOUT = {5000, 10, 300000};   /* 10ms..5m */
 static const duration_rule JOB_INTERVAL = {0, 1000, 86400000};       /* 1s..1d, required */
@@ -372,6 +376,9 @@ static tp_err check_collector(tp_agent_config *c, const doc_root *doc, char *err
   if (rc == TP_E_OK)
     rc = duration_field(c->path, "collector.timeout", "collector.timeout", dc->timeout,
                         &PUSH_TIMEOUT, &c->push_timeout_ms, err, errlen);
+  if (rc == TP_E_OK)
+    rc = duration_field(c->path, "collector.max_result_age", "collector.max_result_age",
+                        dc->max_result_age, &RESULT_AGE, &c->max_result_age_ms, err, errlen);
   return rc;
 }
 

@@ -66,6 +66,7 @@ typedef struct tp_agent_config {
   unsigned batch_size;
   unsigned max_batch_bytes;
   uint64_t flush_interval_ms, push_timeout_ms;
+  uint64_t max_result_age_ms; /* older spooled results are dropped as too_old */
   /* collector transport: NULL = not configured */
   const char *ca_file, *client_cert_file, *client_key_file, *token_file;
   bool insecure_plaintext; /* an http:// collector URL was allowed explicitly */

@@ -57,7 +57,7 @@ struct tp_pusher {
   size_t max_batch_bytes;
   unsigned cap_records; /* results per lease now: halved by 413/400, regrown by acks */
   uint64_t last_replaced_seq; /* a refused single result already replaced once */
-  uint64_t flush_interval_ms, timeout_ms;
+  uint64_t flush_interval_ms, timeout_ms, max_result_age_ms;
 
   CURLM *multi;
   CURL *easy;
@@ -185,12 +185,24 @@ static uint64_t unsent(const tp_pusher *p) {
   return n;
 }
 
-/* Memory first while it holds anything: it is the copy a stop would lose. */
+/* Memory first while it holds anything: it is the copy a stop would lose. Results
+ * the collector would refuse as too old go first, counted. */
 static void next_lease(tp_pusher *p) {
   tp_spool *order[2] = {p->fallback, p->spool};
+  int64_t oldest = now_unix_ns() - (int64_t)p->max_result_age_ms * 1000000;
   for (size_t i = 0; i < 2 && p->lease == NULL; i++) {
     if (order[i] == NULL)
       continue;
+    tp_spool_stats before, after;
+    tp_spool_get_stats(order[i], &before);
+    if (tp_spool_expire(order[i], oldest) != TP_E_OK)
+      log_spool_trouble(p, "cannot drop results too old to send");
+    tp_spool_get_stats(order[i], &after);
+    if (after.dropped_too_old != before.dropped_too_old)
+      tp_log_warn(p->log, "dropped results too old for the collector (reported as too_old)",
+                  "results=%llu max_result_age_ms=%llu",
+                  (unsigned long long)(after.dropped_too_old - before.dropped_too_old),
+                  (unsigned long long)p->max_result_age_ms);
     if (tp_spool_lease_next(order[i], p->cap_records, p->max_batch_bytes, &p->lease) != TP_E_OK) {
       log_spool_trouble(p, "cannot read the spool");
       p->lease = NULL;
@@ -678,6 +690,8 @@ tp_err tp_pusher_new(uv_loop_t *loop, const tp_pusher_options *o, tp_spool *spoo
   p->max_batch_bytes = o->max_batch_bytes ? o->max_batch_bytes : TP_PUSHER_DEFAULT_MAX_BATCH_BYTES;
   p->flush_interval_ms = o->flush_interval_ms ? o->flush_interval_ms : 2000;
   p->timeout_ms = o->timeout_ms ? o->timeout_ms : 5000;
+  p->max_result_age_ms =
+      o->max_result_age_ms ? o->max_result_age_ms : TP_PUSHER_DEFAULT_MAX_RESULT_AGE_MS;
   tp_buf_init(&p->response, ACK_MAX_BYTES);
   tp_buf_init(&p->body, p->max_batch_bytes + BODY_OVERHEAD_BYTES);
   tp_rng_seed(&p->rng, tp_spool_id(spool) ^ uv_hrtime());
@@ -739,6 +753,7 @@ void tp_pusher_get_stats(const tp_pusher *p, tp_pusher_stats *stats) {
     stats->in_memory = m.records;
     stats->spool.dropped_full += m.dropped_full;
     stats->spool.dropped_error += m.dropped_error;
+    stats->spool.dropped_too_old += m.dropped_too_old;
   }
   stats->unsent = unsent(p);
 }

@@ -39,6 +39,7 @@
 #include "tp_log.h"
 
 #define TP_PUSHER_DEFAULT_MAX_BATCH_BYTES ((size_t)1024 * 1024)
+#define TP_PUSHER_DEFAULT_MAX_RESULT_AGE_MS ((uint64_t)7 * 24 * 3600 * 1000)
 
 typedef struct tp_pusher_options {
   const char *url;
@@ -48,6 +49,9 @@ typedef struct tp_pusher_options {
   size_t max_batch_bytes;  /* records' bytes per batch at most (0 = default) */
   uint64_t flush_interval_ms;
   uint64_t timeout_ms; /* per HTTP request */
+  /* Results older than this when their turn comes are dropped as too_old (the
+   * collector's max_result_age refuses them); 0 = 7 days. */
+  uint64_t max_result_age_ms;
   /* Transport security. The collector's certificate is verified against ca_file
    * (NULL = the system trust store) and its name against the URL's host. */
   const char *ca_file;

@@ -91,7 +91,7 @@ typedef struct tp_report_agent {
   uint64_t results;          /* stored, all time */
   uint64_t lost_total;       /* reported lost, all time */
   uint64_t lost_in_window;   /* reported lost, produced within the window */
-  uint64_t lost_full, lost_error, lost_invalid; /* lost_in_window by reason */
+  uint64_t lost_full, lost_error, lost_invalid, lost_too_old; /* lost_in_window by reason */
   int64_t lost_first_unix_ns, lost_last_unix_ns; /* when those were produced */
   uint64_t missing;
   int64_t last_received_unix_ns;

@@ -62,6 +62,8 @@ static tp_err on_drop(const tp_store_drop_row *row, void *data) {
     a->lost_full += row->count;
   else if (strcmp(row->reason, "spool_error") == 0)
     a->lost_error += row->count;
+  else if (strcmp(row->reason, "too_old") == 0)
+    a->lost_too_old += row->count;
   else
     a->lost_invalid += row->count;
   if (a->lost_first_unix_ns == 0 || row->first_unix_ns < a->lost_first_unix_ns)
@@ -117,9 +119,10 @@ static void agent_warnings(tp_report *r, size_t i, uint64_t silent_after_ms) {
     agent_warn(r, i, TP_REPORT_WARN,
                tp_xasprintf("%" PRIu64 " results lost in the window (spool_full %" PRIu64
                             ", spool_error %" PRIu64 ", invalid_result %" PRIu64
-                            "), produced %s..%s: rates above do not include them",
+                            ", too_old %" PRIu64 "), produced %s..%s: rates above do not"
+                            " include them",
                             a->lost_in_window, a->lost_full, a->lost_error, a->lost_invalid,
-                            first_lost, last_lost));
+                            a->lost_too_old, first_lost, last_lost));
   }
   if (a->missing > 0)
     agent_warn(r, i, TP_REPORT_WARN,
@@ -235,10 +238,11 @@ tp_err tp__report_delivery_json(const tp_report *r, tp_buf *b) {
                        ",\"spools\":%" PRIu64 ",\"results\":%" PRIu64 ",\"lost_total\":%" PRIu64
                        ",\"lost_in_window\":%" PRIu64 ",\"lost_spool_full\":%" PRIu64
                        ",\"lost_spool_error\":%" PRIu64 ",\"lost_invalid_result\":%" PRIu64
+                       ",\"lost_too_old\":%" PRIu64
                        ",\"missing\":%" PRIu64 ",\"last_delivery_unix\":%" PRId64
                        ",\"silent\":%s}",
                        a->spools, a->results, a->lost_total, a->lost_in_window, a->lost_full,
-                       a->lost_error, a->lost_invalid, a->missing,
+                       a->lost_error, a->lost_invalid, a->lost_too_old, a->missing,
                        a->last_received_unix_ns / 1000000000, a->silent ? "true" : "false");
   }
   return rc == TP_E_OK ? tp_json_raw(b, "]") : rc;

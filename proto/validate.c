@@ -284,7 +284,7 @@ static tp_err check_drop(vctx *v, const Tlsprobe__V1__DropReport *d) {
                (uint64_t)TP_V_MAX_DROP_COUNT);
   if (d->reason == NULL || one_of(d->reason, tp_wire_drop_reasons, TP_WIRE_DROP_REASONS) < 0) {
     char shown[36];
-    return bad(v, "reason", "\"%s\" is not spool_full, spool_error or invalid_result",
+    return bad(v, "reason", "\"%s\" is not spool_full, spool_error, invalid_result or too_old",
                echo(d->reason ? d->reason : "", shown));
   }
   if ((d->first_seq == 0) != (d->last_seq == 0))
@@ -417,17 +417,22 @@ tp_err tp_validate_batch_window(const Tlsprobe__V1__ResultBatch *batch, const tp
     snprintf(v.path, sizeof(v.path), "results[%zu]", i);
     rc = check_time(&v, "started_unix_ns", batch->results[i]->started_unix_ns, w);
   }
+  /* Drop reports count loss; the older the loss, the more it matters that it is
+   * seen (an outage longer than max_result_age is exactly when results are dropped).
+   * Only a time ahead of the clock is refused. */
+  tp_time_window drops_window = *w;
+  drops_window.max_age_ns = UINT64_MAX;
   for (size_t i = 0; rc == TP_E_OK && i < batch->n_drops; i++) {
     snprintf(v.path, sizeof(v.path), "drops[%zu]", i);
-    rc = check_time(&v, "first_unix_ns", batch->drops[i]->first_unix_ns, w);
+    rc = check_time(&v, "first_unix_ns", batch->drops[i]->first_unix_ns, &drops_window);
     if (rc == TP_E_OK)
-      rc = check_time(&v, "last_unix_ns", batch->drops[i]->last_unix_ns, w);
+      rc = check_time(&v, "last_unix_ns", batch->drops[i]->last_unix_ns, &drops_window);
   }
   return rc;
 }
 
 const char *const tp_wire_drop_reasons[TP_WIRE_DROP_REASONS] = {"spool_full", "spool_error",
-                                                                 "invalid_result"};
+                                                                 "invalid_result", "too_old"};
 
 tp_err tp_validate_result(const char *batch_agent_id, const Tlsprobe__V1__ProbeResult *result,
                           char *reason, size_t len) {

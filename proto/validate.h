@@ -34,7 +34,7 @@ tp_err tp_validate_batch_window(const Tlsprobe__V1__ResultBatch *batch, const tp
                                 char *reason, size_t len);
 
 /* The DropReport.reason values a collector accepts (tlsprobe.proto). */
-#define TP_WIRE_DROP_REASONS 3
+#define TP_WIRE_DROP_REASONS 4
 extern const char *const tp_wire_drop_reasons[TP_WIRE_DROP_REASONS];
 
 /* Checks one result as part of a batch from batch_agent_id; the reason's

@@ -3,6 +3,7 @@
  * a time, and the counters. */
 #include "spool_internal.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,7 +97,7 @@ static tp_err make_room(tp_spool *s, size_t len) {
   while (need > 0) {
     tp_spool_drop run = {0};
     uint64_t freed = 0;
-    tp_err rc = s->ops->drop_oldest(s, s->lease_last_seq, need, &run, &freed);
+    tp_err rc = s->ops->drop_oldest(s, s->lease_last_seq, need, INT64_MAX, &run, &freed);
     if (rc != TP_E_OK)
       return rc;
     if (run.count == 0)
@@ -183,4 +184,25 @@ tp_err tp_spool_replace(tp_spool *s, uint64_t seq, const uint8_t *data, size_t l
   }
   s->bytes = s->bytes - (old_len < s->bytes ? old_len : s->bytes) + len;
   return TP_E_OK;
+}
+
+tp_err tp_spool_expire(tp_spool *s, int64_t before_unix_ns) {
+  for (;;) {
+    tp_spool_drop run = {0};
+    uint64_t freed = 0;
+    tp_err rc = s->ops->drop_oldest(s, s->lease_last_seq, UINT64_MAX, before_unix_ns, &run, &freed);
+    if (rc == TP_E_OK && run.count > 0) {
+      s->records -= run.count < s->records ? run.count : s->records;
+      s->bytes -= freed < s->bytes ? freed : s->bytes;
+      s->stats.dropped_too_old += run.count;
+      run.reason = TP_SPOOL_DROP_TOO_OLD;
+      rc = s->ops->add_drop(s, &run);
+    }
+    if (rc != TP_E_OK) {
+      s->stats.io_errors++;
+      return rc;
+    }
+    if (run.count == 0)
+      return TP_E_OK;
+  }
 }

@@ -37,6 +37,7 @@ typedef struct tp_spool tp_spool;
 #define TP_SPOOL_DROP_FULL "spool_full"
 #define TP_SPOOL_DROP_ERROR "spool_error"
 #define TP_SPOOL_DROP_INVALID "invalid_result"
+#define TP_SPOOL_DROP_TOO_OLD "too_old"
 
 typedef struct tp_spool_record {
   uint64_t seq;
@@ -69,6 +70,7 @@ typedef struct tp_spool_stats {
   uint64_t dropped_full;    /* results dropped by the size bound (since open) */
   uint64_t dropped_error;   /* results lost to write errors (since open) */
   uint64_t dropped_invalid; /* results the producer could not encode (since open) */
+  uint64_t dropped_too_old; /* results older than the collector accepts (since open) */
   uint64_t io_errors;       /* failed spool operations (since open) */
 } tp_spool_stats;
 
@@ -105,6 +107,10 @@ tp_err tp_spool_ack(tp_spool *spool, tp_spool_lease *lease);
  * batch (a retry); false: the lease is dissolved so the next one may be cut
  * differently (smaller, after a 413). Frees it. */
 void tp_spool_nack(tp_spool *spool, tp_spool_lease *lease, bool keep_batch);
+/* Drops (and reports as too_old) the waiting records produced before
+ * before_unix_ns that are not in the lease: the collector would refuse them, and
+ * sending them only to be refused one by one would hold up everything behind. */
+tp_err tp_spool_expire(tp_spool *spool, int64_t before_unix_ns);
 /* Replaces a waiting record's bytes (a result too large for the collector,
  * replaced by a minimal error result under the same number). */
 tp_err tp_spool_replace(tp_spool *spool, uint64_t seq, const uint8_t *data, size_t len);

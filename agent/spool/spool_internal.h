@@ -10,10 +10,11 @@ typedef struct tp_spool_ops {
   tp_err (*append)(tp_spool *s, const uint8_t *data, size_t len, int64_t produced_unix_ns,
                    uint64_t *seq);
   /* Deletes the oldest records numbered above after_seq, one contiguous run of
-   * numbers, until at least `need` payload bytes are freed or the run ends; fills
-   * *run (count, seqs, times; count 0 = nothing left) and *freed. */
-  tp_err (*drop_oldest)(tp_spool *s, uint64_t after_seq, uint64_t need, tp_spool_drop *run,
-                        uint64_t *freed);
+   * numbers produced before before_ns, until at least `need` payload bytes are
+   * freed or the run ends; fills *run (count, seqs, times; count 0 = nothing to
+   * delete) and *freed. */
+  tp_err (*drop_oldest)(tp_spool *s, uint64_t after_seq, uint64_t need, int64_t before_ns,
+                        tp_spool_drop *run, uint64_t *freed);
   /* Adds to the pending drop reports, merged into the newest pending one when
    * it has the same reason and continues its numbers. */
   tp_err (*add_drop)(tp_spool *s, const tp_spool_drop *drop);

@@ -61,8 +61,8 @@ static tp_err mem_append(tp_spool *s, const uint8_t *data, size_t len, int64_t p
   return TP_E_OK;
 }
 
-static tp_err mem_drop_oldest(tp_spool *s, uint64_t after_seq, uint64_t need, tp_spool_drop *run,
-                              uint64_t *freed) {
+static tp_err mem_drop_oldest(tp_spool *s, uint64_t after_seq, uint64_t need, int64_t before_ns,
+                              tp_spool_drop *run, uint64_t *freed) {
   mem_spool *m = from_base(s);
   *run = (tp_spool_drop){0};
   *freed = 0;
@@ -70,7 +70,7 @@ static tp_err mem_drop_oldest(tp_spool *s, uint64_t after_seq, uint64_t need, tp
   while (first < m->head + m->count && m->recs[first].seq <= after_seq)
     first++;
   size_t end = first;
-  while (end < m->head + m->count && *freed < need &&
+  while (end < m->head + m->count && *freed < need && m->recs[end].produced_unix_ns < before_ns &&
          (end == first || m->recs[end].seq == m->recs[end - 1].seq + 1)) {
     *freed += m->recs[end].len;
     end++;

@@ -179,8 +179,8 @@ static tp_err sq_append(tp_spool *s, const uint8_t *data, size_t len, int64_t pr
   return TP_E_OK;
 }
 
-static tp_err sq_drop_oldest(tp_spool *s, uint64_t after_seq, uint64_t need, tp_spool_drop *run_out,
-                             uint64_t *freed) {
+static tp_err sq_drop_oldest(tp_spool *s, uint64_t after_seq, uint64_t need, int64_t before_ns,
+                             tp_spool_drop *run_out, uint64_t *freed) {
   sql_spool *q = from_base(s);
   sqlite3_stmt *st = bound(q, ST_OLDEST_AFTER);
   *run_out = (tp_spool_drop){0};
@@ -192,6 +192,8 @@ static tp_err sq_drop_oldest(tp_spool *s, uint64_t after_seq, uint64_t need, tp_
     uint64_t seq = (uint64_t)sqlite3_column_int64(st, 0);
     if (run_out->count > 0 && seq != run_out->last_seq + 1)
       break; /* one contiguous run per drop report */
+    if (sqlite3_column_int64(st, 1) >= before_ns)
+      break;
     if (run_out->count == 0) {
       run_out->first_seq = seq;
       run_out->first_unix_ns = sqlite3_column_int64(st, 1);
@@ -292,7 +294,7 @@ static tp_err read_records(sqlite3_stmt *st, size_t max_bytes, tp_spool_lease *l
 
 static const char *static_reason(const unsigned char *text) {
   static const char *const known[] = {TP_SPOOL_DROP_FULL, TP_SPOOL_DROP_ERROR,
-                                      TP_SPOOL_DROP_INVALID};
+                                      TP_SPOOL_DROP_INVALID, TP_SPOOL_DROP_TOO_OLD};
   for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
     if (text != NULL && strcmp((const char *)text, known[i]) == 0)
       return known[i];

@@ -269,7 +269,7 @@ static void test_json_format(void **state) {
                                "\"agents\":[{\"agent_id\":\"agent-r\",\"spools\":1,"
                                "\"results\":15,\"lost_total\":0,\"lost_in_window\":0,"
                                "\"lost_spool_full\":0,\"lost_spool_error\":0,"
-                               "\"lost_invalid_result\":0,\"missing\":0,"
+                               "\"lost_invalid_result\":0,\"lost_too_old\":0,\"missing\":0,"
                                "\"last_delivery_unix\":1700000000,\"silent\":false}]}\n"));
   assert_null(strstr(json, "tls_version")); /* facts only with --target */
   free(json);
@@ -1123,7 +1123,7 @@ static void test_delivery_loss_and_silence(void **state) {
   assert_non_null(strstr(text, "delivery: 2 agents, 3 results reported lost in the window, 2 missing"));
   assert_non_null(strstr(text, "CRIT agent quiet: silent for 1h (last delivery 2023-11-14T21:13:20Z)"));
   assert_non_null(strstr(text, "WARN agent lossy: 3 results lost in the window (spool_full 3,"
-                               " spool_error 0, invalid_result 0), produced"
+                               " spool_error 0, invalid_result 0, too_old 0), produced"
                                " 2023-11-14T22:03:20Z..2023-11-14T22:04:20Z"));
   assert_non_null(strstr(text, "WARN agent lossy: 2 numbered results neither received"));
   free(text);

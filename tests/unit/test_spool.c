@@ -226,6 +226,38 @@ static void test_replace_keeps_number(void **state) {
   assert_int_equal(tp_spool_ack(f->spool, l), TP_E_OK);
 }
 
+/* Results older than the collector accepts go as one too_old report, not one by one
+ * through refusals; the lease in flight is never touched. */
+static void test_expire_reports_too_old(void **state) {
+  fixture *f = *state;
+  f->spool = open_spool(f, TP_SPOOL_DEFAULT_MAX_BYTES);
+  for (int i = 1; i <= 6; i++)
+    put(f->spool, 10, (uint8_t)i, i * 100);
+  tp_spool_lease *l = lease(f->spool, 1, 1 << 20); /* seq 1 in flight */
+  tp_spool_nack(f->spool, l, true);
+  assert_int_equal(tp_spool_expire(f->spool, 450), TP_E_OK); /* 2, 3, 4 are older */
+  tp_spool_stats st;
+  tp_spool_get_stats(f->spool, &st);
+  assert_int_equal(st.dropped_too_old, 3);
+  assert_int_equal(st.records, 3);
+  l = lease(f->spool, 10, 1 << 20);
+  assert_int_equal(l->records[0].seq, 1); /* the kept lease, as it was */
+  assert_int_equal(tp_spool_ack(f->spool, l), TP_E_OK);
+  l = lease(f->spool, 10, 1 << 20);
+  assert_int_equal(l->n_drops, 1);
+  assert_string_equal(l->drops[0].reason, TP_SPOOL_DROP_TOO_OLD);
+  assert_int_equal(l->drops[0].first_seq, 2);
+  assert_int_equal(l->drops[0].last_seq, 4);
+  assert_int_equal(l->drops[0].count, 3);
+  assert_int_equal(l->drops[0].first_unix_ns, 200);
+  assert_int_equal(l->drops[0].last_unix_ns, 400);
+  assert_int_equal(l->n_records, 2);
+  assert_int_equal(l->records[0].seq, 5);
+  assert_int_equal(tp_spool_ack(f->spool, l), TP_E_OK);
+  assert_int_equal(tp_spool_expire(f->spool, 10000), TP_E_OK); /* nothing left: no-op */
+  assert_null(lease(f->spool, 10, 1 << 20));
+}
+
 /* ---- file only ---------------------------------------------------------------- */
 
 static void test_reopen_keeps_everything(void **state) {
@@ -304,6 +336,7 @@ int main(void) {
       BOTH(test_full_drops_oldest_outside_lease),
       BOTH(test_counted_drops_are_reported),
       BOTH(test_replace_keeps_number),
+      BOTH(test_expire_reports_too_old),
       cmocka_unit_test_setup_teardown(test_reopen_keeps_everything, setup_file, teardown),
       cmocka_unit_test_setup_teardown(test_file_in_use_is_refused, setup_file, teardown),
       cmocka_unit_test_setup_teardown(test_not_a_spool_is_refused, setup_file, teardown),
