@@ -655,6 +655,13 @@ void tp_pusher_reload(tp_pusher *p) {
     tp_log_error(p->log, "keeping the old collector token", "error=\"%s\"", err);
   } else {
     tp_log_info(p->log, "collector token reloaded", "file=%s", p->token_file);
+    /* A refused token waits 5 minutes between tries: the new one gets its try now. */
+    if (p->backing_off) {
+      uv_timer_stop(&p->retry_timer);
+      p->backing_off = false;
+      p->consecutive_failures = 0;
+      maybe_push(p);
+    }
   }
   explicit_bzero(old, sizeof(old));
 }

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # demo.sh - the whole data path on one machine, in about a minute:
 #   install the Debian packages, build into build/, start the local TLS servers of
-#   tls-targets.sh, a collector on SQLite and an agent probing every server with two client
-#   profiles for TP_DEMO_SECONDS (default 30), then print the collector's report.
+#   tls-targets.sh, a collector on SQLite (HTTPS with its own CA, a bearer token minted for
+#   the agent) and an agent probing every server with two client profiles for
+#   TP_DEMO_SECONDS (default 30), then print the collector's report.
 # Everything runs on 127.0.0.1 and lives under .run/demo/; everything started is stopped
 # on exit, including on failure or Ctrl-C.
 set -euo pipefail
@@ -43,11 +44,12 @@ tp_start_targets "$RUN/targets"
 tp_say "  good:$GOOD_PORT expired:$EXPIRED_PORT wrongname:$WRONGNAME_PORT" \
   "unknownca:$UNKNOWNCA_PORT tls12:$TLS12_PORT refused:$REFUSED_PORT"
 
-tp_say "starting the collector"
-tp_start_collector "$COLLECTOR" "$RUN"
-tp_say "  listening on 127.0.0.1:$TP_COLLECTOR_PORT, database $TP_DB"
+tp_say "starting the collector (HTTPS, a token minted for demo-agent)"
+tp_start_collector_https "$COLLECTOR" "$RUN" demo-agent
+tp_say "  $TP_COLLECTOR_URL, database $TP_DB"
 
 tp_write_agent_config "$RUN/agent.yaml" "$RUN/targets" "$TP_COLLECTOR_URL" 2s demo-agent
+tp_agent_use_https "$RUN/agent.yaml" "$RUN" demo-agent
 "$AGENT" --config "$RUN/agent.yaml" --check || tp_die "the generated $RUN/agent.yaml does not validate"
 
 tp_say "probing 6 targets x 2 profiles every 2s for ${DEMO_SECONDS}s (log: $RUN/agent.log)"

@@ -140,18 +140,60 @@ tp__collector_port_known() {
 }
 
 # tp_start_collector BIN DIR [PORT]: collector on 127.0.0.1, PORT (default 0: any free
-# port), database DIR/tlsprobe.db. Sets TP_COLLECTOR_PID, TP_COLLECTOR_PORT,
+# port), database DIR/tlsprobe.db, plain HTTP without authentication (what most tests need;
+# tp_start_collector_https for the real thing). Sets TP_COLLECTOR_PID, TP_COLLECTOR_PORT,
 # TP_COLLECTOR_URL, TP_COLLECTOR_LOG, TP_DB.
 tp_start_collector() {
-  local bin=$1 dir=$2 port=${3:-0} i rc
-  TP_DB=$dir/tlsprobe.db
-  TP_COLLECTOR_LOG=$dir/collector.log
+  local bin=$1 dir=$2 port=${3:-0}
   cat >"$dir/collector.yaml" <<EOF
 listen: 127.0.0.1:$port
-database: $TP_DB
+database: $dir/tlsprobe.db
 insecure_plaintext: true
 auth: {allow_unauthenticated: true}
 EOF
+  tp__run_collector "$bin" "$dir" http
+}
+
+# tp_start_collector_https BIN DIR AGENT_ID: HTTPS with a certificate for 127.0.0.1 from a
+# CA made here (DIR/collector-ca.pem), bearer tokens only, and one token minted for
+# AGENT_ID (DIR/AGENT_ID.token, mode 600). Sets what tp_start_collector sets.
+tp_start_collector_https() {
+  local bin=$1 dir=$2 agent=$3
+  tp__make_collector_certificate "$dir" || return 1
+  cat >"$dir/collector.yaml" <<EOF
+listen: 127.0.0.1:0
+database: $dir/tlsprobe.db
+tls: {cert_file: $dir/collector.pem, key_file: $dir/collector.key}
+auth: {tokens_file: $dir/tokens.yaml}
+EOF
+  (umask 077 && "$bin" agents add "$agent" --config "$dir/collector.yaml" >"$dir/$agent.token") ||
+    { tp_say "could not mint a token for $agent"; return 1; }
+  tp__run_collector "$bin" "$dir" https
+}
+
+tp__make_collector_certificate() {
+  local dir=$1
+  (
+    cd "$dir" &&
+      openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
+        -subj "/CN=tlsprobe demo collector CA" -keyout collector-ca.key -out collector-ca.pem \
+        -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign &&
+      openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=127.0.0.1" \
+        -keyout collector.key -out collector.csr &&
+      printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >collector.ext &&
+      openssl x509 -req -in collector.csr -CA collector-ca.pem -CAkey collector-ca.key \
+        -CAcreateserial -days 30 -extfile collector.ext -out collector.pem &&
+      chmod 600 collector.key collector-ca.key
+  ) >"$dir/openssl.log" 2>&1 || { tp_say "openssl failed:"; cat "$dir/openssl.log" >&2; return 1; }
+}
+
+# tp__run_collector BIN DIR SCHEME: starts `serve --config DIR/collector.yaml` and waits
+# for the port it logs.
+tp__run_collector() {
+  local bin=$1 dir=$2 scheme=$3 i rc
+  TP_DB=$dir/tlsprobe.db
+  TP_COLLECTOR_LOG=$dir/collector.log
+  TP_COLLECTOR_PORT=""
   "$bin" serve --config "$dir/collector.yaml" </dev/null >"$TP_COLLECTOR_LOG" 2>&1 &
   TP_COLLECTOR_PID=$!
   tp_on_exit "tp_stop $TP_COLLECTOR_PID collector >/dev/null 2>&1"
@@ -172,7 +214,14 @@ EOF
     sed 's/^/  | /' "$TP_COLLECTOR_LOG" >&2
     return 1
   fi
-  TP_COLLECTOR_URL=http://127.0.0.1:$TP_COLLECTOR_PORT/v1/results
+  TP_COLLECTOR_URL=$scheme://127.0.0.1:$TP_COLLECTOR_PORT/v1/results
+}
+
+# tp_agent_use_https AGENT_YAML DIR AGENT_ID: points a config written by
+# tp_write_agent_config at tp_start_collector_https's collector: its CA, the agent's
+# token, no plaintext.
+tp_agent_use_https() {
+  sed -i "s|^  insecure_plaintext: true\$|  ca_file: $2/collector-ca.pem\n  token_file: $2/$3.token|" "$1"
 }
 
 # tp_write_agent_config OUT TARGETS_DIR COLLECTOR_URL INTERVAL AGENT_ID: fills
