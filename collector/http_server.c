@@ -415,8 +415,8 @@ static void authenticate(tp_http_server *srv, struct MHD_Connection *conn, auth_
   }
   if (crc == TP_E_OK && have_token && strcmp(cert_id, token_id) != 0) {
     snprintf(v->reason, sizeof(v->reason),
-             "client certificate (\"%s\") and token (\"%s\") name different agents", cert_id,
-             token_id);
+             "client certificate (\"%.64s\") and token (\"%.64s\") name different agents",
+             cert_id, token_id);
     v->status = MHD_HTTP_FORBIDDEN;
     return;
   }

@@ -831,6 +831,25 @@ static void test_time_window(void **state) {
   t.results[1].started_unix_ns = NOW_NS - INT64_C(7) * 86400 * 1000000000;
   expect_status(f, &t, &p, 200, NULL);
   assert_int_equal(rows(f), 2);
+  /* Drop reports: ahead of the clock is refused; any age is accepted (an outage longer
+   * than max_result_age is when the loss they count matters most). */
+  make_batch(&t, 1);
+  t.batch.batch_seq = 10;
+  Tlsprobe__V1__DropReport drop = TLSPROBE__V1__DROP_REPORT__INIT;
+  Tlsprobe__V1__DropReport *drops[1] = {&drop};
+  drop.drop_id = 1;
+  drop.count = 1;
+  drop.reason = "spool_full";
+  drop.first_unix_ns = NOW_NS - 1000;
+  drop.last_unix_ns = NOW_NS + INT64_C(301) * 1000000000;
+  t.batch.drops = drops;
+  t.batch.n_drops = 1;
+  t.results[0].result_seq = 3;
+  expect_status(f, &t, &p, 400,
+                "drops[0].last_unix_ns: 2023-11-14T22:18:21Z is more than 300 s ahead of the "
+                "collector's clock (2023-11-14T22:13:20Z; max_clock_skew)");
+  drop.first_unix_ns = drop.last_unix_ns = NOW_NS - INT64_C(30) * 86400 * 1000000000;
+  expect_status(f, &t, &p, 200, NULL);
   /* Without a window (tools replaying old batches) only positivity is checked. */
   make_batch(&t, 1);
   t.batch.batch_seq = 9;
