@@ -16,6 +16,7 @@
 #include "tp_buf.h"
 #include "tp_mem.h"
 #include "tp_rand.h"
+#include "tp_secret.h"
 #include "validate.h"
 
 #define BACKOFF_MIN_MS 1000
@@ -737,7 +738,20 @@ fail:
   return rc;
 }
 
+/* A token or key others can read is a credential others can use: say so (once, at
+ * start), and go on. */
+static void warn_loose_secrets(const tp_pusher *p) {
+  const char *files[] = {p->token_file, p->client_key_file};
+  char why[96];
+  for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+    if (files[i] != NULL && tp_secret_file_too_open(files[i], why, sizeof(why)))
+      tp_log_warn(p->log, "a secret file is readable by others: chmod 600 it", "file=%s why=\"%s\"",
+                  files[i], why);
+  }
+}
+
 void tp_pusher_start(tp_pusher *p) {
+  warn_loose_secrets(p);
   (void)uv_timer_start(&p->flush_timer, on_flush_timer, p->flush_interval_ms,
                        p->flush_interval_ms);
   tp_spool_stats s;

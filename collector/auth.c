@@ -7,6 +7,7 @@
 
 #include "auth_tokens.h"
 #include "tp_mem.h"
+#include "tp_secret.h"
 
 struct tp_auth {
   pthread_mutex_t mu; /* guards tokens */

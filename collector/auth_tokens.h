@@ -66,8 +66,4 @@ void tp_token_table_revoke(tp_token_table *table, const char *name, const char *
 tp_err tp_token_table_save(const tp_token_table *table, const char *path, char *err,
                            size_t errlen);
 
-/* True (with why = "mode 0644: readable by group/others") when a file holding
- * secrets can be read by anyone but its owner. */
-bool tp_secret_file_too_open(const char *path, char *why, size_t len);
-
 #endif

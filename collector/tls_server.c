@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "auth_tokens.h" /* tp_secret_file_too_open */
+#include "tp_secret.h"
 #include "tp_mem.h"
 #include "validate.h"
 

@@ -35,8 +35,10 @@ typedef struct mem_spool {
 static mem_spool *from_base(tp_spool *s) { return (mem_spool *)s; }
 
 static void compact(mem_spool *m) {
-  if (m->head == 0)
+  if (m->head == 0 || m->count == 0) {
+    m->head = 0;
     return;
+  }
   memmove(m->recs, m->recs + m->head, m->count * sizeof(*m->recs));
   m->head = 0;
 }
@@ -86,7 +88,8 @@ static tp_err mem_drop_oldest(tp_spool *s, uint64_t after_seq, uint64_t need, in
     free(m->recs[i].data);
   /* Close the gap by moving the (few, leased) records before it forward. */
   size_t before = first - m->head;
-  memmove(m->recs + m->head + run->count, m->recs + m->head, before * sizeof(*m->recs));
+  if (before > 0)
+    memmove(m->recs + m->head + run->count, m->recs + m->head, before * sizeof(*m->recs));
   m->head += run->count;
   m->count -= run->count;
   return TP_E_OK;
@@ -137,7 +140,8 @@ static tp_spool_lease *copy_lease(const mem_spool *m) {
   }
   l->n_drops = m->lease_drops;
   l->drops = tp_xcalloc(l->n_drops ? l->n_drops : 1, sizeof(*l->drops));
-  memcpy(l->drops, m->drops, l->n_drops * sizeof(*l->drops));
+  if (l->n_drops > 0) /* m->drops may still be NULL: memcpy's arguments must not be */
+    memcpy(l->drops, m->drops, l->n_drops * sizeof(*l->drops));
   return l;
 }
 
@@ -168,7 +172,9 @@ static tp_err mem_ack(tp_spool *s, const tp_spool_lease *lease) {
     free(m->recs[m->head + i].data);
   m->head += m->lease_records;
   m->count -= m->lease_records;
-  memmove(m->drops, m->drops + m->lease_drops, (m->n_drops - m->lease_drops) * sizeof(*m->drops));
+  if (m->n_drops > m->lease_drops)
+    memmove(m->drops, m->drops + m->lease_drops,
+            (m->n_drops - m->lease_drops) * sizeof(*m->drops));
   m->n_drops -= m->lease_drops;
   m->lease_batch = 0;
   m->lease_records = m->lease_drops = 0;

@@ -38,18 +38,21 @@ produced=$(field "$WORK/good.log" produced)
 tp_expect_ge "it produced results" 5 "$produced"
 tp_expect_eq "every one stored" "$produced" "$(stored)"
 tp_expect_eq "no token in the agent's log" 0 "$(grep -c -F "$(cat "$WORK/secure-agent.token")" "$WORK/good.log" || true)"
+tp_expect_eq "a 0600 token file draws no warning" 0 "$(grep -c 'secret file is readable' "$WORK/good.log" || true)"
 
 # --- 2. wrong token, then fixed with SIGHUP ------------------------------------------------------
 before=$(stored)
 sed "s|token_file: .*|token_file: $WORK/wrong.token|" "$WORK/good.yaml" >"$WORK/wrong.yaml"
 printf 'tp1_this_is_not_a_valid_token\n' >"$WORK/wrong.token"
-chmod 600 "$WORK/wrong.token"
+chmod 644 "$WORK/wrong.token"
 "$TP_AGENT" --config "$WORK/wrong.yaml" </dev/null >"$WORK/wrong.log" 2>&1 &
 pid=$!
 tp_on_exit "tp_stop $pid wrong-agent >/dev/null 2>&1"
 refused() { grep -q 'collector refuses our pushes' "$WORK/wrong.log"; }
 tp_wait_for 20 "the 401" refused || true
 sleep 4 # more failed pushes would log more lines if it logged per retry
+tp_expect_match "a token file others can read is warned about" \
+  "level=warn .*secret file is readable by others.*file=$WORK/wrong.token why=\"mode 0644" "$(cat "$WORK/wrong.log")"
 tp_expect_eq "a 401 is logged once, at error" 1 "$(grep -c 'level=error.*collector refuses our pushes' "$WORK/wrong.log" || true)"
 tp_expect_match "... with the collector's reason" 'HTTP 401: unknown or revoked token' "$(cat "$WORK/wrong.log")"
 tp_expect_eq "nothing stored with the wrong token" "$before" "$(stored)"

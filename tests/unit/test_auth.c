@@ -17,6 +17,7 @@
 
 #include "auth_tokens.h"
 #include "rate_limit.h"
+#include "tp_secret.h"
 
 typedef struct fixture {
   char dir[64];
