@@ -360,8 +360,18 @@ static tp_err check_loaded(const char *path, const cyaml_schema_value_t *schema,
   return TP_E_OK;
 }
 
-tp_err tp_yaml_load(const char *path, const cyaml_schema_value_t *schema, void **out, char *err,
-                    size_t errlen) {
+/* Messages quote the file's values, and YAML escapes ("\e[2J") put any
+ * control character in a value: printed on the operator's terminal, they
+ * would drive it. Every message leaves this file with them as '?' (what
+ * agent/config.c's quoted() does to the values it shows). */
+static void scrub_controls(char *s) {
+  for (; *s != '\0'; s++)
+    if ((unsigned char)*s < 0x20 || *s == 0x7f)
+      *s = '?';
+}
+
+static tp_err load_file(const char *path, const cyaml_schema_value_t *schema, void **out,
+                        char *err, size_t errlen) {
   cyaml_capture cap;
   memset(&cap, 0, sizeof(cap));
   *out = NULL;
@@ -407,6 +417,14 @@ tp_err tp_yaml_load(const char *path, const cyaml_schema_value_t *schema, void *
   else
     snprintf(err, errlen, "%s:1:1: %s", path, problem);
   return TP_E_CONFIG;
+}
+
+tp_err tp_yaml_load(const char *path, const cyaml_schema_value_t *schema, void **out, char *err,
+                    size_t errlen) {
+  tp_err rc = load_file(path, schema, out, err, errlen);
+  if (rc != TP_E_OK && errlen > 0)
+    scrub_controls(err);
+  return rc;
 }
 
 void tp_yaml_free(const cyaml_schema_value_t *schema, void *data) {
@@ -568,11 +586,16 @@ void tp_yaml_error_at(char *err, size_t errlen, const char *file, const char *no
                       const char *fmt, ...) {
   unsigned line, column;
   (void)tp_yaml_locate(file, node_path, &line, &column);
-  int n = snprintf(err, errlen, "%s:%u:%u: ", file, line, column);
-  if (n < 0 || (size_t)n >= errlen)
+  if (errlen == 0)
     return;
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
-  va_end(ap);
+  int n = snprintf(err, errlen, "%s:%u:%u: ", file, line, column);
+  if (n < 0)
+    err[0] = '\0';
+  if (n >= 0 && (size_t)n < errlen) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err + n, errlen - (size_t)n, fmt, ap);
+    va_end(ap);
+  }
+  scrub_controls(err);
 }

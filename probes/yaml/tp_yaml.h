@@ -14,7 +14,9 @@
 #include "tp_error.h"
 
 /* Loads `path` with `schema` into *out (free with tp_yaml_free).
- * On failure returns TP_E_CONFIG (or TP_E_IO) and writes a message into err. */
+ * On failure returns TP_E_CONFIG (or TP_E_IO) and writes a message into err.
+ * Messages of both functions here hold no control characters: those of
+ * quoted values become '?'. */
 tp_err tp_yaml_load(const char *path, const cyaml_schema_value_t *schema, void **out, char *err,
                     size_t errlen);
 void tp_yaml_free(const cyaml_schema_value_t *schema, void *data);
