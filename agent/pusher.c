@@ -82,6 +82,7 @@ struct tp_pusher {
   /* flush-on-shutdown */
   void (*flush_done)(void *);
   void *flush_data;
+  bool flush_completing; /* done() is due on the next loop turn */
   uint64_t flush_deadline; /* uv_now() ms */
 
   tp_pusher_stats stats;
@@ -561,15 +562,26 @@ static bool flushing(const tp_pusher *p) {
   return p->flush_done != NULL;
 }
 
+static void on_flush_complete(uv_timer_t *timer) {
+  tp_pusher *p = timer->data;
+  void (*done)(void *) = p->flush_done;
+  p->flush_done = NULL;
+  p->flush_completing = false;
+  done(p->flush_data);
+}
+
+/* done() may close the pusher (the agent's shutdown does), so it is never called from
+ * here: this runs inside curl's callbacks (check_multi_info is still iterating curl's
+ * message list), and curl_multi_cleanup under them is a use after free (valgrind found
+ * it). A zero timeout calls it from the loop instead. */
 static void finish_flush_if_done(tp_pusher *p) {
-  if (!flushing(p))
+  if (!flushing(p) || p->flush_completing)
     return;
   bool drained = p->lease == NULL && unsent(p) == 0;
   if (!drained && uv_now(p->loop) < p->flush_deadline)
     return;
-  void (*done)(void *) = p->flush_done;
-  p->flush_done = NULL;
-  done(p->flush_data);
+  p->flush_completing = true;
+  (void)uv_timer_start(&p->flush_timer, on_flush_complete, 0, 0);
 }
 
 /* Leases the next batch (or takes the one waiting for a retry) and sends it. */
