@@ -57,6 +57,8 @@ typedef struct tp_agent_job_config {
 #define TP_AGENT_MAX_PATH 4096           /* file paths (PATH_MAX) */
 #define TP_AGENT_MAX_URL 2048            /* collector.url bytes */
 #define TP_AGENT_MAX_JOB_NAME 128        /* jobs[].name bytes */
+#define TP_AGENT_MAX_DESCRIPTION 4096    /* profiles[].description bytes */
+#define TP_AGENT_MAX_ALPN 32             /* profiles[].alpn entries */
 
 typedef struct tp_agent_config {
   const char *path;

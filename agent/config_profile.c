@@ -63,7 +63,8 @@ static const cyaml_schema_field_t recorded_offer_fields[] = {
 
 static const cyaml_schema_field_t profile_fields[] = {
     CYAML_FIELD_STRING_PTR("name", CYAML_FLAG_POINTER, tp__doc_profile, name, 1, 128),
-    CYAML_FIELD_STRING_PTR("description", OPT, tp__doc_profile, description, 1, 4096),
+    CYAML_FIELD_STRING_PTR("description", OPT, tp__doc_profile, description, 1,
+                           TP_AGENT_MAX_DESCRIPTION),
     CYAML_FIELD_STRING_PTR("base", OPT, tp__doc_profile, base, 1, 128),
     LIST_FIELD(versions, 4),
     CYAML_FIELD_STRING_PTR("trust", OPT, tp__doc_profile, trust, 1, 4096),
@@ -74,7 +75,7 @@ static const cyaml_schema_field_t profile_fields[] = {
     LIST_FIELD(macs, 16),
     LIST_FIELD(groups, 32),
     LIST_FIELD(signature_algorithms, 64),
-    LIST_FIELD(alpn, 32),
+    LIST_FIELD(alpn, TP_AGENT_MAX_ALPN),
     CYAML_FIELD_STRING_PTR("client_certificate", OPT, tp__doc_profile, client_certificate, 1,
                            4096),
     CYAML_FIELD_STRING_PTR("client_key", OPT, tp__doc_profile, client_key, 1, 4096),

@@ -22,6 +22,7 @@
 
 #include <gnutls/gnutls.h>
 
+#include "config.h" /* what agent.yaml accepts back */
 #include "hello.h"
 #include "priority.h"
 #include "profile_yaml.h"
@@ -29,6 +30,7 @@
 #include "tp_limits.h"
 #include "tp_mem.h"
 #include "tp_text.h"
+#include "validate.h" /* tp_utf8_valid */
 
 /* ---- parsing ---------------------------------------------------------- */
 
@@ -489,10 +491,16 @@ struct tp_testssl_profile {
   char **alpn;
 };
 
-/* Lowercase [a-z0-9._-] name for the profile. */
+/* Room unique_name keeps for "-N" (N <= MAX_CLIENTS) within a profile name. */
+#define NAME_SUFFIX_ROOM 8
+
+/* Lowercase [a-z0-9._-] name for the profile, short enough for agent.yaml
+ * (TP_V_MAX_PROFILE bytes, suffix included) whatever the file says. */
 static char *profile_name(const tp_testssl_client *c) {
   const char *src = c->short_name && c->short_name[0] ? c->short_name : c->name;
-  char *out = tp_xstrdup(src);
+  if (src[0] == '\0')
+    src = "client"; /* names+=("") */
+  char *out = tp_xstrndup(src, strnlen(src, TP_V_MAX_PROFILE - NAME_SUFFIX_ROOM));
   for (char *p = out; *p; p++) {
     if (*p >= 'A' && *p <= 'Z')
       *p = (char)(*p - 'A' + 'a');
@@ -706,19 +714,32 @@ static void map_sigalgs(mapping *m) {
   }
 }
 
-/* ALPN names from the hello (RFC 7301 §3.1); the parser checked lengths. */
+_Static_assert(TP_AGENT_MAX_ALPN == 32, "fill_spec's note says 32");
+
+static bool has_name(char *const *names, size_t n, const char *name, size_t len) {
+  for (size_t i = 0; i < n; i++)
+    if (strlen(names[i]) == len && memcmp(names[i], name, len) == 0)
+      return true;
+  return false;
+}
+
+/* ALPN names from the hello (RFC 7301 §3.1); the parser checked lengths.
+ * Only what agent.yaml can hold back is kept (dropped, and said, otherwise):
+ * printable UTF-8 (a NUL byte cannot be in a C string, and other bytes
+ * would be written escaped, as another and possibly too long name), each
+ * name once, at most TP_AGENT_MAX_ALPN names. */
 static char **alpn_names(const tp_hello_offer *r, bool *dropped) {
   size_t n = 0;
   char **out = tp_xcalloc(r->alpn_len / 2 + 1, sizeof(char *));
   *dropped = false;
   for (size_t at = 0; at < r->alpn_len; at += 1 + (size_t)r->alpn[at]) {
     size_t len = r->alpn[at];
-    /* a name with a NUL byte cannot be a C string: dropped, and said */
-    if (memchr(r->alpn + at + 1, '\0', len) != NULL) {
+    const char *name = (const char *)r->alpn + at + 1;
+    if (!tp_text_fits(name, len, 255) || has_name(out, n, name, len) || n == TP_AGENT_MAX_ALPN) {
       *dropped = true;
       continue;
     }
-    out[n++] = tp_xstrndup((const char *)r->alpn + at + 1, len);
+    out[n++] = tp_xstrndup(name, len);
   }
   if (n == 0) {
     free(out);
@@ -863,7 +884,8 @@ static void fill_spec(mapping *m, tp_testssl_profile *p) {
   p->alpn = alpn_names(&m->rec, &alpn_dropped);
   p->spec.alpn = (const char *const *)p->alpn;
   if (alpn_dropped)
-    note_text(&m->note, "an ALPN name with a NUL byte is not offered");
+    note_text(&m->note, "ALPN names that are not printable UTF-8, repeated, or beyond the first "
+                        "32 are not offered");
   /* RFC 6066 §3: a client that sends no server_name extension names no
    * server; "$SNI" in the file is the same fact, the hello decides. */
   if (!m->rec.has_server_name)
@@ -966,6 +988,19 @@ static bool is_current(const tp_testssl_client *c) {
   return c->current != NULL && strcmp(c->current, "true") == 0;
 }
 
+/* The client's name is kept exactly, as data, when the description fits
+ * agent.yaml's limit; a longer one, or one that is not UTF-8 (which the
+ * writer would escape, growing it), is fitted to the limit instead, so the
+ * profile always loads back. Takes ownership of text. */
+static char *fit_description(char *text) {
+  size_t n = strlen(text);
+  if (n <= TP_AGENT_MAX_DESCRIPTION && tp_utf8_valid((const unsigned char *)text, n))
+    return text;
+  char *fitted = tp_text_fit(text, n, TP_AGENT_MAX_DESCRIPTION);
+  free(text);
+  return fitted;
+}
+
 /* Maps and writes every selected client; counts in *written / *skipped. */
 static tp_err write_profiles(const tp_testssl_file *f, const char *path, bool current_only,
                              tp_profile_yaml *w, FILE *diag, size_t *written, size_t *skipped,
@@ -988,6 +1023,7 @@ static tp_err write_profiles(const tp_testssl_file *f, const char *path, bool cu
     p->spec.name = name;
     char *description = tp_xasprintf("%s (testssl.sh client-simulation, %s:%u)%s", c->name, path,
                                      c->line, is_current(c) ? ", a current client" : "");
+    description = fit_description(description);
     rc = tp_profile_yaml_add(w, &p->spec, description, err, errlen);
     free(description);
     tp_testssl_profile_free(p);
