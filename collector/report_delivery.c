@@ -240,10 +240,11 @@ tp_err tp__report_delivery_json(const tp_report *r, tp_buf *b) {
                        ",\"lost_spool_error\":%" PRIu64 ",\"lost_invalid_result\":%" PRIu64
                        ",\"lost_too_old\":%" PRIu64
                        ",\"missing\":%" PRIu64 ",\"last_delivery_unix\":%" PRId64
-                       ",\"silent\":%s}",
+                       ",\"last_result_started_unix\":%" PRId64 ",\"silent\":%s}",
                        a->spools, a->results, a->lost_total, a->lost_in_window, a->lost_full,
                        a->lost_error, a->lost_invalid, a->lost_too_old, a->missing,
-                       a->last_received_unix_ns / 1000000000, a->silent ? "true" : "false");
+                       a->last_received_unix_ns / 1000000000,
+                       a->last_started_unix_ns / 1000000000, a->silent ? "true" : "false");
   }
   return rc == TP_E_OK ? tp_json_raw(b, "]") : rc;
 }

@@ -270,7 +270,8 @@ static void test_json_format(void **state) {
                                "\"results\":15,\"lost_total\":0,\"lost_in_window\":0,"
                                "\"lost_spool_full\":0,\"lost_spool_error\":0,"
                                "\"lost_invalid_result\":0,\"lost_too_old\":0,\"missing\":0,"
-                               "\"last_delivery_unix\":1700000000,\"silent\":false}]}\n"));
+                               "\"last_delivery_unix\":1700000000,"
+                               "\"last_result_started_unix\":1699999940,\"silent\":false}]}\n"));
   assert_null(strstr(json, "tls_version")); /* facts only with --target */
   free(json);
   tp_report_free(rep);
