@@ -76,7 +76,13 @@ out:
 void tp_certinfo_collect(gnutls_session_t session, int64_t now_unix, tp_result *result) {
   unsigned n = 0;
   const gnutls_datum_t *certs = gnutls_certificate_get_peers(session, &n);
-  if (certs == NULL || n == 0)
+  if (certs != NULL)
+    tp_certinfo_collect_der(certs, n, now_unix, result);
+}
+
+void tp_certinfo_collect_der(const gnutls_datum_t *certs, unsigned n, int64_t now_unix,
+                             tp_result *result) {
+  if (n == 0)
     return;
   result->chain_length_sent = n; /* before the cap: what the server really sent */
   if (n > TP_CERTINFO_MAX_CHAIN)

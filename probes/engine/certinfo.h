@@ -18,5 +18,10 @@ _Static_assert(TP_CERTINFO_MAX_SANS <= TP_V_MAX_SANS, "SAN cap within the wire l
  * certificates of `session`; `now_unix` anchors the days computation.
  * Leaves the chain empty when the peer sent none or it cannot be parsed. */
 void tp_certinfo_collect(gnutls_session_t session, int64_t now_unix, tp_result *result);
+/* The same from `n` DER certificates in the order the server sent them (leaf
+ * first): what tp_certinfo_collect does with the peer's, and the entry point
+ * of the fuzz target (tests/fuzz/fuzz_certinfo.c). */
+void tp_certinfo_collect_der(const gnutls_datum_t *certs, unsigned n, int64_t now_unix,
+                             tp_result *result);
 
 #endif
