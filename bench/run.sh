@@ -2,7 +2,7 @@
 # bench/run.sh [COUNT] [IN_FLIGHT] - CPU per probe of the engine vs a bare GnuTLS loop,
 # side by side in one run, against a local nginx-less openssl s_server (TLS 1.3,
 # ECDSA P-256 leaf + intermediate, chain verified with hostname check).
-# Build first: cmake --build build --target bench-handshake
+# Build first: cmake --build build --target bench-handshake bench-spool
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${TP_BENCH_BIN:-$ROOT/build/bench/bench-handshake}
@@ -27,3 +27,6 @@ echo $! >"$W/pid"
 for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.1; done
 echo "bench: $COUNT handshakes each, TLS 1.3, ECDSA P-256, chain verified; server: openssl s_server on 127.0.0.1:$PORT"
 "$BIN" --port "$PORT" --sni bench.test --ca "$W/root.pem" --count "$COUNT" --in-flight "$IN_FLIGHT"
+# What the durable spool costs per result next to a handshake (same run, same machine).
+SPOOL_BIN=${TP_BENCH_SPOOL_BIN:-$(dirname "$BIN")/bench-spool}
+if [ -x "$SPOOL_BIN" ]; then "$SPOOL_BIN" 20000 800 "$W"; fi
