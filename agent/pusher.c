@@ -138,12 +138,13 @@ static void refuse_single(tp_pusher *p, const char *why) {
   tp_log_error(p->log, "dropping a result the collector refuses (counted as invalid_result)",
                "result_seq=%llu reason=\"%s\"", (unsigned long long)r->seq, why);
   int64_t produced = r->produced_unix_ns;
+  uint64_t seq = r->seq; /* r lives in the lease, which the ack frees */
   p->stats.rejected++;
   tp_spool_lease *l = p->lease;
   p->lease = NULL;
   if (tp_spool_ack(p->lease_spool, l) != TP_E_OK)
     tp__pusher_log_spool_trouble(p, "cannot delete a refused result from the spool");
-  tp_spool_count_drop(p->lease_spool, TP_SPOOL_DROP_INVALID, produced);
+  tp_spool_count_drop(p->lease_spool, TP_SPOOL_DROP_INVALID, seq, produced);
 }
 
 /* 413 or 400: halve the batch until the culprit is alone, then refuse_single. */

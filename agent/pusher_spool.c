@@ -65,12 +65,12 @@ static void keep_in_memory(tp_pusher *p, const uint8_t *record, size_t len, int6
   tp__pusher_log_spool_trouble(p, "cannot write a result to the spool; keeping results in memory");
   if (p->fallback == NULL) {
     if (tp_spool_open_memory(FALLBACK_MAX_BYTES, &p->fallback) != TP_E_OK) {
-      tp_spool_count_drop(p->spool, TP_SPOOL_DROP_ERROR, produced);
+      tp_spool_count_drop(p->spool, TP_SPOOL_DROP_ERROR, 0, produced);
       return;
     }
   }
   if (tp_spool_append(p->fallback, record, len, produced, NULL) != TP_E_OK)
-    tp_spool_count_drop(p->spool, TP_SPOOL_DROP_ERROR, produced);
+    tp_spool_count_drop(p->spool, TP_SPOOL_DROP_ERROR, 0, produced);
 }
 
 uint64_t tp__pusher_unsent(const tp_pusher *p) {
@@ -115,7 +115,7 @@ void tp_pusher_submit(tp_pusher *p, tp_result *r) {
   tp_result_pb w;
   int64_t produced = r->started_unix_ns > 0 ? r->started_unix_ns : tp__pusher_now_ns();
   if (wire_result(p, &r, &w) != TP_E_OK) {
-    tp_spool_count_drop(p->spool, TP_SPOOL_DROP_INVALID, produced);
+    tp_spool_count_drop(p->spool, TP_SPOOL_DROP_INVALID, 0, produced);
     return;
   }
   uint8_t *record = NULL;

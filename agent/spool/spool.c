@@ -74,13 +74,26 @@ static void report_all_pending(tp_spool *s) {
   report_pending(s, &s->pending_invalid, TP_SPOOL_DROP_INVALID);
 }
 
-void tp_spool_count_drop(tp_spool *s, const char *reason, int64_t produced_unix_ns) {
+void tp_spool_count_drop(tp_spool *s, const char *reason, uint64_t seq, int64_t produced_unix_ns) {
   bool invalid = strcmp(reason, TP_SPOOL_DROP_INVALID) == 0;
-  pending_add(invalid ? &s->pending_invalid : &s->pending_error, produced_unix_ns);
   if (invalid)
     s->stats.dropped_invalid++;
   else
     s->stats.dropped_error++;
+  if (seq != 0) {
+    /* Numbered: reported with its number, so the collector does not also count it
+     * as missing. Should that write fail, it is still counted, unnumbered. */
+    tp_spool_drop d = {.count = 1,
+                       .reason = invalid ? TP_SPOOL_DROP_INVALID : TP_SPOOL_DROP_ERROR,
+                       .first_seq = seq,
+                       .last_seq = seq,
+                       .first_unix_ns = produced_unix_ns,
+                       .last_unix_ns = produced_unix_ns};
+    if (s->ops->add_drop(s, &d) == TP_E_OK)
+      return;
+    s->stats.io_errors++;
+  }
+  pending_add(invalid ? &s->pending_invalid : &s->pending_error, produced_unix_ns);
   report_all_pending(s);
 }
 
@@ -107,8 +120,13 @@ static tp_err make_room(tp_spool *s, size_t len) {
     s->stats.dropped_full += run.count;
     run.reason = TP_SPOOL_DROP_FULL;
     rc = s->ops->add_drop(s, &run);
-    if (rc != TP_E_OK)
-      return rc; /* the records are gone; the next append's make_room reports no more */
+    if (rc != TP_E_OK) {
+      /* The records are gone but their report could not be written: keep the count
+       * (unnumbered) so it is reported once the spool can write again. */
+      for (uint64_t i = 0; i < run.count; i++)
+        pending_add(&s->pending_error, run.first_unix_ns);
+      return rc;
+    }
     need = freed >= need ? 0 : need - freed;
   }
   return TP_E_OK;

@@ -92,8 +92,10 @@ const char *tp_spool_describe(const tp_spool *spool);
  * the record elsewhere or counts it lost with tp_spool_count_drop(spool_error). */
 tp_err tp_spool_append(tp_spool *spool, const uint8_t *data, size_t len, int64_t produced_unix_ns,
                        uint64_t *seq);
-/* Counts one result that never reached the spool (reason TP_SPOOL_DROP_*). */
-void tp_spool_count_drop(tp_spool *spool, const char *reason, int64_t produced_unix_ns);
+/* Counts one lost result (reason TP_SPOOL_DROP_*): seq is its number, or 0 when it
+ * never got one (it never reached a spool). */
+void tp_spool_count_drop(tp_spool *spool, const char *reason, uint64_t seq,
+                         int64_t produced_unix_ns);
 
 /* The persisted lease if one is outstanding (a restart, or after a nack),
  * else a new one of the oldest records: at most max_records and max_bytes (but

@@ -194,8 +194,8 @@ static void test_full_drops_oldest_outside_lease(void **state) {
 static void test_counted_drops_are_reported(void **state) {
   fixture *f = *state;
   f->spool = open_spool(f, TP_SPOOL_DEFAULT_MAX_BYTES);
-  tp_spool_count_drop(f->spool, TP_SPOOL_DROP_INVALID, 500);
-  tp_spool_count_drop(f->spool, TP_SPOOL_DROP_INVALID, 700);
+  tp_spool_count_drop(f->spool, TP_SPOOL_DROP_INVALID, 0, 500);
+  tp_spool_count_drop(f->spool, TP_SPOOL_DROP_INVALID, 0, 700);
   tp_spool_lease *l = lease(f->spool, 10, 1 << 20);
   assert_non_null(l); /* a lease of drops only */
   assert_int_equal(l->n_records, 0);
@@ -258,6 +258,24 @@ static void test_expire_reports_too_old(void **state) {
   assert_null(lease(f->spool, 10, 1 << 20));
 }
 
+/* A numbered result dropped after the fact travels with its number (so it is not
+ * also missing), and consecutive ones merge into one report. */
+static void test_numbered_drops_keep_their_numbers(void **state) {
+  fixture *f = *state;
+  f->spool = open_spool(f, TP_SPOOL_DEFAULT_MAX_BYTES);
+  tp_spool_count_drop(f->spool, TP_SPOOL_DROP_INVALID, 7, 100);
+  tp_spool_count_drop(f->spool, TP_SPOOL_DROP_INVALID, 8, 200);
+  tp_spool_count_drop(f->spool, TP_SPOOL_DROP_INVALID, 0, 300);
+  tp_spool_lease *l = lease(f->spool, 10, 1 << 20);
+  assert_int_equal(l->n_drops, 2);
+  assert_int_equal(l->drops[0].first_seq, 7);
+  assert_int_equal(l->drops[0].last_seq, 8);
+  assert_int_equal(l->drops[0].count, 2);
+  assert_int_equal(l->drops[1].first_seq, 0);
+  assert_int_equal(l->drops[1].count, 1);
+  assert_int_equal(tp_spool_ack(f->spool, l), TP_E_OK);
+}
+
 /* ---- file only ---------------------------------------------------------------- */
 
 static void test_reopen_keeps_everything(void **state) {
@@ -266,7 +284,7 @@ static void test_reopen_keeps_everything(void **state) {
   uint64_t id = tp_spool_id(f->spool);
   for (int i = 1; i <= 5; i++)
     put(f->spool, 10, (uint8_t)i, i);
-  tp_spool_count_drop(f->spool, TP_SPOOL_DROP_INVALID, 9);
+  tp_spool_count_drop(f->spool, TP_SPOOL_DROP_INVALID, 0, 9);
   tp_spool_lease *l = lease(f->spool, 2, 1 << 20);
   assert_int_equal(l->batch_seq, 1);
   tp_spool_lease_free(l); /* a crash: neither ack nor nack */
@@ -337,6 +355,7 @@ int main(void) {
       BOTH(test_counted_drops_are_reported),
       BOTH(test_replace_keeps_number),
       BOTH(test_expire_reports_too_old),
+      BOTH(test_numbered_drops_keep_their_numbers),
       cmocka_unit_test_setup_teardown(test_reopen_keeps_everything, setup_file, teardown),
       cmocka_unit_test_setup_teardown(test_file_in_use_is_refused, setup_file, teardown),
       cmocka_unit_test_setup_teardown(test_not_a_spool_is_refused, setup_file, teardown),
