@@ -334,6 +334,8 @@ static void snapshot_stats(tp_agent *a) {
       .dropped = ps.spool.dropped_full + ps.spool.dropped_error + ps.spool.dropped_too_old,
       .skipped = total_skipped(a),
       .unsent = ps.unsent,
+      .spool = tp_spool_describe(a->spool),
+      .spool_durable = strncmp(tp_spool_describe(a->spool), "sqlite:", strlen("sqlite:")) == 0,
   };
 }
 

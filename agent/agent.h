@@ -19,6 +19,8 @@ typedef struct tp_agent tp_agent;
 typedef struct tp_agent_stats {
   uint64_t produced, pushed, duplicates, rejected, replaced, invalid, invalid_dropped, dropped,
       skipped, unsent;
+  bool spool_durable;  /* false: a memory spool (configured, or the file could not be opened) */
+  const char *spool;   /* "sqlite:PATH" or "memory"; valid until tp_agent_free */
 } tp_agent_stats;
 
 /* Builds every component; on failure writes a message to err. The config and

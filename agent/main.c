@@ -169,17 +169,21 @@ int main(int argc, char **argv) {
     goto out_agent;
   }
   tp_agent_stats st;
+  char where[TP_AGENT_MAX_PATH + 64];
   tp_agent_get_stats(agent, &st);
+  if (st.spool_durable)
+    snprintf(where, sizeof(where), "unsent results stay in the spool %s for the next start",
+             st.spool + strlen("sqlite:"));
+  else
+    snprintf(where, sizeof(where), "unsent results are lost: the spool was in memory");
   tp_log_info(&log, "agent stopped",
               "produced=%llu pushed=%llu duplicates=%llu rejected=%llu replaced=%llu invalid=%llu "
-              "invalid_dropped=%llu dropped=%llu skipped=%llu unsent=%llu"
-              " (unsent results stay in the spool %s for the next start)",
+              "invalid_dropped=%llu dropped=%llu skipped=%llu unsent=%llu (%s)",
               (unsigned long long)st.produced, (unsigned long long)st.pushed,
               (unsigned long long)st.duplicates, (unsigned long long)st.rejected,
               (unsigned long long)st.replaced, (unsigned long long)st.invalid,
               (unsigned long long)st.invalid_dropped, (unsigned long long)st.dropped,
-              (unsigned long long)st.skipped, (unsigned long long)st.unsent,
-              config->spool_memory ? "(memory: lost now)" : config->spool_path);
+              (unsigned long long)st.skipped, (unsigned long long)st.unsent, where);
   status = 0;
 out_agent:
   tp_agent_free(agent);
