@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <uv.h>
 
 #include "agent.h"
 #include "config.h"
@@ -22,6 +23,7 @@ static void usage(FILE *out) {
           "                      [--honour-host-policy]\n"
           "       tlsprobe-agent profiles list | show NAME | import-testssl FILE "
           "[--current-only]\n"
+          "       tlsprobe-agent --help | --version\n"
           "  --config FILE          agent configuration (YAML)\n"
           "  --run-for DURATION     stop after DURATION (e.g. 30s), flush results and exit\n"
           "  --check                validate the configuration and exit\n"
@@ -108,6 +110,12 @@ int main(int argc, char **argv) {
       /* handled above */
     } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
       usage(stdout);
+      return 0;
+    } else if (strcmp(argv[i], "--version") == 0) {
+      /* Ours and the libraries' at run time: what a bug report needs. */
+      printf("tlsprobe-agent %s (GnuTLS %s, libuv %s, libcurl %s)\n", TP_VERSION,
+             gnutls_check_version(NULL), uv_version_string(),
+             curl_version_info(CURLVERSION_NOW)->version);
       return 0;
     } else {
       fprintf(stderr, "tlsprobe-agent: unknown or incomplete argument \"%s\"\n", argv[i]);

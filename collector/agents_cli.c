@@ -143,6 +143,10 @@ int tp_agents_command(int argc, char **argv) {
   tp_collector_config *cfg = NULL;
   tp_token_table *table = NULL;
   int status = EXIT_USAGE, lock = -1;
+  if (argc >= 1 && (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0)) {
+    usage(stdout);
+    return 0;
+  }
   if (!parse(argc, argv, &a)) {
     usage(stderr);
     return EXIT_USAGE;

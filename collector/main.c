@@ -9,6 +9,9 @@
  * starts (so MHD's threads inherit the mask) and taken synchronously with sigwait -- no
  * signal handler, no global flag. SIGHUP re-reads the TLS certificate, key, client CA
  * and the tokens file; it never stops the collector. */
+#include <gnutls/gnutls.h>
+#include <microhttpd.h>
+#include <sqlite3.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -46,7 +49,8 @@ static void usage(FILE *out) {
         "      < 99.9 %, HelloRetryRequest > 5 %, resumption < 80 %. JSON adds the\n"
         "      error category and rates; --target adds the latest result's facts.\n"
         "      --since defaults to 1h (units: ms s m h d)\n"
-        "  tlsprobe-collector --help\n",
+        "  tlsprobe-collector --help | --version\n"
+        "      every subcommand also takes --help\n",
         out);
 }
 
@@ -353,9 +357,26 @@ out:
   return status;
 }
 
+static bool is_help(const char *arg) {
+  return strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0 || strcmp(arg, "help") == 0;
+}
+
+/* The versions an operator's bug report needs: ours and the libraries' at run time. */
+static int version(void) {
+  printf("tlsprobe-collector %s (GnuTLS %s, libmicrohttpd %s, SQLite %s)\n", TP_VERSION,
+         gnutls_check_version(NULL), MHD_get_version(), sqlite3_libversion());
+  return 0;
+}
+
 int main(int argc, char **argv) {
-  if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
-                    strcmp(argv[1], "help") == 0)) {
+  if (argc >= 2 && is_help(argv[1])) {
+    usage(stdout);
+    return 0;
+  }
+  if (argc >= 2 && (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0))
+    return version();
+  /* `serve --help`, `report --help`: the usage, on stdout, exit 0 (agents has its own). */
+  if (argc >= 3 && strcmp(argv[1], "agents") != 0 && is_help(argv[2])) {
     usage(stdout);
     return 0;
   }

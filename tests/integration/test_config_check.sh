@@ -159,4 +159,20 @@ else
   tp_say "hard RLIMIT_NOFILE $hard < 320: raise case skipped"
 fi
 
+# --- 4. --help and --version of both binaries, every subcommand -------------------------------
+for cmd in "$TP_AGENT --help" "$TP_COLLECTOR --help" "$TP_COLLECTOR serve --help" \
+  "$TP_COLLECTOR report --help" "$TP_COLLECTOR agents --help"; do
+  rc=0
+  out=$($cmd 2>/dev/null) || rc=$?
+  tp_expect_eq "${cmd##*/}: exit 0" 0 "$rc"
+  tp_expect_match "${cmd##*/}: usage on stdout" '^usage' "$out"
+done
+for bin in "$TP_AGENT" "$TP_COLLECTOR"; do
+  rc=0
+  out=$("$bin" --version) || rc=$?
+  tp_expect_eq "${bin##*/} --version: exit 0" 0 "$rc"
+  tp_expect_match "${bin##*/} --version: name, version and library versions" \
+    "^${bin##*/} [0-9]+\.[0-9]+\.[0-9]+ \(GnuTLS [0-9.]+, " "$out"
+done
+
 tp_finish
