@@ -30,6 +30,10 @@
 
 #define EXIT_RUNTIME 1
 #define EXIT_USAGE 2
+/* report --check: the exit status is the verdict. */
+#define CHECK_WARNING 1
+#define CHECK_CRITICAL 2
+#define CHECK_FAILED 3 /* the report could not be made (database missing, unreadable...) */
 
 static void usage(FILE *out) {
   fputs("usage:\n"
@@ -42,13 +46,15 @@ static void usage(FILE *out) {
         "  tlsprobe-collector agents revoke NAME [--token TOKEN_ID] --config FILE\n"
         "      mint (printed once), list and revoke agents' bearer tokens\n"
         "  tlsprobe-collector report --db FILE [--since DURATION] [--target NAME]\n"
-        "                            [--format text|json]\n"
+        "                            [--format text|json] [--check]\n"
         "      per target/profile/region: probes, success rate, p50/p90/p99 handshake\n"
         "      latency (ms, successful probes, nearest rank), top error class; then\n"
         "      WARN/CRIT lines for expiring certificates, stale OCSP staples, success\n"
         "      < 99.9 %, HelloRetryRequest > 5 %, resumption < 80 %. JSON adds the\n"
         "      error category and rates; --target adds the latest result's facts.\n"
-        "      --since defaults to 1h (units: ms s m h d)\n"
+        "      --since defaults to 1h (units: ms s m h d). Then, per agent: results\n"
+        "      stored, lost, missing, last delivery (CRIT when silent for 5 min).\n"
+        "      --check: exit 0 healthy, 1 a WARN line, 2 a CRIT line, 3 no report\n"
         "  tlsprobe-collector --help | --version\n"
         "      every subcommand also takes --help\n",
         out);
@@ -274,13 +280,19 @@ typedef struct report_args {
   const char *since;
   const char *target;
   bool json;
+  bool check; /* exit 0 healthy, 1 warning, 2 critical (3: no report) */
 } report_args;
 
 /* Parses report options; false (after a message) on anything unexpected. */
 static bool parse_report_args(int argc, char **argv, report_args *a) {
   *a = (report_args){.since = "1h"};
-  for (int i = 0; i < argc; i += 2) { /* every option takes one value */
+  for (int i = 0; i < argc; i += 2) { /* every option takes one value but --check */
     const char *opt = argv[i];
+    if (strcmp(opt, "--check") == 0) {
+      a->check = true;
+      i--;
+      continue;
+    }
     const char *val = i + 1 < argc ? argv[i + 1] : NULL;
     if (val == NULL) {
       fprintf(stderr, "tlsprobe-collector report: %s needs a value\n", opt);
@@ -351,9 +363,18 @@ static int report(int argc, char **argv) {
     goto out;
   }
   status = 0;
+  if (args.check) {
+    /* For cron, CI and canary gates: the worst line printed decides. */
+    int worst = tp_report_worst_level(rep);
+    status = worst == TP_REPORT_CRIT ? CHECK_CRITICAL : worst == TP_REPORT_WARN ? CHECK_WARNING : 0;
+    fprintf(stderr, "tlsprobe-collector report --check: %s\n",
+            status == CHECK_CRITICAL ? "critical" : status == CHECK_WARNING ? "warning" : "healthy");
+  }
 out:
   tp_report_free(rep);
   tp_store_close(store);
+  if (args.check && status == EXIT_RUNTIME)
+    return CHECK_FAILED; /* 1 and 2 mean warning and critical under --check */
   return status;
 }
 

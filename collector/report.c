@@ -264,6 +264,17 @@ const tp_report_warning *tp_report_warning_at(const tp_report *report, size_t i)
   return i < report->n_warnings ? &report->warnings[i] : NULL;
 }
 
+int tp_report_worst_level(const tp_report *report) {
+  int worst = -1;
+  const tp_report_warning *lists[2] = {report->warnings, report->agent_warnings};
+  size_t counts[2] = {report->n_warnings, report->n_agent_warnings};
+  for (size_t l = 0; l < 2; l++)
+    for (size_t i = 0; i < counts[l]; i++)
+      if ((int)lists[l][i].level > worst)
+        worst = (int)lists[l][i].level;
+  return worst;
+}
+
 void tp_report_free(tp_report *report) {
   if (report == NULL)
     return;

@@ -134,6 +134,9 @@ size_t tp_report_agent_count(const tp_report *report);
 const tp_report_agent *tp_report_agent_at(const tp_report *report, size_t i);
 size_t tp_report_agent_warning_count(const tp_report *report);
 const tp_report_warning *tp_report_agent_warning_at(const tp_report *report, size_t i);
+/* The worst level among every warning (series and agents): TP_REPORT_CRIT,
+ * TP_REPORT_WARN, or -1 when there is none (report --check). */
+int tp_report_worst_level(const tp_report *report);
 void tp_report_free(tp_report *report);
 
 /* Formatting (report_format.c). TP_E_IO if writing fails. */

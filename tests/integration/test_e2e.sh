@@ -184,6 +184,18 @@ fi
 p99=$(sed -n 's/.*"profile": *"default"[^}]*"p99_ms": *\([0-9.eE+-]*\).*/\1/p' <<<"$json" | head -1)
 tp_expect_match "report json: good/default p99_ms > 0" '^(0*[1-9][0-9]*(\.[0-9]*)?|0*\.0*[1-9][0-9]*|0\.0*[1-9][0-9]*)([eE][+-]?[0-9]+)?$' "$p99"
 
+# report --check: the verdict is the exit status (the expired certificate is CRIT).
+rc=0
+"$TP_COLLECTOR" report --db "$DB" --since 1h --check >/dev/null 2>"$WORK/check.err" || rc=$?
+tp_expect_eq "report --check exits 2 on a CRIT line" 2 "$rc"
+tp_expect_match "... and says so" 'report --check: critical' "$(cat "$WORK/check.err")"
+rc=0
+"$TP_COLLECTOR" report --db "$DB" --since 1h --target good --check >/dev/null 2>&1 || rc=$?
+tp_expect_eq "report --check on the healthy target exits 0" 0 "$rc"
+rc=0
+"$TP_COLLECTOR" report --db "$WORK/no-such.db" --check >/dev/null 2>&1 || rc=$?
+tp_expect_eq "report --check without a report exits 3" 3 "$rc"
+
 # --- 4. the report on read-only media ------------------------------------------------------
 # A copy of the database in a directory the reader cannot write (an archive, a read-only
 # mount): SQLite cannot create the WAL's -shm there, and the report must still read it.

@@ -219,6 +219,7 @@ static void test_text_format(void **state) {
   fixture *f = *state;
   load_fixture_data(f);
   tp_report *rep = build(f, 3600 * 1000, NULL, false);
+  assert_int_equal(tp_report_worst_level(rep), TP_REPORT_WARN); /* success rates only */
   char *text = render(rep, false);
   const char *expected =
       "tlsprobe report: window 1h ending 2023-11-14T22:13:20Z, 3 series, 14 probes\n"
@@ -1029,6 +1030,7 @@ static void test_empty_window(void **state) {
   fixture *f = *state;
   tp_report *rep = build(f, 3600 * 1000, NULL, false);
   assert_int_equal(tp_report_series_count(rep), 0);
+  assert_int_equal(tp_report_worst_level(rep), -1); /* report --check: healthy */
   char *text = render(rep, false);
   assert_string_equal(text, "tlsprobe report: window 1h ending 2023-11-14T22:13:20Z, 0 series,"
                             " 0 probes\nno probes in window\n");
@@ -1127,6 +1129,7 @@ static void test_delivery_loss_and_silence(void **state) {
                                " spool_error 0, invalid_result 0, too_old 0), produced"
                                " 2023-11-14T22:03:20Z..2023-11-14T22:04:20Z"));
   assert_non_null(strstr(text, "WARN agent lossy: 2 numbered results neither received"));
+  assert_int_equal(tp_report_worst_level(rep), TP_REPORT_CRIT); /* the silent agent */
   free(text);
   tp_report_free(rep);
   /* A window after the loss: the drop is outside it, the gap is still there. */
