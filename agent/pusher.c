@@ -116,18 +116,22 @@ static void lease_acknowledged(tp_pusher *p, const Tlsprobe__V1__BatchAck *ack) 
 }
 
 /* A lone record the collector will not take: replace it by a minimal error record
- * once; if that is refused too, drop it and count it. */
+ * once; if that is refused too, give it up -- deleted and reported lost under its
+ * number in one spool transaction, after the lease (and the drop reports it carried,
+ * which the collector did not take either) went back to the spool. */
 static void refuse_single(tp_pusher *p, const char *why) {
   tp_spool_record *r = &p->lease->records[0];
-  if (r->seq != p->last_replaced_seq) {
+  tp_spool *spool = p->lease_spool;
+  uint64_t seq = r->seq;
+  if (seq != p->last_replaced_seq || spool != p->last_replaced_spool) {
     uint8_t *minimal = NULL;
     size_t len = 0;
     if (tp_batch_minimal_record(r->data, r->len, why, &minimal, &len) == TP_E_OK &&
-        tp_spool_replace(p->lease_spool, r->seq, minimal, len) == TP_E_OK) {
+        tp_spool_replace(spool, seq, minimal, len) == TP_E_OK) {
       tp_log_warn(p->log, "replacing a result the collector refused by a minimal error result",
-                  "result_seq=%llu bytes=%zu reason=\"%s\"", (unsigned long long)r->seq, r->len,
-                  why);
-      p->last_replaced_seq = r->seq;
+                  "result_seq=%llu bytes=%zu reason=\"%s\"", (unsigned long long)seq, r->len, why);
+      p->last_replaced_seq = seq;
+      p->last_replaced_spool = spool;
       p->stats.replaced++;
       free(minimal);
       release_lease(p, false);
@@ -136,21 +140,28 @@ static void refuse_single(tp_pusher *p, const char *why) {
     free(minimal);
   }
   tp_log_error(p->log, "dropping a result the collector refuses (counted as invalid_result)",
-               "result_seq=%llu reason=\"%s\"", (unsigned long long)r->seq, why);
-  int64_t produced = r->produced_unix_ns;
-  uint64_t seq = r->seq; /* r lives in the lease, which the ack frees */
+               "result_seq=%llu reason=\"%s\"", (unsigned long long)seq, why);
+  release_lease(p, false);
+  if (tp_spool_forfeit(spool, seq, TP_SPOOL_DROP_INVALID) != TP_E_OK) {
+    /* Still spooled: it is offered again (and refused) after a pause, not in a loop. */
+    tp__pusher_log_spool_trouble(p, "cannot drop a refused result from the spool");
+    retry_later(p, false, 0, "cannot drop a refused result from the spool");
+    return;
+  }
   p->stats.rejected++;
-  tp_spool_lease *l = p->lease;
-  p->lease = NULL;
-  if (tp_spool_ack(p->lease_spool, l) != TP_E_OK)
-    tp__pusher_log_spool_trouble(p, "cannot delete a refused result from the spool");
-  tp_spool_count_drop(p->lease_spool, TP_SPOOL_DROP_INVALID, seq, produced);
 }
 
-/* 413 or 400: halve the batch until the culprit is alone, then refuse_single. */
+/* 413 or 400: find what the collector refuses. Drop reports first (a batch of them
+ * alone), then halve the results until the culprit is alone, then refuse_single. */
 static void split_or_refuse(tp_pusher *p, const char *why) {
   tp_spool_lease *l = p->lease;
-  if (l->n_records > 1) {
+  if (l->n_drops > 0 && l->n_records > 0) {
+    p->drops_only_next = true;
+    tp_log_info(p->log, "collector refused a batch: trying its drop reports alone",
+                "batch_seq=%llu results=%zu drops=%zu reason=\"%s\"",
+                (unsigned long long)l->batch_seq, l->n_records, l->n_drops, why);
+    release_lease(p, false);
+  } else if (l->n_records > 1) {
     p->cap_records = (unsigned)(l->n_records / 2);
     p->stats.splits++;
     tp_log_info(p->log, "collector refused a batch: splitting it", "batch_seq=%llu results=%zu next=%u reason=\"%s\"",
@@ -206,6 +217,7 @@ void tp__pusher_request_finished(tp_pusher *p, CURLcode code) {
     retry_after = 0;
   curl_multi_remove_handle(p->multi, p->easy);
   p->request_active = false;
+  tp__pusher_request_ended(p);
   response_reason(p, body_reason, sizeof(body_reason));
 
   if (code != CURLE_OK) {

@@ -91,10 +91,16 @@ static int curl_timer_cb(CURLM *multi, long timeout_ms, void *userp) {
   return uv_timer_start(&p->curl_timer, on_curl_timeout, (uint64_t)timeout_ms, 0) < 0 ? -1 : 0;
 }
 
+/* Keeps the first ACK_MAX_BYTES of the answer (an ack, or the start of an error
+ * page) and swallows the rest: refusing the rest would make curl fail the transfer
+ * and hide the HTTP status (a proxy's 413 page would look like a network error). */
 static size_t on_response_body(char *data, size_t size, size_t nmemb, void *userp) {
   tp_pusher *p = userp;
   size_t len = size * nmemb;
-  return tp_buf_append(&p->response, data, len) == TP_E_OK ? len : 0; /* 0 aborts */
+  size_t room = p->response.cap - p->response.len;
+  if (room > 0)
+    (void)tp_buf_append(&p->response, data, len < room ? len : room);
+  return len;
 }
 
 static void check_multi_info(tp_pusher *p) {
@@ -183,13 +189,23 @@ static tp_err build_headers(tp_pusher *p) {
     h = curl_slist_append(h, p->auth_header);
   if (h == NULL)
     return TP_E_NOMEM;
-  curl_slist_free_all(p->headers);
+  /* libcurl does not copy CURLOPT_HTTPHEADER: the list a request in flight was given
+   * must live until that request ends (a SIGHUP can come mid-request). */
+  if (p->request_active && p->stale_headers == NULL)
+    p->stale_headers = p->headers;
+  else
+    curl_slist_free_all(p->headers);
   p->headers = h;
   return TP_E_OK;
 }
 
+void tp__pusher_request_ended(tp_pusher *p) {
+  curl_slist_free_all(p->stale_headers);
+  p->stale_headers = NULL;
+}
+
 void tp_pusher_reload(tp_pusher *p) {
-  char err[512];
+  char err[512] = "cannot build the request headers (out of memory)";
   if (p->token_file == NULL)
     return;
   char old[sizeof(p->auth_header)];
@@ -253,6 +269,7 @@ void tp__pusher_http_close(tp_pusher *p) {
   if (p->multi != NULL)
     curl_multi_cleanup(p->multi);
   curl_slist_free_all(p->headers);
+  tp__pusher_request_ended(p);
   p->easy = NULL;
   p->multi = NULL;
   p->headers = NULL;

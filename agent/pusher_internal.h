@@ -34,7 +34,10 @@ struct tp_pusher {
   unsigned batch_size;
   size_t max_batch_bytes;
   unsigned cap_records; /* results per lease now: halved by 413/400, regrown by acks */
-  uint64_t last_replaced_seq; /* a refused single result already replaced once */
+  uint64_t last_replaced_seq; /* a refused single result already replaced once ... */
+  const tp_spool *last_replaced_spool; /* ... in this spool */
+  bool drops_only_next; /* a refused batch carried drop reports: try them alone first */
+  struct curl_slist *stale_headers; /* replaced by a reload while a request used them */
   uint64_t flush_interval_ms, timeout_ms, max_result_age_ms;
 
   CURLM *multi;
@@ -84,6 +87,8 @@ void tp__pusher_next_lease(tp_pusher *p);
 tp_err tp__pusher_http_init(tp_pusher *p, char *err, size_t errlen);
 void tp__pusher_http_close(tp_pusher *p);
 tp_err tp__pusher_start_request(tp_pusher *p);
+/* Frees what only the ended request still needed (headers replaced by a reload). */
+void tp__pusher_request_ended(tp_pusher *p);
 void tp__pusher_warn_loose_secrets(const tp_pusher *p);
 
 #endif

@@ -102,13 +102,15 @@ void tp__pusher_next_lease(tp_pusher *p) {
                   "results=%llu max_result_age_ms=%llu",
                   (unsigned long long)(after.dropped_too_old - before.dropped_too_old),
                   (unsigned long long)p->max_result_age_ms);
-    if (tp_spool_lease_next(order[i], p->cap_records, p->max_batch_bytes, &p->lease) != TP_E_OK) {
+    size_t max_records = p->drops_only_next ? 0 : p->cap_records;
+    if (tp_spool_lease_next(order[i], max_records, p->max_batch_bytes, &p->lease) != TP_E_OK) {
       tp__pusher_log_spool_trouble(p, "cannot read the spool");
       p->lease = NULL;
       continue;
     }
     p->lease_spool = order[i];
   }
+  p->drops_only_next = false;
 }
 
 void tp_pusher_submit(tp_pusher *p, tp_result *r) {

@@ -130,7 +130,7 @@ typedef struct tp_store_spool_row {
   int64_t last_received_unix_ns; /* last batch that added something */
   int64_t last_started_unix_ns;  /* newest result's start time */
   uint64_t results;              /* results stored */
-  uint64_t max_seq;              /* highest result_seq stored */
+  uint64_t max_seq;              /* highest result_seq stored or reported lost */
   uint64_t dropped;              /* results the agent reported lost */
   uint64_t dropped_with_seq;     /* of those, numbered ones (they explain seq gaps) */
 } tp_store_spool_row;

@@ -95,8 +95,12 @@ tp_err tp__sqlite_put_delivery(sqlite_store *s, const Tlsprobe__V1__ResultBatch 
       continue;
     (*drops_stored)++;
     dropped += batch->drops[i]->count;
-    if (batch->drops[i]->first_seq != 0)
+    if (batch->drops[i]->first_seq != 0) {
       dropped_with_seq += batch->drops[i]->count;
+      /* Numbers reported lost were given out too: a gap below them is missing. */
+      if (batch->drops[i]->last_seq > max_seq_stored)
+        max_seq_stored = batch->drops[i]->last_seq;
+    }
   }
   if (results->results_stored == 0 && *drops_stored == 0)
     return TP_E_OK; /* a re-send: the counters already hold all of it */

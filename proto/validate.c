@@ -279,6 +279,8 @@ static tp_err check_timing(vctx *v, const Tlsprobe__V1__ProbeResult *r) {
 static tp_err check_drop(vctx *v, const Tlsprobe__V1__DropReport *d) {
   if (d->drop_id == 0)
     return bad(v, "drop_id", "is 0 (drop reports are numbered from 1)");
+  if (d->drop_id > (uint64_t)INT64_MAX || d->last_seq > (uint64_t)INT64_MAX)
+    return bad(v, "drop_id", "drop_id and sequence numbers must not exceed %" PRId64, INT64_MAX);
   if (d->count == 0 || d->count > TP_V_MAX_DROP_COUNT)
     return bad(v, "count", "%" PRIu64 " is out of range 1..%" PRIu64, d->count,
                (uint64_t)TP_V_MAX_DROP_COUNT);
@@ -359,6 +361,10 @@ tp_err tp_validate_batch(const Tlsprobe__V1__ResultBatch *batch, char *reason, s
     /* 0 is "not numbered": the collector could not tell a re-send from a new result. */
     if (batch->results[i]->result_seq == 0)
       return bad(&v, "result_seq", "is 0 (results are numbered from 1)");
+    /* Stored as int64: above INT64_MAX it would read back negative and break max(). */
+    if (batch->results[i]->result_seq > (uint64_t)INT64_MAX)
+      return bad(&v, "result_seq", "%" PRIu64 " exceeds %" PRId64, batch->results[i]->result_seq,
+                 INT64_MAX);
     /* Strictly increasing: a batch is a slice of the agent's spool, in order, so a
      * repeated number within one batch is a broken sender, not a re-send. */
     if (i > 0 && batch->results[i]->result_seq <= batch->results[i - 1]->result_seq)

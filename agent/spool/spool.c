@@ -98,8 +98,9 @@ void tp_spool_count_drop(tp_spool *s, const char *reason, uint64_t seq, int64_t 
 }
 
 /* Makes room for `len` more bytes by dropping the oldest records outside the
- * lease, each contiguous run reported as one spool_full drop. If only leased
- * records are left the bound is exceeded by at most that lease, until its ack. */
+ * lease, each contiguous run deleted and reported as one spool_full drop in the
+ * same transaction (a crash cannot lose the report). If only leased records are
+ * left the bound is exceeded by at most that lease, until its ack. */
 static tp_err make_room(tp_spool *s, size_t len) {
   if (s->bytes + len <= s->max_bytes)
     return TP_E_OK;
@@ -110,23 +111,15 @@ static tp_err make_room(tp_spool *s, size_t len) {
   while (need > 0) {
     tp_spool_drop run = {0};
     uint64_t freed = 0;
-    tp_err rc = s->ops->drop_oldest(s, s->lease_last_seq, need, INT64_MAX, &run, &freed);
+    tp_err rc = s->ops->discard_oldest(s, s->lease_last_seq, need, INT64_MAX, TP_SPOOL_DROP_FULL,
+                                       &run, &freed);
     if (rc != TP_E_OK)
-      return rc;
+      return rc; /* nothing deleted */
     if (run.count == 0)
       break; /* nothing outside the lease */
-    s->records -= run.count;
+    s->records -= run.count < s->records ? run.count : s->records;
     s->bytes -= freed < s->bytes ? freed : s->bytes;
     s->stats.dropped_full += run.count;
-    run.reason = TP_SPOOL_DROP_FULL;
-    rc = s->ops->add_drop(s, &run);
-    if (rc != TP_E_OK) {
-      /* The records are gone but their report could not be written: keep the count
-       * (unnumbered) so it is reported once the spool can write again. */
-      for (uint64_t i = 0; i < run.count; i++)
-        pending_add(&s->pending_error, run.first_unix_ns);
-      return rc;
-    }
     need = freed >= need ? 0 : need - freed;
   }
   return TP_E_OK;
@@ -155,7 +148,7 @@ tp_err tp_spool_lease_next(tp_spool *s, size_t max_records, size_t max_bytes, tp
   if (s->leased)
     return TP_E_INVAL; /* one lease at a time: a caller bug */
   report_all_pending(s);
-  tp_err rc = s->ops->lease(s, max_records ? max_records : 1, max_bytes, out);
+  tp_err rc = s->ops->lease(s, max_records, max_bytes, out);
   if (rc != TP_E_OK) {
     s->stats.io_errors++;
     return rc;
@@ -208,19 +201,35 @@ tp_err tp_spool_expire(tp_spool *s, int64_t before_unix_ns) {
   for (;;) {
     tp_spool_drop run = {0};
     uint64_t freed = 0;
-    tp_err rc = s->ops->drop_oldest(s, s->lease_last_seq, UINT64_MAX, before_unix_ns, &run, &freed);
-    if (rc == TP_E_OK && run.count > 0) {
-      s->records -= run.count < s->records ? run.count : s->records;
-      s->bytes -= freed < s->bytes ? freed : s->bytes;
-      s->stats.dropped_too_old += run.count;
-      run.reason = TP_SPOOL_DROP_TOO_OLD;
-      rc = s->ops->add_drop(s, &run);
-    }
+    tp_err rc = s->ops->discard_oldest(s, s->lease_last_seq, UINT64_MAX, before_unix_ns,
+                                       TP_SPOOL_DROP_TOO_OLD, &run, &freed);
     if (rc != TP_E_OK) {
       s->stats.io_errors++;
       return rc;
     }
     if (run.count == 0)
       return TP_E_OK;
+    s->records -= run.count < s->records ? run.count : s->records;
+    s->bytes -= freed < s->bytes ? freed : s->bytes;
+    s->stats.dropped_too_old += run.count;
   }
+}
+
+tp_err tp_spool_forfeit(tp_spool *s, uint64_t seq, const char *reason) {
+  size_t len = 0;
+  if (s->leased)
+    return TP_E_INVAL; /* release the lease first: its drop reports must survive */
+  tp_err rc = s->ops->forfeit(s, seq, reason, &len);
+  if (rc != TP_E_OK) {
+    if (rc != TP_E_NOTFOUND)
+      s->stats.io_errors++;
+    return rc;
+  }
+  s->records -= s->records > 0 ? 1 : 0;
+  s->bytes -= len < s->bytes ? len : s->bytes;
+  if (strcmp(reason, TP_SPOOL_DROP_INVALID) == 0)
+    s->stats.dropped_invalid++;
+  else
+    s->stats.dropped_error++;
+  return TP_E_OK;
 }

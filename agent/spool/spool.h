@@ -99,7 +99,8 @@ void tp_spool_count_drop(tp_spool *spool, const char *reason, uint64_t seq,
 
 /* The persisted lease if one is outstanding (a restart, or after a nack),
  * else a new one of the oldest records: at most max_records and max_bytes (but
- * at least one record, whatever its size), and every pending drop report.
+ * at least one record, whatever its size, unless max_records is 0: drop reports
+ * only), and the pending drop reports (at most TP_SPOOL_MAX_LEASE_DROPS).
  * *out = NULL when there is nothing to send. One lease at a time. */
 tp_err tp_spool_lease_next(tp_spool *spool, size_t max_records, size_t max_bytes,
                       tp_spool_lease **out);
@@ -113,6 +114,10 @@ void tp_spool_nack(tp_spool *spool, tp_spool_lease *lease, bool keep_batch);
  * before_unix_ns that are not in the lease: the collector would refuse them, and
  * sending them only to be refused one by one would hold up everything behind. */
 tp_err tp_spool_expire(tp_spool *spool, int64_t before_unix_ns);
+/* Gives up one waiting record that the collector refuses: deletes it and reports it
+ * lost under its number (reason TP_SPOOL_DROP_*), in one transaction. No lease may be
+ * out (nack it first, so the drop reports it carried are kept). */
+tp_err tp_spool_forfeit(tp_spool *spool, uint64_t seq, const char *reason);
 /* Replaces a waiting record's bytes (a result too large for the collector,
  * replaced by a minimal error result under the same number). */
 tp_err tp_spool_replace(tp_spool *spool, uint64_t seq, const uint8_t *data, size_t len);

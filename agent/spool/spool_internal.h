@@ -9,12 +9,16 @@ typedef struct tp_spool_ops {
   /* Stores a record under the next number (never reused). */
   tp_err (*append)(tp_spool *s, const uint8_t *data, size_t len, int64_t produced_unix_ns,
                    uint64_t *seq);
-  /* Deletes the oldest records numbered above after_seq, one contiguous run of
-   * numbers produced before before_ns, until at least `need` payload bytes are
-   * freed or the run ends; fills *run (count, seqs, times; count 0 = nothing to
-   * delete) and *freed. */
-  tp_err (*drop_oldest)(tp_spool *s, uint64_t after_seq, uint64_t need, int64_t before_ns,
-                        tp_spool_drop *run, uint64_t *freed);
+  /* In one transaction: deletes the oldest records numbered above after_seq, one
+   * contiguous run of numbers produced before before_ns, until at least `need`
+   * payload bytes are freed or the run ends, and records that run as a drop report
+   * of `reason` (as add_drop). Fills *run (count, seqs, times; count 0 = nothing to
+   * delete) and *freed. On failure nothing is deleted. */
+  tp_err (*discard_oldest)(tp_spool *s, uint64_t after_seq, uint64_t need, int64_t before_ns,
+                           const char *reason, tp_spool_drop *run, uint64_t *freed);
+  /* In one transaction: deletes record seq (not in a lease) and records it as a
+   * numbered drop report of `reason`; *len = its bytes. TP_E_NOTFOUND if absent. */
+  tp_err (*forfeit)(tp_spool *s, uint64_t seq, const char *reason, size_t *len);
   /* Adds to the pending drop reports, merged into the newest pending one when
    * it has the same reason and continues its numbers. */
   tp_err (*add_drop)(tp_spool *s, const tp_spool_drop *drop);

@@ -63,8 +63,11 @@ static tp_err mem_append(tp_spool *s, const uint8_t *data, size_t len, int64_t p
   return TP_E_OK;
 }
 
-static tp_err mem_drop_oldest(tp_spool *s, uint64_t after_seq, uint64_t need, int64_t before_ns,
-                              tp_spool_drop *run, uint64_t *freed) {
+static tp_err mem_add_drop(tp_spool *s, const tp_spool_drop *d);
+
+static tp_err mem_discard_oldest(tp_spool *s, uint64_t after_seq, uint64_t need,
+                                 int64_t before_ns, const char *reason, tp_spool_drop *run,
+                                 uint64_t *freed) {
   mem_spool *m = from_base(s);
   *run = (tp_spool_drop){0};
   *freed = 0;
@@ -92,7 +95,29 @@ static tp_err mem_drop_oldest(tp_spool *s, uint64_t after_seq, uint64_t need, in
     memmove(m->recs + m->head + run->count, m->recs + m->head, before * sizeof(*m->recs));
   m->head += run->count;
   m->count -= run->count;
-  return TP_E_OK;
+  run->reason = reason;
+  return mem_add_drop(s, run); /* memory cannot fail half-way: nothing to roll back */
+}
+
+static tp_err mem_forfeit(tp_spool *s, uint64_t seq, const char *reason, size_t *len) {
+  mem_spool *m = from_base(s);
+  for (size_t i = m->head + m->lease_records; i < m->head + m->count; i++) {
+    mem_record *r = &m->recs[i];
+    if (r->seq != seq)
+      continue;
+    tp_spool_drop d = {.count = 1,
+                       .reason = reason,
+                       .first_seq = seq,
+                       .last_seq = seq,
+                       .first_unix_ns = r->produced_unix_ns,
+                       .last_unix_ns = r->produced_unix_ns};
+    *len = r->len;
+    free(r->data);
+    memmove(r, r + 1, (m->head + m->count - i - 1) * sizeof(*r));
+    m->count--;
+    return mem_add_drop(s, &d);
+  }
+  return TP_E_NOTFOUND;
 }
 
 static bool continues(const tp_spool_drop *last, const tp_spool_drop *d) {
@@ -217,7 +242,8 @@ static void mem_close(tp_spool *s) {
 
 static const tp_spool_ops mem_ops = {
     .append = mem_append,
-    .drop_oldest = mem_drop_oldest,
+    .discard_oldest = mem_discard_oldest,
+    .forfeit = mem_forfeit,
     .add_drop = mem_add_drop,
     .lease = mem_lease,
     .ack = mem_ack,

@@ -12,6 +12,8 @@
  * transaction; a committed transaction survives a crash of the agent (kill -9)
  * because it is in the WAL file in the page cache; only an OS crash or power
  * loss can lose the last ones (synchronous=FULL would fsync every probe result).
+ * The transaction that cuts a lease is fsynced (see new_lease): a result that may
+ * reach the collector keeps its number through a power loss too.
  * Numbers come from AUTOINCREMENT, which never reuses a number even after the
  * newest rows were deleted, so the collector can never mistake a new result for
  * a re-send. */
@@ -64,6 +66,7 @@ enum stmt_id {
   ST_RELEASE_DROPS,
   ST_REPLACE,
   ST_LENGTH_OF,
+  ST_RECORD_INFO,
   ST__COUNT
 };
 
@@ -96,6 +99,7 @@ static const char *const SQL[ST__COUNT] = {
     [ST_RELEASE_DROPS] = "UPDATE drops SET batch_seq = 0 WHERE batch_seq = ?1",
     [ST_REPLACE] = "UPDATE records SET data = ?2 WHERE seq = ?1",
     [ST_LENGTH_OF] = "SELECT length(data) FROM records WHERE seq = ?1",
+    [ST_RECORD_INFO] = "SELECT produced_unix_ns, length(data) FROM records WHERE seq = ?1",
 };
 
 typedef struct sql_spool {
@@ -179,15 +183,15 @@ static tp_err sq_append(tp_spool *s, const uint8_t *data, size_t len, int64_t pr
   return TP_E_OK;
 }
 
-static tp_err sq_drop_oldest(tp_spool *s, uint64_t after_seq, uint64_t need, int64_t before_ns,
-                             tp_spool_drop *run_out, uint64_t *freed) {
-  sql_spool *q = from_base(s);
+/* Inside the caller's transaction: finds and deletes the run (see discard_oldest). */
+static tp_err delete_oldest_run(sql_spool *q, uint64_t after_seq, uint64_t need,
+                                int64_t before_ns, tp_spool_drop *run_out, uint64_t *freed) {
   sqlite3_stmt *st = bound(q, ST_OLDEST_AFTER);
   *run_out = (tp_spool_drop){0};
   *freed = 0;
   if (sqlite3_bind_int64(st, 1, (sqlite3_int64)after_seq) != SQLITE_OK)
     return TP_E_IO;
-  int step;
+  int step = SQLITE_DONE;
   while (*freed < need && (step = sqlite3_step(st)) == SQLITE_ROW) {
     uint64_t seq = (uint64_t)sqlite3_column_int64(st, 0);
     if (run_out->count > 0 && seq != run_out->last_seq + 1)
@@ -204,6 +208,8 @@ static tp_err sq_drop_oldest(tp_spool *s, uint64_t after_seq, uint64_t need, int
     *freed += (uint64_t)sqlite3_column_int64(st, 2);
   }
   (void)sqlite3_reset(st);
+  if (step != SQLITE_ROW && step != SQLITE_DONE)
+    return TP_E_IO;
   if (run_out->count == 0)
     return TP_E_OK;
   sqlite3_stmt *del = bound(q, ST_DELETE_RANGE);
@@ -215,6 +221,56 @@ static tp_err sq_drop_oldest(tp_spool *s, uint64_t after_seq, uint64_t need, int
     return TP_E_IO;
   }
   return TP_E_OK;
+}
+
+static tp_err sq_add_drop(tp_spool *s, const tp_spool_drop *drop);
+
+static tp_err sq_discard_oldest(tp_spool *s, uint64_t after_seq, uint64_t need, int64_t before_ns,
+                                const char *reason, tp_spool_drop *run, uint64_t *freed) {
+  sql_spool *q = from_base(s);
+  tp_err rc = begin(q);
+  if (rc != TP_E_OK)
+    return rc;
+  rc = delete_oldest_run(q, after_seq, need, before_ns, run, freed);
+  if (rc == TP_E_OK && run->count > 0) {
+    run->reason = reason;
+    rc = sq_add_drop(s, run);
+  }
+  rc = finish(q, rc);
+  if (rc != TP_E_OK) {
+    *run = (tp_spool_drop){0};
+    *freed = 0;
+  }
+  return rc;
+}
+
+static tp_err sq_forfeit(tp_spool *s, uint64_t seq, const char *reason, size_t *len) {
+  sql_spool *q = from_base(s);
+  tp_err rc = begin(q);
+  if (rc != TP_E_OK)
+    return rc;
+  sqlite3_stmt *st = bound(q, ST_RECORD_INFO);
+  int step = sqlite3_bind_int64(st, 1, (sqlite3_int64)seq) == SQLITE_OK ? sqlite3_step(st)
+                                                                          : SQLITE_ERROR;
+  tp_spool_drop d = {.count = 1, .reason = reason, .first_seq = seq, .last_seq = seq};
+  if (step == SQLITE_ROW) {
+    d.first_unix_ns = d.last_unix_ns = sqlite3_column_int64(st, 0);
+    *len = (size_t)sqlite3_column_int64(st, 1);
+  }
+  (void)sqlite3_reset(st);
+  if (step == SQLITE_DONE) {
+    (void)finish(q, TP_E_IO); /* roll back: nothing changed */
+    return TP_E_NOTFOUND;
+  }
+  rc = step == SQLITE_ROW ? TP_E_OK : TP_E_IO;
+  sqlite3_stmt *del = bound(q, ST_DELETE_RANGE);
+  if (rc == TP_E_OK && (sqlite3_bind_int64(del, 1, (sqlite3_int64)seq) != SQLITE_OK ||
+                        sqlite3_bind_int64(del, 2, (sqlite3_int64)seq) != SQLITE_OK ||
+                        run(del) != SQLITE_OK))
+    rc = TP_E_IO;
+  if (rc == TP_E_OK)
+    rc = sq_add_drop(s, &d);
+  return finish(q, rc);
 }
 
 /* The newest pending drop report, when the new one continues it. */
@@ -327,8 +383,27 @@ static tp_err read_drops(sql_spool *q, uint64_t batch, tp_spool_lease *l) {
   return rc;
 }
 
-/* Cuts a new lease and persists it: batch number, range, drop reports. */
+/* Cuts a new lease and persists it: batch number, range, drop reports. Its commit is
+ * fsynced (synchronous=FULL for this one transaction): once a result can reach the
+ * collector, its number must survive even an OS crash -- a number rolled back by a
+ * power loss would be given to a new result, which the collector would then take for
+ * a re-send and discard. The WAL is sequential, so this also makes every append
+ * before it durable: one fsync per batch, not per result. */
+static tp_err new_lease_tx(sql_spool *q, size_t max_records, size_t max_bytes,
+                           tp_spool_lease *l);
+
 static tp_err new_lease(sql_spool *q, size_t max_records, size_t max_bytes, tp_spool_lease *l) {
+  if (sqlite3_exec(q->db, "PRAGMA synchronous=FULL", NULL, NULL, NULL) != SQLITE_OK)
+    return TP_E_IO;
+  tp_err rc = new_lease_tx(q, max_records, max_bytes, l);
+  if (sqlite3_exec(q->db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL) != SQLITE_OK &&
+      rc == TP_E_OK)
+    rc = TP_E_IO;
+  return rc;
+}
+
+static tp_err new_lease_tx(sql_spool *q, size_t max_records, size_t max_bytes,
+                           tp_spool_lease *l) {
   uint64_t next_batch = 0;
   tp_err rc = begin(q);
   if (rc != TP_E_OK)
@@ -470,7 +545,8 @@ static void sq_close(tp_spool *s) {
 
 static const tp_spool_ops sql_ops = {
     .append = sq_append,
-    .drop_oldest = sq_drop_oldest,
+    .discard_oldest = sq_discard_oldest,
+    .forfeit = sq_forfeit,
     .add_drop = sq_add_drop,
     .lease = sq_lease,
     .ack = sq_ack,

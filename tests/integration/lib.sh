@@ -154,17 +154,19 @@ EOF
   tp__run_collector "$bin" "$dir" http
 }
 
-# tp_start_collector_https BIN DIR AGENT_ID: HTTPS with a certificate for 127.0.0.1 from a
-# CA made here (DIR/collector-ca.pem), bearer tokens only, and one token minted for
-# AGENT_ID (DIR/AGENT_ID.token, mode 600). Sets what tp_start_collector sets.
+# tp_start_collector_https BIN DIR AGENT_ID [YAML]: HTTPS with a certificate for 127.0.0.1
+# from a CA made here (DIR/collector-ca.pem), bearer tokens only, and one token minted for
+# AGENT_ID (DIR/AGENT_ID.token, mode 600); YAML is appended to the config (e.g. limits).
+# Sets what tp_start_collector sets.
 tp_start_collector_https() {
-  local bin=$1 dir=$2 agent=$3
+  local bin=$1 dir=$2 agent=$3 extra=${4:-}
   tp__make_collector_certificate "$dir" || return 1
   cat >"$dir/collector.yaml" <<EOF
 listen: 127.0.0.1:0
 database: $dir/tlsprobe.db
 tls: {cert_file: $dir/collector.pem, key_file: $dir/collector.key}
 auth: {tokens_file: $dir/tokens.yaml}
+$extra
 EOF
   (umask 077 && "$bin" agents add "$agent" --config "$dir/collector.yaml" >"$dir/$agent.token") ||
     { tp_say "could not mint a token for $agent"; return 1; }

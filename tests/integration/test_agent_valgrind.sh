@@ -22,7 +22,11 @@ tp_on_exit "rm -rf '$WORK'"
 tp_on_exit "[ \$TP_EXIT_STATUS -eq 0 ] || cp '$WORK/agent.log' '${TP_BUILD_DIR:-/tmp}/valgrind-agent.log'"
 
 tp_start_targets "$WORK/targets"
-tp_start_collector_https "$TP_COLLECTOR" "$WORK" vg-agent
+# The collector closes a connection idle for 10 s or whose request head is not in within
+# 10 s (slowloris);
+# an agent under memcheck on a busy machine can take longer than that to handshake.
+tp_start_collector_https "$TP_COLLECTOR" "$WORK" vg-agent \
+  "limits: {connection_timeout: 2m, header_timeout: 2m, request_timeout: 5m}"
 tp_write_agent_config "$WORK/agent.yaml" "$WORK/targets" "$TP_COLLECTOR_URL" 1s vg-agent
 tp_agent_use_https "$WORK/agent.yaml" "$WORK" vg-agent
 # Everything runs 20-50x slower under memcheck: give the pushes and handshakes room.

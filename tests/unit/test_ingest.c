@@ -370,6 +370,13 @@ static void test_new_field_rejects(void **state) {
   t.results[0].mode = "zero_rtt";
   expect_reject(f, &t, "results[0].mode: \"zero_rtt\" is not one of handshake, resumption,"
                        " early_data");
+  /* Numbers are stored as int64: one above INT64_MAX would read back negative. */
+  make_batch(&t, 1);
+  t.results[0].result_seq = (uint64_t)INT64_MAX + 1;
+  expect_reject(f, &t, "results[0].result_seq: 9223372036854775808 exceeds 9223372036854775807");
+  make_batch(&t, 2);
+  t.results[1].result_seq = t.results[0].result_seq;
+  expect_reject(f, &t, "results[1].result_seq: 1 does not follow 1 (must increase)");
   make_batch(&t, 1);
   t.results[0].mode = "Resumption"; /* exact names only */
   expect_reject(f, &t, "results[0].mode: \"Resumption\" is not one of handshake, resumption,"

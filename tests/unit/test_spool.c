@@ -276,6 +276,54 @@ static void test_numbered_drops_keep_their_numbers(void **state) {
   assert_int_equal(tp_spool_ack(f->spool, l), TP_E_OK);
 }
 
+/* A refused record is given up alone: the drop reports of the lease it was in go
+ * back to the spool (the collector did not take them either), and the record is
+ * reported lost under its number. */
+static void test_forfeit_keeps_the_lease_drops(void **state) {
+  fixture *f = *state;
+  f->spool = open_spool(f, TP_SPOOL_DEFAULT_MAX_BYTES);
+  tp_spool_count_drop(f->spool, TP_SPOOL_DROP_INVALID, 0, 50);
+  put(f->spool, 10, 1, 100);
+  put(f->spool, 10, 2, 200);
+  tp_spool_lease *l = lease(f->spool, 1, 1 << 20);
+  assert_int_equal(l->n_drops, 1);
+  assert_int_equal(tp_spool_forfeit(f->spool, 1, TP_SPOOL_DROP_INVALID), TP_E_INVAL); /* leased */
+  tp_spool_nack(f->spool, l, false);
+  assert_int_equal(tp_spool_forfeit(f->spool, 1, TP_SPOOL_DROP_INVALID), TP_E_OK);
+  assert_int_equal(tp_spool_forfeit(f->spool, 1, TP_SPOOL_DROP_INVALID), TP_E_NOTFOUND);
+  tp_spool_stats st;
+  tp_spool_get_stats(f->spool, &st);
+  assert_int_equal(st.records, 1);
+  assert_int_equal(st.bytes, 10);
+  l = lease(f->spool, 10, 1 << 20);
+  assert_int_equal(l->n_records, 1);
+  assert_int_equal(l->records[0].seq, 2);
+  assert_int_equal(l->n_drops, 2); /* the unnumbered one kept, and seq 1 */
+  assert_int_equal(l->drops[0].first_seq, 0);
+  assert_int_equal(l->drops[1].first_seq, 1);
+  assert_int_equal(l->drops[1].last_seq, 1);
+  assert_int_equal(l->drops[1].first_unix_ns, 100);
+  assert_int_equal(tp_spool_ack(f->spool, l), TP_E_OK);
+}
+
+/* A lease of drop reports only (max_records 0): how a refused batch's reports are
+ * tried apart from its results. */
+static void test_drops_only_lease(void **state) {
+  fixture *f = *state;
+  f->spool = open_spool(f, TP_SPOOL_DEFAULT_MAX_BYTES);
+  put(f->spool, 10, 1, 100);
+  assert_null(lease(f->spool, 0, 1 << 20)); /* results but no reports: nothing */
+  tp_spool_count_drop(f->spool, TP_SPOOL_DROP_INVALID, 0, 50);
+  tp_spool_lease *l = lease(f->spool, 0, 1 << 20);
+  assert_int_equal(l->n_records, 0);
+  assert_int_equal(l->n_drops, 1);
+  assert_int_equal(tp_spool_ack(f->spool, l), TP_E_OK);
+  l = lease(f->spool, 10, 1 << 20);
+  assert_int_equal(l->n_records, 1);
+  assert_int_equal(l->n_drops, 0);
+  assert_int_equal(tp_spool_ack(f->spool, l), TP_E_OK);
+}
+
 /* ---- file only ---------------------------------------------------------------- */
 
 static void test_reopen_keeps_everything(void **state) {
@@ -356,6 +404,8 @@ int main(void) {
       BOTH(test_replace_keeps_number),
       BOTH(test_expire_reports_too_old),
       BOTH(test_numbered_drops_keep_their_numbers),
+      BOTH(test_forfeit_keeps_the_lease_drops),
+      BOTH(test_drops_only_lease),
       cmocka_unit_test_setup_teardown(test_reopen_keeps_everything, setup_file, teardown),
       cmocka_unit_test_setup_teardown(test_file_in_use_is_refused, setup_file, teardown),
       cmocka_unit_test_setup_teardown(test_not_a_spool_is_refused, setup_file, teardown),
