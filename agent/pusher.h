@@ -13,10 +13,11 @@
  *   413 (body too large)            split: half the results per batch, down to
  *                                   one; one result alone too large is replaced
  *                                   by a minimal error result under its number
- *   400 / 422 (refused as invalid)  split likewise to isolate the result; a single
- *                                   refused result is replaced by a minimal one,
- *                                   and if that is refused too it is dropped and
- *                                   counted (reported as invalid_result)
+ *   400 / 422 (refused as invalid)  isolate what is refused: the drop reports alone
+ *                                   first, then halve the results; a single refused
+ *                                   result is replaced by a minimal one, and if that
+ *                                   is refused too it is given up and reported as
+ *                                   invalid_result under its number
  *   408, 429, 5xx, network errors   retry the same batch with exponential backoff
  *                                   (1 s doubling to 30 s, jitter; 429/503 honour
  *                                   Retry-After up to 5 min)
