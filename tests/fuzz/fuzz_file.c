@@ -80,3 +80,13 @@ const char *tp_fuzz_message_problem(const char *path, const char *message) {
       return "control character in an error message";
   return NULL;
 }
+
+int tp_fuzz_seed_verdict(const char *name, int accepted, const char *accepted_word,
+                         const char *refused_word) {
+  int want = strncmp(name, "ok-", 3) == 0 ? 1 : strncmp(name, "reject-", 7) == 0 ? 0 : -1;
+  if (want < 0 || accepted == want)
+    return 0;
+  fprintf(stderr, "FAIL %s: %s, want %s\n", name, accepted ? accepted_word : refused_word,
+          want ? accepted_word : refused_word);
+  return 1;
+}

@@ -25,4 +25,11 @@ void tp_fuzz_file_cleanup(void);
  * terminal it is printed on). Returns NULL, or which rule is broken. */
 const char *tp_fuzz_message_problem(const char *path, const char *message);
 
+/* The seed naming rule of the file-based targets: a seed named ok-* must be
+ * accepted, reject-* refused, any other only run. Returns 1 (after a FAIL line
+ * naming what happened, in the words `accepted_word` / `refused_word`) when the
+ * verdict `accepted` breaks the rule, else 0. */
+int tp_fuzz_seed_verdict(const char *name, int accepted, const char *accepted_word,
+                         const char *refused_word);
+
 #endif

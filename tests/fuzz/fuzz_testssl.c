@@ -85,16 +85,9 @@ static int import(const uint8_t *data, size_t size) {
   return rc == TP_E_OK;
 }
 
-/* Seeds named ok-* must import, reject-* must be refused; others only run. */
+/* Seeds named ok-* must be accepted, reject-* refused (fuzz_file.h). */
 int tp_fuzz_seed_run(const char *name, const uint8_t *data, size_t size) {
-  int want = strncmp(name, "ok-", 3) == 0 ? 1 : strncmp(name, "reject-", 7) == 0 ? 0 : -1;
-  int got = import(data, size);
-  if (want >= 0 && got != want) {
-    fprintf(stderr, "FAIL %s: %s, want %s\n", name, got ? "imported" : "refused",
-            want ? "imported" : "refused");
-    return 1;
-  }
-  return 0;
+  return tp_fuzz_seed_verdict(name, import(data, size), "imported", "refused");
 }
 
 void tp_fuzz_seed_cleanup(void) {
