@@ -22,7 +22,7 @@
 #include "auth.h"
 #include "config.h"
 #include "http_server.h"
-#include "report.h"
+#include "report_cli.h"
 #include "store.h"
 #include "tls_server.h"
 #include "tp_duration.h"
@@ -30,10 +30,6 @@
 
 #define EXIT_RUNTIME 1
 #define EXIT_USAGE 2
-/* report --check: the exit status is the verdict. */
-#define CHECK_WARNING 1
-#define CHECK_CRITICAL 2
-#define CHECK_FAILED 3 /* the report could not be made (database missing, unreadable...) */
 
 static void usage(FILE *out) {
   fputs("usage:\n"
@@ -44,18 +40,10 @@ static void usage(FILE *out) {
         "  tlsprobe-collector agents add NAME --config FILE\n"
         "  tlsprobe-collector agents list --config FILE\n"
         "  tlsprobe-collector agents revoke NAME [--token TOKEN_ID] --config FILE\n"
-        "      mint (printed once), list and revoke agents' bearer tokens\n"
-        "  tlsprobe-collector report --db FILE [--since DURATION] [--target NAME]\n"
-        "                            [--format text|json] [--check]\n"
-        "      per target/profile/region: probes, success rate, p50/p90/p99 handshake\n"
-        "      latency (ms, successful probes, nearest rank), top error class; then\n"
-        "      WARN/CRIT lines for expiring certificates, stale OCSP staples, success\n"
-        "      < 99.9 %, HelloRetryRequest > 5 %, resumption < 80 %. JSON adds the\n"
-        "      error category and rates; --target adds the latest result's facts.\n"
-        "      --since defaults to 1h (units: ms s m h d). Then, per agent: results\n"
-        "      stored, lost, missing, last delivery (CRIT when silent for 5 min).\n"
-        "      --check: exit 0 healthy, 1 a WARN line, 2 a CRIT line, 3 no report\n"
-        "  tlsprobe-collector --help | --version\n"
+        "      mint (printed once), list and revoke agents' bearer tokens\n",
+        out);
+  tp_report_usage(out);
+  fputs(        "  tlsprobe-collector --help | --version\n"
         "      every subcommand also takes --help\n",
         out);
 }
@@ -273,111 +261,6 @@ static int serve_command(int argc, char **argv) {
   return check ? check_config(config_path) : serve(config_path);
 }
 
-/* ---- report ------------------------------------------------------------------ */
-
-typedef struct report_args {
-  const char *db;
-  const char *since;
-  const char *target;
-  bool json;
-  bool check; /* exit 0 healthy, 1 warning, 2 critical (3: no report) */
-} report_args;
-
-/* Parses report options; false (after a message) on anything unexpected. */
-static bool parse_report_args(int argc, char **argv, report_args *a) {
-  *a = (report_args){.since = "1h"};
-  for (int i = 0; i < argc; i += 2) { /* every option takes one value but --check */
-    const char *opt = argv[i];
-    if (strcmp(opt, "--check") == 0) {
-      a->check = true;
-      i--;
-      continue;
-    }
-    const char *val = i + 1 < argc ? argv[i + 1] : NULL;
-    if (val == NULL) {
-      fprintf(stderr, "tlsprobe-collector report: %s needs a value\n", opt);
-      return false;
-    }
-    if (strcmp(opt, "--db") == 0) {
-      a->db = val;
-    } else if (strcmp(opt, "--since") == 0) {
-      a->since = val;
-    } else if (strcmp(opt, "--target") == 0) {
-      a->target = val;
-    } else if (strcmp(opt, "--format") == 0 &&
-               (strcmp(val, "text") == 0 || strcmp(val, "json") == 0)) {
-      a->json = strcmp(val, "json") == 0;
-    } else {
-      fprintf(stderr, "tlsprobe-collector report: unexpected argument %s %s\n", opt, val);
-      return false;
-    }
-  }
-  if (a->db == NULL) {
-    fprintf(stderr, "tlsprobe-collector report: --db is required\n");
-    return false;
-  }
-  return true;
-}
-
-static int report(int argc, char **argv) {
-  char err[1024];
-  report_args args;
-  tp_store *store = NULL;
-  tp_report *rep = NULL;
-  uint64_t window_ms = 0;
-  struct timespec now;
-  int status = EXIT_RUNTIME;
-
-  if (!parse_report_args(argc, argv, &args)) {
-    usage(stderr);
-    return EXIT_USAGE;
-  }
-  if (tp_duration_parse_ms(args.since, &window_ms) != TP_E_OK || window_ms == 0) {
-    fprintf(stderr,
-            "tlsprobe-collector report: --since \"%s\" is not a duration like 30m, 1h, 7d\n",
-            args.since);
-    return EXIT_USAGE;
-  }
-  if (clock_gettime(CLOCK_REALTIME, &now) != 0) {
-    perror("clock_gettime");
-    return EXIT_RUNTIME;
-  }
-  if (tp_store_open_sqlite(args.db, TP_STORE_READONLY, &store, err, sizeof(err)) != TP_E_OK) {
-    fprintf(stderr, "tlsprobe-collector report: %s\n", err);
-    goto out;
-  }
-  tp_report_query q = {
-      .now_unix_ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec,
-      .window_ms = window_ms,
-      .since_text = args.since,
-      .target = args.target,
-      .with_facts = args.target != NULL,
-  };
-  if (tp_report_build(store, &q, &rep, err, sizeof(err)) != TP_E_OK) {
-    fprintf(stderr, "tlsprobe-collector report: %s\n", err);
-    goto out;
-  }
-  if ((args.json ? tp_report_write_json(rep, stdout) : tp_report_write_text(rep, stdout)) !=
-      TP_E_OK) {
-    perror("tlsprobe-collector report: writing output");
-    goto out;
-  }
-  status = 0;
-  if (args.check) {
-    /* For cron, CI and canary gates: the worst line printed decides. */
-    int worst = tp_report_worst_level(rep);
-    status = worst == TP_REPORT_CRIT ? CHECK_CRITICAL : worst == TP_REPORT_WARN ? CHECK_WARNING : 0;
-    fprintf(stderr, "tlsprobe-collector report --check: %s\n",
-            status == CHECK_CRITICAL ? "critical" : status == CHECK_WARNING ? "warning" : "healthy");
-  }
-out:
-  tp_report_free(rep);
-  tp_store_close(store);
-  if (args.check && status == EXIT_RUNTIME)
-    return CHECK_FAILED; /* 1 and 2 mean warning and critical under --check */
-  return status;
-}
-
 static bool is_help(const char *arg) {
   return strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0 || strcmp(arg, "help") == 0;
 }
@@ -404,7 +287,7 @@ int main(int argc, char **argv) {
   if (argc >= 2 && strcmp(argv[1], "serve") == 0)
     return serve_command(argc - 2, argv + 2);
   if (argc >= 2 && strcmp(argv[1], "report") == 0)
-    return report(argc - 2, argv + 2);
+    return tp_report_command(argc - 2, argv + 2);
   if (argc >= 2 && strcmp(argv[1], "agents") == 0)
     return tp_agents_command(argc - 2, argv + 2);
   usage(stderr);

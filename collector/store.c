@@ -9,9 +9,14 @@ tp_err tp_store_put_batch(tp_store *store, const Tlsprobe__V1__ResultBatch *batc
   return store->ops->put_batch(store, batch, received_unix_ns, out, err, errlen);
 }
 
-tp_err tp_store_scan(tp_store *store, int64_t since_unix_ns, const char *target, tp_store_row_fn fn,
+tp_err tp_store_scan(tp_store *store, const tp_store_filter *filter, tp_store_row_fn fn,
                      void *ctx, char *err, size_t errlen) {
-  return store->ops->scan(store, since_unix_ns, target, fn, ctx, err, errlen);
+  return store->ops->scan(store, filter, fn, ctx, err, errlen);
+}
+
+tp_err tp_store_scan_latest_chains(tp_store *store, const tp_store_filter *filter,
+                                   tp_store_cert_fn fn, void *ctx, char *err, size_t errlen) {
+  return store->ops->scan_latest_chains(store, filter, fn, ctx, err, errlen);
 }
 
 tp_err tp_store_latest(tp_store *store, const char *target, const char *profile, const char *region,

@@ -51,40 +51,72 @@ typedef struct tp_store_opt {
 
 /* One stored result as the report needs it; strings are borrowed for the duration
  * of the callback only. Columns added by schema versions 2 and 3 read as
- * 0/false/"" for rows stored before them. */
+ * 0/false/"" for rows stored before them. Every string is untrusted agent input:
+ * escape before printing. */
 typedef struct tp_store_row {
   const char *target;
   const char *profile;
   const char *region;
+  const char *agent_id;
   bool ok;
-  const char *error_class; /* snake_case name */
+  const char *error_class;  /* snake_case name */
+  const char *error_detail; /* "" on success */
+  uint64_t connect_ns;
   uint64_t handshake_ns;
+  uint64_t total_ns;
   uint64_t loop_lag_ns;
   int64_t started_unix_ns;
+  const char *tls_version; /* negotiated facts; "" when the handshake did not finish */
+  const char *cipher;
+  const char *group;
   const char *mode; /* "handshake", "resumption", "early_data"; "" = not reported */
   bool resumed;
   bool hello_retry_request;
   bool early_data_attempted;
   bool early_data_accepted;
   tp_store_opt days_to_earliest_expiry; /* unset when no chain was received */
+  bool ocsp_stapled;
   tp_store_opt ocsp_age_seconds;        /* unset when no OCSP response was stapled */
   /* schema version 3 */
   const char *address_family; /* "ipv4", "ipv6"; "" = not reported */
   bool emulation_checked;     /* negotiated facts compared with the real client's offer */
-  /* What was outside the real client's offer; "" = exact (or not checked). Untrusted
-   * text from the agent: escape before printing. */
+  /* What was outside the real client's offer; "" = exact (or not checked). */
   const char *emulation_divergence;
   bool early_data_policy_violation; /* a non-safe request was processed as 0-RTT data */
 } tp_store_row;
 
+/* Which results a scan returns: started in [since, until), and of one target when
+ * `target` is set (exact name; the report applies globs itself). */
+typedef struct tp_store_filter {
+  int64_t since_unix_ns;
+  int64_t until_unix_ns; /* exclusive; INT64_MAX = no end */
+  const char *target;    /* NULL = every target */
+} tp_store_filter;
+
 /* Return non-OK to stop the scan; that error is returned by tp_store_scan. */
 typedef tp_err (*tp_store_row_fn)(const tp_store_row *row, void *ctx);
 
-/* Calls fn for each result started at or after since_unix_ns (and of `target` if
- * non-NULL), ordered by target, profile, region (byte order), then oldest first
- * (started_unix_ns, then storage order). */
-tp_err tp_store_scan(tp_store *store, int64_t since_unix_ns, const char *target, tp_store_row_fn fn,
+/* Calls fn for each result the filter selects, oldest first (started_unix_ns, then
+ * storage order). A range scan: its cost follows the window, not the table. */
+tp_err tp_store_scan(tp_store *store, const tp_store_filter *filter, tp_store_row_fn fn,
                      void *ctx, char *err, size_t errlen);
+
+/* One certificate of the latest chain a series (target, profile, region) received
+ * in the window; strings borrowed for the callback. position 0 is the leaf. */
+typedef struct tp_store_chain_cert {
+  const char *target, *profile, *region;
+  int64_t started_unix_ns; /* of the result that carried the chain */
+  uint32_t position;
+  const char *subject;
+  const char *issuer;
+  int64_t not_before_unix;
+  int64_t not_after_unix;
+} tp_store_chain_cert;
+typedef tp_err (*tp_store_cert_fn)(const tp_store_chain_cert *cert, void *ctx);
+/* For each series of the filter with a chain in the window: its latest chain, one
+ * call per certificate in position order; series in byte order. */
+tp_err tp_store_scan_latest_chains(tp_store *store, const tp_store_filter *filter,
+                                   tp_store_cert_fn fn, void *ctx, char *err, size_t errlen);
 
 /* The latest result's facts for one series (all strings owned; free with
  * tp_store_facts_clear). chain_json, groups_offered and key_shares_offered are the

@@ -183,13 +183,29 @@ static const char SQL_INSERT_RESULT[] =
   " coalesce(early_data_attempted, 0), coalesce(early_data_accepted, 0), " SQL_DAYS ","         \
   " CASE WHEN ocsp_stapled THEN ocsp_age_seconds END, coalesce(address_family, ''),"            \
   " coalesce(emulation_checked, 0), coalesce(emulation_divergence, ''),"                        \
-  " coalesce(early_data_policy_violation, 0) FROM results"
-static const char SQL_SCAN_ALL[] = SQL_SCAN_COLUMNS " WHERE started_unix_ns >= ?1"
-                                                    " ORDER BY target, profile, region,"
-                                                    " started_unix_ns, id";
-static const char SQL_SCAN_TARGET[] = SQL_SCAN_COLUMNS " WHERE started_unix_ns >= ?1 AND target = ?2"
-                                                       " ORDER BY target, profile, region,"
-                                                       " started_unix_ns, id";
+  " coalesce(early_data_policy_violation, 0), agent_id, error_detail, connect_ns, total_ns,"    \
+  " tls_version, cipher, grp, coalesce(ocsp_stapled, 0) FROM results"
+/* Range scans: the started index (or the series index for one target) bounds the
+ * rows read by the window, so a short window over a large table stays cheap. */
+static const char SQL_SCAN_ALL[] = SQL_SCAN_COLUMNS
+    " WHERE started_unix_ns >= ?1 AND started_unix_ns < ?2 ORDER BY started_unix_ns, id";
+static const char SQL_SCAN_TARGET[] = SQL_SCAN_COLUMNS
+    " WHERE target = ?3 AND started_unix_ns >= ?1 AND started_unix_ns < ?2"
+    " ORDER BY started_unix_ns, id";
+/* The latest chain per series: the newest result with a chain (ties: the later
+ * stored), its certificates unpacked by SQLite's JSON functions so callers get
+ * structured fields whatever the stored encoding (chain_json.c). */
+#define SQL_CHAINS(TARGET_COND)                                                                 \
+  "SELECT l.target, l.profile, l.region, l.started_unix_ns, CAST(c.key AS INTEGER),"           \
+  " json_extract(c.value, '$.subject'), json_extract(c.value, '$.issuer'),"                    \
+  " json_extract(c.value, '$.not_before_unix'), json_extract(c.value, '$.not_after_unix')"     \
+  " FROM (SELECT target, profile, region, started_unix_ns, chain_json, row_number() OVER"      \
+  "   (PARTITION BY target, profile, region ORDER BY started_unix_ns DESC, id DESC) AS rn"     \
+  "   FROM results WHERE started_unix_ns >= ?1 AND started_unix_ns < ?2" TARGET_COND           \
+  "   AND chain_json != '[]' AND json_valid(chain_json)) AS l, json_each(l.chain_json) AS c"   \
+  " WHERE l.rn = 1 ORDER BY l.target, l.profile, l.region, c.key"
+static const char SQL_CHAINS_ALL[] = SQL_CHAINS("");
+static const char SQL_CHAINS_TARGET[] = SQL_CHAINS(" AND target = ?3");
 static const char SQL_LATEST[] =
     "SELECT tls_version, cipher, grp, alpn, error_detail, chain_json, " SQL_DAYS ","
     " started_unix_ns, resumed, hello_retry_request, groups_offered, key_shares_offered, mode,"
@@ -344,6 +360,10 @@ static tp_err prepare_all(sqlite_store *s, tp_store_mode mode, char *err, size_t
   if (rc == TP_E_OK)
     rc = prepare(s, SQL_SCAN_TARGET, &s->scan_target, err, errlen);
   if (rc == TP_E_OK)
+    rc = prepare(s, SQL_CHAINS_ALL, &s->chains_all, err, errlen);
+  if (rc == TP_E_OK)
+    rc = prepare(s, SQL_CHAINS_TARGET, &s->chains_target, err, errlen);
+  if (rc == TP_E_OK)
     rc = prepare(s, SQL_LATEST, &s->latest, err, errlen);
   if (rc == TP_E_OK)
     rc = tp__sqlite_prepare_delivery(s, mode == TP_STORE_READWRITE, err, errlen);
@@ -467,7 +487,8 @@ out:
 static void sqlite_close(tp_store *store) {
   sqlite_store *s = from_base(store);
   sqlite3_stmt *stmts[] = {s->begin,         s->commit,   s->rollback,    s->insert_batch,
-                           s->insert_result, s->scan_all, s->scan_target, s->latest};
+                           s->insert_result, s->scan_all, s->scan_target, s->latest,
+                           s->chains_all, s->chains_target};
   for (size_t i = 0; i < sizeof(stmts) / sizeof(stmts[0]); i++)
     sqlite3_finalize(stmts[i]); /* returns the last step's error, not a finalize failure */
   tp__sqlite_finalize_delivery(s);
@@ -656,50 +677,105 @@ static tp_store_opt col_opt(sqlite3_stmt *stmt, int col) {
   return (tp_store_opt){.set = true, .v = sqlite3_column_int64(stmt, col)};
 }
 
-static tp_err sqlite_scan(tp_store *store, int64_t since_unix_ns, const char *target,
-                          tp_store_row_fn fn, void *ctx, char *err, size_t errlen) {
+/* Binds ?1 since, ?2 until and (when set) ?3 target. */
+static bool bind_filter(sqlite3_stmt *stmt, const tp_store_filter *f) {
+  binder b = {.stmt = stmt, .idx = 0, .rc = SQLITE_OK};
+  bind_i64(&b, f->since_unix_ns);
+  bind_i64(&b, f->until_unix_ns);
+  if (f->target != NULL)
+    bind_text(&b, f->target);
+  return b.rc == SQLITE_OK;
+}
+
+static tp_store_row row_from(sqlite3_stmt *stmt) {
+  return (tp_store_row){
+      .target = col_text(stmt, 0),
+      .profile = col_text(stmt, 1),
+      .region = col_text(stmt, 2),
+      .ok = sqlite3_column_int(stmt, 3) != 0,
+      .error_class = col_text(stmt, 4),
+      .handshake_ns = (uint64_t)sqlite3_column_int64(stmt, 5),
+      .loop_lag_ns = (uint64_t)sqlite3_column_int64(stmt, 6),
+      .started_unix_ns = sqlite3_column_int64(stmt, 7),
+      .mode = col_text(stmt, 8),
+      .resumed = sqlite3_column_int(stmt, 9) != 0,
+      .hello_retry_request = sqlite3_column_int(stmt, 10) != 0,
+      .early_data_attempted = sqlite3_column_int(stmt, 11) != 0,
+      .early_data_accepted = sqlite3_column_int(stmt, 12) != 0,
+      .days_to_earliest_expiry = col_opt(stmt, 13),
+      .ocsp_age_seconds = col_opt(stmt, 14),
+      .address_family = col_text(stmt, 15),
+      .emulation_checked = sqlite3_column_int(stmt, 16) != 0,
+      .emulation_divergence = col_text(stmt, 17),
+      .early_data_policy_violation = sqlite3_column_int(stmt, 18) != 0,
+      .agent_id = col_text(stmt, 19),
+      .error_detail = col_text(stmt, 20),
+      .connect_ns = (uint64_t)sqlite3_column_int64(stmt, 21),
+      .total_ns = (uint64_t)sqlite3_column_int64(stmt, 22),
+      .tls_version = col_text(stmt, 23),
+      .cipher = col_text(stmt, 24),
+      .group = col_text(stmt, 25),
+      .ocsp_stapled = sqlite3_column_int(stmt, 26) != 0,
+  };
+}
+
+static tp_err sqlite_scan(tp_store *store, const tp_store_filter *filter, tp_store_row_fn fn,
+                          void *ctx, char *err, size_t errlen) {
   sqlite_store *s = from_base(store);
   if (s->no_schema)
     return TP_E_OK;
-  sqlite3_stmt *stmt = target ? s->scan_target : s->scan_all;
+  sqlite3_stmt *stmt = filter->target ? s->scan_target : s->scan_all;
   tp_err rc = TP_E_OK;
-  binder b = {.stmt = stmt, .idx = 0, .rc = SQLITE_OK};
-  bind_i64(&b, since_unix_ns);
-  if (target != NULL)
-    bind_text(&b, target);
-  if (b.rc != SQLITE_OK) {
+  if (!bind_filter(stmt, filter)) {
     rc = fail(s, err, errlen, "cannot bind scan");
     goto out;
   }
   int step;
   while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
-    tp_store_row row = {
-        .target = col_text(stmt, 0),
-        .profile = col_text(stmt, 1),
-        .region = col_text(stmt, 2),
-        .ok = sqlite3_column_int(stmt, 3) != 0,
-        .error_class = col_text(stmt, 4),
-        .handshake_ns = (uint64_t)sqlite3_column_int64(stmt, 5),
-        .loop_lag_ns = (uint64_t)sqlite3_column_int64(stmt, 6),
-        .started_unix_ns = sqlite3_column_int64(stmt, 7),
-        .mode = col_text(stmt, 8),
-        .resumed = sqlite3_column_int(stmt, 9) != 0,
-        .hello_retry_request = sqlite3_column_int(stmt, 10) != 0,
-        .early_data_attempted = sqlite3_column_int(stmt, 11) != 0,
-        .early_data_accepted = sqlite3_column_int(stmt, 12) != 0,
-        .days_to_earliest_expiry = col_opt(stmt, 13),
-        .ocsp_age_seconds = col_opt(stmt, 14),
-        .address_family = col_text(stmt, 15),
-        .emulation_checked = sqlite3_column_int(stmt, 16) != 0,
-        .emulation_divergence = col_text(stmt, 17),
-        .early_data_policy_violation = sqlite3_column_int(stmt, 18) != 0,
-    };
+    tp_store_row row = row_from(stmt);
     rc = fn(&row, ctx);
     if (rc != TP_E_OK)
       goto out;
   }
   if (step != SQLITE_DONE)
     rc = fail(s, err, errlen, "scan failed");
+out:
+  (void)sqlite3_reset(stmt);
+  (void)sqlite3_clear_bindings(stmt);
+  return rc;
+}
+
+static tp_err sqlite_scan_latest_chains(tp_store *store, const tp_store_filter *filter,
+                                        tp_store_cert_fn fn, void *ctx, char *err,
+                                        size_t errlen) {
+  sqlite_store *s = from_base(store);
+  if (s->no_schema)
+    return TP_E_OK;
+  sqlite3_stmt *stmt = filter->target ? s->chains_target : s->chains_all;
+  tp_err rc = TP_E_OK;
+  if (!bind_filter(stmt, filter)) {
+    rc = fail(s, err, errlen, "cannot bind chain scan");
+    goto out;
+  }
+  int step;
+  while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
+    tp_store_chain_cert cert = {
+        .target = col_text(stmt, 0),
+        .profile = col_text(stmt, 1),
+        .region = col_text(stmt, 2),
+        .started_unix_ns = sqlite3_column_int64(stmt, 3),
+        .position = (uint32_t)sqlite3_column_int(stmt, 4),
+        .subject = col_text(stmt, 5),
+        .issuer = col_text(stmt, 6),
+        .not_before_unix = sqlite3_column_int64(stmt, 7),
+        .not_after_unix = sqlite3_column_int64(stmt, 8),
+    };
+    rc = fn(&cert, ctx);
+    if (rc != TP_E_OK)
+      goto out;
+  }
+  if (step != SQLITE_DONE)
+    rc = fail(s, err, errlen, "chain scan failed");
 out:
   (void)sqlite3_reset(stmt);
   (void)sqlite3_clear_bindings(stmt);
@@ -778,6 +854,7 @@ static const tp_store_ops sqlite_ops = {
     .name = "sqlite",
     .put_batch = sqlite_put_batch,
     .scan = sqlite_scan,
+    .scan_latest_chains = sqlite_scan_latest_chains,
     .latest = sqlite_latest,
     .scan_spools = tp__sqlite_scan_spools,
     .scan_drops = tp__sqlite_scan_drops,

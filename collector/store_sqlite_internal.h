@@ -24,6 +24,8 @@ struct sqlite_store {
   sqlite3_stmt *insert_result;
   sqlite3_stmt *scan_all;
   sqlite3_stmt *scan_target;
+  sqlite3_stmt *chains_all;    /* latest chain per series, unpacked */
+  sqlite3_stmt *chains_target;
   sqlite3_stmt *latest;
   /* delivery accounting (store_sqlite_delivery.c) */
   sqlite3_stmt *insert_drop;

@@ -21,6 +21,7 @@
 
 #include "ingest.h"
 #include "report.h"
+#include "report_output.h"
 #include "store.h"
 #include "tlsprobe.pb-c.h"
 
@@ -46,28 +47,37 @@ static void check_ack(const tp_ingest_reply *reply, uint32_t stored, int duplica
   tlsprobe__v1__batch_ack__free_unpacked(ack, NULL);
 }
 
-/* Builds the report over everything stored (with every series' latest facts) and
- * renders both formats into memory. */
+/* Builds the report over everything stored (with every series' latest facts, the
+ * latest chains and a time series) and renders every view in every format into
+ * memory. */
 static void report_all(tp_store *store) {
   char err[512];
   tp_report *rep = NULL;
   tp_report_query q = {.now_unix_ns = NOW_NS,
-                       .window_ms = UINT64_MAX / 2, /* longer than the epoch: everything */
+                       .since_unix_ns = 0,
+                       .until_unix_ns = INT64_MAX, /* everything */
                        .since_text = "all",
-                       .with_facts = true};
+                       .with_facts = true,
+                       .with_chains = true,
+                       .buckets = 4};
   check(tp_report_build(store, &q, &rep, err, sizeof(err)) == TP_E_OK, "report build");
-  for (int json = 0; json < 2; json++) {
-    char *text = NULL;
-    size_t len = 0;
-    FILE *out = open_memstream(&text, &len);
-    check(out != NULL, "open_memstream");
-    tp_err rc = json ? tp_report_write_json(rep, out) : tp_report_write_text(rep, out);
-    check(rc == TP_E_OK, "report write");
-    check(fclose(out) == 0, "report close");
-    check(len > 0 && text[len - 1] == '\n', "report ends with a newline");
-    check(strlen(text) == len, "report contains a NUL byte");
-    free(text);
-  }
+  static const tp_report_view views[] = {TP_VIEW_SUMMARY, TP_VIEW_ERRORS,  TP_VIEW_VERSIONS,
+                                         TP_VIEW_EXPIRY,  TP_VIEW_CLIENTS, TP_VIEW_TARGET,
+                                         TP_VIEW_AGENTS};
+  static const tp_report_format formats[] = {TP_FORMAT_TEXT, TP_FORMAT_JSON, TP_FORMAT_CSV};
+  for (size_t v = 0; v < sizeof(views) / sizeof(views[0]); v++)
+    for (size_t f = 0; f < sizeof(formats) / sizeof(formats[0]); f++) {
+      char *text = NULL;
+      size_t len = 0;
+      FILE *out = open_memstream(&text, &len);
+      check(out != NULL, "open_memstream");
+      tp_report_output o = {.view = views[v], .format = formats[f]};
+      check(tp_report_write(rep, &o, out) == TP_E_OK, "report write");
+      check(fclose(out) == 0, "report close");
+      check(len > 0 && text[len - 1] == '\n', "report ends with a newline");
+      check(strlen(text) == len, "report contains a NUL byte");
+      free(text);
+    }
   tp_report_free(rep);
 }
 

@@ -175,13 +175,13 @@ rc=0
 out=$("$TP_COLLECTOR" report --db "$DB" 2>&1) || rc=$?
 expect_eq "report exits 0" 0 "$rc"
 expect_match "report header" '^tlsprobe report: window 1h ending [0-9T:-]+Z, 1 series, 1 probes' "$out"
-expect_match "report row" 'web +modern +local +1 +1 +100\.00 +2\.50 +2\.50 +2\.50 +-' "$out"
+expect_match "report row" 'web +modern +local +1 +1 +100\.00 +2\.50 +2\.50 +2\.50 +2\.50 +-' "$out"
 expect_match "report flags the stale OCSP staple" \
   $'\nWARN web/modern/local: OCSP staple is 25\\.0 h old \\(threshold 24 h\\)\n' "$out"
 out=$("$TP_COLLECTOR" report --db "$DB" --format json --target web 2>&1) || true
-expect_match "json report" '"target":"web","profile":"modern","region":"local","probes":1,"successes":1' "$out"
+expect_match "json report" '"target":"web","profile":"modern","region":"local","agent":null,"family":null,"probes":1,"successes":1' "$out"
 expect_match "json report facts with --target" '"chain":\[\]' "$out"
-expect_match "json report rates" '"hrr_rate":0\.00,"resumption_rate":100\.00,"early_data_accept_rate":null,"min_days_to_expiry":null,"ocsp_max_age_seconds":90000' "$out"
+expect_match "json report rates" '"hrr_rate":0\.000000,"resumption_rate":1\.000000,"early_data_accept_rate":null,"ocsp_staple_rate":1\.000000,"min_days_to_expiry":null,"ocsp_max_age_seconds":90000' "$out"
 expect_match "json report new facts with --target" '"mode":"resumption","groups_offered":\["X25519","SECP256R1"\],"key_shares_offered":\[\]' "$out"
 expect_match "json report ocsp and http objects" '"ocsp":\{"cert_status":"good","this_update_unix":0,"next_update_unix":0,"age_seconds":90000\},"http":\{"status":200,"first_byte_ms":0\.000,"hsts":true\}' "$out"
 out=$("$TP_COLLECTOR" report --db "$DB" --target nosuch 2>&1) || true

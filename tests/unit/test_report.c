@@ -18,6 +18,7 @@
 
 #include "ingest.h"
 #include "report.h"
+#include "report_output.h"
 #include "store.h"
 #include "store_impl.h"
 #include "tlsprobe.pb-c.h"
@@ -134,10 +135,11 @@ static tp_report *build(fixture *f, uint64_t window_ms, const char *target, bool
   char err[512] = "";
   tp_report *rep = NULL;
   tp_report_query q = {.now_unix_ns = NOW_NS,
-                       .window_ms = window_ms,
+                       .since_unix_ns = NOW_NS - (int64_t)window_ms * 1000000,
+                       .until_unix_ns = NOW_NS,
                        .since_text = "1h",
-                       .target = target,
                        .with_facts = facts};
+  q.glob[TP_DIM_TARGET] = target;
   if (tp_report_build(f->store, &q, &rep, err, sizeof(err)) != TP_E_OK)
     fail_msg("report: %s", err);
   return rep;
@@ -161,11 +163,11 @@ static void test_aggregation(void **state) {
   assert_series_key(s, "a", "modern", "eu");
   assert_int_equal(s->probes, 10);
   assert_int_equal(s->successes, 8);
-  assert_float_equal(s->success_rate, 80.0, 1e-9);
-  assert_true(s->have_latency);
-  assert_int_equal(s->p50_ns, 4 * MS_NS); /* ceil(0.5 * 8) = 4 */
-  assert_int_equal(s->p90_ns, 8 * MS_NS); /* ceil(7.2) = 8 */
-  assert_int_equal(s->p99_ns, 8 * MS_NS);
+  assert_float_equal(s->success_rate.fraction, 80.0 / 100.0, 1e-9);
+  assert_true(s->handshake.set);
+  assert_int_equal(s->handshake.p50_ns, 4 * MS_NS); /* ceil(0.5 * 8) = 4 */
+  assert_int_equal(s->handshake.p90_ns, 8 * MS_NS); /* ceil(7.2) = 8 */
+  assert_int_equal(s->handshake.p99_ns, 8 * MS_NS);
   assert_float_equal(s->mean_loop_lag_ms, 1.4, 1e-9); /* (8*1 + 2*3) / 10 */
   assert_string_equal(s->top_error, "expired");       /* 1:1 tie with unknown_ca */
   assert_int_equal(s->top_error_count, 1);
@@ -177,16 +179,16 @@ static void test_aggregation(void **state) {
   assert_series_key(s, "a", "modern", "us");
   assert_int_equal(s->probes, 3);
   assert_int_equal(s->successes, 0);
-  assert_float_equal(s->success_rate, 0.0, 1e-9);
-  assert_false(s->have_latency);
+  assert_float_equal(s->success_rate.fraction, 0.0 / 100.0, 1e-9);
+  assert_false(s->handshake.set);
   assert_string_equal(s->top_error, "connection_refused");
   assert_int_equal(s->top_error_count, 2);
 
   s = tp_report_series_at(rep, 2);
   assert_series_key(s, "b", "modern", "eu");
   assert_int_equal(s->probes, 1); /* the 2-hour-old probe is outside the window */
-  assert_int_equal(s->p50_ns, 5 * MS_NS);
-  assert_int_equal(s->p99_ns, 5 * MS_NS);
+  assert_int_equal(s->handshake.p50_ns, 5 * MS_NS);
+  assert_int_equal(s->handshake.p99_ns, 5 * MS_NS);
   assert_null(s->top_error);
   assert_false(s->have_facts);
   assert_null(tp_report_series_at(rep, 3));
@@ -197,8 +199,8 @@ static void test_aggregation(void **state) {
   assert_int_equal(tp_report_series_count(rep), 1);
   s = tp_report_series_at(rep, 0);
   assert_int_equal(s->probes, 2);
-  assert_int_equal(s->p50_ns, 5 * MS_NS);
-  assert_int_equal(s->p99_ns, 900 * MS_NS);
+  assert_int_equal(s->handshake.p50_ns, 5 * MS_NS);
+  assert_int_equal(s->handshake.p99_ns, 900 * MS_NS);
   tp_report_free(rep);
 }
 
@@ -210,7 +212,8 @@ __attribute__((noinline)) static char *render(const tp_report *rep, bool json) {
   size_t len = 0;
   FILE *out = open_memstream(&text, &len);
   assert_non_null(out);
-  assert_int_equal(json ? tp_report_write_json(rep, out) : tp_report_write_text(rep, out), TP_E_OK);
+  tp_report_output o = {.view = TP_VIEW_SUMMARY, .format = json ? TP_FORMAT_JSON : TP_FORMAT_TEXT};
+  assert_int_equal(tp_report_write(rep, &o, out), TP_E_OK);
   assert_int_equal(fclose(out), 0);
   return text;
 }
@@ -223,11 +226,11 @@ static void test_text_format(void **state) {
   char *text = render(rep, false);
   const char *expected =
       "tlsprobe report: window 1h ending 2023-11-14T22:13:20Z, 3 series, 14 probes\n"
-      "TARGET  PROFILE  REGION  PROBES  OK  SUCCESS%  P50_MS  P90_MS  P99_MS  TOP_ERROR\n"
-      "a       modern   eu          10   8     80.00    4.00    8.00    8.00  expired:1\n"
-      "a       modern   us           3   0      0.00       -       -       -  "
+      "TARGET  PROFILE  REGION  PROBES  OK  SUCCESS%  P50_MS  P90_MS  P99_MS  P99.9_MS  TOP_ERROR\n"
+      "a       modern   eu          10   8     80.00    4.00    8.00    8.00      8.00  expired:1\n"
+      "a       modern   us           3   0      0.00       -       -       -         -  "
       "connection_refused:2\n"
-      "b       modern   eu           1   1    100.00    5.00    5.00    5.00  -\n"
+      "b       modern   eu           1   1    100.00    5.00    5.00    5.00      5.00  -\n"
       "WARN a/modern/eu: success rate 80.00% (threshold 99.9%)\n"
       "WARN a/modern/us: success rate 0.00% (threshold 99.9%)\n"
       "delivery: 1 agents, 0 results reported lost in the window, 0 missing\n"
@@ -243,36 +246,51 @@ static void test_json_format(void **state) {
   load_fixture_data(f);
   tp_report *rep = build(f, 3600 * 1000, NULL, false);
   char *json = render(rep, true);
-  assert_non_null(strstr(json, "{\"window_seconds\":3600,\"generated_unix\":1700000000,"
-                               "\"series\":[{\"target\":\"a\",\"profile\":\"modern\","
-                               "\"region\":\"eu\",\"probes\":10,\"successes\":8,"
-                               "\"success_rate\":80.00,\"divergent_successes\":0,"
-                               "\"emulation_checked_successes\":0,"
-                               "\"p50_ms\":4.000,\"p90_ms\":8.000,"
-                               "\"p99_ms\":8.000,\"mean_loop_lag_ms\":1.400,"
+  assert_non_null(strstr(json, "{\"schema\":\"tlsprobe-report\",\"schema_version\":2,"
+                               "\"view\":\"summary\",\"generated_unix\":1700000000,"
+                               "\"window\":{\"since_unix\":1699996400,"
+                               "\"until_unix\":1700000000,\"seconds\":3600},"
+                               "\"source\":\"raw\",\"by\":[\"target\",\"profile\",\"region\"],"));
+  assert_non_null(strstr(json, "\"series\":[{\"target\":\"a\",\"profile\":\"modern\","
+                               "\"region\":\"eu\",\"agent\":null,\"family\":null,"
+                               "\"probes\":10,\"successes\":8,"
+                               "\"divergent_successes\":0,\"emulation_checked_successes\":0,"
+                               "\"success_rate\":0.800000,"
+                               "\"handshake_ms\":{\"p50\":4.000,\"p90\":8.000,"
+                               "\"p99\":8.000,\"p99_9\":8.000},"));
+  assert_non_null(strstr(json, "\"loop_lag_ms\":{\"mean\":1.400,\"p99\":3.000},"
                                "\"top_error\":{\"class\":\"expired\",\"count\":1,"
-                               "\"category\":\"server\"},"
-                               "\"errors\":{\"expired\":1,\"unknown_ca\":1},"
-                               "\"hrr_rate\":0.00,\"resumption_rate\":null,"
-                               "\"early_data_accept_rate\":null,\"min_days_to_expiry\":null,"
+                               "\"owner\":\"server\"},"
+                               "\"errors\":[{\"class\":\"expired\",\"owner\":\"server\","
+                               "\"count\":1,\"latest_detail\":\"detail \\\"quoted\\\"\"},"
+                               "{\"class\":\"unknown_ca\",\"owner\":\"client\",\"count\":1,"
+                               "\"latest_detail\":\"detail \\\"quoted\\\"\"}],"
+                               "\"hrr\":0,\"resumption_probes\":0,\"resumed\":0,"));
+  assert_non_null(strstr(json, "\"hrr_rate\":0.000000,\"resumption_rate\":null,"
+                               "\"early_data_accept_rate\":null,\"ocsp_staple_rate\":0.000000,"
+                               "\"min_days_to_expiry\":null,"
                                "\"ocsp_max_age_seconds\":null,\"divergence_example\":null,"
-                               "\"early_data_policy_violations\":0}"));
-  assert_non_null(strstr(json, "\"p50_ms\":null,\"p90_ms\":null,\"p99_ms\":null"));
+                               "\"early_data_policy_violations\":0,"));
+  assert_non_null(strstr(json, "\"handshake_ms\":null,\"connect_ms\":null,\"total_ms\":null"));
   assert_non_null(strstr(json, "\"top_error\":{\"class\":\"connection_refused\",\"count\":2,"
-                               "\"category\":\"server\"},"
-                               "\"errors\":{\"connection_refused\":2,\"dns_failure\":1},"
-                               "\"hrr_rate\":null,"));
-  assert_non_null(strstr(json, "\"top_error\":null,\"errors\":{},\"hrr_rate\":0.00,"
-                               "\"resumption_rate\":null,\"early_data_accept_rate\":null,"
-                               "\"min_days_to_expiry\":null,\"ocsp_max_age_seconds\":null,"
-                               "\"divergence_example\":null,"
-                               "\"early_data_policy_violations\":0}],"
+                               "\"owner\":\"server\"},"
+                               "\"errors\":[{\"class\":\"connection_refused\",\"owner\":"
+                               "\"server\",\"count\":2,\"latest_detail\":\"detail \\\"quoted\\\"\"},"
+                               "{\"class\":\"dns_failure\",\"owner\":\"network\",\"count\":1,"
+                               "\"latest_detail\":\"detail \\\"quoted\\\"\"}],"));
+  assert_non_null(strstr(json, "\"top_error\":null,\"errors\":[],"));
+  assert_non_null(strstr(json, "}],\"warnings\":[{\"level\":\"WARN\",\"index\":0,"
+                               "\"text\":\"success rate 80.00% (threshold 99.9%)\"},"
+                               "{\"level\":\"WARN\",\"index\":1,"
+                               "\"text\":\"success rate 0.00% (threshold 99.9%)\"}],"
+                               "\"certificates\":[],"
                                "\"agents\":[{\"agent_id\":\"agent-r\",\"spools\":1,"
                                "\"results\":15,\"lost_total\":0,\"lost_in_window\":0,"
                                "\"lost_spool_full\":0,\"lost_spool_error\":0,"
                                "\"lost_invalid_result\":0,\"lost_too_old\":0,\"missing\":0,"
                                "\"last_delivery_unix\":1700000000,"
-                               "\"last_result_started_unix\":1699999940,\"silent\":false}]}\n"));
+                               "\"last_result_started_unix\":1699999940,\"silent\":false}],"
+                               "\"agent_warnings\":[]}\n"));
   assert_null(strstr(json, "tls_version")); /* facts only with --target */
   free(json);
   tp_report_free(rep);
@@ -373,12 +391,16 @@ static void test_target_full_facts(void **state) {
 
   tp_report *rep = build(f, 3600 * 1000, "good", true);
   char *json = render(rep, true);
-  assert_non_null(strstr(json, "\"resumption_rate\":100.00,\"early_data_accept_rate\":100.00,"
+  assert_non_null(strstr(json, "\"resumption_rate\":1.000000,\"early_data_accept_rate\":1.000000,"
+                               "\"ocsp_staple_rate\":1.000000,"
                                "\"min_days_to_expiry\":12,\"ocsp_max_age_seconds\":10000,"
-                               "\"divergence_example\":null,\"early_data_policy_violations\":1,"
-                               "\"tls_version\":\"TLS1.3\""));
-  assert_non_null(strstr(json, "\"successes\":1,\"success_rate\":100.00,"
-                               "\"divergent_successes\":0,\"emulation_checked_successes\":1,"));
+                               "\"divergence_example\":null,\"early_data_policy_violations\":1,"));
+  assert_non_null(strstr(json, "\"versions\":[{\"name\":\"TLS1.3\",\"count\":1}],"));
+  assert_non_null(strstr(json, "\"latest\":{\"started_unix\":"));
+  assert_non_null(strstr(json, ",\"tls_version\":\"TLS1.3\""));
+  assert_non_null(strstr(json, "\"successes\":1,"
+                               "\"divergent_successes\":0,\"emulation_checked_successes\":1,"
+                               "\"success_rate\":1.000000,"));
   assert_non_null(strstr(json, "\"days_to_earliest_expiry\":12,\"error_detail\":\"\","
                                "\"resumed\":true,\"hello_retry_request\":false,"
                                "\"mode\":\"early_data\","
@@ -409,14 +431,15 @@ typedef struct fake_store {
   size_t n;
 } fake_store;
 
-static tp_err fake_scan(tp_store *store, int64_t since_unix_ns, const char *target,
-                        tp_store_row_fn fn, void *ctx, char *err, size_t errlen) {
+static tp_err fake_scan(tp_store *store, const tp_store_filter *filter, tp_store_row_fn fn,
+                        void *ctx, char *err, size_t errlen) {
   fake_store *fs = (fake_store *)store;
   (void)err;
   (void)errlen;
   for (size_t i = 0; i < fs->n; i++) {
-    if (fs->rows[i].started_unix_ns < since_unix_ns ||
-        (target != NULL && strcmp(target, fs->rows[i].target) != 0))
+    if (fs->rows[i].started_unix_ns < filter->since_unix_ns ||
+        fs->rows[i].started_unix_ns >= filter->until_unix_ns ||
+        (filter->target != NULL && strcmp(filter->target, fs->rows[i].target) != 0))
       continue;
     tp_err rc = fn(&fs->rows[i], ctx);
     if (rc != TP_E_OK)
@@ -461,7 +484,14 @@ static tp_store_row ok_row(const char *target) {
                         .error_class = "ok",
                         .handshake_ns = MS_NS,
                         .started_unix_ns = NOW_NS - MINUTE_NS,
-                        .mode = "handshake"};
+                        .mode = "handshake",
+                        .agent_id = "agent",
+                        .error_detail = "",
+                        .tls_version = "TLS1.3",
+                        .cipher = "AES-128-GCM",
+                        .group = "X25519",
+                        .address_family = "ipv4",
+                        .emulation_divergence = ""};
 }
 
 static tp_store_row failed_row(const char *target, const char *cls) {
@@ -477,7 +507,10 @@ static tp_report *build_rows(const tp_store_row *rows, size_t n) {
   fake_store fs = {.base = {.ops = &fake_ops}, .rows = rows, .n = n};
   char err[256] = "";
   tp_report *rep = NULL;
-  tp_report_query q = {.now_unix_ns = NOW_NS, .window_ms = 3600000, .since_text = "1h"};
+  tp_report_query q = {.now_unix_ns = NOW_NS,
+                       .since_unix_ns = NOW_NS - 3600 * 1000000000LL,
+                       .until_unix_ns = NOW_NS,
+                       .since_text = "1h"};
   if (tp_report_build(&fs.base, &q, &rep, err, sizeof(err)) != TP_E_OK)
     fail_msg("report: %s", err);
   return rep;
@@ -499,9 +532,9 @@ static char *warnings_text(const tp_report *rep) {
   return out;
 }
 
-static void assert_rate(tp_report_rate r, double percent) {
+static void assert_rate(tp_report_rate r, double percent) { /* percent: 0..100 */
   assert_true(r.set);
-  assert_float_equal(r.percent, percent, 1e-9);
+  assert_float_equal(100.0 * r.fraction, percent, 1e-9);
 }
 
 static void test_rates_no_rows(void **state) {
@@ -557,7 +590,7 @@ static void test_top_error_categories(void **state) {
     assert_string_equal(s->top_error_category, cases[i].category);
     char *json = render(rep, true);
     char want[128];
-    snprintf(want, sizeof(want), "\"top_error\":{\"class\":\"%s\",\"count\":1,\"category\":\"%s\"}",
+    snprintf(want, sizeof(want), "\"top_error\":{\"class\":\"%s\",\"count\":1,\"owner\":\"%s\"}",
              cases[i].cls, cases[i].category);
     assert_non_null(strstr(json, want));
     free(json);
@@ -660,7 +693,7 @@ static void test_early_data_accept_rate(void **state) {
   assert_int_equal(s->early_data_accepts, 1);
   assert_rate(s->early_data_accept_rate, 50.0);
   char *json = render(rep, true);
-  assert_non_null(strstr(json, "\"early_data_accept_rate\":50.00,"));
+  assert_non_null(strstr(json, "\"early_data_accept_rate\":0.500000,"));
   free(json);
   tp_report_free(rep);
   rep = build_rows(rows, 1);
@@ -805,7 +838,9 @@ static void test_warning_order_and_region(void **state) {
                          " client never offers (counted apart from OK); latest: \"cipher X not"
                          " offered by the real client\"\n"
                          "WARN good/default/eu: HelloRetryRequest rate 100.00% (threshold 5%)\n"
-                         "WARN good/default/eu: resumption rate 0.00% (threshold 80%)\n"
+                         "WARN good/default/eu: resumption rate 0.00% (threshold 80%): below"
+                         " 50%, session-ticket keys are likely not shared between the servers"
+                         " behind this name\n"
                          "CRIT good/default/eu: 1 non-safe request (POST/PUT/DELETE) accepted as"
                          " 0-RTT early data and processed instead of refused with 425 Too Early:"
                          " replayable\n");
@@ -844,8 +879,8 @@ static void test_divergent_counted_apart(void **state) {
   assert_int_equal(s->successes, 2);
   assert_int_equal(s->divergent, 2);
   assert_int_equal(s->emulation_checked, 1);
-  assert_float_equal(s->success_rate, 50.0, 1e-9);
-  assert_int_equal(s->p99_ns, MS_NS); /* divergent latencies are not the client's */
+  assert_float_equal(s->success_rate.fraction, 50.0 / 100.0, 1e-9);
+  assert_int_equal(s->handshake.p99_ns, MS_NS); /* divergent latencies are not the client's */
   assert_int_equal(s->hrr, 0);
   assert_rate(s->hrr_rate, 0.0);
   assert_false(s->resumption_rate.set);
@@ -862,16 +897,16 @@ static void test_divergent_counted_apart(void **state) {
   free(w);
   char *text = render(rep, false);
   assert_non_null(strstr(text, "TARGET  PROFILE  REGION  PROBES  OK  DIVERGENT  SUCCESS%  P50_MS"
-                               "  P90_MS  P99_MS  TOP_ERROR\n"
+                               "  P90_MS  P99_MS  P99.9_MS  TOP_ERROR\n"
                                "t       p        -            4   2          2     50.00    1.00"
-                               "    1.00    1.00  -\n"));
+                               "    1.00    1.00      1.00  -\n"));
   free(text);
   char *json = render(rep, true);
-  assert_non_null(strstr(json, "\"probes\":4,\"successes\":2,\"success_rate\":50.00,"
+  assert_non_null(strstr(json, "\"probes\":4,\"successes\":2,"
                                "\"divergent_successes\":2,\"emulation_checked_successes\":1,"
-                               "\"p50_ms\":1.000,"));
+                               "\"success_rate\":0.500000,\"handshake_ms\":{\"p50\":1.000,"));
   assert_non_null(strstr(json, "\"divergence_example\":\"cipher TLS_RSA_AES_128_CBC_SHA1 not"
-                               " offered by the real client\",\"early_data_policy_violations\":0}"));
+                               " offered by the real client\",\"early_data_policy_violations\":0,"));
   free(json);
   tp_report_free(rep);
 
@@ -880,11 +915,11 @@ static void test_divergent_counted_apart(void **state) {
   rep = build_rows(&rows[2], 2);
   s = tp_report_series_at(rep, 0);
   assert_int_equal(s->successes, 0);
-  assert_false(s->have_latency);
+  assert_false(s->handshake.set);
   assert_false(s->hrr_rate.set);
   text = render(rep, false);
   assert_non_null(strstr(text, "\nt       p        -            2   0          2      0.00       -"
-                               "       -       -  -\n"));
+                               "       -       -         -  -\n"));
   free(text);
   tp_report_free(rep);
   tp_store_row failed = failed_row("t", "no_shared_cipher");
@@ -949,7 +984,7 @@ static void test_early_data_policy_violations(void **state) {
   assert_string_equal(w->text, "3 non-safe requests (POST/PUT/DELETE) accepted as 0-RTT early data"
                                " and processed instead of refused with 425 Too Early: replayable");
   char *json = render(rep, true);
-  assert_non_null(strstr(json, ",\"early_data_policy_violations\":3}"));
+  assert_non_null(strstr(json, ",\"early_data_policy_violations\":3,"));
   free(json);
   tp_report_free(rep);
 
@@ -995,10 +1030,11 @@ static void test_emulation_and_early_data_end_to_end(void **state) {
       text,
       "tlsprobe report: window 1h ending 2023-11-14T22:13:20Z, 2 series, 7 probes\n"
       "TARGET  PROFILE    REGION  PROBES  OK  DIVERGENT  SUCCESS%  P50_MS  P90_MS  P99_MS"
-      "  TOP_ERROR\n"
+      "  P99.9_MS  TOP_ERROR\n"
       "shop    android-7  eu           5   2          2     40.00    2.00    4.00    4.00"
-      "  no_shared_cipher:1\n"
-      "shop    modern     eu           2   2          0    100.00    3.00    5.00    5.00  -\n"
+      "      4.00  no_shared_cipher:1\n"
+      "shop    modern     eu           2   2          0    100.00    3.00    5.00    5.00"
+      "      5.00  -\n"
       "WARN shop/android-7/eu: success rate 40.00% (threshold 99.9%)\n"
       "WARN shop/android-7/eu: 2 successes only through suites/groups the real client never"
       " offers (counted apart from OK); latest: \"cipher TLS_RSA_AES_128_CBC_SHA1 not offered"
@@ -1036,8 +1072,15 @@ static void test_empty_window(void **state) {
                             " 0 probes\nno probes in window\n");
   free(text);
   char *json = render(rep, true);
-  assert_string_equal(json, "{\"window_seconds\":3600,\"generated_unix\":1700000000,"
-                            "\"series\":[],\"agents\":[]}\n");
+  assert_string_equal(json, "{\"schema\":\"tlsprobe-report\",\"schema_version\":2,"
+                            "\"view\":\"summary\",\"generated_unix\":1700000000,"
+                            "\"window\":{\"since_unix\":1699996400,\"until_unix\":1700000000,"
+                            "\"seconds\":3600},\"source\":\"raw\","
+                            "\"by\":[\"target\",\"profile\",\"region\"],"
+                            "\"filters\":{\"target\":null,\"profile\":null,\"region\":null,"
+                            "\"agent\":null,\"family\":null},\"total_probes\":0,"
+                            "\"series\":[],\"warnings\":[],\"certificates\":[],"
+                            "\"agents\":[],\"agent_warnings\":[]}\n");
   free(json);
   tp_report_free(rep);
 }
@@ -1049,7 +1092,10 @@ static void test_readonly_store(void **state) {
   tp_report *rep = NULL;
   load_fixture_data(f);
   assert_int_equal(tp_store_open_sqlite(f->db, TP_STORE_READONLY, &ro, err, sizeof(err)), TP_E_OK);
-  tp_report_query q = {.now_unix_ns = NOW_NS, .window_ms = 3600000, .since_text = "1h"};
+  tp_report_query q = {.now_unix_ns = NOW_NS,
+                       .since_unix_ns = NOW_NS - 3600 * 1000000000LL,
+                       .until_unix_ns = NOW_NS,
+                       .since_text = "1h"};
   assert_int_equal(tp_report_build(ro, &q, &rep, err, sizeof(err)), TP_E_OK);
   assert_int_equal(tp_report_total_probes(rep), 14);
   tp_report_free(rep);

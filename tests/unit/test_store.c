@@ -20,6 +20,8 @@
 #include "store.h"
 #include "tlsprobe.pb-c.h"
 
+static const tp_store_filter all_rows = {.since_unix_ns = 0, .until_unix_ns = INT64_MAX};
+
 /* The version 1 schema exactly as the first collector release created it. */
 static const char V1_DDL[] =
     "CREATE TABLE batches ("
@@ -271,7 +273,7 @@ static void test_migrate_real_v1_database(void **state) {
   /* Reads treat the old chainless row's 0 as "no expiry". */
   collected c = {.n = 0};
   const tp_store_row *rows = c.rows;
-  assert_int_equal(tp_store_scan(s, 0, NULL, collect_row, &c, err, sizeof(err)), TP_E_OK);
+  assert_int_equal(tp_store_scan(s, &all_rows, collect_row, &c, err, sizeof(err)), TP_E_OK);
   assert_int_equal(c.n, 2);
   assert_int_equal(rows[0].started_unix_ns, 1699999999000000000); /* oldest first */
   assert_true(rows[0].days_to_earliest_expiry.set);
@@ -386,7 +388,7 @@ static void test_migrate_real_v2_database(void **state) {
   /* Read back: "not recorded" is "" / false in rows, NULL / unset in facts; the
    * version 2 facts are still there. */
   collected c = {.n = 0};
-  assert_int_equal(tp_store_scan(s, 0, NULL, collect_row, &c, err, sizeof(err)), TP_E_OK);
+  assert_int_equal(tp_store_scan(s, &all_rows, collect_row, &c, err, sizeof(err)), TP_E_OK);
   assert_int_equal(c.n, 1);
   assert_string_equal(c.family[0], "");
   assert_string_equal(c.divergence[0], "");
@@ -462,7 +464,7 @@ static void test_v3_fields_round_trip(void **state) {
                    1);
 
   collected c = {.n = 0};
-  assert_int_equal(tp_store_scan(s, 0, NULL, collect_row, &c, err, sizeof(err)), TP_E_OK);
+  assert_int_equal(tp_store_scan(s, &all_rows, collect_row, &c, err, sizeof(err)), TP_E_OK);
   assert_int_equal(c.n, 2);
   assert_string_equal(c.family[0], "ipv6");
   assert_true(c.rows[0].emulation_checked);
@@ -489,7 +491,7 @@ static void test_v3_fields_round_trip(void **state) {
   /* A read-only open of a version 3 file reads the same. */
   assert_int_equal(tp_store_open_sqlite(f->db, TP_STORE_READONLY, &s, err, sizeof(err)), TP_E_OK);
   collected ro = {.n = 0};
-  assert_int_equal(tp_store_scan(s, 0, NULL, collect_row, &ro, err, sizeof(err)), TP_E_OK);
+  assert_int_equal(tp_store_scan(s, &all_rows, collect_row, &ro, err, sizeof(err)), TP_E_OK);
   assert_int_equal(ro.n, 2);
   assert_string_equal(ro.family[0], "ipv6");
   assert_true(ro.rows[0].early_data_policy_violation);
@@ -562,7 +564,7 @@ static void test_readonly_unmigrated_file_reads_empty(void **state) {
   int n = 0;
   exec_sql(f->db, "CREATE TABLE unrelated (x)");
   assert_int_equal(tp_store_open_sqlite(f->db, TP_STORE_READONLY, &s, err, sizeof(err)), TP_E_OK);
-  assert_int_equal(tp_store_scan(s, 0, NULL, count_row, &n, err, sizeof(err)), TP_E_OK);
+  assert_int_equal(tp_store_scan(s, &all_rows, count_row, &n, err, sizeof(err)), TP_E_OK);
   assert_int_equal(n, 0);
   assert_int_equal(tp_store_latest(s, "a", "b", "c", 0, &facts, err, sizeof(err)), TP_E_NOTFOUND);
   tp_store_close(s);

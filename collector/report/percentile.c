@@ -25,6 +25,17 @@ bool tp_percentile_sorted(const uint64_t *sorted, size_t n, unsigned p, uint64_t
   return true;
 }
 
+bool tp_percentile_sorted_permille(const uint64_t *sorted, size_t n, unsigned permille,
+                                   uint64_t *out) {
+  if (n == 0 || permille > 1000)
+    return false;
+  size_t rank = ((size_t)permille * n + 999) / 1000; /* ceil(permille * n / 1000) */
+  if (rank < 1)
+    rank = 1;
+  *out = sorted[rank - 1];
+  return true;
+}
+
 bool tp_percentile(uint64_t *values, size_t n, unsigned p, uint64_t *out) {
   tp_percentile_sort(values, n);
   return tp_percentile_sorted(values, n, p, out);

@@ -18,6 +18,9 @@ void tp_percentile_sort(uint64_t *values, size_t n);
 /* Nearest-rank percentile p (0..100) of ascending values; false if n == 0 or
  * p > 100. */
 bool tp_percentile_sorted(const uint64_t *sorted, size_t n, unsigned p, uint64_t *out);
+/* The same in thousandths (p99.9 = 999): rank = ceil(permille/1000 * N). */
+bool tp_percentile_sorted_permille(const uint64_t *sorted, size_t n, unsigned permille,
+                                   uint64_t *out);
 /* Convenience: sorts values in place, then tp_percentile_sorted. */
 bool tp_percentile(uint64_t *values, size_t n, unsigned p, uint64_t *out);
 

@@ -1,13 +1,15 @@
-/* report.h - `tlsprobe-collector report`: aggregates stored results per
- * target x profile x region over a time window, and formats the result as an
- * aligned text table or JSON (docs/collector.md shows both).
+/* report.h - `tlsprobe-collector report`: aggregates stored results over a time
+ * window into groups (any of target, profile, region, agent, address family;
+ * default target x profile x region), after glob filters, and renders views of
+ * them as an aligned text table, JSON (versioned schema: docs/report.schema.json),
+ * CSV or HTML. docs/collector.md shows every view.
  *
- * Per series: probes, successes, success rate (%), p50/p90/p99 handshake latency
- * over SUCCESSFUL probes only (nearest rank, see percentile.h; absent when there is
- * no success), mean loop lag over all probes, the most frequent non-ok error
- * class (ties: the lexicographically smallest name) and its category (who acts),
- * and the operator rates below. Thresholds crossed become warnings (text report);
- * docs/collector.md explains each threshold.
+ * Per group: probes, successes, success rate (a fraction 0..1), nearest-rank
+ * p50/p90/p99/p99.9 of handshake, connect and total time over SUCCESSFUL probes
+ * only (percentile.h; absent when there is no success), loop-lag mean and p99 over
+ * all probes, counts per error class (with its owner and the latest detail), the
+ * negotiated version / cipher / group distribution, and the operator rates below.
+ * Thresholds crossed become warnings; docs/collector.md explains each one.
  *
  * "Successful" means EXACT successes throughout: a probe that succeeded only
  * through something the emulated real client never offers (a non-empty
@@ -36,25 +38,70 @@
 #define TP_REPORT_MIN_SUCCESS_PERMILLE 999  /* success rate below 99.9 % */
 #define TP_REPORT_MAX_HRR_PERCENT 5         /* HelloRetryRequest rate above 5 % */
 #define TP_REPORT_MIN_RESUMPTION_PERCENT 80 /* resumption rate below 80 % */
+#define TP_REPORT_TICKET_SYNC_PERCENT 50    /* ... below 50 %: ticket keys not shared */
 
-/* A percentage that is undefined when its denominator is 0 (JSON null). */
+/* The dimensions a report groups and filters by. */
+typedef enum {
+  TP_DIM_TARGET,
+  TP_DIM_PROFILE,
+  TP_DIM_REGION,
+  TP_DIM_AGENT,
+  TP_DIM_FAMILY, /* address family: ipv4 / ipv6 */
+  TP_DIM_COUNT
+} tp_report_dim;
+
+/* "target", "profile", "region", "agent", "family". */
+const char *tp_report_dim_name(tp_report_dim dim);
+bool tp_report_dim_from_name(const char *name, tp_report_dim *out);
+
+/* A fraction that is undefined when its denominator is 0 (JSON null). */
 typedef struct tp_report_rate {
   bool set;
-  double percent; /* 0..100 */
+  double fraction; /* 0..1 */
 } tp_report_rate;
 
+/* Nearest-rank percentiles of one latency over a group's successes. */
+typedef struct tp_report_latency {
+  bool set; /* false without a success */
+  uint64_t p50_ns, p90_ns, p99_ns, p999_ns;
+} tp_report_latency;
+
+/* One value of a distribution ("TLS1.3": 120). */
+typedef struct tp_report_count {
+  char *name; /* owned; untrusted agent text */
+  uint64_t count;
+} tp_report_count;
+
+typedef struct tp_report_dist {
+  tp_report_count *items; /* by count descending, then name */
+  size_t n;
+  size_t alloc;
+} tp_report_dist;
+
+/* One time bucket of a group's series (report target, html). */
+typedef struct tp_report_bucket {
+  int64_t start_unix_ns;
+  uint64_t probes, successes;
+  bool have_p99;
+  uint64_t p99_ns; /* handshake, successes of this bucket */
+} tp_report_bucket;
+
 typedef struct tp_report_series {
-  char *target, *profile, *region; /* owned by the report */
+  /* The group's key: the value of each dimension in query.by, NULL for the others
+   * (owned by the report). target/profile/region alias key[] ("" when not grouped). */
+  char *key[TP_DIM_COUNT];
+  const char *target, *profile, *region;
   uint64_t probes;       /* successes + divergent + failures */
   uint64_t successes;    /* exact successes: ok and no emulation divergence */
   uint64_t divergent;    /* ok, but only through what the real client never offers */
   uint64_t emulation_checked; /* successes compared with the real client's offer */
   char *divergence_example;   /* latest divergent success's divergence, owned; NULL if none */
+  int64_t divergence_example_ns;
   uint64_t early_data_violations; /* non-safe requests processed as 0-RTT data (any outcome) */
-  double success_rate;   /* percent of probes, 0..100 */
-  bool have_latency;   /* false when successes == 0 */
-  uint64_t p50_ns, p90_ns, p99_ns;
+  tp_report_rate success_rate;    /* successes / probes */
+  tp_report_latency handshake, connect, total;
   double mean_loop_lag_ms;
+  uint64_t loop_lag_p99_ns; /* over all probes: the agent's own honesty */
   const char *top_error; /* static outcome name; NULL if every probe succeeded */
   uint64_t top_error_count;
   const char *top_error_category; /* "network", "server", "client", "policy", "internal" */
@@ -65,16 +112,23 @@ typedef struct tp_report_series {
   uint64_t resumed;             /* ... of which resumed */
   uint64_t early_data_attempts; /* attempted early data */
   uint64_t early_data_accepts;  /* ... of which the server accepted it */
+  uint64_t ocsp_stapled;        /* got an OCSP staple */
   tp_report_rate hrr_rate;               /* hrr / successes */
   tp_report_rate resumption_rate;        /* resumed / resumption_probes */
   tp_report_rate early_data_accept_rate; /* early_data_accepts / early_data_attempts */
+  tp_report_rate ocsp_staple_rate;       /* ocsp_stapled / successes */
   /* days_to_earliest_expiry of the latest result in the window that received a
    * chain (later results without one -- a refused connection -- do not hide it). */
   tp_store_opt min_days_to_expiry;
+  int64_t expiry_seen_ns;
   tp_store_opt ocsp_max_age_seconds; /* over every stapled result in the window */
   uint64_t class_counts[TP_REPORT_MAX_CLASS]; /* by outcome value, ok included */
-  bool have_facts;                            /* query.with_facts and a latest result exists */
-  tp_store_facts facts;                       /* latest result's facts, owned by the report */
+  char *class_example[TP_REPORT_MAX_CLASS];   /* latest error detail per class, owned */
+  int64_t class_example_ns[TP_REPORT_MAX_CLASS];
+  tp_report_dist versions, ciphers, groups; /* negotiated, over successes */
+  tp_report_bucket *buckets; /* query.buckets of them, or NULL */
+  bool have_facts;           /* query.with_facts and a latest result exists */
+  tp_store_facts facts;      /* latest result's facts, owned by the report */
 } tp_report_series;
 
 /* An agent whose newest delivery is older than this is reported SILENT (CRIT). */
@@ -99,13 +153,32 @@ typedef struct tp_report_agent {
   bool silent;
 } tp_report_agent;
 
+/* One certificate of a latest chain (report expiry): identical certificates seen
+ * by several series of a target are one entry. */
+typedef struct tp_report_cert {
+  char *target, *subject, *issuer; /* owned */
+  uint32_t position;               /* 0 = leaf */
+  int64_t not_after_unix;
+  int64_t days_left; /* floor((not_after - window end) / 1 day) */
+  uint64_t series;   /* how many series' latest chain holds it */
+} tp_report_cert;
+
+#define TP_REPORT_MAX_BUCKETS 1000
+
 typedef struct tp_report_query {
-  int64_t now_unix_ns;    /* window end */
-  uint64_t window_ms;     /* window length */
-  const char *since_text; /* as the user typed it, for the text header ("1h") */
-  const char *target;     /* NULL = all targets */
-  bool with_facts;        /* also load each series' latest result (--target) */
-  uint64_t silent_after_ms; /* 0 = TP_REPORT_DEFAULT_SILENT_AFTER_MS */
+  int64_t now_unix_ns;   /* the clock: silence is measured against it */
+  int64_t since_unix_ns; /* window [since, until) */
+  int64_t until_unix_ns;
+  const char *since_text; /* as the user typed them, for headers ("1h") */
+  const char *until_text; /* NULL = now */
+  tp_report_dim by[TP_DIM_COUNT]; /* grouping, in this order */
+  size_t n_by;                    /* 0 = target, profile, region */
+  const char *glob[TP_DIM_COUNT]; /* fnmatch(3) patterns, NULL = any */
+  bool with_facts;                /* also load each series' latest result */
+  bool with_chains;               /* also load the latest chains (report expiry) */
+  bool skip_delivery;             /* no per-agent delivery section */
+  size_t buckets;                 /* > 0: per-group time series of that many buckets */
+  uint64_t silent_after_ms;       /* 0 = TP_REPORT_DEFAULT_SILENT_AFTER_MS */
 } tp_report_query;
 
 typedef struct tp_report tp_report;
@@ -116,12 +189,13 @@ typedef enum { TP_REPORT_WARN, TP_REPORT_CRIT } tp_report_level;
 typedef struct tp_report_warning {
   size_t series; /* index for tp_report_series_at (tp_report_agent_at for agent warnings) */
   tp_report_level level;
-  char *text; /* owned by the report */
+  char *text; /* owned by the report, terminal-safe */
 } tp_report_warning;
 
 /* Builds the report (free with tp_report_free). TP_E_STORE with err on failure. */
 tp_err tp_report_build(tp_store *store, const tp_report_query *query, tp_report **out, char *err,
                        size_t errlen);
+const tp_report_query *tp_report_query_of(const tp_report *report);
 size_t tp_report_series_count(const tp_report *report);
 const tp_report_series *tp_report_series_at(const tp_report *report, size_t i);
 uint64_t tp_report_total_probes(const tp_report *report);
@@ -134,13 +208,16 @@ size_t tp_report_agent_count(const tp_report *report);
 const tp_report_agent *tp_report_agent_at(const tp_report *report, size_t i);
 size_t tp_report_agent_warning_count(const tp_report *report);
 const tp_report_warning *tp_report_agent_warning_at(const tp_report *report, size_t i);
+/* Certificates of the latest chains, soonest to expire first (query.with_chains). */
+size_t tp_report_cert_count(const tp_report *report);
+const tp_report_cert *tp_report_cert_at(const tp_report *report, size_t i);
 /* The worst level among every warning (series and agents): TP_REPORT_CRIT,
  * TP_REPORT_WARN, or -1 when there is none (report --check). */
 int tp_report_worst_level(const tp_report *report);
 void tp_report_free(tp_report *report);
 
-/* Formatting (report_format.c). TP_E_IO if writing fails. */
-tp_err tp_report_write_text(const tp_report *report, FILE *out);
-tp_err tp_report_write_json(const tp_report *report, FILE *out);
+/* Severity of a certificate with `days` left: CRIT at <= 7 (and expired), WARN at
+ * <= 30, -1 above. *threshold gets the tightest of 3/7/14/30 crossed (0: none). */
+int tp_report_expiry_level(int64_t days, int *threshold);
 
 #endif

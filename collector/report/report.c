@@ -1,0 +1,582 @@
+/* report.c - aggregation: one range scan over the window, each row filtered by the
+ * query's globs and added to its group (a hash table from the group key to the
+ * group's index), then per group the nearest-rank percentiles and rates. Only the
+ * successful latencies (and every probe's loop lag) are held per group: the
+ * percentiles are exact on raw rows, so their values have to be kept. */
+#include "report_impl.h"
+
+#include <fnmatch.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "outcome.h"
+#include "percentile.h"
+#include "tp_mem.h"
+
+static const char *const dim_names[TP_DIM_COUNT] = {"target", "profile", "region", "agent",
+                                                    "family"};
+
+const char *tp_report_dim_name(tp_report_dim dim) {
+  return dim < TP_DIM_COUNT ? dim_names[dim] : "?";
+}
+
+bool tp_report_dim_from_name(const char *name, tp_report_dim *out) {
+  for (int d = 0; d < TP_DIM_COUNT; d++)
+    if (strcmp(name, dim_names[d]) == 0) {
+      *out = (tp_report_dim)d;
+      return true;
+    }
+  return false;
+}
+
+/* A growable array of latencies. */
+typedef struct u64_vec {
+  uint64_t *v;
+  size_t n, alloc;
+} u64_vec;
+
+static void vec_push(u64_vec *vec, uint64_t x) {
+  if (vec->n == vec->alloc) {
+    vec->alloc = vec->alloc ? 2 * vec->alloc : 64;
+    vec->v = tp_xrealloc(vec->v, vec->alloc * sizeof(vec->v[0]));
+  }
+  vec->v[vec->n++] = x;
+}
+
+/* What a group holds while scanning, beside its tp_report_series. */
+typedef struct group_acc {
+  u64_vec handshake, connect, total, lag;
+  u64_vec bucket_of; /* with buckets: the bucket of each handshake value */
+  double lag_sum_ns;
+  uint64_t hash;
+  char *key; /* the group key (build_key), owned */
+  size_t key_len;
+} group_acc;
+
+typedef struct agg {
+  tp_report *report;
+  group_acc *acc; /* parallel to report->series */
+  size_t *slots;  /* open addressing: index + 1, 0 = empty */
+  size_t n_slots; /* a power of two, at least twice the groups */
+  char *key_buf;  /* scratch for building a row's key */
+  size_t key_alloc;
+  size_t key_len_cur; /* length of the key in key_buf */
+  char *err;
+  size_t errlen;
+} agg;
+
+/* ---- the row's dimension values and its group key ------------------------------ */
+
+static const char *row_dim(const tp_store_row *row, tp_report_dim d) {
+  switch (d) {
+  case TP_DIM_TARGET:
+    return row->target;
+  case TP_DIM_PROFILE:
+    return row->profile;
+  case TP_DIM_REGION:
+    return row->region;
+  case TP_DIM_AGENT:
+    return row->agent_id;
+  case TP_DIM_FAMILY:
+    return row->address_family;
+  case TP_DIM_COUNT:
+    break;
+  }
+  return "";
+}
+
+static bool row_selected(const tp_report_query *q, const tp_store_row *row) {
+  for (int d = 0; d < TP_DIM_COUNT; d++)
+    if (q->glob[d] != NULL && fnmatch(q->glob[d], row_dim(row, (tp_report_dim)d), 0) != 0)
+      return false;
+  return true;
+}
+
+/* The key is the grouped values, each followed by a NUL (stored strings hold no
+ * NUL), so "a"+"bc" and "ab"+"c" differ. Returns its length. */
+static size_t build_key(agg *a, const tp_store_row *row) {
+  const tp_report_query *q = &a->report->query;
+  size_t len = 0;
+  for (size_t i = 0; i < q->n_by; i++)
+    len += strlen(row_dim(row, q->by[i])) + 1;
+  if (len + 1 > a->key_alloc) {
+    a->key_alloc = (len + 1) * 2;
+    a->key_buf = tp_xrealloc(a->key_buf, a->key_alloc);
+  }
+  size_t at = 0;
+  for (size_t i = 0; i < q->n_by; i++) {
+    const char *v = row_dim(row, q->by[i]);
+    size_t n = strlen(v) + 1;
+    memcpy(a->key_buf + at, v, n);
+    at += n;
+  }
+  return at;
+}
+
+static uint64_t fnv1a(const char *p, size_t n) {
+  uint64_t h = 1469598103934665603ULL;
+  for (size_t i = 0; i < n; i++) {
+    h ^= (unsigned char)p[i];
+    h *= 1099511628211ULL;
+  }
+  return h;
+}
+
+static void grow_slots(agg *a) {
+  size_t n = a->n_slots ? a->n_slots * 2 : 64;
+  size_t *slots = tp_xcalloc(n, sizeof(*slots));
+  for (size_t g = 0; g < a->report->n_series; g++) {
+    size_t at = (size_t)a->acc[g].hash & (n - 1);
+    while (slots[at] != 0)
+      at = (at + 1) & (n - 1);
+    slots[at] = g + 1;
+  }
+  free(a->slots);
+  a->slots = slots;
+  a->n_slots = n;
+}
+
+static size_t new_group(agg *a, const tp_store_row *row, uint64_t hash) {
+  tp_report *r = a->report;
+  if (r->n_series == r->alloc_series) {
+    r->alloc_series = r->alloc_series ? 2 * r->alloc_series : 16;
+    r->series = tp_xrealloc(r->series, r->alloc_series * sizeof(r->series[0]));
+    a->acc = tp_xrealloc(a->acc, r->alloc_series * sizeof(a->acc[0]));
+  }
+  size_t g = r->n_series++;
+  tp_report_series *s = &r->series[g];
+  memset(s, 0, sizeof(*s));
+  memset(&a->acc[g], 0, sizeof(a->acc[g]));
+  a->acc[g].hash = hash;
+  a->acc[g].key = tp_xmalloc(a->key_len_cur ? a->key_len_cur : 1);
+  memcpy(a->acc[g].key, a->key_buf, a->key_len_cur);
+  a->acc[g].key_len = a->key_len_cur;
+  for (size_t i = 0; i < r->query.n_by; i++)
+    s->key[r->query.by[i]] = tp_xstrdup(row_dim(row, r->query.by[i]));
+  if (r->query.buckets > 0)
+    s->buckets = tp_xcalloc(r->query.buckets, sizeof(s->buckets[0]));
+  return g;
+}
+
+static size_t find_group(agg *a, const tp_store_row *row) {
+  size_t len = build_key(a, row);
+  a->key_len_cur = len;
+  uint64_t hash = fnv1a(a->key_buf, len);
+  if (2 * (a->report->n_series + 1) > a->n_slots)
+    grow_slots(a);
+  size_t at = (size_t)hash & (a->n_slots - 1);
+  for (; a->slots[at] != 0; at = (at + 1) & (a->n_slots - 1)) {
+    size_t g = a->slots[at] - 1;
+    const group_acc *acc = &a->acc[g];
+    if (acc->hash == hash && acc->key_len == len && memcmp(acc->key, a->key_buf, len) == 0)
+      return g;
+  }
+  size_t g = new_group(a, row, hash);
+  a->slots[at] = g + 1;
+  return g;
+}
+
+/* ---- adding one row ------------------------------------------------------------- */
+
+static void dist_add(tp_report_dist *d, const char *name) {
+  if (name == NULL || name[0] == '\0')
+    return;
+  for (size_t i = 0; i < d->n; i++)
+    if (strcmp(d->items[i].name, name) == 0) {
+      d->items[i].count++;
+      return;
+    }
+  if (d->n == d->alloc) {
+    d->alloc = d->alloc ? 2 * d->alloc : 4;
+    d->items = tp_xrealloc(d->items, d->alloc * sizeof(d->items[0]));
+  }
+  d->items[d->n++] = (tp_report_count){.name = tp_xstrdup(name), .count = 1};
+}
+
+/* Keeps `text` as the example when it is at least as recent as the current one
+ * (rows arrive oldest first, so the example ends as the latest). */
+static void keep_latest(char **slot, int64_t *slot_ns, const char *text, int64_t ns) {
+  if (*slot != NULL && ns < *slot_ns)
+    return;
+  if (*slot == NULL || strcmp(*slot, text) != 0) {
+    free(*slot);
+    *slot = tp_xstrdup(text);
+  }
+  *slot_ns = ns;
+}
+
+static size_t bucket_index(const tp_report_query *q, int64_t started) {
+  int64_t span = q->until_unix_ns - q->since_unix_ns;
+  if (span <= 0 || started < q->since_unix_ns)
+    return 0;
+  /* (started - since) * buckets / span without overflow: in long double. */
+  long double at = (long double)(started - q->since_unix_ns) * (long double)q->buckets /
+                   (long double)span;
+  size_t b = (size_t)at;
+  return b < q->buckets ? b : q->buckets - 1;
+}
+
+static void add_success(agg *a, size_t g, const tp_store_row *row) {
+  tp_report_series *s = &a->report->series[g];
+  group_acc *acc = &a->acc[g];
+  s->successes++;
+  s->emulation_checked += row->emulation_checked;
+  s->hrr += row->hello_retry_request;
+  s->ocsp_stapled += row->ocsp_stapled;
+  if (strcmp(row->mode, "resumption") == 0 || strcmp(row->mode, "early_data") == 0) {
+    s->resumption_probes++;
+    s->resumed += row->resumed;
+  }
+  if (row->early_data_attempted) {
+    s->early_data_attempts++;
+    s->early_data_accepts += row->early_data_accepted;
+  }
+  dist_add(&s->versions, row->tls_version);
+  dist_add(&s->ciphers, row->cipher);
+  dist_add(&s->groups, row->group);
+  vec_push(&acc->handshake, row->handshake_ns);
+  vec_push(&acc->connect, row->connect_ns);
+  vec_push(&acc->total, row->total_ns);
+  if (s->buckets != NULL) {
+    size_t b = bucket_index(&a->report->query, row->started_unix_ns);
+    s->buckets[b].successes++;
+    vec_push(&acc->bucket_of, b);
+  }
+}
+
+static tp_err on_row(const tp_store_row *row, void *ctx) {
+  agg *a = ctx;
+  tp_outcome cls;
+  if (!tp_outcome_from_name(row->error_class, &cls) || (int)cls >= TP_REPORT_MAX_CLASS) {
+    snprintf(a->err, a->errlen, "database holds unknown error class \"%s\"", row->error_class);
+    return TP_E_STORE;
+  }
+  if (!row_selected(&a->report->query, row))
+    return TP_E_OK;
+  size_t g = find_group(a, row);
+  tp_report_series *s = &a->report->series[g];
+  s->probes++;
+  s->class_counts[cls]++;
+  if (cls != TP_OUTCOME_OK)
+    keep_latest(&s->class_example[cls], &s->class_example_ns[cls], row->error_detail,
+                row->started_unix_ns);
+  a->acc[g].lag_sum_ns += (double)row->loop_lag_ns;
+  vec_push(&a->acc[g].lag, row->loop_lag_ns);
+  if (s->buckets != NULL)
+    s->buckets[bucket_index(&a->report->query, row->started_unix_ns)].probes++;
+  if (row->days_to_earliest_expiry.set && row->started_unix_ns >= s->expiry_seen_ns) {
+    s->min_days_to_expiry = row->days_to_earliest_expiry;
+    s->expiry_seen_ns = row->started_unix_ns;
+  }
+  if (row->ocsp_age_seconds.set &&
+      (!s->ocsp_max_age_seconds.set || row->ocsp_age_seconds.v > s->ocsp_max_age_seconds.v))
+    s->ocsp_max_age_seconds = row->ocsp_age_seconds;
+  /* A non-safe request processed as 0-RTT data is a server fact whatever the
+   * probe's outcome or emulation: count it on every row. */
+  s->early_data_violations += row->early_data_policy_violation;
+  const char *divergence = row->emulation_divergence ? row->emulation_divergence : "";
+  if (row->ok && divergence[0] != '\0') {
+    /* Not the emulated client's success: counted apart, nothing else. */
+    s->divergent++;
+    keep_latest(&s->divergence_example, &s->divergence_example_ns, divergence,
+                row->started_unix_ns);
+  } else if (row->ok) {
+    add_success(a, g, row);
+  }
+  return TP_E_OK;
+}
+
+/* ---- finishing a group ------------------------------------------------------------ */
+
+static tp_report_rate rate(uint64_t num, uint64_t den) {
+  if (den == 0)
+    return (tp_report_rate){.set = false};
+  return (tp_report_rate){.set = true, .fraction = (double)num / (double)den};
+}
+
+static tp_report_latency latency_of(u64_vec *v) {
+  tp_report_latency l = {.set = v->n > 0};
+  tp_percentile_sort(v->v, v->n);
+  if (l.set) {
+    (void)tp_percentile_sorted(v->v, v->n, 50, &l.p50_ns);
+    (void)tp_percentile_sorted(v->v, v->n, 90, &l.p90_ns);
+    (void)tp_percentile_sorted(v->v, v->n, 99, &l.p99_ns);
+    (void)tp_percentile_sorted_permille(v->v, v->n, 999, &l.p999_ns);
+  }
+  return l;
+}
+
+/* Top error: highest count, ties to the smallest name; "ok" never counts. */
+static void pick_top_error(tp_report_series *s) {
+  for (int cls = 0; cls < TP_REPORT_MAX_CLASS; cls++) {
+    uint64_t n = s->class_counts[cls];
+    const char *name = tp_outcome_name(cls);
+    if (n == 0 || name == NULL || cls == TP_OUTCOME_OK)
+      continue;
+    if (n > s->top_error_count || (n == s->top_error_count && strcmp(name, s->top_error) < 0)) {
+      s->top_error = name;
+      s->top_error_count = n;
+    }
+  }
+  tp_outcome top;
+  if (s->top_error != NULL && tp_outcome_from_name(s->top_error, &top))
+    s->top_error_category = tp_outcome_category_name(tp_outcome_category_of(top));
+}
+
+static int cmp_count(const void *pa, const void *pb) {
+  const tp_report_count *a = pa, *b = pb;
+  if (a->count != b->count)
+    return a->count > b->count ? -1 : 1;
+  return strcmp(a->name, b->name);
+}
+
+static void sort_dist(tp_report_dist *d) {
+  if (d->n > 1)
+    qsort(d->items, d->n, sizeof(d->items[0]), cmp_count);
+}
+
+/* Per bucket p99: (bucket, value) pairs sorted once, then read bucket by bucket --
+ * O(n log n) whatever the number of buckets. Called before the handshake values
+ * are sorted: bucket_of is parallel to them in arrival order. */
+typedef struct bucket_value {
+  uint64_t bucket, value;
+} bucket_value;
+
+static int cmp_bucket_value(const void *pa, const void *pb) {
+  const bucket_value *a = pa, *b = pb;
+  if (a->bucket != b->bucket)
+    return a->bucket < b->bucket ? -1 : 1;
+  return (a->value > b->value) - (a->value < b->value);
+}
+
+static void finish_buckets(const tp_report_query *q, tp_report_series *s, group_acc *acc) {
+  if (s->buckets == NULL)
+    return;
+  long double span = (long double)(q->until_unix_ns - q->since_unix_ns);
+  for (size_t b = 0; b < q->buckets; b++)
+    s->buckets[b].start_unix_ns =
+        q->since_unix_ns + (int64_t)(span * (long double)b / (long double)q->buckets);
+  size_t n = acc->bucket_of.n;
+  bucket_value *pairs = tp_xmalloc((n + 1) * sizeof(*pairs));
+  for (size_t i = 0; i < n; i++)
+    pairs[i] = (bucket_value){.bucket = acc->bucket_of.v[i], .value = acc->handshake.v[i]};
+  if (n > 1)
+    qsort(pairs, n, sizeof(*pairs), cmp_bucket_value);
+  uint64_t *values = tp_xmalloc((n + 1) * sizeof(uint64_t));
+  for (size_t i = 0; i < n;) {
+    size_t j = i, m = 0;
+    while (j < n && pairs[j].bucket == pairs[i].bucket)
+      values[m++] = pairs[j++].value;
+    tp_report_bucket *bk = &s->buckets[pairs[i].bucket];
+    bk->have_p99 = tp_percentile_sorted(values, m, 99, &bk->p99_ns);
+    i = j;
+  }
+  free(values);
+  free(pairs);
+}
+
+static void finish_group(tp_report *r, size_t g, group_acc *acc) {
+  tp_report_series *s = &r->series[g];
+  s->target = s->key[TP_DIM_TARGET] ? s->key[TP_DIM_TARGET] : "";
+  s->profile = s->key[TP_DIM_PROFILE] ? s->key[TP_DIM_PROFILE] : "";
+  s->region = s->key[TP_DIM_REGION] ? s->key[TP_DIM_REGION] : "";
+  s->success_rate = rate(s->successes, s->probes);
+  s->mean_loop_lag_ms = acc->lag_sum_ns / (double)s->probes / 1e6;
+  finish_buckets(&r->query, s, acc); /* before the handshake values are sorted */
+  s->handshake = latency_of(&acc->handshake);
+  s->connect = latency_of(&acc->connect);
+  s->total = latency_of(&acc->total);
+  tp_percentile_sort(acc->lag.v, acc->lag.n);
+  (void)tp_percentile_sorted(acc->lag.v, acc->lag.n, 99, &s->loop_lag_p99_ns);
+  pick_top_error(s);
+  s->hrr_rate = rate(s->hrr, s->successes);
+  s->resumption_rate = rate(s->resumed, s->resumption_probes);
+  s->early_data_accept_rate = rate(s->early_data_accepts, s->early_data_attempts);
+  s->ocsp_staple_rate = rate(s->ocsp_stapled, s->successes);
+  sort_dist(&s->versions);
+  sort_dist(&s->ciphers);
+  sort_dist(&s->groups);
+  r->total_probes += s->probes;
+}
+
+static void free_acc(group_acc *acc) {
+  free(acc->handshake.v);
+  free(acc->connect.v);
+  free(acc->total.v);
+  free(acc->lag.v);
+  free(acc->bucket_of.v);
+}
+
+/* ---- ordering and the whole build ------------------------------------------------- */
+
+typedef struct group_order {
+  size_t g;
+  const group_acc *acc;
+} group_order;
+
+/* Keys are NUL-terminated values in --by order and NUL is the smallest byte, so
+ * comparing whole keys bytewise orders groups value by value. */
+static int cmp_group_order(const void *pa, const void *pb) {
+  const group_acc *a = ((const group_order *)pa)->acc, *b = ((const group_order *)pb)->acc;
+  size_t n = a->key_len < b->key_len ? a->key_len : b->key_len;
+  int c = memcmp(a->key, b->key, n);
+  if (c != 0)
+    return c;
+  return (a->key_len > b->key_len) - (a->key_len < b->key_len);
+}
+
+static void sort_groups(agg *a) {
+  tp_report *r = a->report;
+  size_t n = r->n_series;
+  if (n < 2)
+    return;
+  group_order *order = tp_xmalloc(n * sizeof(*order));
+  for (size_t g = 0; g < n; g++)
+    order[g] = (group_order){.g = g, .acc = &a->acc[g]};
+  qsort(order, n, sizeof(*order), cmp_group_order);
+  tp_report_series *series = tp_xmalloc(r->alloc_series * sizeof(*series));
+  group_acc *acc = tp_xmalloc(r->alloc_series * sizeof(*acc));
+  for (size_t i = 0; i < n; i++) {
+    series[i] = r->series[order[i].g];
+    acc[i] = a->acc[order[i].g];
+  }
+  free(order);
+  free(r->series);
+  free(a->acc);
+  r->series = series;
+  a->acc = acc;
+}
+
+static tp_err load_facts(tp_store *store, tp_report *r, char *err, size_t errlen) {
+  for (size_t i = 0; i < r->n_series; i++) {
+    tp_report_series *s = &r->series[i];
+    tp_err rc = tp_store_latest(store, s->target, s->profile, s->region, r->query.since_unix_ns,
+                                &s->facts, err, errlen);
+    if (rc == TP_E_NOTFOUND)
+      continue;
+    if (rc != TP_E_OK)
+      return rc;
+    s->have_facts = true;
+  }
+  return TP_E_OK;
+}
+
+/* A target pattern without glob characters is an exact name: the store can use
+ * its index for it instead of the report filtering every row. */
+static const char *exact_target(const tp_report_query *q) {
+  const char *t = q->glob[TP_DIM_TARGET];
+  return t != NULL && strpbrk(t, "*?[\\") == NULL ? t : NULL;
+}
+
+static const tp_report_dim default_by[] = {TP_DIM_TARGET, TP_DIM_PROFILE, TP_DIM_REGION};
+
+tp_err tp_report_build(tp_store *store, const tp_report_query *query, tp_report **out, char *err,
+                       size_t errlen) {
+  tp_report *r = tp_xcalloc(1, sizeof(*r));
+  r->query = *query;
+  if (r->query.n_by == 0) {
+    memcpy(r->query.by, default_by, sizeof(default_by));
+    r->query.n_by = sizeof(default_by) / sizeof(default_by[0]);
+  }
+  if (r->query.buckets > TP_REPORT_MAX_BUCKETS)
+    r->query.buckets = TP_REPORT_MAX_BUCKETS;
+  agg a = {.report = r, .err = err, .errlen = errlen};
+  /* Without --until the window ends now but stays open: an agent's clock a little
+   * ahead of ours (ingest allows max_clock_skew) must not hide its latest results. */
+  tp_store_filter filter = {.since_unix_ns = query->since_unix_ns,
+                            .until_unix_ns = query->until_text ? query->until_unix_ns : INT64_MAX,
+                            .target = exact_target(query)};
+  tp_err rc = tp_store_scan(store, &filter, on_row, &a, err, errlen);
+  if (rc == TP_E_OK)
+    sort_groups(&a);
+  for (size_t g = 0; g < r->n_series; g++) {
+    if (rc == TP_E_OK)
+      finish_group(r, g, &a.acc[g]);
+    free_acc(&a.acc[g]);
+    free(a.acc[g].key);
+  }
+  for (size_t i = 0; rc == TP_E_OK && i < r->n_series; i++)
+    tp__report_series_warnings(r, i);
+  if (rc == TP_E_OK && query->with_facts)
+    rc = load_facts(store, r, err, errlen);
+  if (rc == TP_E_OK && query->with_chains)
+    rc = tp__report_chains(store, r, &filter, err, errlen);
+  if (rc == TP_E_OK && !query->skip_delivery)
+    rc = tp__report_delivery(store, r, query->since_unix_ns, err, errlen);
+  free(a.acc);
+  free(a.slots);
+  free(a.key_buf);
+  if (rc != TP_E_OK) {
+    tp_report_free(r);
+    r = NULL;
+  }
+  *out = r;
+  return rc;
+}
+
+const tp_report_query *tp_report_query_of(const tp_report *report) { return &report->query; }
+
+size_t tp_report_series_count(const tp_report *report) { return report->n_series; }
+
+const tp_report_series *tp_report_series_at(const tp_report *report, size_t i) {
+  return i < report->n_series ? &report->series[i] : NULL;
+}
+
+uint64_t tp_report_total_probes(const tp_report *report) { return report->total_probes; }
+
+size_t tp_report_warning_count(const tp_report *report) { return report->n_warnings; }
+
+const tp_report_warning *tp_report_warning_at(const tp_report *report, size_t i) {
+  return i < report->n_warnings ? &report->warnings[i] : NULL;
+}
+
+size_t tp_report_cert_count(const tp_report *report) { return report->n_certs; }
+
+const tp_report_cert *tp_report_cert_at(const tp_report *report, size_t i) {
+  return i < report->n_certs ? &report->certs[i] : NULL;
+}
+
+int tp_report_worst_level(const tp_report *report) {
+  int worst = -1;
+  const tp_report_warning *lists[2] = {report->warnings, report->agent_warnings};
+  size_t counts[2] = {report->n_warnings, report->n_agent_warnings};
+  for (size_t l = 0; l < 2; l++)
+    for (size_t i = 0; i < counts[l]; i++)
+      if ((int)lists[l][i].level > worst)
+        worst = (int)lists[l][i].level;
+  return worst;
+}
+
+static void free_dist(tp_report_dist *d) {
+  for (size_t i = 0; i < d->n; i++)
+    free(d->items[i].name);
+  free(d->items);
+}
+
+static void free_series(tp_report_series *s) {
+  for (int d = 0; d < TP_DIM_COUNT; d++)
+    free(s->key[d]);
+  for (int c = 0; c < TP_REPORT_MAX_CLASS; c++)
+    free(s->class_example[c]);
+  free(s->divergence_example);
+  free_dist(&s->versions);
+  free_dist(&s->ciphers);
+  free_dist(&s->groups);
+  free(s->buckets);
+  tp_store_facts_clear(&s->facts);
+}
+
+void tp_report_free(tp_report *report) {
+  if (report == NULL)
+    return;
+  for (size_t i = 0; i < report->n_series; i++)
+    free_series(&report->series[i]);
+  for (size_t i = 0; i < report->n_warnings; i++)
+    free(report->warnings[i].text);
+  free(report->warnings);
+  tp__report_delivery_free(report);
+  tp__report_chains_free(report);
+  free(report->series);
+  free(report);
+}

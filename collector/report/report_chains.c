@@ -1,0 +1,101 @@
+/* report_chains.c - `report expiry`: the certificates of each series' latest chain
+ * in the window, one entry per (target, position, subject, issuer, notAfter) --
+ * the same leaf seen by every profile and region of a target is one line, with the
+ * number of series that hold it -- soonest to expire first. */
+#include <fnmatch.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "report_impl.h"
+#include "tp_mem.h"
+
+#define SECONDS_PER_DAY 86400
+
+typedef struct chains_ctx {
+  tp_report *report;
+} chains_ctx;
+
+static bool selected(const tp_report_query *q, const tp_store_chain_cert *c) {
+  const char *values[TP_DIM_COUNT] = {c->target, c->profile, c->region, NULL, NULL};
+  for (int d = 0; d < TP_DIM_COUNT; d++) {
+    if (q->glob[d] == NULL)
+      continue;
+    /* Chains are per (target, profile, region): agent and family filters cannot
+     * narrow them, and do not hide them. */
+    if (values[d] != NULL && fnmatch(q->glob[d], values[d], 0) != 0)
+      return false;
+  }
+  return true;
+}
+
+static bool same_cert(const tp_report_cert *a, const tp_store_chain_cert *c) {
+  return a->position == c->position && a->not_after_unix == c->not_after_unix &&
+         strcmp(a->target, c->target) == 0 && strcmp(a->subject, c->subject) == 0 &&
+         strcmp(a->issuer, c->issuer) == 0;
+}
+
+/* floor division: a certificate expiring in 6.5 days has 6 full days left, one that
+ * expired an hour ago has -1. */
+static int64_t days_left(int64_t not_after, int64_t end_unix) {
+  int64_t d = not_after - end_unix;
+  return d >= 0 ? d / SECONDS_PER_DAY : -((-d + SECONDS_PER_DAY - 1) / SECONDS_PER_DAY);
+}
+
+static tp_err on_cert(const tp_store_chain_cert *c, void *data) {
+  chains_ctx *ctx = data;
+  tp_report *r = ctx->report;
+  if (!selected(&r->query, c))
+    return TP_E_OK;
+  for (size_t i = 0; i < r->n_certs; i++)
+    if (same_cert(&r->certs[i], c)) {
+      r->certs[i].series++;
+      return TP_E_OK;
+    }
+  if (r->n_certs == r->alloc_certs) {
+    r->alloc_certs = r->alloc_certs ? 2 * r->alloc_certs : 16;
+    r->certs = tp_xrealloc(r->certs, r->alloc_certs * sizeof(r->certs[0]));
+  }
+  r->certs[r->n_certs++] = (tp_report_cert){
+      .target = tp_xstrdup(c->target),
+      .subject = tp_xstrdup(c->subject),
+      .issuer = tp_xstrdup(c->issuer),
+      .position = c->position,
+      .not_after_unix = c->not_after_unix,
+      .days_left = days_left(c->not_after_unix, r->query.until_unix_ns / 1000000000),
+      .series = 1,
+  };
+  return TP_E_OK;
+}
+
+static int cmp_cert(const void *pa, const void *pb) {
+  const tp_report_cert *a = pa, *b = pb;
+  if (a->not_after_unix != b->not_after_unix)
+    return a->not_after_unix < b->not_after_unix ? -1 : 1;
+  int c = strcmp(a->target, b->target);
+  if (c != 0)
+    return c;
+  if (a->position != b->position)
+    return a->position < b->position ? -1 : 1;
+  c = strcmp(a->subject, b->subject);
+  return c != 0 ? c : strcmp(a->issuer, b->issuer);
+}
+
+tp_err tp__report_chains(tp_store *store, tp_report *r, const tp_store_filter *filter, char *err,
+                         size_t errlen) {
+  chains_ctx ctx = {.report = r};
+  tp_err rc = tp_store_scan_latest_chains(store, filter, on_cert, &ctx, err, errlen);
+  if (rc == TP_E_OK && r->n_certs > 1)
+    qsort(r->certs, r->n_certs, sizeof(r->certs[0]), cmp_cert);
+  return rc;
+}
+
+void tp__report_chains_free(tp_report *r) {
+  for (size_t i = 0; i < r->n_certs; i++) {
+    free(r->certs[i].target);
+    free(r->certs[i].subject);
+    free(r->certs[i].issuer);
+  }
+  free(r->certs);
+  r->certs = NULL;
+  r->n_certs = 0;
+}

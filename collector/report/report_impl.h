@@ -1,0 +1,61 @@
+/* report_impl.h - the tp_report struct and the internal entry points shared by the
+ * report's modules (aggregation, warnings, delivery, formats) only. */
+#ifndef TP_REPORT_IMPL_H
+#define TP_REPORT_IMPL_H
+#include "report.h"
+#include "report_output.h"
+#include "tp_buf.h"
+
+struct tp_report {
+  tp_report_query query; /* strings not owned: the caller's argv */
+  tp_report_series *series;
+  size_t n_series;
+  size_t alloc_series;
+  uint64_t total_probes;
+  tp_report_warning *warnings;
+  size_t n_warnings;
+  size_t alloc_warnings;
+  tp_report_agent *agents;
+  size_t n_agents;
+  tp_report_warning *agent_warnings;
+  size_t n_agent_warnings;
+  tp_report_cert *certs;
+  size_t n_certs;
+  size_t alloc_certs;
+};
+
+/* report_warn.c: the thresholds of one series become warnings. */
+void tp__report_series_warnings(tp_report *r, size_t i);
+/* Appends a warning (takes ownership of text). */
+void tp__report_warn(tp_report *r, size_t series, tp_report_level level, char *text);
+
+/* report_delivery.c: fills agents and agent_warnings from the store's delivery
+ * counters and drop reports. */
+tp_err tp__report_delivery(tp_store *store, tp_report *r, int64_t since_unix_ns, char *err,
+                           size_t errlen);
+void tp__report_delivery_free(tp_report *r);
+/* Text and JSON sections (report_format.c calls them). */
+tp_err tp__report_delivery_text(const tp_report *r, tp_buf *buf);
+tp_err tp__report_delivery_json(const tp_report *r, tp_buf *buf);
+
+/* report_chains.c: the latest chains of the window, deduplicated and sorted. */
+tp_err tp__report_chains(tp_store *store, tp_report *r, const tp_store_filter *filter,
+                         char *err, size_t errlen);
+void tp__report_chains_free(tp_report *r);
+
+/* Untrusted stored text made safe for a terminal line, in the style of redis's
+ * sdscatrepr: '\\' and '"' are backslash-escaped, control characters (C0, DEL, C1)
+ * and bytes that are not UTF-8 become \xNN (C1: \u00NN); printable UTF-8 is kept.
+ * Returns a new string (tp_xmalloc). */
+char *tp__report_repr(const char *s);
+
+/* The series' display name for warning lines: its key values joined by '/',
+ * each escaped (tp__report_repr); a new string. */
+char *tp__report_series_name(const tp_report *r, const tp_report_series *s);
+
+/* Per format (report_text.c, report_json.c, report_csv.c). */
+tp_err tp__report_text(const tp_report *r, const tp_report_output *o, tp_buf *b);
+tp_err tp__report_json(const tp_report *r, const tp_report_output *o, tp_buf *b);
+tp_err tp__report_csv(const tp_report *r, const tp_report_output *o, tp_buf *b);
+
+#endif
