@@ -32,6 +32,19 @@ typedef struct raw_limits {
   char *connection_timeout, *header_timeout, *request_timeout;
 } raw_limits;
 
+typedef struct raw_objective {
+  char *target; /* glob; absent in the default objective */
+  char *success, *p99;
+  unsigned long long *quorum;
+} raw_objective;
+
+typedef struct raw_slo {
+  char *success, *p99;
+  unsigned long long *quorum;
+  raw_objective *targets;
+  unsigned targets_count;
+} raw_slo;
+
 typedef struct raw_config {
   char *listen;
   char *database;
@@ -42,6 +55,7 @@ typedef struct raw_config {
   raw_auth *auth;
   char *max_result_age, *max_clock_skew;
   raw_limits *limits;
+  raw_slo *slo;
 } raw_config;
 
 #define OPT (CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL)
@@ -76,6 +90,28 @@ static const cyaml_schema_field_t limits_fields[] = {
     CYAML_FIELD_END,
 };
 
+#define OBJECTIVE_FIELDS(type)                                                                 \
+  CYAML_FIELD_STRING_PTR("success", OPT, type, success, 1, 32),                               \
+      CYAML_FIELD_STRING_PTR("p99", OPT, type, p99, 1, 32),                                   \
+      CYAML_FIELD_UINT_PTR("quorum", OPT, type, quorum)
+
+static const cyaml_schema_field_t objective_fields[] = {
+    CYAML_FIELD_STRING_PTR("target", CYAML_FLAG_POINTER, raw_objective, target, 1, 256),
+    OBJECTIVE_FIELDS(raw_objective),
+    CYAML_FIELD_END,
+};
+
+static const cyaml_schema_value_t objective_entry = {
+    CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, raw_objective, objective_fields),
+};
+
+static const cyaml_schema_field_t slo_fields[] = {
+    OBJECTIVE_FIELDS(raw_slo),
+    CYAML_FIELD_SEQUENCE("targets", OPT, raw_slo, targets, &objective_entry, 0,
+                         TP_COLLECTOR_MAX_OBJECTIVES),
+    CYAML_FIELD_END,
+};
+
 static const cyaml_schema_field_t raw_fields[] = {
     CYAML_FIELD_STRING_PTR("listen", CYAML_FLAG_POINTER, raw_config, listen, 1, 300),
     CYAML_FIELD_STRING_PTR("database", CYAML_FLAG_POINTER, raw_config, database, 1, 65536),
@@ -87,6 +123,7 @@ static const cyaml_schema_field_t raw_fields[] = {
     CYAML_FIELD_STRING_PTR("max_result_age", OPT, raw_config, max_result_age, 1, 32),
     CYAML_FIELD_STRING_PTR("max_clock_skew", OPT, raw_config, max_clock_skew, 1, 32),
     CYAML_FIELD_MAPPING_PTR("limits", OPT, raw_config, limits, limits_fields),
+    CYAML_FIELD_MAPPING_PTR("slo", OPT, raw_config, slo, slo_fields),
     CYAML_FIELD_END,
 };
 
@@ -298,6 +335,71 @@ static tp_err check_access(const char *path, const raw_config *raw, tp_collector
   return TP_E_OK;
 }
 
+/* "99.9" or "99.9%" -> 0.999; an objective of 100 % leaves no error budget to burn
+ * and one below 50 % is a typo, not an objective. */
+static tp_err success_field(const char *path, const char *node, const char *text, double fallback,
+                           double *out, char *err, size_t errlen) {
+  *out = fallback;
+  if (text == NULL)
+    return TP_E_OK;
+  char *end = NULL;
+  double v = strtod(text, &end);
+  if (end != NULL && *end == '%')
+    end++;
+  if (end == text || end == NULL || *end != '\0' || !(v >= 50.0 && v < 100.0)) {
+    tp_yaml_error_at(err, errlen, path, node,
+                     "%s: \"%.32s\" is not a success objective in percent (50 <= x < 100,"
+                     " e.g. 99.9)",
+                     node, text);
+    return TP_E_CONFIG;
+  }
+  *out = v / 100.0;
+  return TP_E_OK;
+}
+
+static tp_err objective_values(const char *path, const char *prefix, const char *success,
+                               const char *p99, const unsigned long long *quorum,
+                               const tp_slo_objective *fallback, tp_slo_objective *out, char *err,
+                               size_t errlen) {
+  char node[96];
+  snprintf(node, sizeof(node), "%ssuccess", prefix);
+  tp_err rc = success_field(path, node, success, fallback->success, &out->success, err, errlen);
+  if (rc == TP_E_OK) {
+    snprintf(node, sizeof(node), "%sp99", prefix);
+    rc = duration_field(path, node, p99, 1, 600000, "1ms..10m", fallback->p99_ms, &out->p99_ms,
+                        err, errlen);
+  }
+  unsigned long long q = fallback->quorum;
+  if (rc == TP_E_OK) {
+    snprintf(node, sizeof(node), "%squorum", prefix);
+    rc = uint_field(path, node, quorum, 1, 1000, fallback->quorum, &q, err, errlen);
+  }
+  out->quorum = (unsigned)q;
+  return rc;
+}
+
+static tp_err convert_slo(const char *path, const raw_slo *raw, tp_collector_slo *slo, char *err,
+                          size_t errlen) {
+  const tp_slo_objective builtin = {.success = TP_SLO_DEFAULT_SUCCESS, .quorum = 1};
+  slo->fallback = builtin;
+  if (raw == NULL)
+    return TP_E_OK;
+  tp_err rc = objective_values(path, "slo.", raw->success, raw->p99, raw->quorum, &builtin,
+                               &slo->fallback, err, errlen);
+  if (rc != TP_E_OK || raw->targets_count == 0)
+    return rc;
+  slo->targets = tp_xcalloc(raw->targets_count, sizeof(slo->targets[0]));
+  for (unsigned i = 0; rc == TP_E_OK && i < raw->targets_count; i++) {
+    char prefix[48];
+    snprintf(prefix, sizeof(prefix), "slo.targets[%u].", i);
+    rc = objective_values(path, prefix, raw->targets[i].success, raw->targets[i].p99,
+                          raw->targets[i].quorum, &slo->fallback, &slo->targets[i], err, errlen);
+    slo->targets[i].target = tp_xstrdup(raw->targets[i].target);
+    slo->n_targets = i + 1;
+  }
+  return rc;
+}
+
 /* Converts raw into cfg; on failure writes a positioned message into err. */
 static tp_err convert(const char *path, const raw_config *raw, tp_collector_config *cfg, char *err,
                       size_t errlen) {
@@ -347,6 +449,8 @@ static tp_err convert(const char *path, const raw_config *raw, tp_collector_conf
   if (rc == TP_E_OK)
     rc = convert_limits(path, raw->limits, cfg, err, errlen);
   if (rc == TP_E_OK)
+    rc = convert_slo(path, raw->slo, &cfg->slo, err, errlen);
+  if (rc == TP_E_OK)
     rc = check_access(path, raw, cfg, err, errlen);
   return rc;
 }
@@ -380,5 +484,8 @@ void tp_collector_config_free(tp_collector_config *config) {
   free(config->tls.client_ca_file);
   free(config->tls.client_crl_file);
   free(config->auth.tokens_file);
+  for (size_t i = 0; i < config->slo.n_targets; i++)
+    free(config->slo.targets[i].target);
+  free(config->slo.targets);
   free(config);
 }

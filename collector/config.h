@@ -25,6 +25,13 @@
  *     max_buffered_bytes: 67108864  # request bodies held at once, all connections (max_body_bytes..4 GiB)
  *     agent_requests_per_second: 100 # per agent (or per address when unauthenticated), 1..100000
  *     agent_burst: 200          # requests above the rate an agent may send at once, 1..1000000
+ *   slo:                        # objectives for `report` (burn-rate alerts, report --check)
+ *     success: 99.9             # percent of probes that succeed, 50 <= x < 100 (default 99.9)
+ *     p99: 200ms                # optional: 99 % of successful handshakes faster than this
+ *     quorum: 1                 # page only when this many regions burn (1..1000)
+ *     targets:                  # per-target overrides, first matching glob wins (<= 256)
+ *       - target: "api-*"
+ *         success: 99.95
  *
  * Unknown keys are errors. Every error message is "file:line:col: what is wrong".
  * At least one way in must be configured: tokens, client certificates, or an explicit
@@ -88,6 +95,24 @@ typedef struct tp_collector_limits {
 #define TP_COLLECTOR_DEFAULT_MAX_AGE_MS ((uint64_t)7 * 24 * 3600 * 1000)
 #define TP_COLLECTOR_DEFAULT_MAX_SKEW_MS ((uint64_t)5 * 60 * 1000)
 
+/* One service-level objective: the share of probes that must succeed and,
+ * optionally, the p99 handshake bound (i.e. at most 1 % of successes slower). */
+typedef struct tp_slo_objective {
+  char *target;    /* owned glob; NULL for the fallback objective */
+  double success;  /* 0.5 <= x < 1 */
+  uint64_t p99_ms; /* 0 = no latency objective */
+  unsigned quorum; /* regions that must burn before it pages */
+} tp_slo_objective;
+
+#define TP_SLO_DEFAULT_SUCCESS 0.999
+#define TP_COLLECTOR_MAX_OBJECTIVES 256
+
+typedef struct tp_collector_slo {
+  tp_slo_objective fallback; /* targets no entry matches */
+  tp_slo_objective *targets; /* first matching glob wins */
+  size_t n_targets;
+} tp_collector_slo;
+
 /* Validated configuration; fields are read-only for users. */
 typedef struct tp_collector_config {
   tp_listen_addr listen;
@@ -100,6 +125,7 @@ typedef struct tp_collector_config {
   uint64_t max_result_age_ms;
   uint64_t max_clock_skew_ms;
   tp_collector_limits limits;
+  tp_collector_slo slo;
 } tp_collector_config;
 
 /* Loads and validates `path`. On success *out is a new config (free with

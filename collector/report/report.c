@@ -12,6 +12,7 @@
 
 #include "outcome.h"
 #include "percentile.h"
+#include "report_keymap.h"
 #include "tp_mem.h"
 
 static const char *const dim_names[TP_DIM_COUNT] = {"target", "profile", "region", "agent",
@@ -49,19 +50,16 @@ typedef struct group_acc {
   u64_vec handshake, connect, total, lag;
   u64_vec bucket_of; /* with buckets: the bucket of each handshake value */
   double lag_sum_ns;
-  uint64_t hash;
-  char *key; /* the group key (build_key), owned */
+  const char *key; /* the group key (build_key), borrowed from the keymap */
   size_t key_len;
 } group_acc;
 
 typedef struct agg {
   tp_report *report;
-  group_acc *acc; /* parallel to report->series */
-  size_t *slots;  /* open addressing: index + 1, 0 = empty */
-  size_t n_slots; /* a power of two, at least twice the groups */
-  char *key_buf;  /* scratch for building a row's key */
+  group_acc *acc;  /* parallel to report->series */
+  tp_keymap *keys; /* group key -> index */
+  char *key_buf;   /* scratch for building a row's key */
   size_t key_alloc;
-  size_t key_len_cur; /* length of the key in key_buf */
   char *err;
   size_t errlen;
 } agg;
@@ -86,7 +84,7 @@ static const char *row_dim(const tp_store_row *row, tp_report_dim d) {
   return "";
 }
 
-static bool row_selected(const tp_report_query *q, const tp_store_row *row) {
+bool tp__report_row_selected(const tp_report_query *q, const tp_store_row *row) {
   for (int d = 0; d < TP_DIM_COUNT; d++)
     if (q->glob[d] != NULL && fnmatch(q->glob[d], row_dim(row, (tp_report_dim)d), 0) != 0)
       return false;
@@ -114,30 +112,7 @@ static size_t build_key(agg *a, const tp_store_row *row) {
   return at;
 }
 
-static uint64_t fnv1a(const char *p, size_t n) {
-  uint64_t h = 1469598103934665603ULL;
-  for (size_t i = 0; i < n; i++) {
-    h ^= (unsigned char)p[i];
-    h *= 1099511628211ULL;
-  }
-  return h;
-}
-
-static void grow_slots(agg *a) {
-  size_t n = a->n_slots ? a->n_slots * 2 : 64;
-  size_t *slots = tp_xcalloc(n, sizeof(*slots));
-  for (size_t g = 0; g < a->report->n_series; g++) {
-    size_t at = (size_t)a->acc[g].hash & (n - 1);
-    while (slots[at] != 0)
-      at = (at + 1) & (n - 1);
-    slots[at] = g + 1;
-  }
-  free(a->slots);
-  a->slots = slots;
-  a->n_slots = n;
-}
-
-static size_t new_group(agg *a, const tp_store_row *row, uint64_t hash) {
+static size_t new_group(agg *a, const tp_store_row *row) {
   tp_report *r = a->report;
   if (r->n_series == r->alloc_series) {
     r->alloc_series = r->alloc_series ? 2 * r->alloc_series : 16;
@@ -148,10 +123,7 @@ static size_t new_group(agg *a, const tp_store_row *row, uint64_t hash) {
   tp_report_series *s = &r->series[g];
   memset(s, 0, sizeof(*s));
   memset(&a->acc[g], 0, sizeof(a->acc[g]));
-  a->acc[g].hash = hash;
-  a->acc[g].key = tp_xmalloc(a->key_len_cur ? a->key_len_cur : 1);
-  memcpy(a->acc[g].key, a->key_buf, a->key_len_cur);
-  a->acc[g].key_len = a->key_len_cur;
+  a->acc[g].key = tp_keymap_key(a->keys, g, &a->acc[g].key_len);
   for (size_t i = 0; i < r->query.n_by; i++)
     s->key[r->query.by[i]] = tp_xstrdup(row_dim(row, r->query.by[i]));
   if (r->query.buckets > 0)
@@ -161,20 +133,9 @@ static size_t new_group(agg *a, const tp_store_row *row, uint64_t hash) {
 
 static size_t find_group(agg *a, const tp_store_row *row) {
   size_t len = build_key(a, row);
-  a->key_len_cur = len;
-  uint64_t hash = fnv1a(a->key_buf, len);
-  if (2 * (a->report->n_series + 1) > a->n_slots)
-    grow_slots(a);
-  size_t at = (size_t)hash & (a->n_slots - 1);
-  for (; a->slots[at] != 0; at = (at + 1) & (a->n_slots - 1)) {
-    size_t g = a->slots[at] - 1;
-    const group_acc *acc = &a->acc[g];
-    if (acc->hash == hash && acc->key_len == len && memcmp(acc->key, a->key_buf, len) == 0)
-      return g;
-  }
-  size_t g = new_group(a, row, hash);
-  a->slots[at] = g + 1;
-  return g;
+  bool added;
+  size_t g = tp_keymap_get(a->keys, a->key_buf, len, &added);
+  return added ? new_group(a, row) : g;
 }
 
 /* ---- adding one row ------------------------------------------------------------- */
@@ -252,7 +213,7 @@ static tp_err on_row(const tp_store_row *row, void *ctx) {
     snprintf(a->err, a->errlen, "database holds unknown error class \"%s\"", row->error_class);
     return TP_E_STORE;
   }
-  if (!row_selected(&a->report->query, row))
+  if (!tp__report_row_selected(&a->report->query, row))
     return TP_E_OK;
   size_t g = find_group(a, row);
   tp_report_series *s = &a->report->series[g];
@@ -481,7 +442,7 @@ tp_err tp_report_build(tp_store *store, const tp_report_query *query, tp_report 
   }
   if (r->query.buckets > TP_REPORT_MAX_BUCKETS)
     r->query.buckets = TP_REPORT_MAX_BUCKETS;
-  agg a = {.report = r, .err = err, .errlen = errlen};
+  agg a = {.report = r, .keys = tp_keymap_new(), .err = err, .errlen = errlen};
   /* Without --until the window ends now but stays open: an agent's clock a little
    * ahead of ours (ingest allows max_clock_skew) must not hide its latest results. */
   tp_store_filter filter = {.since_unix_ns = query->since_unix_ns,
@@ -494,7 +455,6 @@ tp_err tp_report_build(tp_store *store, const tp_report_query *query, tp_report 
     if (rc == TP_E_OK)
       finish_group(r, g, &a.acc[g]);
     free_acc(&a.acc[g]);
-    free(a.acc[g].key);
   }
   for (size_t i = 0; rc == TP_E_OK && i < r->n_series; i++)
     tp__report_series_warnings(r, i);
@@ -504,8 +464,10 @@ tp_err tp_report_build(tp_store *store, const tp_report_query *query, tp_report 
     rc = tp__report_chains(store, r, &filter, err, errlen);
   if (rc == TP_E_OK && !query->skip_delivery)
     rc = tp__report_delivery(store, r, query->since_unix_ns, err, errlen);
+  if (rc == TP_E_OK && query->with_slo)
+    rc = tp__report_slo(store, r, err, errlen);
   free(a.acc);
-  free(a.slots);
+  tp_keymap_free(a.keys);
   free(a.key_buf);
   if (rc != TP_E_OK) {
     tp_report_free(r);
@@ -539,9 +501,10 @@ const tp_report_cert *tp_report_cert_at(const tp_report *report, size_t i) {
 
 int tp_report_worst_level(const tp_report *report) {
   int worst = -1;
-  const tp_report_warning *lists[2] = {report->warnings, report->agent_warnings};
-  size_t counts[2] = {report->n_warnings, report->n_agent_warnings};
-  for (size_t l = 0; l < 2; l++)
+  const tp_report_warning *lists[3] = {report->warnings, report->agent_warnings,
+                                       report->slo_warnings};
+  size_t counts[3] = {report->n_warnings, report->n_agent_warnings, report->n_slo_warnings};
+  for (size_t l = 0; l < 3; l++)
     for (size_t i = 0; i < counts[l]; i++)
       if ((int)lists[l][i].level > worst)
         worst = (int)lists[l][i].level;
@@ -577,6 +540,7 @@ void tp_report_free(tp_report *report) {
   free(report->warnings);
   tp__report_delivery_free(report);
   tp__report_chains_free(report);
+  tp__report_slo_free(report);
   free(report->series);
   free(report);
 }

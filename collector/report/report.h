@@ -179,6 +179,8 @@ typedef struct tp_report_query {
   bool skip_delivery;             /* no per-agent delivery section */
   size_t buckets;                 /* > 0: per-group time series of that many buckets */
   uint64_t silent_after_ms;       /* 0 = TP_REPORT_DEFAULT_SILENT_AFTER_MS */
+  bool with_slo;                  /* burn rates over the 3 days up to until */
+  const struct tp_collector_slo *slo; /* objectives; NULL = 99.9 %, quorum 1 */
 } tp_report_query;
 
 typedef struct tp_report tp_report;
@@ -211,7 +213,13 @@ const tp_report_warning *tp_report_agent_warning_at(const tp_report *report, siz
 /* Certificates of the latest chains, soonest to expire first (query.with_chains). */
 size_t tp_report_cert_count(const tp_report *report);
 const tp_report_cert *tp_report_cert_at(const tp_report *report, size_t i);
-/* The worst level among every warning (series and agents): TP_REPORT_CRIT,
+/* SLO burn-rate rows (query.with_slo) and their WARN (ticket, or paging in fewer
+ * regions than the quorum) and CRIT (page) lines. */
+size_t tp_report_slo_count(const tp_report *report);
+const struct tp_report_slo_row *tp_report_slo_at(const tp_report *report, size_t i);
+size_t tp_report_slo_warning_count(const tp_report *report);
+const tp_report_warning *tp_report_slo_warning_at(const tp_report *report, size_t i);
+/* The worst level among every warning (series, agents and SLOs): TP_REPORT_CRIT,
  * TP_REPORT_WARN, or -1 when there is none (report --check). */
 int tp_report_worst_level(const tp_report *report);
 void tp_report_free(tp_report *report);

@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "report_output.h"
 #include "report_time.h"
 
@@ -19,7 +20,7 @@
 #define TARGET_VIEW_BUCKETS 12
 
 void tp_report_usage(FILE *out) {
-  fputs("  tlsprobe-collector report [VIEW [TARGET]] --db FILE [options]\n"
+  fputs("  tlsprobe-collector report [VIEW [TARGET]] --db FILE | --config FILE [options]\n"
         "      VIEW: summary (default), errors, versions, expiry, clients TARGET,\n"
         "            target TARGET, agents\n"
         "      --since WHEN     window start: a duration back from --until (30m, 1h, 7d)\n"
@@ -32,6 +33,9 @@ void tp_report_usage(FILE *out) {
         "      --format text|json|csv   (json: docs/report.schema.json, rates 0..1)\n"
         "      --buckets N      time series of N buckets per group (view target: 12)\n"
         "      --silent-after DURATION  an agent quiet this long is SILENT (default 5m)\n"
+        "      --config FILE    the collector's config: its database and its slo: objectives\n"
+        "                       (summary and target views add burn-rate alerts; default\n"
+        "                       objective 99.9 % success, quorum 1 region)\n"
         "      --check          exit 0 healthy, 1 a WARN line, 2 a CRIT line, 3 no report\n"
         "      Colour only on a terminal, never with NO_COLOR set.\n",
         out);
@@ -39,6 +43,7 @@ void tp_report_usage(FILE *out) {
 
 typedef struct cli {
   const char *db;
+  const char *config; /* collector.yaml: the database and the SLOs */
   const char *since;
   const char *until;
   const char *by;
@@ -96,6 +101,8 @@ static bool option(cli *c, const char *opt, const char *val) {
   tp_report_dim dim;
   if (strcmp(opt, "--db") == 0)
     c->db = val;
+  else if (strcmp(opt, "--config") == 0)
+    c->config = val;
   else if (strcmp(opt, "--since") == 0)
     c->since = val;
   else if (strcmp(opt, "--until") == 0)
@@ -116,19 +123,30 @@ static bool option(cli *c, const char *opt, const char *val) {
   return true;
 }
 
-static bool parse_args(int argc, char **argv, cli *c) {
-  int i = 0;
-  if (i < argc && argv[i][0] != '-') {
-    if (!tp_report_view_from_name(argv[i], &c->out.view))
+/* VIEW and its TARGET, wherever they stand among the options. */
+static bool positional(cli *c, const char *arg, int *seen) {
+  if (*seen == 0) {
+    if (!tp_report_view_from_name(arg, &c->out.view))
       return fail_usage("unknown view \"%s\" (summary, errors, versions, expiry, clients,"
                         " target, agents)",
-                        argv[i]);
-    i++;
-    if ((c->out.view == TP_VIEW_TARGET || c->out.view == TP_VIEW_CLIENTS) && i < argc &&
-        argv[i][0] != '-')
-      c->name = argv[i++];
+                        arg);
+  } else if (*seen == 1 && (c->out.view == TP_VIEW_TARGET || c->out.view == TP_VIEW_CLIENTS)) {
+    c->name = arg;
+  } else {
+    return fail_usage("unexpected argument \"%s\"", arg);
   }
-  for (; i < argc; i++) {
+  (*seen)++;
+  return true;
+}
+
+static bool parse_args(int argc, char **argv, cli *c) {
+  int seen = 0;
+  for (int i = 0; i < argc; i++) {
+    if (strncmp(argv[i], "--", 2) != 0) {
+      if (!positional(c, argv[i], &seen))
+        return false;
+      continue;
+    }
     if (strcmp(argv[i], "--check") == 0) {
       c->check = true;
       continue;
@@ -139,8 +157,8 @@ static bool parse_args(int argc, char **argv, cli *c) {
       return false;
     i++;
   }
-  if (c->db == NULL)
-    return fail_usage("--db is required");
+  if (c->db == NULL && c->config == NULL)
+    return fail_usage("--db FILE or --config collector.yaml is required");
   return true;
 }
 
@@ -173,6 +191,7 @@ static bool shape_query(cli *c) {
     if (q->glob[TP_DIM_TARGET] == NULL)
       return fail_usage("target needs a name: report target NAME");
     q->with_facts = true;
+    q->with_slo = true;
     q->buckets = TARGET_VIEW_BUCKETS;
     by = by_profile_region, n = 2;
     break;
@@ -182,6 +201,7 @@ static bool shape_query(cli *c) {
   case TP_VIEW_SUMMARY:
     /* --target NAME alone (no glob) keeps its long-standing meaning: add facts. */
     q->with_facts = q->glob[TP_DIM_TARGET] != NULL;
+    q->with_slo = true;
     break;
   }
   if (c->by != NULL) {
@@ -243,6 +263,7 @@ int tp_report_command(int argc, char **argv) {
   cli c = {0};
   tp_store *store = NULL;
   tp_report *rep = NULL;
+  tp_collector_config *config = NULL;
   struct timespec now;
   int status = EXIT_FAILURE;
   bool reported = false;
@@ -256,6 +277,15 @@ int tp_report_command(int argc, char **argv) {
   if (!parse_window(&c, (int64_t)now.tv_sec * 1000000000 + now.tv_nsec))
     return EXIT_USAGE;
   c.out.color = c.out.format == TP_FORMAT_TEXT && use_color();
+  if (c.config != NULL) {
+    if (tp_collector_config_load(c.config, &config, err, sizeof(err)) != TP_E_OK) {
+      fprintf(stderr, "tlsprobe-collector report: %s\n", err);
+      goto out;
+    }
+    c.query.slo = &config->slo;
+    if (c.db == NULL)
+      c.db = config->database;
+  }
   if (tp_store_open_sqlite(c.db, TP_STORE_READONLY, &store, err, sizeof(err)) != TP_E_OK) {
     fprintf(stderr, "tlsprobe-collector report: %s\n", err);
     goto out;
@@ -274,6 +304,7 @@ int tp_report_command(int argc, char **argv) {
 out:
   tp_report_free(rep);
   tp_store_close(store);
+  tp_collector_config_free(config);
   if (c.check && !reported)
     return CHECK_FAILED; /* 1 and 2 mean warning and critical under --check */
   return status;

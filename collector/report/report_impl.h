@@ -22,7 +22,21 @@ struct tp_report {
   tp_report_cert *certs;
   size_t n_certs;
   size_t alloc_certs;
+  struct tp_report_slo_row *slo; /* report_slo.h */
+  size_t n_slo;
+  tp_report_warning *slo_warnings; /* .series indexes slo */
+  size_t n_slo_warnings;
 };
+
+/* report.c: whether a row passes the query's glob filters. */
+bool tp__report_row_selected(const tp_report_query *q, const tp_store_row *row);
+
+/* report_slo.c: burn rates per target x region over the 3 days up to the window's
+ * end, and their warnings (r->slo, r->slo_warnings). */
+tp_err tp__report_slo(tp_store *store, tp_report *r, char *err, size_t errlen);
+void tp__report_slo_free(tp_report *r);
+tp_err tp__report_slo_text(const tp_report *r, const tp_report_output *o, tp_buf *b);
+tp_err tp__report_slo_json(const tp_report *r, tp_buf *b);
 
 /* report_warn.c: the thresholds of one series become warnings. */
 void tp__report_series_warnings(tp_report *r, size_t i);

@@ -376,6 +376,8 @@ tp_err tp__report_json(const tp_report *r, const tp_report_output *o, tp_buf *b)
   if (rc == TP_E_OK)
     rc = json_certs(b, r);
   if (rc == TP_E_OK)
+    rc = tp__report_slo_json(r, b);
+  if (rc == TP_E_OK)
     rc = tp__report_delivery_json(r, b);
   if (rc == TP_E_OK)
     rc = json_warnings(b, "agent_warnings", r->agent_warnings, r->n_agent_warnings);

@@ -165,6 +165,8 @@ static tp_err view_summary(const tp_report *r, const tp_report_output *o, tp_buf
   if (rc == TP_E_OK)
     rc = warnings(r, o, b);
   if (rc == TP_E_OK)
+    rc = tp__report_slo_text(r, o, b);
+  if (rc == TP_E_OK)
     rc = tp__report_delivery_text(r, b);
   return rc;
 }

@@ -19,6 +19,7 @@ PACKAGES=(
   nginx                                # server matrix: session tickets, 0-RTT, OCSP stapling file
   curl                                 # raw HTTP in the collector bad-input tests
   python3                              # collector tests: keep-alive TLS client, slowloris, flood
+  python3-jsonschema                   # report JSON checked against docs/report.schema.json
   valgrind                             # the agent under memcheck (test_agent_valgrind)
   procps psmisc                        # pkill/ps used by scripts
   ca-certificates

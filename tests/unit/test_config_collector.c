@@ -147,7 +147,7 @@ static const struct {
 } bad_cases[] = {
     {"empty.yaml", ":1:1: no configuration: the file is empty or holds only comments (expected a "
                    "mapping with the keys listen, database; optional: max_body_bytes, log_level, "
-                   "insecure_plaintext, tls, auth, max_result_age, max_clock_skew, limits)"},
+                   "insecure_plaintext, tls, auth, max_result_age, max_clock_skew, limits, slo)"},
     {"comment_only.yaml", ":1:1: no configuration: the file is empty or holds only comments"},
     {"collector_tab_indent.yaml", ":4:1: tab character in indentation"},
     {"collector_bad_listen_port.yaml", ":2:9: listen: port \"99999\" is not a number in 0..65535"},

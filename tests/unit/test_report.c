@@ -283,7 +283,7 @@ static void test_json_format(void **state) {
                                "\"text\":\"success rate 80.00% (threshold 99.9%)\"},"
                                "{\"level\":\"WARN\",\"index\":1,"
                                "\"text\":\"success rate 0.00% (threshold 99.9%)\"}],"
-                               "\"certificates\":[],"
+                               "\"certificates\":[],\"slo\":[],\"slo_warnings\":[],"
                                "\"agents\":[{\"agent_id\":\"agent-r\",\"spools\":1,"
                                "\"results\":15,\"lost_total\":0,\"lost_in_window\":0,"
                                "\"lost_spool_full\":0,\"lost_spool_error\":0,"
@@ -1080,7 +1080,7 @@ static void test_empty_window(void **state) {
                             "\"filters\":{\"target\":null,\"profile\":null,\"region\":null,"
                             "\"agent\":null,\"family\":null},\"total_probes\":0,"
                             "\"series\":[],\"warnings\":[],\"certificates\":[],"
-                            "\"agents\":[],\"agent_warnings\":[]}\n");
+                            "\"slo\":[],\"slo_warnings\":[],\"agents\":[],\"agent_warnings\":[]}\n");
   free(json);
   tp_report_free(rep);
 }

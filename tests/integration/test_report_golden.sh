@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# test_report_golden.sh - the report over golden datasets pushed through a real
+# collector's ingest (make-batch + curl): success rates, nearest-rank percentiles with
+# ties and tiny samples, error owners, version distribution, burn-rate SLO scenarios (a
+# fast burn that pages, a slow one that is a ticket, one region of two under quorum 2 that
+# must not page, two that must), expiry severities at 31/30/14/8/7/3/0 days; the JSON
+# against docs/report.schema.json, the CSV against the JSON, every view in every format,
+# colour only on a terminal and never with NO_COLOR. Expectations are computed
+# independently by report_golden.py from the same rows.
+set -euo pipefail
+
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "$0")/lib.sh"
+
+: "${TP_COLLECTOR:?set TP_COLLECTOR to the tlsprobe-collector binary}"
+: "${TP_MAKE_BATCH:?set TP_MAKE_BATCH to the make-batch tool}"
+for tool in curl python3 script; do
+  command -v "$tool" >/dev/null || tp_die "$tool missing: run deploy/scripts/install-deps.sh"
+done
+HERE=$(cd "$(dirname "$0")" && pwd)
+SCHEMA=$HERE/../../docs/report.schema.json
+
+tp_install_traps
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/tlsprobe-golden.XXXXXX")
+tp_on_exit "rm -rf '$WORK'"
+
+tp_start_collector "$TP_COLLECTOR" "$WORK"
+cat >>"$WORK/collector.yaml" <<YAML
+slo:
+  success: 99.9
+  targets:
+    - target: "regional*"
+      quorum: 2
+YAML
+
+NOW=$(date +%s)
+UNTIL=$(date -u -d "@$NOW" +%Y-%m-%dT%H:%M:%SZ)
+python3 "$HERE/report_golden.py" lines "$NOW" >"$WORK/lines"
+# One batch per agent, posted as an agent would.
+awk -v dir="$WORK" '/^### / { f = dir "/agent-" $2 ".lines"; next } { print > f }' "$WORK/lines"
+for file in "$WORK"/agent-*.lines; do
+  agent=${file##*/agent-}
+  agent=${agent%.lines}
+  "$TP_MAKE_BATCH" "$agent" 1 1 1 "$NOW" <"$file" >"$WORK/$agent.pb"
+  code=$(curl -s -o "$WORK/$agent.ack" -w '%{http_code}' --max-time 30 \
+    -H 'Content-Type: application/x-protobuf' --data-binary "@$WORK/$agent.pb" \
+    "$TP_COLLECTOR_URL")
+  tp_expect_eq "batch of $agent ($(wc -l <"$file") results) accepted" 200 "$code"
+done
+
+report() { "$TP_COLLECTOR" report --config "$WORK/collector.yaml" --until "$UNTIL" "$@"; }
+
+rc=0
+report --format json >"$WORK/report.json" 2>"$WORK/report.err" || rc=$?
+tp_expect_eq "report --format json exits 0" 0 "$rc" || cat "$WORK/report.err" >&2
+report --format csv >"$WORK/report.csv" 2>>"$WORK/report.err" || rc=$?
+tp_expect_eq "report --format csv exits 0" 0 "$rc"
+report expiry --format json >"$WORK/expiry.json" 2>>"$WORK/report.err" || rc=$?
+# The expiry view's certificates join the summary's JSON for one check.
+python3 - "$WORK/report.json" "$WORK/expiry.json" <<'PY'
+import json, sys
+summary = json.load(open(sys.argv[1]))
+summary["certificates"] = json.load(open(sys.argv[2]))["certificates"]
+json.dump(summary, open(sys.argv[1], "w"))
+PY
+if python3 "$HERE/report_golden.py" check "$NOW" "$WORK/report.json" "$WORK/report.csv" \
+  >"$WORK/check.out"; then
+  tp_pass "golden expectations ($(grep -c '^ok' "$WORK/check.out") checks)"
+else
+  grep -v '^ok' "$WORK/check.out" >&2
+  tp_fail "golden expectations: $(grep -c '^FAIL' "$WORK/check.out") failed"
+fi
+
+# The JSON against its published schema (every view).
+for view in summary errors versions expiry agents "target rates" "clients rates"; do
+  # shellcheck disable=SC2086
+  report $view --format json >"$WORK/view.json" 2>"$WORK/view.err" || rc=$?
+  if out=$(python3 "$HERE/check_schema.py" "$SCHEMA" "$WORK/view.json" 2>&1); then
+    tp_pass "report $view --format json matches docs/report.schema.json"
+  else
+    tp_fail "report $view --format json vs schema: $out"
+  fi
+done
+
+# Every view in every format exits 0 and ends with a newline.
+for view in summary errors versions expiry agents "target rates" "clients rates"; do
+  for format in text json csv; do
+    rc=0
+    # shellcheck disable=SC2086
+    report $view --format $format >"$WORK/out" 2>"$WORK/err" || rc=$?
+    tp_expect_eq "report $view --format $format exits 0" 0 "$rc"
+    tp_expect_eq "report $view --format $format ends with a newline" 1 \
+      "$(tail -c1 "$WORK/out" | od -An -c | grep -c '\\n' || true)"
+  done
+done
+
+# report --check: the fast burn pages (CRIT), whatever the other lines say.
+rc=0
+report --check >/dev/null 2>"$WORK/check.err" || rc=$?
+tp_expect_eq "report --check exits 2 (the fast burn pages)" 2 "$rc"
+rc=0
+report --target tiny1 --check >/dev/null 2>&1 || rc=$?
+tp_expect_eq "report --check on a healthy target exits 0" 0 "$rc"
+rc=0
+report --target slow --check >/dev/null 2>&1 || rc=$?
+tp_expect_eq "report --check on the slow burn exits 1 (a ticket)" 1 "$rc"
+text=$(report --target 'regional*' 2>&1)
+tp_expect_match "text names the quorum" 'WARN slo regional: success >= 99\.9% burning its 30-day budget fast in 1 of 2 regions \(eu 1h [0-9.]+x/5m [0-9.]+x\): below the quorum, not paging' "$text"
+tp_expect_match "text pages the two-region burn" 'CRIT slo regional2: success >= 99\.9% burning its 30-day budget fast in 2 of 2 regions' "$text"
+
+# Grouping and filters.
+text=$(report --by region --region 'e*' 2>&1)
+tp_expect_match "--by region: one row per region" $'\nREGION +PROBES' "$text"
+tp_expect_eq "--region e*: only eu" 0 "$(grep -c '^us ' <<<"$text" || true)"
+rc=0
+report --by nonsense >/dev/null 2>"$WORK/err" || rc=$?
+tp_expect_eq "--by nonsense exits 2" 2 "$rc"
+tp_expect_match "... and says what is allowed" 'target, profile, region, agent, family' "$(cat "$WORK/err")"
+rc=0
+report --since 2026-13-01T00:00:00Z >/dev/null 2>"$WORK/err" || rc=$?
+tp_expect_eq "--since with a bad RFC 3339 time exits 2" 2 "$rc"
+rc=0
+report --since "$UNTIL" >/dev/null 2>"$WORK/err" || rc=$?
+tp_expect_match "an empty window is refused" 'window is empty' "$(cat "$WORK/err")"
+
+# Colour: on a terminal yes, with NO_COLOR no, into a pipe no.
+tty_out=$(script -qec "'$TP_COLLECTOR' report --config '$WORK/collector.yaml' --until '$UNTIL' --target fast" /dev/null)
+tp_expect_match "colour on a terminal" $'\033\\[1;31mCRIT' "$tty_out"
+tty_out=$(NO_COLOR=1 script -qec "'$TP_COLLECTOR' report --config '$WORK/collector.yaml' --until '$UNTIL' --target fast" /dev/null)
+tp_expect_eq "NO_COLOR: no escape sequence" 0 "$(grep -c $'\033' <<<"$tty_out" || true)"
+tp_expect_eq "a pipe: no escape sequence" 0 "$(report --target fast | grep -c $'\033' || true)"
+
+tp_finish
