@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "report_compare.h"
 #include "report_output.h"
 #include "report_time.h"
 
@@ -37,6 +38,11 @@ void tp_report_usage(FILE *out) {
         "                       (summary and target views add burn-rate alerts; default\n"
         "                       objective 99.9 % success, quorum 1 region)\n"
         "      --check          exit 0 healthy, 1 a WARN line, 2 a CRIT line, 3 no report\n"
+        "  tlsprobe-collector report compare --baseline SEL --candidate SEL --db FILE\n"
+        "                            [--by profile] [--since/--until] [--format text|json]\n"
+        "      SEL: DIM=GLOB[,DIM=GLOB] (e.g. target=api-old); per group a one-sided\n"
+        "      two-proportion z-test of the candidate failing more often, Bonferroni-\n"
+        "      corrected; --check exits 0 not worse, 1 not enough data, 2 worse\n"
         "      Colour only on a terminal, never with NO_COLOR set.\n",
         out);
 }
@@ -53,6 +59,8 @@ typedef struct cli {
   tp_report_output out;
   tp_report_query query;
   bool check;
+  bool compare; /* report compare --baseline SEL --candidate SEL */
+  const char *baseline, *candidate;
 } cli;
 
 static bool fail_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -103,6 +111,10 @@ static bool option(cli *c, const char *opt, const char *val) {
     c->db = val;
   else if (strcmp(opt, "--config") == 0)
     c->config = val;
+  else if (strcmp(opt, "--baseline") == 0)
+    c->baseline = val;
+  else if (strcmp(opt, "--candidate") == 0)
+    c->candidate = val;
   else if (strcmp(opt, "--since") == 0)
     c->since = val;
   else if (strcmp(opt, "--until") == 0)
@@ -125,7 +137,9 @@ static bool option(cli *c, const char *opt, const char *val) {
 
 /* VIEW and its TARGET, wherever they stand among the options. */
 static bool positional(cli *c, const char *arg, int *seen) {
-  if (*seen == 0) {
+  if (*seen == 0 && strcmp(arg, "compare") == 0) {
+    c->compare = true;
+  } else if (*seen == 0) {
     if (!tp_report_view_from_name(arg, &c->out.view))
       return fail_usage("unknown view \"%s\" (summary, errors, versions, expiry, clients,"
                         " target, agents)",
@@ -159,6 +173,10 @@ static bool parse_args(int argc, char **argv, cli *c) {
   }
   if (c->db == NULL && c->config == NULL)
     return fail_usage("--db FILE or --config collector.yaml is required");
+  if (c->compare != (c->baseline != NULL) || c->compare != (c->candidate != NULL))
+    return fail_usage("compare needs --baseline SEL and --candidate SEL (and they need compare)");
+  if (c->compare && c->out.format == TP_FORMAT_CSV)
+    return fail_usage("compare writes text or json");
   return true;
 }
 
@@ -204,6 +222,8 @@ static bool shape_query(cli *c) {
     q->with_slo = true;
     break;
   }
+  if (c->compare)
+    by = by_profile, n = 1;
   if (c->by != NULL) {
     if (!parse_by(c->by, q))
       return fail_usage("--by \"%s\" is not a list of target, profile, region, agent,"
@@ -253,6 +273,40 @@ static int check_status(const tp_report *rep) {
   return status;
 }
 
+/* report compare: the verdict decides under --check (2 worse, 1 not enough data). */
+static int compare(cli *c, tp_store *store, char *err, size_t errlen, bool *reported) {
+  tp_compare_side base, cand;
+  char *base_store = NULL, *cand_store = NULL;
+  tp_compare *cmp = NULL;
+  int status = EXIT_FAILURE;
+  if (!tp_compare_parse_side(c->baseline, &base, &base_store, err, errlen) ||
+      !tp_compare_parse_side(c->candidate, &cand, &cand_store, err, errlen)) {
+    fprintf(stderr, "tlsprobe-collector report compare: %s\n", err);
+    status = EXIT_USAGE;
+    goto out;
+  }
+  if (tp_compare_build(store, &c->query, &base, &cand, &cmp, err, errlen) != TP_E_OK) {
+    fprintf(stderr, "tlsprobe-collector report compare: %s\n", err);
+    goto out;
+  }
+  if (tp_compare_write(cmp, c->out.format, stdout) != TP_E_OK) {
+    perror("tlsprobe-collector report compare: writing output");
+    goto out;
+  }
+  status = 0;
+  *reported = true;
+  if (c->check) {
+    tp_compare_verdict v = tp_compare_overall(cmp);
+    status = v == TP_COMPARE_WORSE ? CHECK_CRITICAL : v == TP_COMPARE_NOT_ENOUGH ? CHECK_WARNING : 0;
+    fprintf(stderr, "tlsprobe-collector report compare --check: %s\n", tp_compare_verdict_name(v));
+  }
+out:
+  tp_compare_free(cmp);
+  free(base_store);
+  free(cand_store);
+  return status;
+}
+
 static bool use_color(void) {
   const char *no_color = getenv("NO_COLOR"); /* https://no-color.org: any non-empty value */
   return isatty(STDOUT_FILENO) && (no_color == NULL || no_color[0] == '\0');
@@ -288,6 +342,10 @@ int tp_report_command(int argc, char **argv) {
   }
   if (tp_store_open_sqlite(c.db, TP_STORE_READONLY, &store, err, sizeof(err)) != TP_E_OK) {
     fprintf(stderr, "tlsprobe-collector report: %s\n", err);
+    goto out;
+  }
+  if (c.compare) {
+    status = compare(&c, store, err, sizeof(err), &reported);
     goto out;
   }
   if (tp_report_build(store, &c.query, &rep, err, sizeof(err)) != TP_E_OK) {

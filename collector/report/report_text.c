@@ -301,28 +301,53 @@ static tp_err view_expiry(const tp_report *r, const tp_report_output *o, tp_buf 
 
 /* ---- clients ------------------------------------------------------------------- */
 
-/* Profiles ordered by failure: the stranded first (by class), the fine last. */
+/* A profile is stranded when most of its handshakes fail (the policy shuts that
+ * client population out), degraded when some do, fine otherwise. */
+typedef enum { CLIENT_STRANDED, CLIENT_DEGRADED, CLIENT_FINE } client_state;
+
+static client_state client_state_of(const tp_report_series *s) {
+  if (s->successes * 2 < s->probes)
+    return CLIENT_STRANDED;
+  if (s->successes * 1000 < s->probes * TP_REPORT_MIN_SUCCESS_PERMILLE)
+    return CLIENT_DEGRADED;
+  return CLIENT_FINE;
+}
+
+/* Stranded first, then degraded, then fine; within each by failure class, then name. */
 static int cmp_by_failure(const void *pa, const void *pb) {
   const tp_report_series *a = *(const tp_report_series *const *)pa;
   const tp_report_series *b = *(const tp_report_series *const *)pb;
-  const char *ea = a->top_error ? a->top_error : "~", *eb = b->top_error ? b->top_error : "~";
+  client_state sa = client_state_of(a), sb = client_state_of(b);
+  if (sa != sb)
+    return sa < sb ? -1 : 1;
+  const char *ea = a->top_error ? a->top_error : "", *eb = b->top_error ? b->top_error : "";
   int c = strcmp(ea, eb);
   return c != 0 ? c : strcmp(a->profile, b->profile);
 }
 
+static bool same_bucket(const tp_report_series *a, const tp_report_series *b) {
+  if (client_state_of(a) != client_state_of(b))
+    return false;
+  return client_state_of(a) == CLIENT_FINE ||
+         strcmp(a->top_error ? a->top_error : "", b->top_error ? b->top_error : "") == 0;
+}
+
+/* "stranded by protocol_version (policy acts): 2 profiles: "IE 11", "Java 7"". */
 static tp_err stranded_lines(const tp_report_series **order, size_t n, tp_buf *b) {
+  static const char *const words[] = {"stranded", "degraded", "succeed"};
   tp_err rc = TP_E_OK;
   for (size_t i = 0; rc == TP_E_OK && i < n;) {
-    size_t j = i;
-    while (j < n && order[j]->top_error != NULL && order[i]->top_error != NULL &&
-           strcmp(order[j]->top_error, order[i]->top_error) == 0)
+    size_t j = i + 1;
+    while (j < n && same_bucket(order[i], order[j]))
       j++;
-    if (j == i) { /* no failure from here on */
-      rc = add(b, tp_xasprintf("succeed: %zu profiles\n", n - i));
-      break;
-    }
-    rc = add(b, tp_xasprintf("stranded by %s (%s acts): %zu profile%s:", order[i]->top_error,
-                             order[i]->top_error_category, j - i, j - i == 1 ? "" : "s"));
+    client_state st = client_state_of(order[i]);
+    if (st == CLIENT_FINE)
+      rc = add(b, tp_xasprintf("%s: %zu profile%s:", words[st], j - i, j - i == 1 ? "" : "s"));
+    else
+      rc = add(b, tp_xasprintf("%s by %s (%s acts): %zu profile%s:", words[st],
+                               order[i]->top_error ? order[i]->top_error : "?",
+                               order[i]->top_error_category ? order[i]->top_error_category : "?",
+                               j - i, j - i == 1 ? "" : "s"));
     for (size_t k = i; rc == TP_E_OK && k < j; k++) {
       char *p = tp__report_repr(order[k]->profile);
       rc = add(b, tp_xasprintf("%s \"%s\"", k == i ? "" : ",", p));

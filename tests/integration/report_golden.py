@@ -62,6 +62,24 @@ def dataset(now):
                 bad = region in burning and i < 12
                 rows.append((agent, target, "p1", region, "connection_refused" if bad else "ok",
                              5, 10 + i * 30, ""))
+    # Canary comparison: per profile, api-bad fails p-b far more often than api-old,
+    # api-same is within noise; p-tiny has too few probes to say anything.
+    canary = {"api-old": {"p-a": 2, "p-b": 2, "p-c": 2}, "api-bad": {"p-a": 2, "p-b": 30, "p-c": 3},
+              "api-same": {"p-a": 3, "p-b": 3, "p-c": 1}}
+    for target, failing in canary.items():
+        for profile, bad in failing.items():
+            for i in range(200):
+                rows.append(("golden-b", target, profile, "eu",
+                             "protocol_version" if i < bad else "ok", 5, 100 + i * 15, ""))
+        for i in range(10):
+            rows.append(("golden-b", target, "p-tiny", "eu", "ok", 5, 100 + i * 15, ""))
+    # Who does this policy strand? (report clients policy)
+    for profile, outcome, bad in (("modern", "ok", 0), ("ie-11", "protocol_version", 40),
+                                  ("java-7", "protocol_version", 40),
+                                  ("old-android", "no_shared_cipher", 40), ("flaky", "alert", 4)):
+        for i in range(40):
+            rows.append(("golden-a", "policy", profile, "eu", outcome if i < bad else "ok", 5,
+                         100 + i * 60, ""))
     # Expiry severities.
     for days in (31, 30, 14, 8, 7, 3, 0):
         rows.append(("golden-a", "exp%d" % days, "p1", "eu", "ok", 5, 60,
@@ -130,7 +148,9 @@ def check(now, json_path, csv_path=None):
         expect(f"{key} probes", len(mine), s["probes"])
         expect(f"{key} successes", len(ok), s["successes"])
         expect(f"{key} success_rate", len(ok) / len(mine), s["success_rate"])
-        for name, pm in (("p50", 500), ("p90", 900), ("p99", 990), ("p99_9", 999)):
+        if not ok:
+            expect(f"{key} no latency without a success", None, s["handshake_ms"])
+        for name, pm in (("p50", 500), ("p90", 900), ("p99", 990), ("p99_9", 999)) if ok else ():
             expect(f"{key} handshake {name}", float(nearest_rank(ok, pm)), s["handshake_ms"][name])
             connect = [v / 4 for v in ok]  # make-batch: connect = handshake / 4
             expect(f"{key} connect {name}", nearest_rank(connect, pm), s["connect_ms"][name])
@@ -196,9 +216,50 @@ def check(now, json_path, csv_path=None):
     return 1 if FAILURES else 0
 
 
+def compare_p_value(n1, f1, n2, f2):
+    """One-sided pooled two-proportion z-test: P(Z >= z) for 'rate 2 > rate 1'."""
+    pooled = (f1 + f2) / (n1 + n2)
+    se = math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
+    if se == 0:
+        return 1.0
+    z = (f2 / n2 - f1 / n1) / se
+    return 0.5 * math.erfc(z / math.sqrt(2))
+
+
+def check_compare(now, candidate, json_path):
+    with open(json_path) as f:
+        got = json.load(f)
+    rows = [r for r in dataset(now) if r[6] < HOUR]
+    side = lambda t, p: [r for r in rows if r[1] == t and r[2] == p]
+    profiles = sorted({r[2] for r in rows if r[1] in ("api-old", candidate)})
+    tested = [p for p in profiles if len(side("api-old", p)) >= 30 and len(side(candidate, p)) >= 30]
+    alpha = 0.05 / len(tested)
+    groups = {g["profile"]: g for g in got["groups"]}
+    overall = "not worse"
+    for p in profiles:
+        b, c = side("api-old", p), side(candidate, p)
+        fb, fc = sum(r[4] != "ok" for r in b), sum(r[4] != "ok" for r in c)
+        g = groups.get(p, {})
+        expect(f"compare {candidate} {p} baseline", {"probes": len(b), "failures": fb}, g.get("baseline"))
+        expect(f"compare {candidate} {p} candidate", {"probes": len(c), "failures": fc}, g.get("candidate"))
+        if p not in tested:
+            expect(f"compare {candidate} {p} verdict", "not enough data", g.get("verdict"))
+            continue
+        pv = compare_p_value(len(b), fb, len(c), fc)
+        expect(f"compare {candidate} {p} p_value", round(pv, 4), round(g.get("p_value", -1), 4))
+        verdict = "worse" if pv < alpha else "not worse"
+        overall = "worse" if verdict == "worse" else overall
+        expect(f"compare {candidate} {p} verdict", verdict, g.get("verdict"))
+    expect(f"compare {candidate} overall", overall, got["verdict"])
+    print(f"{len(FAILURES)} failure(s)")
+    return 1 if FAILURES else 0
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "lines":
         lines(int(sys.argv[2]))
+    elif sys.argv[1] == "compare":
+        sys.exit(check_compare(int(sys.argv[2]), sys.argv[3], sys.argv[4]))
     elif sys.argv[1] == "check":
         sys.exit(check(int(sys.argv[2]), sys.argv[3], sys.argv[4] if len(sys.argv) > 4 else None))
     else:

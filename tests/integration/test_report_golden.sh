@@ -108,6 +108,45 @@ text=$(report --target 'regional*' 2>&1)
 tp_expect_match "text names the quorum" 'WARN slo regional: success >= 99\.9% burning its 30-day budget fast in 1 of 2 regions \(eu 1h [0-9.]+x/5m [0-9.]+x\): below the quorum, not paging' "$text"
 tp_expect_match "text pages the two-region burn" 'CRIT slo regional2: success >= 99\.9% burning its 30-day budget fast in 2 of 2 regions' "$text"
 
+# Canary comparison: one candidate significantly worse, one not.
+for cand in api-bad api-same; do
+  rc=0
+  report compare --baseline target=api-old --candidate target=$cand --format json \
+    >"$WORK/compare-$cand.json" 2>"$WORK/err" || rc=$?
+  tp_expect_eq "compare $cand exits 0" 0 "$rc"
+  if python3 "$HERE/report_golden.py" compare "$NOW" $cand "$WORK/compare-$cand.json" >"$WORK/check.out"; then
+    tp_pass "compare $cand: per-profile tests and verdict ($(grep -c '^ok' "$WORK/check.out") checks)"
+  else
+    grep -v '^ok' "$WORK/check.out" >&2
+    tp_fail "compare $cand expectations"
+  fi
+done
+rc=0
+report compare --baseline target=api-old --candidate target=api-bad --check >"$WORK/out" 2>&1 || rc=$?
+tp_expect_eq "compare --check: a worse canary exits 2" 2 "$rc"
+tp_expect_match "... and says to stop it" 'verdict: worse for 1 of 3 groups tested .*stop the canary' "$(cat "$WORK/out")"
+rc=0
+report compare --baseline target=api-old --candidate target=api-same --check >/dev/null 2>&1 || rc=$?
+tp_expect_eq "compare --check: a canary within noise exits 0" 0 "$rc"
+rc=0
+report compare --baseline target=api-old --candidate target=api-same --profile p-tiny --check \
+  >/dev/null 2>&1 || rc=$?
+tp_expect_eq "compare --check: too few probes exits 1" 1 "$rc"
+rc=0
+report compare --baseline tagret=api-old --candidate target=x >/dev/null 2>"$WORK/err" || rc=$?
+tp_expect_eq "compare with a bad selector exits 2" 2 "$rc"
+tp_expect_match "... naming the dimension" 'unknown dimension "tagret"' "$(cat "$WORK/err")"
+
+# Who does the policy strand? Grouped by failure class, with the owner.
+text=$(report clients policy 2>&1)
+tp_expect_match "clients: stranded by protocol_version" $'\nstranded by protocol_version \\(policy acts\\): 2 profiles: "ie-11", "java-7"\n' "$text"
+tp_expect_match "clients: stranded by no_shared_cipher" $'\nstranded by no_shared_cipher \\(policy acts\\): 1 profile: "old-android"\n' "$text"
+tp_expect_match "clients: degraded by alert" $'\ndegraded by alert \\(server acts\\): 1 profile: "flaky"\n' "$text"
+tp_expect_match "clients: the rest succeed" $'\nsucceed: 1 profile: "modern"' "$text"
+rc=0
+report clients >/dev/null 2>"$WORK/err" || rc=$?
+tp_expect_eq "clients without a target exits 2" 2 "$rc"
+
 # Grouping and filters.
 text=$(report --by region --region 'e*' 2>&1)
 tp_expect_match "--by region: one row per region" $'\nREGION +PROBES' "$text"
