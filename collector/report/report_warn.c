@@ -92,10 +92,22 @@ static void resumption_warning(tp_report *r, size_t i, const tp_report_series *s
                                         : ""));
 }
 
+static bool grouped_by_target(const tp_report *r) {
+  for (size_t i = 0; i < r->query.n_by; i++)
+    if (r->query.by[i] == TP_DIM_TARGET)
+      return true;
+  return false;
+}
+
 void tp__report_series_warnings(tp_report *r, size_t i) {
   const tp_report_series *s = &r->series[i];
-  expiry_warning(r, i, s);
-  if (s->ocsp_max_age_seconds.set && s->ocsp_max_age_seconds.v > TP_REPORT_OCSP_MAX_AGE_S)
+  /* Certificates and staples belong to a target: in a group of several targets (by
+   * region, by agent) the latest chain is just some target's (report expiry has all). */
+  bool per_target = grouped_by_target(r);
+  if (per_target)
+    expiry_warning(r, i, s);
+  if (per_target && s->ocsp_max_age_seconds.set &&
+      s->ocsp_max_age_seconds.v > TP_REPORT_OCSP_MAX_AGE_S)
     tp__report_warn(r, i, TP_REPORT_WARN,
                     tp_xasprintf("OCSP staple is %.1f h old (threshold %d h)",
                                  (double)s->ocsp_max_age_seconds.v / 3600.0,
