@@ -322,6 +322,12 @@ int tp_report_command(int argc, char **argv) {
   int status = EXIT_FAILURE;
   bool reported = false;
 
+  for (int i = 0; i < argc; i++)
+    if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+      fputs("usage:\n", stdout);
+      tp_report_usage(stdout);
+      return 0;
+    }
   if (!parse_args(argc, argv, &c) || !shape_query(&c))
     return EXIT_USAGE;
   if (clock_gettime(CLOCK_REALTIME, &now) != 0) {

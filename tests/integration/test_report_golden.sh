@@ -147,6 +147,15 @@ rc=0
 report clients >/dev/null 2>"$WORK/err" || rc=$?
 tp_expect_eq "clients without a target exits 2" 2 "$rc"
 
+# Every subcommand takes --help.
+for sub in "" errors "compare"; do
+  rc=0
+  # shellcheck disable=SC2086
+  out=$("$TP_COLLECTOR" report $sub --help 2>&1) || rc=$?
+  tp_expect_eq "report $sub --help exits 0" 0 "$rc"
+  tp_expect_match "report $sub --help shows the usage" 'report compare --baseline SEL' "$out"
+done
+
 # Grouping and filters.
 text=$(report --by region --region 'e*' 2>&1)
 tp_expect_match "--by region: one row per region" $'\nREGION +PROBES' "$text"
