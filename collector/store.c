@@ -14,9 +14,9 @@ tp_err tp_store_scan(tp_store *store, const tp_store_filter *filter, tp_store_ro
   return store->ops->scan(store, filter, fn, ctx, err, errlen);
 }
 
-tp_err tp_store_scan_latest_chains(tp_store *store, const tp_store_filter *filter,
-                                   tp_store_cert_fn fn, void *ctx, char *err, size_t errlen) {
-  return store->ops->scan_latest_chains(store, filter, fn, ctx, err, errlen);
+tp_err tp_store_scan_chain(tp_store *store, int64_t row_id, tp_store_cert_fn fn, void *ctx,
+                           char *err, size_t errlen) {
+  return store->ops->scan_chain(store, row_id, fn, ctx, err, errlen);
 }
 
 tp_err tp_store_latest(tp_store *store, const char *target, const char *profile, const char *region,

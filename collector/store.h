@@ -54,6 +54,7 @@ typedef struct tp_store_opt {
  * 0/false/"" for rows stored before them. Every string is untrusted agent input:
  * escape before printing. */
 typedef struct tp_store_row {
+  int64_t row_id; /* the backend's identity of the row: for tp_store_scan_chain */
   const char *target;
   const char *profile;
   const char *region;
@@ -101,11 +102,9 @@ typedef tp_err (*tp_store_row_fn)(const tp_store_row *row, void *ctx);
 tp_err tp_store_scan(tp_store *store, const tp_store_filter *filter, tp_store_row_fn fn,
                      void *ctx, char *err, size_t errlen);
 
-/* One certificate of the latest chain a series (target, profile, region) received
- * in the window; strings borrowed for the callback. position 0 is the leaf. */
+/* One certificate of a stored result's chain; strings borrowed for the callback.
+ * position 0 is the leaf. */
 typedef struct tp_store_chain_cert {
-  const char *target, *profile, *region;
-  int64_t started_unix_ns; /* of the result that carried the chain */
   uint32_t position;
   const char *subject;
   const char *issuer;
@@ -113,10 +112,10 @@ typedef struct tp_store_chain_cert {
   int64_t not_after_unix;
 } tp_store_chain_cert;
 typedef tp_err (*tp_store_cert_fn)(const tp_store_chain_cert *cert, void *ctx);
-/* For each series of the filter with a chain in the window: its latest chain, one
- * call per certificate in position order; series in byte order. */
-tp_err tp_store_scan_latest_chains(tp_store *store, const tp_store_filter *filter,
-                                   tp_store_cert_fn fn, void *ctx, char *err, size_t errlen);
+/* The chain of the result row_id (a tp_store_row's), one call per certificate in
+ * position order; none when it has no chain. Cheap: one row by its identity. */
+tp_err tp_store_scan_chain(tp_store *store, int64_t row_id, tp_store_cert_fn fn, void *ctx,
+                           char *err, size_t errlen);
 
 /* The latest result's facts for one series (all strings owned; free with
  * tp_store_facts_clear). chain_json, groups_offered and key_shares_offered are the

@@ -12,8 +12,8 @@ typedef struct tp_store_ops {
                       size_t errlen);
   tp_err (*scan)(tp_store *store, const tp_store_filter *filter, tp_store_row_fn fn, void *ctx,
                  char *err, size_t errlen);
-  tp_err (*scan_latest_chains)(tp_store *store, const tp_store_filter *filter,
-                               tp_store_cert_fn fn, void *ctx, char *err, size_t errlen);
+  tp_err (*scan_chain)(tp_store *store, int64_t row_id, tp_store_cert_fn fn, void *ctx,
+                       char *err, size_t errlen);
   tp_err (*latest)(tp_store *store, const char *target, const char *profile, const char *region,
                    int64_t since_unix_ns, tp_store_facts *out, char *err, size_t errlen);
   tp_err (*scan_spools)(tp_store *store, tp_store_spool_fn fn, void *ctx, char *err,

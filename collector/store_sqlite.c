@@ -186,7 +186,7 @@ static const char SQL_INSERT_RESULT[] =
   " CASE WHEN ocsp_stapled THEN ocsp_age_seconds END, coalesce(address_family, ''),"            \
   " coalesce(emulation_checked, 0), coalesce(emulation_divergence, ''),"                        \
   " coalesce(early_data_policy_violation, 0), agent_id, error_detail, connect_ns, total_ns,"    \
-  " tls_version, cipher, grp, coalesce(ocsp_stapled, 0) FROM results"
+  " tls_version, cipher, grp, coalesce(ocsp_stapled, 0), id FROM results"
 /* Range scans: the started index (or the series index for one target) bounds the
  * rows read by the window, so a short window over a large table stays cheap. */
 static const char SQL_SCAN_ALL[] = SQL_SCAN_COLUMNS
@@ -194,20 +194,14 @@ static const char SQL_SCAN_ALL[] = SQL_SCAN_COLUMNS
 static const char SQL_SCAN_TARGET[] = SQL_SCAN_COLUMNS
     " WHERE target = ?3 AND started_unix_ns >= ?1 AND started_unix_ns < ?2"
     " ORDER BY started_unix_ns, id";
-/* The latest chain per series: the newest result with a chain (ties: the later
- * stored), its certificates unpacked by SQLite's JSON functions so callers get
- * structured fields whatever the stored encoding (chain_json.c). */
-#define SQL_CHAINS(TARGET_COND)                                                                 \
-  "SELECT l.target, l.profile, l.region, l.started_unix_ns, CAST(c.key AS INTEGER),"           \
-  " json_extract(c.value, '$.subject'), json_extract(c.value, '$.issuer'),"                    \
-  " json_extract(c.value, '$.not_before_unix'), json_extract(c.value, '$.not_after_unix')"     \
-  " FROM (SELECT target, profile, region, started_unix_ns, chain_json, row_number() OVER"      \
-  "   (PARTITION BY target, profile, region ORDER BY started_unix_ns DESC, id DESC) AS rn"     \
-  "   FROM results WHERE started_unix_ns >= ?1 AND started_unix_ns < ?2" TARGET_COND           \
-  "   AND chain_json != '[]' AND json_valid(chain_json)) AS l, json_each(l.chain_json) AS c"   \
-  " WHERE l.rn = 1 ORDER BY l.target, l.profile, l.region, c.key"
-static const char SQL_CHAINS_ALL[] = SQL_CHAINS("");
-static const char SQL_CHAINS_TARGET[] = SQL_CHAINS(" AND target = ?3");
+/* One row's chain, unpacked by SQLite's JSON functions so callers get structured
+ * fields whatever the stored encoding (chain_json.c). */
+static const char SQL_CHAIN[] =
+    "SELECT CAST(c.key AS INTEGER), json_extract(c.value, '$.subject'),"
+    " json_extract(c.value, '$.issuer'), json_extract(c.value, '$.not_before_unix'),"
+    " json_extract(c.value, '$.not_after_unix')"
+    " FROM results AS r, json_each(r.chain_json) AS c"
+    " WHERE r.id = ?1 AND json_valid(r.chain_json) ORDER BY c.key";
 static const char SQL_LATEST[] =
     "SELECT tls_version, cipher, grp, alpn, error_detail, chain_json, " SQL_DAYS ","
     " started_unix_ns, resumed, hello_retry_request, groups_offered, key_shares_offered, mode,"
@@ -362,9 +356,7 @@ static tp_err prepare_all(sqlite_store *s, tp_store_mode mode, char *err, size_t
   if (rc == TP_E_OK)
     rc = prepare(s, SQL_SCAN_TARGET, &s->scan_target, err, errlen);
   if (rc == TP_E_OK)
-    rc = prepare(s, SQL_CHAINS_ALL, &s->chains_all, err, errlen);
-  if (rc == TP_E_OK)
-    rc = prepare(s, SQL_CHAINS_TARGET, &s->chains_target, err, errlen);
+    rc = prepare(s, SQL_CHAIN, &s->chain_of, err, errlen);
   if (rc == TP_E_OK)
     rc = prepare(s, SQL_LATEST, &s->latest, err, errlen);
   if (rc == TP_E_OK)
@@ -494,7 +486,7 @@ static void sqlite_close(tp_store *store) {
   sqlite_store *s = from_base(store);
   sqlite3_stmt *stmts[] = {s->begin,         s->commit,   s->rollback,    s->insert_batch,
                            s->insert_result, s->scan_all, s->scan_target, s->latest,
-                           s->chains_all, s->chains_target};
+                           s->chain_of};
   for (size_t i = 0; i < sizeof(stmts) / sizeof(stmts[0]); i++)
     sqlite3_finalize(stmts[i]); /* returns the last step's error, not a finalize failure */
   tp__sqlite_finalize_delivery(s);
@@ -722,6 +714,7 @@ static tp_store_row row_from(sqlite3_stmt *stmt) {
       .cipher = col_text(stmt, 24),
       .group = col_text(stmt, 25),
       .ocsp_stapled = sqlite3_column_int(stmt, 26) != 0,
+      .row_id = sqlite3_column_int64(stmt, 27),
   };
 }
 
@@ -751,30 +744,25 @@ out:
   return rc;
 }
 
-static tp_err sqlite_scan_latest_chains(tp_store *store, const tp_store_filter *filter,
-                                        tp_store_cert_fn fn, void *ctx, char *err,
-                                        size_t errlen) {
+static tp_err sqlite_scan_chain(tp_store *store, int64_t row_id, tp_store_cert_fn fn, void *ctx,
+                               char *err, size_t errlen) {
   sqlite_store *s = from_base(store);
   if (s->no_schema)
     return TP_E_OK;
-  sqlite3_stmt *stmt = filter->target ? s->chains_target : s->chains_all;
+  sqlite3_stmt *stmt = s->chain_of;
   tp_err rc = TP_E_OK;
-  if (!bind_filter(stmt, filter)) {
+  if (sqlite3_bind_int64(stmt, 1, row_id) != SQLITE_OK) {
     rc = fail(s, err, errlen, "cannot bind chain scan");
     goto out;
   }
   int step;
   while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
     tp_store_chain_cert cert = {
-        .target = col_text(stmt, 0),
-        .profile = col_text(stmt, 1),
-        .region = col_text(stmt, 2),
-        .started_unix_ns = sqlite3_column_int64(stmt, 3),
-        .position = (uint32_t)sqlite3_column_int(stmt, 4),
-        .subject = col_text(stmt, 5),
-        .issuer = col_text(stmt, 6),
-        .not_before_unix = sqlite3_column_int64(stmt, 7),
-        .not_after_unix = sqlite3_column_int64(stmt, 8),
+        .position = (uint32_t)sqlite3_column_int(stmt, 0),
+        .subject = col_text(stmt, 1),
+        .issuer = col_text(stmt, 2),
+        .not_before_unix = sqlite3_column_int64(stmt, 3),
+        .not_after_unix = sqlite3_column_int64(stmt, 4),
     };
     rc = fn(&cert, ctx);
     if (rc != TP_E_OK)
@@ -860,7 +848,7 @@ static const tp_store_ops sqlite_ops = {
     .name = "sqlite",
     .put_batch = sqlite_put_batch,
     .scan = sqlite_scan,
-    .scan_latest_chains = sqlite_scan_latest_chains,
+    .scan_chain = sqlite_scan_chain,
     .latest = sqlite_latest,
     .scan_spools = tp__sqlite_scan_spools,
     .scan_drops = tp__sqlite_scan_drops,

@@ -24,8 +24,7 @@ struct sqlite_store {
   sqlite3_stmt *insert_result;
   sqlite3_stmt *scan_all;
   sqlite3_stmt *scan_target;
-  sqlite3_stmt *chains_all;    /* latest chain per series, unpacked */
-  sqlite3_stmt *chains_target;
+  sqlite3_stmt *chain_of; /* one row's chain, unpacked */
   sqlite3_stmt *latest;
   /* delivery accounting (store_sqlite_delivery.c) */
   sqlite3_stmt *insert_drop;

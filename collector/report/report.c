@@ -60,6 +60,10 @@ typedef struct agg {
   tp_keymap *keys; /* group key -> index */
   char *key_buf;   /* scratch for building a row's key */
   size_t key_alloc;
+  /* query.with_chains: per series, its latest result with a chain */
+  tp_keymap *series_keys;
+  tp__chain_ref *chains;
+  size_t n_chains, alloc_chains;
   char *err;
   size_t errlen;
 } agg;
@@ -206,6 +210,37 @@ static void add_success(agg *a, size_t g, const tp_store_row *row) {
   }
 }
 
+/* Remembers the row when it is its series' latest with a chain (rows arrive oldest
+ * first; the started time decides for rows delivered out of order). */
+static void note_chain(agg *a, const tp_store_row *row) {
+  size_t t = strlen(row->target), p = strlen(row->profile), g = strlen(row->region);
+  size_t len = t + p + g + 3;
+  if (len > a->key_alloc) {
+    a->key_alloc = 2 * len;
+    a->key_buf = tp_xrealloc(a->key_buf, a->key_alloc);
+  }
+  memcpy(a->key_buf, row->target, t + 1);
+  memcpy(a->key_buf + t + 1, row->profile, p + 1);
+  memcpy(a->key_buf + t + p + 2, row->region, g + 1);
+  bool added;
+  size_t i = tp_keymap_get(a->series_keys, a->key_buf, len, &added);
+  if (added) {
+    if (a->n_chains == a->alloc_chains) {
+      a->alloc_chains = a->alloc_chains ? 2 * a->alloc_chains : 16;
+      a->chains = tp_xrealloc(a->chains, a->alloc_chains * sizeof(a->chains[0]));
+    }
+    size_t klen;
+    a->chains[a->n_chains++] = (tp__chain_ref){
+        .row_id = row->row_id,
+        .started_unix_ns = row->started_unix_ns,
+        .target = tp_keymap_key(a->series_keys, i, &klen), /* the key starts with it */
+    };
+  } else if (row->started_unix_ns >= a->chains[i].started_unix_ns) {
+    a->chains[i].row_id = row->row_id;
+    a->chains[i].started_unix_ns = row->started_unix_ns;
+  }
+}
+
 static tp_err on_row(const tp_store_row *row, void *ctx) {
   agg *a = ctx;
   tp_outcome cls;
@@ -215,6 +250,8 @@ static tp_err on_row(const tp_store_row *row, void *ctx) {
   }
   if (!tp__report_row_selected(&a->report->query, row))
     return TP_E_OK;
+  if (a->series_keys != NULL && row->days_to_earliest_expiry.set)
+    note_chain(a, row);
   size_t g = find_group(a, row);
   tp_report_series *s = &a->report->series[g];
   s->probes++;
@@ -442,7 +479,11 @@ tp_err tp_report_build(tp_store *store, const tp_report_query *query, tp_report 
   }
   if (r->query.buckets > TP_REPORT_MAX_BUCKETS)
     r->query.buckets = TP_REPORT_MAX_BUCKETS;
-  agg a = {.report = r, .keys = tp_keymap_new(), .err = err, .errlen = errlen};
+  agg a = {.report = r,
+           .keys = tp_keymap_new(),
+           .series_keys = query->with_chains ? tp_keymap_new() : NULL,
+           .err = err,
+           .errlen = errlen};
   /* Without --until the window ends now but stays open: an agent's clock a little
    * ahead of ours (ingest allows max_clock_skew) must not hide its latest results. */
   tp_store_filter filter = {.since_unix_ns = query->since_unix_ns,
@@ -461,13 +502,15 @@ tp_err tp_report_build(tp_store *store, const tp_report_query *query, tp_report 
   if (rc == TP_E_OK && query->with_facts)
     rc = load_facts(store, r, err, errlen);
   if (rc == TP_E_OK && query->with_chains)
-    rc = tp__report_chains(store, r, &filter, err, errlen);
+    rc = tp__report_chains(store, r, a.chains, a.n_chains, err, errlen);
   if (rc == TP_E_OK && !query->skip_delivery)
     rc = tp__report_delivery(store, r, query->since_unix_ns, err, errlen);
   if (rc == TP_E_OK && query->with_slo)
     rc = tp__report_slo(store, r, err, errlen);
   free(a.acc);
   tp_keymap_free(a.keys);
+  tp_keymap_free(a.series_keys);
+  free(a.chains);
   free(a.key_buf);
   if (rc != TP_E_OK) {
     tp_report_free(r);

@@ -1,8 +1,9 @@
 /* report_chains.c - `report expiry`: the certificates of each series' latest chain
  * in the window, one entry per (target, position, subject, issuer, notAfter) --
  * the same leaf seen by every profile and region of a target is one line, with the
- * number of series that hold it -- soonest to expire first. */
-#include <fnmatch.h>
+ * number of series that hold it -- soonest to expire first. Which result is a series'
+ * latest with a chain is found by the report's own scan (report.c); here only those
+ * rows' chains are read, one row each by its identity. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,24 +14,12 @@
 
 typedef struct chains_ctx {
   tp_report *report;
+  const char *target; /* of the chain being read */
 } chains_ctx;
 
-static bool selected(const tp_report_query *q, const tp_store_chain_cert *c) {
-  const char *values[TP_DIM_COUNT] = {c->target, c->profile, c->region, NULL, NULL};
-  for (int d = 0; d < TP_DIM_COUNT; d++) {
-    if (q->glob[d] == NULL)
-      continue;
-    /* Chains are per (target, profile, region): agent and family filters cannot
-     * narrow them, and do not hide them. */
-    if (values[d] != NULL && fnmatch(q->glob[d], values[d], 0) != 0)
-      return false;
-  }
-  return true;
-}
-
-static bool same_cert(const tp_report_cert *a, const tp_store_chain_cert *c) {
+static bool same_cert(const tp_report_cert *a, const char *target, const tp_store_chain_cert *c) {
   return a->position == c->position && a->not_after_unix == c->not_after_unix &&
-         strcmp(a->target, c->target) == 0 && strcmp(a->subject, c->subject) == 0 &&
+         strcmp(a->target, target) == 0 && strcmp(a->subject, c->subject) == 0 &&
          strcmp(a->issuer, c->issuer) == 0;
 }
 
@@ -44,10 +33,8 @@ static int64_t days_left(int64_t not_after, int64_t end_unix) {
 static tp_err on_cert(const tp_store_chain_cert *c, void *data) {
   chains_ctx *ctx = data;
   tp_report *r = ctx->report;
-  if (!selected(&r->query, c))
-    return TP_E_OK;
   for (size_t i = 0; i < r->n_certs; i++)
-    if (same_cert(&r->certs[i], c)) {
+    if (same_cert(&r->certs[i], ctx->target, c)) {
       r->certs[i].series++;
       return TP_E_OK;
     }
@@ -56,7 +43,7 @@ static tp_err on_cert(const tp_store_chain_cert *c, void *data) {
     r->certs = tp_xrealloc(r->certs, r->alloc_certs * sizeof(r->certs[0]));
   }
   r->certs[r->n_certs++] = (tp_report_cert){
-      .target = tp_xstrdup(c->target),
+      .target = tp_xstrdup(ctx->target),
       .subject = tp_xstrdup(c->subject),
       .issuer = tp_xstrdup(c->issuer),
       .position = c->position,
@@ -80,10 +67,13 @@ static int cmp_cert(const void *pa, const void *pb) {
   return c != 0 ? c : strcmp(a->issuer, b->issuer);
 }
 
-tp_err tp__report_chains(tp_store *store, tp_report *r, const tp_store_filter *filter, char *err,
-                         size_t errlen) {
-  chains_ctx ctx = {.report = r};
-  tp_err rc = tp_store_scan_latest_chains(store, filter, on_cert, &ctx, err, errlen);
+tp_err tp__report_chains(tp_store *store, tp_report *r, const tp__chain_ref *refs, size_t n,
+                         char *err, size_t errlen) {
+  tp_err rc = TP_E_OK;
+  for (size_t i = 0; rc == TP_E_OK && i < n; i++) {
+    chains_ctx ctx = {.report = r, .target = refs[i].target};
+    rc = tp_store_scan_chain(store, refs[i].row_id, on_cert, &ctx, err, errlen);
+  }
   if (rc == TP_E_OK && r->n_certs > 1)
     qsort(r->certs, r->n_certs, sizeof(r->certs[0]), cmp_cert);
   return rc;

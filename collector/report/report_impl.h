@@ -52,8 +52,16 @@ void tp__report_delivery_free(tp_report *r);
 tp_err tp__report_delivery_text(const tp_report *r, tp_buf *buf);
 tp_err tp__report_delivery_json(const tp_report *r, tp_buf *buf);
 
-/* report_chains.c: the latest chains of the window, deduplicated and sorted. */
-tp_err tp__report_chains(tp_store *store, tp_report *r, const tp_store_filter *filter,
+/* The latest result with a chain of one series (target, profile, region), found by
+ * the report's scan (report.c) for the expiry view. */
+typedef struct tp__chain_ref {
+  int64_t row_id;
+  int64_t started_unix_ns;
+  const char *target; /* borrowed for the duration of tp__report_chains */
+} tp__chain_ref;
+
+/* report_chains.c: those chains' certificates, deduplicated per target and sorted. */
+tp_err tp__report_chains(tp_store *store, tp_report *r, const tp__chain_ref *refs, size_t n,
                          char *err, size_t errlen);
 void tp__report_chains_free(tp_report *r);
 
