@@ -176,8 +176,8 @@ static size_t bucket_index(const tp_report_query *q, int64_t started) {
   if (span <= 0 || started < q->since_unix_ns)
     return 0;
   /* (started - since) * buckets / span without overflow: in long double. */
-  long double at = (long double)(started - q->since_unix_ns) * (long double)q->buckets /
-                   (long double)span;
+  long double at =
+      (long double)(started - q->since_unix_ns) * (long double)q->buckets / (long double)span;
   size_t b = (size_t)at;
   return b < q->buckets ? b : q->buckets - 1;
 }

@@ -30,9 +30,9 @@
 
 /* Warning thresholds. Rates compare in integers (count * 1000 vs total * 999), so
  * a value on the threshold never flips with floating-point rounding. */
-#define TP_REPORT_EXPIRY_WARN_DAYS 30       /* WARN at 30 and 14 days left */
+#define TP_REPORT_EXPIRY_WARN_DAYS 30 /* WARN at 30 and 14 days left */
 #define TP_REPORT_EXPIRY_WARN2_DAYS 14
-#define TP_REPORT_EXPIRY_CRIT_DAYS 7        /* CRIT at 7 and 3 days left, and expired */
+#define TP_REPORT_EXPIRY_CRIT_DAYS 7 /* CRIT at 7 and 3 days left, and expired */
 #define TP_REPORT_EXPIRY_CRIT2_DAYS 3
 #define TP_REPORT_OCSP_MAX_AGE_S 86400      /* staple older than 24 h */
 #define TP_REPORT_MIN_SUCCESS_PERMILLE 999  /* success rate below 99.9 % */
@@ -91,9 +91,9 @@ typedef struct tp_report_series {
    * (owned by the report). target/profile/region alias key[] ("" when not grouped). */
   char *key[TP_DIM_COUNT];
   const char *target, *profile, *region;
-  uint64_t probes;       /* successes + divergent + failures */
-  uint64_t successes;    /* exact successes: ok and no emulation divergence */
-  uint64_t divergent;    /* ok, but only through what the real client never offers */
+  uint64_t probes;            /* successes + divergent + failures */
+  uint64_t successes;         /* exact successes: ok and no emulation divergence */
+  uint64_t divergent;         /* ok, but only through what the real client never offers */
   uint64_t emulation_checked; /* successes compared with the real client's offer */
   char *divergence_example;   /* latest divergent success's divergence, owned; NULL if none */
   int64_t divergence_example_ns;
@@ -102,17 +102,17 @@ typedef struct tp_report_series {
   tp_report_latency handshake, connect, total;
   double mean_loop_lag_ms;
   uint64_t loop_lag_p99_ns; /* over all probes: the agent's own honesty */
-  const char *top_error; /* static outcome name; NULL if every probe succeeded */
+  const char *top_error;    /* static outcome name; NULL if every probe succeeded */
   uint64_t top_error_count;
   const char *top_error_category; /* "network", "server", "client", "policy", "internal" */
   /* Counts behind the rates; all over SUCCESSFUL probes (a failed probe did not
    * get far enough to resume, retry or send early data). */
-  uint64_t hrr;                 /* saw a HelloRetryRequest */
-  uint64_t resumption_probes;   /* mode resumption or early_data */
-  uint64_t resumed;             /* ... of which resumed */
-  uint64_t early_data_attempts; /* attempted early data */
-  uint64_t early_data_accepts;  /* ... of which the server accepted it */
-  uint64_t ocsp_stapled;        /* got an OCSP staple */
+  uint64_t hrr;                          /* saw a HelloRetryRequest */
+  uint64_t resumption_probes;            /* mode resumption or early_data */
+  uint64_t resumed;                      /* ... of which resumed */
+  uint64_t early_data_attempts;          /* attempted early data */
+  uint64_t early_data_accepts;           /* ... of which the server accepted it */
+  uint64_t ocsp_stapled;                 /* got an OCSP staple */
   tp_report_rate hrr_rate;               /* hrr / successes */
   tp_report_rate resumption_rate;        /* resumed / resumption_probes */
   tp_report_rate early_data_accept_rate; /* early_data_accepts / early_data_attempts */
@@ -121,14 +121,14 @@ typedef struct tp_report_series {
    * chain (later results without one -- a refused connection -- do not hide it). */
   tp_store_opt min_days_to_expiry;
   int64_t expiry_seen_ns;
-  tp_store_opt ocsp_max_age_seconds; /* over every stapled result in the window */
+  tp_store_opt ocsp_max_age_seconds;          /* over every stapled result in the window */
   uint64_t class_counts[TP_REPORT_MAX_CLASS]; /* by outcome value, ok included */
   char *class_example[TP_REPORT_MAX_CLASS];   /* latest error detail per class, owned */
   int64_t class_example_ns[TP_REPORT_MAX_CLASS];
   tp_report_dist versions, ciphers, groups; /* negotiated, over successes */
-  tp_report_bucket *buckets; /* query.buckets of them, or NULL */
-  bool have_facts;           /* query.with_facts and a latest result exists */
-  tp_store_facts facts;      /* latest result's facts, owned by the report */
+  tp_report_bucket *buckets;                /* query.buckets of them, or NULL */
+  bool have_facts;                          /* query.with_facts and a latest result exists */
+  tp_store_facts facts;                     /* latest result's facts, owned by the report */
 } tp_report_series;
 
 /* An agent whose newest delivery is older than this is reported SILENT (CRIT). */
@@ -142,11 +142,11 @@ typedef struct tp_report_series {
 typedef struct tp_report_agent {
   char *agent_id; /* owned */
   uint64_t spools;
-  uint64_t results;          /* stored, all time */
-  uint64_t lost_total;       /* reported lost, all time */
-  uint64_t lost_in_window;   /* reported lost, produced within the window */
+  uint64_t results;        /* stored, all time */
+  uint64_t lost_total;     /* reported lost, all time */
+  uint64_t lost_in_window; /* reported lost, produced within the window */
   uint64_t lost_full, lost_error, lost_invalid, lost_too_old; /* lost_in_window by reason */
-  int64_t lost_first_unix_ns, lost_last_unix_ns; /* when those were produced */
+  int64_t lost_first_unix_ns, lost_last_unix_ns;              /* when those were produced */
   uint64_t missing;
   int64_t last_received_unix_ns;
   int64_t last_started_unix_ns;
@@ -169,17 +169,17 @@ typedef struct tp_report_query {
   int64_t now_unix_ns;   /* the clock: silence is measured against it */
   int64_t since_unix_ns; /* window [since, until) */
   int64_t until_unix_ns;
-  const char *since_text; /* as the user typed them, for headers ("1h") */
-  const char *until_text; /* NULL = now */
-  tp_report_dim by[TP_DIM_COUNT]; /* grouping, in this order */
-  size_t n_by;                    /* 0 = target, profile, region */
-  const char *glob[TP_DIM_COUNT]; /* fnmatch(3) patterns, NULL = any */
-  bool with_facts;                /* also load each series' latest result */
-  bool with_chains;               /* also load the latest chains (report expiry) */
-  bool skip_delivery;             /* no per-agent delivery section */
-  size_t buckets;                 /* > 0: per-group time series of that many buckets */
-  uint64_t silent_after_ms;       /* 0 = TP_REPORT_DEFAULT_SILENT_AFTER_MS */
-  bool with_slo;                  /* burn rates over the 3 days up to until */
+  const char *since_text;             /* as the user typed them, for headers ("1h") */
+  const char *until_text;             /* NULL = now */
+  tp_report_dim by[TP_DIM_COUNT];     /* grouping, in this order */
+  size_t n_by;                        /* 0 = target, profile, region */
+  const char *glob[TP_DIM_COUNT];     /* fnmatch(3) patterns, NULL = any */
+  bool with_facts;                    /* also load each series' latest result */
+  bool with_chains;                   /* also load the latest chains (report expiry) */
+  bool skip_delivery;                 /* no per-agent delivery section */
+  size_t buckets;                     /* > 0: per-group time series of that many buckets */
+  uint64_t silent_after_ms;           /* 0 = TP_REPORT_DEFAULT_SILENT_AFTER_MS */
+  bool with_slo;                      /* burn rates over the 3 days up to until */
   const struct tp_collector_slo *slo; /* objectives; NULL = 99.9 %, quorum 1 */
 } tp_report_query;
 

@@ -234,9 +234,9 @@ static bool shape_query(cli *c) {
     q->n_by = n;
   }
   /* Facts are per target x profile x region: only when the groups are those. */
-  if (q->with_facts && !(q->n_by == 0 || (q->n_by == 3 && q->by[0] == TP_DIM_TARGET &&
-                                          q->by[1] == TP_DIM_PROFILE &&
-                                          q->by[2] == TP_DIM_REGION)) &&
+  if (q->with_facts &&
+      !(q->n_by == 0 || (q->n_by == 3 && q->by[0] == TP_DIM_TARGET && q->by[1] == TP_DIM_PROFILE &&
+                         q->by[2] == TP_DIM_REGION)) &&
       c->out.view != TP_VIEW_TARGET)
     q->with_facts = false;
   return true;
@@ -248,8 +248,8 @@ static bool parse_window(cli *c, int64_t now_ns) {
   q->now_unix_ns = now_ns;
   q->since_text = c->since ? c->since : "1h";
   q->until_text = c->until;
-  if (tp_report_window(q->since_text, c->until, now_ns, &q->since_unix_ns, &q->until_unix_ns,
-                       err, sizeof(err)) != TP_E_OK)
+  if (tp_report_window(q->since_text, c->until, now_ns, &q->since_unix_ns, &q->until_unix_ns, err,
+                       sizeof(err)) != TP_E_OK)
     return fail_usage("%s", err);
   if (c->buckets != NULL) {
     char *end = NULL;
@@ -267,9 +267,13 @@ static bool parse_window(cli *c, int64_t now_ns) {
 
 static int check_status(const tp_report *rep) {
   int worst = tp_report_worst_level(rep);
-  int status = worst == TP_REPORT_CRIT ? CHECK_CRITICAL : worst == TP_REPORT_WARN ? CHECK_WARNING : 0;
+  int status = worst == TP_REPORT_CRIT   ? CHECK_CRITICAL
+               : worst == TP_REPORT_WARN ? CHECK_WARNING
+                                         : 0;
   fprintf(stderr, "tlsprobe-collector report --check: %s\n",
-          status == CHECK_CRITICAL ? "critical" : status == CHECK_WARNING ? "warning" : "healthy");
+          status == CHECK_CRITICAL  ? "critical"
+          : status == CHECK_WARNING ? "warning"
+                                    : "healthy");
   return status;
 }
 
@@ -297,7 +301,9 @@ static int compare(cli *c, tp_store *store, char *err, size_t errlen, bool *repo
   *reported = true;
   if (c->check) {
     tp_compare_verdict v = tp_compare_overall(cmp);
-    status = v == TP_COMPARE_WORSE ? CHECK_CRITICAL : v == TP_COMPARE_NOT_ENOUGH ? CHECK_WARNING : 0;
+    status = v == TP_COMPARE_WORSE        ? CHECK_CRITICAL
+             : v == TP_COMPARE_NOT_ENOUGH ? CHECK_WARNING
+                                          : 0;
     fprintf(stderr, "tlsprobe-collector report compare --check: %s\n", tp_compare_verdict_name(v));
   }
 out:

@@ -24,8 +24,9 @@ struct tp_compare {
 };
 
 const char *tp_compare_verdict_name(tp_compare_verdict v) {
-  return v == TP_COMPARE_WORSE ? "worse" : v == TP_COMPARE_NOT_ENOUGH ? "not enough data"
-                                                                       : "not worse";
+  return v == TP_COMPARE_WORSE        ? "worse"
+         : v == TP_COMPARE_NOT_ENOUGH ? "not enough data"
+                                      : "not worse";
 }
 
 bool tp_compare_parse_side(const char *text, tp_compare_side *side, char **store, char *err,
@@ -38,14 +39,15 @@ bool tp_compare_parse_side(const char *text, tp_compare_side *side, char **store
     char *eq = strchr(tok, '=');
     tp_report_dim d;
     if (eq == NULL || eq[1] == '\0') {
-      snprintf(err, errlen, "\"%s\": expected DIMENSION=GLOB[,DIMENSION=GLOB] (e.g. target=api-old)",
-               text);
+      snprintf(err, errlen,
+               "\"%s\": expected DIMENSION=GLOB[,DIMENSION=GLOB] (e.g. target=api-old)", text);
       return false;
     }
     *eq = '\0';
     if (!tp_report_dim_from_name(tok, &d)) {
-      snprintf(err, errlen, "\"%s\": unknown dimension \"%s\" (target, profile, region, agent, family)",
-               text, tok);
+      snprintf(err, errlen,
+               "\"%s\": unknown dimension \"%s\" (target, profile, region, agent, family)", text,
+               tok);
       return false;
     }
     side->glob[d] = eq + 1;
@@ -245,8 +247,8 @@ static char *advice(const tp_compare *c) {
 
 static tp_err write_text(const tp_compare *c, tp_buf *b) {
   char *base = tp__report_repr(c->baseline->text), *cand = tp__report_repr(c->candidate->text);
-  char *head = tp_xasprintf("tlsprobe compare: baseline %s, candidate %s, %zu groups\n", base,
-                            cand, c->n_groups);
+  char *head = tp_xasprintf("tlsprobe compare: baseline %s, candidate %s, %zu groups\n", base, cand,
+                            c->n_groups);
   free(base);
   free(cand);
   tp_err rc = tp_buf_append(b, head, strlen(head));
@@ -277,8 +279,8 @@ static tp_err write_text(const tp_compare *c, tp_buf *b) {
     cells[k++] = tp_xasprintf("%.2f", 100.0 * rate_of(g->base_failures, g->base_n));
     cells[k++] = tp_xasprintf("%" PRIu64, g->cand_n);
     cells[k++] = tp_xasprintf("%.2f", 100.0 * rate_of(g->cand_failures, g->cand_n));
-    cells[k++] = g->verdict == TP_COMPARE_NOT_ENOUGH ? tp_xstrdup("-")
-                                                      : tp_xasprintf("%.2g", g->p_value);
+    cells[k++] =
+        g->verdict == TP_COMPARE_NOT_ENOUGH ? tp_xstrdup("-") : tp_xasprintf("%.2g", g->p_value);
     cells[k++] = tp_xstrdup(tp_compare_verdict_name(g->verdict));
     cells[k++] = tp_xstrdup(g->cand_top_error ? g->cand_top_error : "-");
     tp_table_row(t, cells);
@@ -332,7 +334,7 @@ static tp_err write_json(const tp_compare *c, tp_buf *b) {
 tp_err tp_compare_write(const tp_compare *c, tp_report_format format, FILE *out) {
   tp_buf b;
   tp_buf_init(&b, OUT_CAP);
-  tp_err rc = format == TP_FORMAT_TEXT ? write_text(c, &b)
+  tp_err rc = format == TP_FORMAT_TEXT   ? write_text(c, &b)
               : format == TP_FORMAT_JSON ? write_json(c, &b)
                                          : TP_E_INVAL;
   if (rc == TP_E_OK && (fwrite(b.data, 1, b.len, out) != b.len || fflush(out) != 0))

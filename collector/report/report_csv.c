@@ -105,14 +105,33 @@ static void latency(csv *c, const tp_report_latency *l) {
 }
 
 static void summary(csv *c, const tp_report *r) {
-  static const char *const names[] = {
-      "probes",          "successes",       "divergent_successes", "success_rate",
-      "handshake_p50_ms", "handshake_p90_ms", "handshake_p99_ms",   "handshake_p99_9_ms",
-      "connect_p50_ms",  "connect_p90_ms",  "connect_p99_ms",      "connect_p99_9_ms",
-      "total_p50_ms",    "total_p90_ms",    "total_p99_ms",        "total_p99_9_ms",
-      "loop_lag_p99_ms", "top_error",       "top_error_owner",     "hrr_rate",
-      "resumption_rate", "early_data_accept_rate", "ocsp_staple_rate", "min_days_to_expiry",
-      "ocsp_max_age_seconds", "early_data_policy_violations", NULL};
+  static const char *const names[] = {"probes",
+                                      "successes",
+                                      "divergent_successes",
+                                      "success_rate",
+                                      "handshake_p50_ms",
+                                      "handshake_p90_ms",
+                                      "handshake_p99_ms",
+                                      "handshake_p99_9_ms",
+                                      "connect_p50_ms",
+                                      "connect_p90_ms",
+                                      "connect_p99_ms",
+                                      "connect_p99_9_ms",
+                                      "total_p50_ms",
+                                      "total_p90_ms",
+                                      "total_p99_ms",
+                                      "total_p99_9_ms",
+                                      "loop_lag_p99_ms",
+                                      "top_error",
+                                      "top_error_owner",
+                                      "hrr_rate",
+                                      "resumption_rate",
+                                      "early_data_accept_rate",
+                                      "ocsp_staple_rate",
+                                      "min_days_to_expiry",
+                                      "ocsp_max_age_seconds",
+                                      "early_data_policy_violations",
+                                      NULL};
   header(c, r, names);
   for (size_t i = 0; i < r->n_series; i++) {
     const tp_report_series *s = &r->series[i];
@@ -184,9 +203,9 @@ static void versions(csv *c, const tp_report *r) {
 }
 
 static void expiry(csv *c, const tp_report *r) {
-  static const char *const names[] = {"target",  "position", "days_left", "not_after_unix",
-                                      "severity", "subject",  "issuer",    "series",
-                                      NULL};
+  static const char *const names[] = {"target",         "position", "days_left",
+                                      "not_after_unix", "severity", "subject",
+                                      "issuer",         "series",   NULL};
   for (size_t i = 0; names[i] != NULL; i++)
     text(c, names[i]);
   end_line(c);
@@ -207,8 +226,9 @@ static void expiry(csv *c, const tp_report *r) {
 }
 
 static void agents(csv *c, const tp_report *r) {
-  static const char *const names[] = {"agent",   "spools",  "results",  "lost_in_window",
-                                      "missing", "last_delivery_unix", "silent", NULL};
+  static const char *const names[] = {"agent",          "spools",  "results",
+                                      "lost_in_window", "missing", "last_delivery_unix",
+                                      "silent",         NULL};
   for (size_t i = 0; names[i] != NULL; i++)
     text(c, names[i]);
   end_line(c);

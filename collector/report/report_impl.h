@@ -71,6 +71,11 @@ void tp__report_chains_free(tp_report *r);
  * Returns a new string (tp_xmalloc). */
 char *tp__report_repr(const char *s);
 
+/* "WARN" / "CRIT", in colour when asked (report_text.c). */
+const char *tp__report_level_word(tp_report_level level, bool color);
+/* ,"KEY":[{"level","index","text"}...] (report_json.c). */
+tp_err tp__report_json_warnings(tp_buf *b, const char *key, const tp_report_warning *w, size_t n);
+
 /* The series' display name for warning lines: its key values joined by '/',
  * each escaped (tp__report_repr); a new string. */
 char *tp__report_series_name(const tp_report *r, const tp_report_series *s);

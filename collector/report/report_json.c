@@ -139,8 +139,8 @@ static tp_err json_facts(tp_buf *b, const tp_store_facts *f) {
   if (rc == TP_E_OK)
     rc = json_key_str(b, "error_detail", f->error_detail);
   if (rc == TP_E_OK)
-    rc = tp_json_raw(b, ",\"resumed\":%s,\"hello_retry_request\":%s",
-                     f->resumed ? "true" : "false", f->hello_retry_request ? "true" : "false");
+    rc = tp_json_raw(b, ",\"resumed\":%s,\"hello_retry_request\":%s", f->resumed ? "true" : "false",
+                     f->hello_retry_request ? "true" : "false");
   /* Schema version 2 facts: null for a result stored before them. */
   if (rc == TP_E_OK)
     rc = json_opt_str(b, "mode", f->mode);
@@ -199,17 +199,17 @@ static tp_err json_buckets(tp_buf *b, const tp_report *r, const tp_report_series
   tp_err rc = tp_json_raw(b, ",\"timeline\":[");
   for (size_t i = 0; rc == TP_E_OK && i < r->query.buckets; i++) {
     const tp_report_bucket *k = &s->buckets[i];
-    rc = tp_json_raw(b, "%s{\"start_unix\":%" PRId64 ",\"probes\":%" PRIu64 ",\"successes\":%" PRIu64,
+    rc = tp_json_raw(b,
+                     "%s{\"start_unix\":%" PRId64 ",\"probes\":%" PRIu64 ",\"successes\":%" PRIu64,
                      i ? "," : "", k->start_unix_ns / 1000000000, k->probes, k->successes);
     if (rc == TP_E_OK)
-      rc = json_rate(b, "success_rate",
-                     (tp_report_rate){.set = k->probes > 0,
-                                      .fraction = k->probes ? (double)k->successes /
-                                                                  (double)k->probes
-                                                            : 0});
+      rc = json_rate(
+          b, "success_rate",
+          (tp_report_rate){.set = k->probes > 0,
+                           .fraction = k->probes ? (double)k->successes / (double)k->probes : 0});
     if (rc == TP_E_OK)
-      rc = json_opt_ms(b, "handshake_p99_ms", (tp_store_opt){.set = k->have_p99,
-                                                             .v = (int64_t)k->p99_ns});
+      rc = json_opt_ms(b, "handshake_p99_ms",
+                       (tp_store_opt){.set = k->have_p99, .v = (int64_t)k->p99_ns});
     if (rc == TP_E_OK)
       rc = tp_json_raw(b, "}");
   }
@@ -232,10 +232,11 @@ static tp_err json_series(tp_buf *b, const tp_report *r, const tp_report_series 
   if (rc == TP_E_OK)
     rc = json_key(b, s);
   if (rc == TP_E_OK)
-    rc = tp_json_raw(b,
-                     ",\"probes\":%" PRIu64 ",\"successes\":%" PRIu64
-                     ",\"divergent_successes\":%" PRIu64 ",\"emulation_checked_successes\":%" PRIu64,
-                     s->probes, s->successes, s->divergent, s->emulation_checked);
+    rc =
+        tp_json_raw(b,
+                    ",\"probes\":%" PRIu64 ",\"successes\":%" PRIu64
+                    ",\"divergent_successes\":%" PRIu64 ",\"emulation_checked_successes\":%" PRIu64,
+                    s->probes, s->successes, s->divergent, s->emulation_checked);
   if (rc == TP_E_OK)
     rc = json_rate(b, "success_rate", s->success_rate);
   if (rc == TP_E_OK)
@@ -287,7 +288,8 @@ static tp_err json_series(tp_buf *b, const tp_report *r, const tp_report_series 
   if (rc == TP_E_OK)
     rc = json_buckets(b, r, s);
   if (rc == TP_E_OK && s->have_facts) {
-    rc = tp_json_raw(b, ",\"latest\":{\"started_unix\":%" PRId64, s->facts.started_unix_ns / 1000000000);
+    rc = tp_json_raw(b, ",\"latest\":{\"started_unix\":%" PRId64,
+                     s->facts.started_unix_ns / 1000000000);
     if (rc == TP_E_OK)
       rc = json_facts(b, &s->facts);
     if (rc == TP_E_OK)
@@ -296,7 +298,7 @@ static tp_err json_series(tp_buf *b, const tp_report *r, const tp_report_series 
   return rc == TP_E_OK ? tp_json_raw(b, "}") : rc;
 }
 
-static tp_err json_warnings(tp_buf *b, const char *key, const tp_report_warning *w, size_t n) {
+tp_err tp__report_json_warnings(tp_buf *b, const char *key, const tp_report_warning *w, size_t n) {
   tp_err rc = tp_json_raw(b, ",\"%s\":[", key);
   for (size_t i = 0; rc == TP_E_OK && i < n; i++) {
     rc = tp_json_raw(b, "%s{\"level\":\"%s\",\"index\":%zu,\"text\":", i ? "," : "",
@@ -319,10 +321,13 @@ static tp_err json_certs(tp_buf *b, const tp_report *r) {
     if (rc == TP_E_OK)
       rc = tp_json_str(b, c->target);
     if (rc == TP_E_OK)
-      rc = tp_json_raw(b, ",\"position\":%" PRIu32 ",\"not_after_unix\":%" PRId64
-                          ",\"days_left\":%" PRId64 ",\"severity\":\"%s\",\"series\":%" PRIu64,
+      rc = tp_json_raw(b,
+                       ",\"position\":%" PRIu32 ",\"not_after_unix\":%" PRId64
+                       ",\"days_left\":%" PRId64 ",\"severity\":\"%s\",\"series\":%" PRIu64,
                        c->position, c->not_after_unix, c->days_left,
-                       level == TP_REPORT_CRIT ? "CRIT" : level == TP_REPORT_WARN ? "WARN" : "ok",
+                       level == TP_REPORT_CRIT   ? "CRIT"
+                       : level == TP_REPORT_WARN ? "WARN"
+                                                 : "ok",
                        c->series);
     if (rc == TP_E_OK)
       rc = json_key_str(b, "subject", c->subject);
@@ -372,7 +377,7 @@ tp_err tp__report_json(const tp_report *r, const tp_report_output *o, tp_buf *b)
   if (rc == TP_E_OK)
     rc = tp_json_raw(b, "]");
   if (rc == TP_E_OK)
-    rc = json_warnings(b, "warnings", r->warnings, r->n_warnings);
+    rc = tp__report_json_warnings(b, "warnings", r->warnings, r->n_warnings);
   if (rc == TP_E_OK)
     rc = json_certs(b, r);
   if (rc == TP_E_OK)
@@ -380,6 +385,6 @@ tp_err tp__report_json(const tp_report *r, const tp_report_output *o, tp_buf *b)
   if (rc == TP_E_OK)
     rc = tp__report_delivery_json(r, b);
   if (rc == TP_E_OK)
-    rc = json_warnings(b, "agent_warnings", r->agent_warnings, r->n_agent_warnings);
+    rc = tp__report_json_warnings(b, "agent_warnings", r->agent_warnings, r->n_agent_warnings);
   return rc == TP_E_OK ? tp_json_raw(b, "}\n") : rc;
 }

@@ -16,7 +16,7 @@ typedef struct entry {
 struct tp_keymap {
   entry *entries; /* by index */
   size_t n, alloc;
-  size_t *slots; /* index + 1, 0 = empty */
+  size_t *slots;  /* index + 1, 0 = empty */
   size_t n_slots; /* a power of two, > 2 * n */
 };
 

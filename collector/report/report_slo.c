@@ -344,10 +344,8 @@ tp_err tp__report_slo_text(const tp_report *r, const tp_report_output *o, tp_buf
   for (size_t i = 0; rc == TP_E_OK && i < r->n_slo_warnings; i++) {
     const tp_report_warning *w = &r->slo_warnings[i];
     char *target = tp__report_repr(r->slo[w->series].target);
-    const char *level = w->level == TP_REPORT_CRIT ? "CRIT" : "WARN";
-    if (o->color)
-      level = w->level == TP_REPORT_CRIT ? "\033[1;31mCRIT\033[0m" : "\033[33mWARN\033[0m";
-    char *line = tp_xasprintf("%s slo %s: %s\n", level, target, w->text);
+    char *line =
+        tp_xasprintf("%s slo %s: %s\n", tp__report_level_word(w->level, o->color), target, w->text);
     rc = tp_buf_append(b, line, strlen(line));
     free(line);
     free(target);
@@ -360,10 +358,11 @@ static tp_err json_windows(tp_buf *b, const char *key, const tp_slo_counts *c, d
   for (int w = 0; rc == TP_E_OK && w < TP_SLO_WINDOWS; w++) {
     double rate;
     bool set = tp_slo_burn_rate(&c[w], budget, &rate);
-    rc = tp_json_raw(b, "%s{\"window\":\"%s\",\"events\":%" PRIu64 ",\"bad\":%" PRIu64, w ? "," : "",
-                     window_names[w], c[w].events, c[w].bad);
+    rc = tp_json_raw(b, "%s{\"window\":\"%s\",\"events\":%" PRIu64 ",\"bad\":%" PRIu64,
+                     w ? "," : "", window_names[w], c[w].events, c[w].bad);
     if (rc == TP_E_OK)
-      rc = set ? tp_json_raw(b, ",\"burn_rate\":%.4f}", rate) : tp_json_raw(b, ",\"burn_rate\":null}");
+      rc = set ? tp_json_raw(b, ",\"burn_rate\":%.4f}", rate)
+               : tp_json_raw(b, ",\"burn_rate\":null}");
   }
   return rc == TP_E_OK ? tp_json_raw(b, "]") : rc;
 }
@@ -398,15 +397,8 @@ tp_err tp__report_slo_json(const tp_report *r, tp_buf *b) {
       rc = tp_json_raw(b, "}");
   }
   if (rc == TP_E_OK)
-    rc = tp_json_raw(b, "],\"slo_warnings\":[");
-  for (size_t i = 0; rc == TP_E_OK && i < r->n_slo_warnings; i++) {
-    const tp_report_warning *w = &r->slo_warnings[i];
-    rc = tp_json_raw(b, "%s{\"level\":\"%s\",\"index\":%zu,\"text\":", i ? "," : "",
-                     w->level == TP_REPORT_CRIT ? "CRIT" : "WARN", w->series);
-    if (rc == TP_E_OK)
-      rc = tp_json_str(b, w->text);
-    if (rc == TP_E_OK)
-      rc = tp_json_raw(b, "}");
-  }
-  return rc == TP_E_OK ? tp_json_raw(b, "]") : rc;
+    rc = tp_json_raw(b, "]");
+  return rc == TP_E_OK
+             ? tp__report_json_warnings(b, "slo_warnings", r->slo_warnings, r->n_slo_warnings)
+             : rc;
 }

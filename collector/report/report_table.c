@@ -67,8 +67,7 @@ static size_t last_shown(const tp_table *t) {
   return last;
 }
 
-static tp_err render_line(const tp_table *t, char *const *cells, const size_t *width,
-                          tp_buf *out) {
+static tp_err render_line(const tp_table *t, char *const *cells, const size_t *width, tp_buf *out) {
   size_t last = last_shown(t);
   tp_err rc = TP_E_OK;
   bool first = true;

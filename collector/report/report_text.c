@@ -93,13 +93,13 @@ static tp_err header(const tp_report *r, const char *what, tp_buf *b) {
   char *window = r->query.until_text == NULL
                      ? tp_xasprintf("window %s ending %s", r->query.since_text, until)
                      : tp_xasprintf("window %s..%s", since, until);
-  tp_err rc = add(b, tp_xasprintf("tlsprobe %s: %s, %zu series, %" PRIu64 " probes\n", what,
-                                  window, r->n_series, r->total_probes));
+  tp_err rc = add(b, tp_xasprintf("tlsprobe %s: %s, %zu series, %" PRIu64 " probes\n", what, window,
+                                  r->n_series, r->total_probes));
   free(window);
   return rc;
 }
 
-static const char *level_word(tp_report_level level, bool color) {
+const char *tp__report_level_word(tp_report_level level, bool color) {
   if (!color)
     return level == TP_REPORT_CRIT ? "CRIT" : "WARN";
   return level == TP_REPORT_CRIT ? "\033[1;31mCRIT\033[0m" : "\033[33mWARN\033[0m";
@@ -111,7 +111,8 @@ static tp_err warnings(const tp_report *r, const tp_report_output *o, tp_buf *b)
   for (size_t i = 0; rc == TP_E_OK && i < r->n_warnings; i++) {
     const tp_report_warning *w = &r->warnings[i];
     char *name = tp__report_series_name(r, &r->series[w->series]);
-    rc = add(b, tp_xasprintf("%s %s: %s\n", level_word(w->level, o->color), name, w->text));
+    rc = add(b,
+             tp_xasprintf("%s %s: %s\n", tp__report_level_word(w->level, o->color), name, w->text));
     free(name);
   }
   return rc;
@@ -126,8 +127,8 @@ static tp_err render(tp_table *t, tp_buf *b) {
 /* ---- summary ------------------------------------------------------------------- */
 
 static tp_err summary_table(const tp_report *r, tp_buf *b) {
-  static const char *const cols[] = {"PROBES", "OK",     "DIVERGENT", "SUCCESS%", "P50_MS",
-                                     "P90_MS", "P99_MS", "P99.9_MS"};
+  static const char *const cols[] = {"PROBES", "OK",     "DIVERGENT", "SUCCESS%",
+                                     "P50_MS", "P90_MS", "P99_MS",    "P99.9_MS"};
   tp_table *t = tp_table_new();
   key_columns(r, t);
   for (size_t c = 0; c < sizeof(cols) / sizeof(cols[0]); c++)
@@ -210,8 +211,7 @@ static tp_err view_errors(const tp_report *r, const tp_report_output *o, tp_buf 
   tp_table_free(t);
   if (rc == TP_E_OK && r->total_probes > 0)
     rc = add(b, tp_xasprintf("by owner: server %" PRIu64 ", network %" PRIu64 ", client %" PRIu64
-                             ", policy %" PRIu64 ", internal %" PRIu64 " (of %" PRIu64
-                             " probes)\n",
+                             ", policy %" PRIu64 ", internal %" PRIu64 " (of %" PRIu64 " probes)\n",
                              by_owner[TP_CAT_SERVER], by_owner[TP_CAT_NETWORK],
                              by_owner[TP_CAT_CLIENT], by_owner[TP_CAT_POLICY],
                              by_owner[TP_CAT_INTERNAL], r->total_probes));
@@ -268,8 +268,8 @@ static const char *expiry_severity(int64_t days) {
 static tp_err view_expiry(const tp_report *r, const tp_report_output *o, tp_buf *b) {
   tp_err rc = header(r, "expiry", b);
   tp_table *t = tp_table_new();
-  static const char *const cols[] = {"TARGET", "POS", "DAYS", "NOT_AFTER", "SEVERITY",
-                                     "SUBJECT", "ISSUER", "SERIES"};
+  static const char *const cols[] = {"TARGET",   "POS",     "DAYS",   "NOT_AFTER",
+                                     "SEVERITY", "SUBJECT", "ISSUER", "SERIES"};
   static const bool right[] = {false, true, true, false, false, false, false, true};
   for (size_t c = 0; c < 8; c++)
     tp_table_column(t, cols[c], right[c]);
@@ -284,7 +284,8 @@ static tp_err view_expiry(const tp_report *r, const tp_report_output *o, tp_buf 
     cells[2] = tp_xasprintf("%" PRId64, c->days_left);
     cells[3] = tp_xstrdup(when);
     cells[4] = o->color && strcmp(sev, "ok") != 0
-                   ? tp_xstrdup(level_word(sev[0] == 'C' ? TP_REPORT_CRIT : TP_REPORT_WARN, true))
+                   ? tp_xstrdup(tp__report_level_word(
+                         sev[0] == 'C' ? TP_REPORT_CRIT : TP_REPORT_WARN, true))
                    : tp_xstrdup(sev);
     cells[5] = tp__report_repr(c->subject);
     cells[6] = tp__report_repr(c->issuer);
@@ -409,12 +410,11 @@ static tp_err facts_block(const tp_report *r, const tp_report_series *s, tp_buf 
        *detail = cell_repr(f->error_detail);
   char when[32];
   format_utc(f->started_unix_ns, when, sizeof(when));
-  tp_err rc = add(b, tp_xasprintf("latest %s at %s: %s %s %s alpn=%s%s%s%s\n", name, when, version,
-                                  cipher, group, alpn, f->error_detail && f->error_detail[0]
-                                                           ? " error=\""
-                                                           : "",
-                                  f->error_detail && f->error_detail[0] ? detail : "",
-                                  f->error_detail && f->error_detail[0] ? "\"" : ""));
+  tp_err rc =
+      add(b, tp_xasprintf("latest %s at %s: %s %s %s alpn=%s%s%s%s\n", name, when, version, cipher,
+                          group, alpn, f->error_detail && f->error_detail[0] ? " error=\"" : "",
+                          f->error_detail && f->error_detail[0] ? detail : "",
+                          f->error_detail && f->error_detail[0] ? "\"" : ""));
   free(name);
   free(version);
   free(cipher);
@@ -442,8 +442,7 @@ static tp_err timeline(const tp_report *r, const tp_report_series *s, tp_buf *b)
     format_utc(bk->start_unix_ns, when, sizeof(when));
     cells[0] = tp_xstrdup(when);
     cells[1] = tp_xasprintf("%" PRIu64, bk->probes);
-    cells[2] = bk->probes ? tp_xasprintf("%.2f", 100.0 * (double)bk->successes /
-                                                     (double)bk->probes)
+    cells[2] = bk->probes ? tp_xasprintf("%.2f", 100.0 * (double)bk->successes / (double)bk->probes)
                           : tp_xstrdup("-");
     cells[3] = ms_cell(bk->have_p99, bk->p99_ns);
     tp_table_row(t, cells);

@@ -72,8 +72,12 @@ tp_err tp_report_parse_rfc3339(const char *text, int64_t *out_ns) {
   }
   if (*p != '\0')
     return TP_E_INVAL;
-  struct tm tm = {.tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d, .tm_hour = h,
-                  .tm_min = mi, .tm_sec = s == 60 ? 59 : s}; /* a leap second reads as :59 */
+  struct tm tm = {.tm_year = y - 1900,
+                  .tm_mon = mo - 1,
+                  .tm_mday = d,
+                  .tm_hour = h,
+                  .tm_min = mi,
+                  .tm_sec = s == 60 ? 59 : s}; /* a leap second reads as :59 */
   time_t t = timegm(&tm);
   if (t == (time_t)-1)
     return TP_E_INVAL;
@@ -110,8 +114,8 @@ tp_err tp_report_window(const char *since, const char *until, int64_t now_ns, in
     return TP_E_INVAL;
   }
   if (*since_ns >= *until_ns) {
-    snprintf(err, errlen, "the window is empty: --since \"%s\" is not before --until \"%s\"",
-             since, until ? until : "now");
+    snprintf(err, errlen, "the window is empty: --since \"%s\" is not before --until \"%s\"", since,
+             until ? until : "now");
     return TP_E_INVAL;
   }
   return TP_E_OK;

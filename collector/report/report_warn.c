@@ -16,7 +16,8 @@ void tp__report_warn(tp_report *r, size_t series, tp_report_level level, char *t
     r->alloc_warnings = r->alloc_warnings ? 2 * r->alloc_warnings : 16;
     r->warnings = tp_xrealloc(r->warnings, r->alloc_warnings * sizeof(r->warnings[0]));
   }
-  r->warnings[r->n_warnings++] = (tp_report_warning){.series = series, .level = level, .text = text};
+  r->warnings[r->n_warnings++] =
+      (tp_report_warning){.series = series, .level = level, .text = text};
 }
 
 int tp_report_expiry_level(int64_t days, int *threshold) {
@@ -62,9 +63,9 @@ static void expiry_warning(tp_report *r, size_t i, const tp_report_series *s) {
     tp__report_warn(r, i, TP_REPORT_CRIT,
                     tp_xasprintf("certificate expired %" PRId64 " days ago", -days));
   else if (level >= 0)
-    tp__report_warn(r, i, (tp_report_level)level,
-                    tp_xasprintf("certificate expires in %" PRId64 " days (threshold %d)", days,
-                                 threshold));
+    tp__report_warn(
+        r, i, (tp_report_level)level,
+        tp_xasprintf("certificate expires in %" PRId64 " days (threshold %d)", days, threshold));
 }
 
 /* WARN only: whether a dip pages is the SLO burn rate's decision (report_slo.c),
