@@ -29,15 +29,30 @@ void tp_store_close(tp_store *store) {
     store->ops->close(store);
 }
 
+static void strings_clear(tp_store_strings *l) {
+  for (size_t i = 0; i < l->n; i++)
+    free(l->items[i]);
+  free(l->items);
+  *l = (tp_store_strings){0};
+}
+
 void tp_store_facts_clear(tp_store_facts *facts) {
+  for (size_t i = 0; i < facts->n_chain; i++) {
+    tp_store_cert *c = &facts->chain[i];
+    free(c->subject);
+    free(c->issuer);
+    strings_clear(&c->san_dns);
+    free(c->key_type);
+    free(c->signature_algorithm);
+  }
+  free(facts->chain);
   free(facts->tls_version);
   free(facts->cipher);
   free(facts->group);
   free(facts->alpn);
   free(facts->error_detail);
-  free(facts->chain_json);
-  free(facts->groups_offered);
-  free(facts->key_shares_offered);
+  strings_clear(&facts->groups_offered);
+  strings_clear(&facts->key_shares_offered);
   free(facts->mode);
   free(facts->fidelity_note);
   free(facts->ocsp_cert_status);

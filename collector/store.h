@@ -117,24 +117,44 @@ typedef tp_err (*tp_store_cert_fn)(const tp_store_chain_cert *cert, void *ctx);
 tp_err tp_store_scan_chain(tp_store *store, int64_t row_id, tp_store_cert_fn fn, void *ctx,
                            char *err, size_t errlen);
 
+/* A list of strings that may be absent (stored before the schema version that added
+ * it): set = false. */
+typedef struct tp_store_strings {
+  bool set;
+  char **items; /* owned */
+  size_t n;
+} tp_store_strings;
+
+/* One certificate as the agent reported it (all owned). */
+typedef struct tp_store_cert {
+  char *subject, *issuer;
+  tp_store_strings san_dns;
+  int64_t not_before_unix, not_after_unix;
+  char *key_type;
+  uint32_t key_bits;
+  char *signature_algorithm;
+} tp_store_cert;
+
 /* The latest result's facts for one series (all strings owned; free with
- * tp_store_facts_clear). chain_json, groups_offered and key_shares_offered are the
- * stored JSON array texts; the strings added by schema versions 2 and 3 are NULL,
- * and their options unset, for rows stored before them. */
+ * tp_store_facts_clear). Structured whatever the backend keeps: the chain as
+ * certificates, the offered groups and key shares as string lists. The strings
+ * added by schema versions 2 and 3 are NULL, their lists and options unset, for
+ * rows stored before them. */
 typedef struct tp_store_facts {
   char *tls_version;
   char *cipher;
   char *group;
   char *alpn;
   char *error_detail;
-  char *chain_json;
+  tp_store_cert *chain; /* in the order the server sent them */
+  size_t n_chain;
   tp_store_opt days_to_earliest_expiry; /* unset without a chain */
   int64_t started_unix_ns;
   bool resumed;
   bool hello_retry_request;
   /* schema version 2 */
-  char *groups_offered;
-  char *key_shares_offered;
+  tp_store_strings groups_offered;
+  tp_store_strings key_shares_offered;
   char *mode;
   char *fidelity_note;
   tp_store_opt ticket_received, resumption_handshake_ns, early_data_attempted,

@@ -209,7 +209,7 @@ static const char SQL_LATEST[] =
     " early_data_accepted, chain_length_sent, chain_complete, ocsp_stapled, ocsp_cert_status,"
     " ocsp_this_update_unix, ocsp_next_update_unix, ocsp_age_seconds, http_status,"
     " http_first_byte_ns, http_hsts, address_family, emulation_checked, emulation_divergence,"
-    " early_data_policy_violation FROM results"
+    " early_data_policy_violation, id FROM results"
     " WHERE target = ?1 AND profile = ?2 AND region = ?3 AND started_unix_ns >= ?4"
     " ORDER BY started_unix_ns DESC, id DESC LIMIT 1";
 
@@ -807,14 +807,13 @@ static tp_err sqlite_latest(tp_store *store, const char *target, const char *pro
   out->group = tp_xstrdup(col_text(s->latest, 2));
   out->alpn = tp_xstrdup(col_text(s->latest, 3));
   out->error_detail = tp_xstrdup(col_text(s->latest, 4));
-  out->chain_json = tp_xstrdup(col_text(s->latest, 5));
   sqlite3_stmt *st = s->latest;
   out->days_to_earliest_expiry = col_opt(st, 6);
   out->started_unix_ns = sqlite3_column_int64(st, 7);
   out->resumed = sqlite3_column_int(st, 8) != 0;
   out->hello_retry_request = sqlite3_column_int(st, 9) != 0;
-  out->groups_offered = col_dup_or_null(st, 10);
-  out->key_shares_offered = col_dup_or_null(st, 11);
+  bool v2_lists = sqlite3_column_type(st, 10) != SQLITE_NULL;
+  int64_t id = sqlite3_column_int64(st, 32);
   out->mode = col_dup_or_null(st, 12);
   out->fidelity_note = col_dup_or_null(st, 13);
   out->ticket_received = col_opt(st, 14);
@@ -838,6 +837,10 @@ static tp_err sqlite_latest(tp_store *store, const char *target, const char *pro
   out->emulation_checked = col_opt(st, 29);
   out->emulation_divergence = col_dup_or_null(st, 30);
   out->early_data_policy_violation = col_opt(st, 31);
+  (void)sqlite3_reset(s->latest);
+  rc = tp__sqlite_latest_lists(s, id, v2_lists, out, err, errlen);
+  if (rc != TP_E_OK)
+    tp_store_facts_clear(out);
 out:
   (void)sqlite3_reset(s->latest);
   (void)sqlite3_clear_bindings(s->latest);

@@ -39,6 +39,11 @@ struct sqlite_store {
 
 static inline sqlite_store *from_base(tp_store *store) { return (sqlite_store *)store; }
 
+/* store_sqlite_facts.c: the chain and (with v2_lists, schema version 2 on) the offered
+ * groups and key shares of result `id`, unpacked into out. */
+tp_err tp__sqlite_latest_lists(sqlite_store *s, int64_t id, bool v2_lists, tp_store_facts *out,
+                               char *err, size_t errlen);
+
 static inline sqlite3_int64 u64_bits(uint64_t v) {
   sqlite3_int64 out;
   memcpy(&out, &v, sizeof(out));

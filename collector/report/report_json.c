@@ -88,15 +88,41 @@ static tp_err json_rate(tp_buf *b, const char *key, tp_report_rate r) {
   return tp_json_raw(b, ",\"%s\":%.6f", key, r.fraction);
 }
 
-/* A JSON array text stored by ingest (chain_json.c, tp_json_str_array): emitted
- * verbatim; NULL (stored before the column existed) is null. */
-static tp_err json_stored_array(tp_buf *b, const char *key, const char *stored) {
+/* A list of strings; null when stored before its schema version. */
+static tp_err json_strings(tp_buf *b, const char *key, const tp_store_strings *l) {
   tp_err rc = tp_json_raw(b, ",\"%s\":", key);
-  if (rc != TP_E_OK)
-    return rc;
-  if (stored == NULL)
-    return tp_json_raw(b, "null");
-  return stored[0] == '[' ? tp_buf_append(b, stored, strlen(stored)) : tp_json_raw(b, "[]");
+  if (rc != TP_E_OK || !l->set)
+    return rc == TP_E_OK ? tp_json_raw(b, "null") : rc;
+  return tp_json_str_array(b, l->items, l->n);
+}
+
+/* The chain in the field order ingest always stored (chain_json.c). */
+static tp_err json_chain(tp_buf *b, const tp_store_facts *f) {
+  tp_err rc = tp_json_raw(b, ",\"chain\":[");
+  for (size_t i = 0; rc == TP_E_OK && i < f->n_chain; i++) {
+    const tp_store_cert *c = &f->chain[i];
+    rc = tp_json_raw(b, "%s{\"subject\":", i ? "," : "");
+    if (rc == TP_E_OK)
+      rc = tp_json_str(b, c->subject);
+    if (rc == TP_E_OK)
+      rc = json_key_str(b, "issuer", c->issuer);
+    if (rc == TP_E_OK)
+      rc = tp_json_raw(b, ",\"san_dns\":");
+    if (rc == TP_E_OK)
+      rc = tp_json_str_array(b, c->san_dns.items, c->san_dns.n);
+    if (rc == TP_E_OK)
+      rc = tp_json_raw(b, ",\"not_before_unix\":%" PRId64 ",\"not_after_unix\":%" PRId64,
+                       c->not_before_unix, c->not_after_unix);
+    if (rc == TP_E_OK)
+      rc = json_key_str(b, "key_type", c->key_type);
+    if (rc == TP_E_OK)
+      rc = tp_json_raw(b, ",\"key_bits\":%" PRIu32, c->key_bits);
+    if (rc == TP_E_OK)
+      rc = json_key_str(b, "signature_algorithm", c->signature_algorithm);
+    if (rc == TP_E_OK)
+      rc = tp_json_raw(b, "}");
+  }
+  return rc == TP_E_OK ? tp_json_raw(b, "]") : rc;
 }
 
 static tp_err json_ocsp(tp_buf *b, const tp_store_facts *f) {
@@ -145,9 +171,9 @@ static tp_err json_facts(tp_buf *b, const tp_store_facts *f) {
   if (rc == TP_E_OK)
     rc = json_opt_str(b, "mode", f->mode);
   if (rc == TP_E_OK)
-    rc = json_stored_array(b, "groups_offered", f->groups_offered);
+    rc = json_strings(b, "groups_offered", &f->groups_offered);
   if (rc == TP_E_OK)
-    rc = json_stored_array(b, "key_shares_offered", f->key_shares_offered);
+    rc = json_strings(b, "key_shares_offered", &f->key_shares_offered);
   if (rc == TP_E_OK)
     rc = json_opt_str(b, "fidelity_note", f->fidelity_note);
   if (rc == TP_E_OK)
@@ -175,9 +201,8 @@ static tp_err json_facts(tp_buf *b, const tp_store_facts *f) {
     rc = json_opt_str(b, "emulation_divergence", f->emulation_divergence);
   if (rc == TP_E_OK)
     rc = json_opt_bool(b, "early_data_policy_violation", f->early_data_policy_violation);
-  /* chain_json was encoded by chain_json.c at ingest: emitted verbatim. */
   if (rc == TP_E_OK)
-    rc = json_stored_array(b, "chain", f->chain_json);
+    rc = json_chain(b, f);
   return rc;
 }
 

@@ -306,7 +306,7 @@ static void test_target_facts(void **state) {
   /* Latest in a/modern/us is the refused probe 5 minutes ago. */
   assert_int_equal(s->facts.started_unix_ns, NOW_NS - 5 * MINUTE_NS);
   assert_string_equal(s->facts.tls_version, "TLS1.3");
-  assert_string_equal(s->facts.chain_json, "[]");
+  assert_int_equal(s->facts.n_chain, 0);
   char *json = render(rep, true);
   /* A result without an OCSP staple or HTTP request: those objects are null. */
   assert_non_null(strstr(json, "\"tls_version\":\"TLS1.3\",\"cipher\":\"TLS_AES_256_GCM_SHA384\","
@@ -365,7 +365,16 @@ static void test_target_full_facts(void **state) {
   http.first_byte_ns = 2500000;
   http.hsts = 1;
   r.http = &http;
+  char *sans[] = {"good.test", "www.good.test"};
   cert.subject = "CN=good";
+  cert.issuer = "CN=CA \"1\"";
+  cert.san_dns = sans;
+  cert.n_san_dns = 2;
+  cert.not_before_unix = 1690000000;
+  cert.not_after_unix = 1701036800;
+  cert.key_type = "EC/ECDSA";
+  cert.key_bits = 256;
+  cert.signature_algorithm = "ECDSA-SHA256";
   r.chain = certs;
   r.n_chain = 1;
   r.chain_length_sent = 3;
@@ -415,8 +424,23 @@ static void test_target_full_facts(void **state) {
                                "\"http\":{\"status\":301,\"first_byte_ms\":2.500,\"hsts\":true},"
                                "\"address_family\":\"ipv6\",\"emulation_checked\":true,"
                                "\"emulation_divergence\":\"\",\"early_data_policy_violation\":true,"
-                               "\"chain\":[{\"subject\":\"CN=good\""));
+                               "\"chain\":[{\"subject\":\"CN=good\",\"issuer\":\"CN=CA \\\"1\\\"\","
+                               "\"san_dns\":[\"good.test\",\"www.good.test\"],"
+                               "\"not_before_unix\":1690000000,\"not_after_unix\":1701036800,"
+                               "\"key_type\":\"EC/ECDSA\",\"key_bits\":256,"
+                               "\"signature_algorithm\":\"ECDSA-SHA256\"}]}"));
   free(json);
+  /* Structured facts, whatever the backend stores: the chain and the lists. */
+  const tp_report_series *s = tp_report_series_at(rep, 0);
+  assert_int_equal(s->facts.n_chain, 1);
+  assert_string_equal(s->facts.chain[0].issuer, "CN=CA \"1\"");
+  assert_int_equal(s->facts.chain[0].san_dns.n, 2);
+  assert_string_equal(s->facts.chain[0].san_dns.items[1], "www.good.test");
+  assert_int_equal(s->facts.chain[0].not_after_unix, 1701036800);
+  assert_true(s->facts.groups_offered.set);
+  assert_int_equal(s->facts.groups_offered.n, 2);
+  assert_string_equal(s->facts.groups_offered.items[1], "SECP256R1");
+  assert_int_equal(s->facts.key_shares_offered.n, 1);
   char *text = render(rep, false);
   assert_non_null(strstr(text, "\nWARN good/default: certificate expires in 12 days (threshold 14)\n"));
   free(text);

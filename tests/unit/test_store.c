@@ -290,7 +290,8 @@ static void test_migrate_real_v1_database(void **state) {
   assert_null(facts.address_family);
   assert_null(facts.emulation_divergence);
   assert_false(facts.emulation_checked.set);
-  assert_null(facts.groups_offered);
+  assert_false(facts.groups_offered.set); /* stored before version 2: absent, not empty */
+  assert_false(facts.key_shares_offered.set);
   assert_false(facts.chain_complete.set);
   assert_false(facts.ocsp_stapled);
   assert_false(facts.http_present);
