@@ -19,6 +19,7 @@
 #define CHECK_CRITICAL 2
 #define CHECK_FAILED 3 /* the report could not be made (database missing, unreadable...) */
 #define TARGET_VIEW_BUCKETS 12
+#define HTML_BUCKETS 24 /* the HTML's charts over time: one point per 1/24 of the window */
 
 void tp_report_usage(FILE *out) {
   fputs("  tlsprobe-collector report [VIEW [TARGET]] --db FILE | --config FILE [options]\n"
@@ -31,8 +32,9 @@ void tp_report_usage(FILE *out) {
         "                       (default target,profile,region; per view otherwise)\n"
         "      --target GLOB  --profile GLOB  --region GLOB  --agent GLOB  --family GLOB\n"
         "                       keep only matching results (fnmatch(3) patterns)\n"
-        "      --format text|json|csv   (json: docs/report.schema.json, rates 0..1)\n"
-        "      --buckets N      time series of N buckets per group (view target: 12)\n"
+        "      --format text|json|csv|html   (json: docs/report.schema.json, rates 0..1;\n"
+        "                       html: one self-contained page with charts, whatever the view)\n"
+        "      --buckets N      time series of N buckets per group (view target: 12, html: 24)\n"
         "      --silent-after DURATION  an agent quiet this long is SILENT (default 5m)\n"
         "      --config FILE    the collector's config: its database and its slo: objectives\n"
         "                       (summary and target views add burn-rate alerts; default\n"
@@ -75,7 +77,7 @@ static bool fail_usage(const char *fmt, ...) {
 }
 
 static bool parse_format(const char *v, tp_report_format *out) {
-  static const char *const names[] = {"text", "json", "csv"};
+  static const char *const names[] = {"text", "json", "csv", "html"};
   for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
     if (strcmp(v, names[i]) == 0) {
       *out = (tp_report_format)i;
@@ -127,7 +129,7 @@ static bool option(cli *c, const char *opt, const char *val) {
     c->silent_after = val;
   else if (strcmp(opt, "--format") == 0) {
     if (!parse_format(val, &c->out.format))
-      return fail_usage("--format \"%s\" is not one of text, json, csv", val);
+      return fail_usage("--format \"%s\" is not one of text, json, csv, html", val);
   } else if (strncmp(opt, "--", 2) == 0 && tp_report_dim_from_name(opt + 2, &dim))
     c->query.glob[dim] = val;
   else
@@ -175,7 +177,7 @@ static bool parse_args(int argc, char **argv, cli *c) {
     return fail_usage("--db FILE or --config collector.yaml is required");
   if (c->compare != (c->baseline != NULL) || c->compare != (c->candidate != NULL))
     return fail_usage("compare needs --baseline SEL and --candidate SEL (and they need compare)");
-  if (c->compare && c->out.format == TP_FORMAT_CSV)
+  if (c->compare && (c->out.format == TP_FORMAT_CSV || c->out.format == TP_FORMAT_HTML))
     return fail_usage("compare writes text or json");
   return true;
 }
@@ -224,6 +226,13 @@ static bool shape_query(cli *c) {
   }
   if (c->compare)
     by = by_profile, n = 1;
+  /* The HTML page shows every section whatever the view: its charts over time
+   * need buckets (--buckets still decides, parse_window), its expiry chart chains. */
+  if (c->out.format == TP_FORMAT_HTML) {
+    q->with_chains = true;
+    if (q->buckets == 0)
+      q->buckets = HTML_BUCKETS;
+  }
   if (c->by != NULL) {
     if (!parse_by(c->by, q))
       return fail_usage("--by \"%s\" is not a list of target, profile, region, agent,"

@@ -80,9 +80,11 @@ tp_err tp__report_json_warnings(tp_buf *b, const char *key, const tp_report_warn
  * each escaped (tp__report_repr); a new string. */
 char *tp__report_series_name(const tp_report *r, const tp_report_series *s);
 
-/* Per format (report_text.c, report_json.c, report_csv.c). */
+/* Per format (report_text.c, report_json.c, report_csv.c, report_html.c). */
 tp_err tp__report_text(const tp_report *r, const tp_report_output *o, tp_buf *b);
 tp_err tp__report_json(const tp_report *r, const tp_report_output *o, tp_buf *b);
 tp_err tp__report_csv(const tp_report *r, const tp_report_output *o, tp_buf *b);
+/* One page whatever the view (report_html.c says what is on it). */
+tp_err tp__report_html(const tp_report *r, const tp_report_output *o, tp_buf *b);
 
 #endif

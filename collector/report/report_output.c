@@ -37,7 +37,8 @@ tp_err tp_report_write(const tp_report *r, const tp_report_output *o, FILE *out)
   case TP_FORMAT_CSV:
     rc = tp__report_csv(r, o, &buf);
     break;
-  case TP_FORMAT_HTML: /* not yet: the CLI does not offer it */
+  case TP_FORMAT_HTML:
+    rc = tp__report_html(r, o, &buf);
     break;
   }
   if (rc == TP_E_OK && buf.len > 0 && fwrite(buf.data, 1, buf.len, out) != buf.len)

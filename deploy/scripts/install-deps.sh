@@ -21,6 +21,7 @@ PACKAGES=(
   python3                              # collector tests: keep-alive TLS client, slowloris, flood
   python3-jsonschema                   # report JSON checked against docs/report.schema.json
   valgrind                             # the agent under memcheck (test_agent_valgrind)
+  chromium                             # renders report --format html headless (test_report_html, screenshots)
   procps psmisc                        # pkill/ps used by scripts
   ca-certificates
 )
