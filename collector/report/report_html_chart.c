@@ -57,13 +57,14 @@ static bool p99_value(const tp_report_bucket *k, double *out) {
   return true;
 }
 
-/* 1, 2 or 5 times a power of ten, at least v: an axis maximum a reader can divide. */
+/* 1, 2, 2.5 or 5 times a power of ten, at least v: an axis maximum whose quarters
+ * (the grid lines) are round numbers too. */
 static double nice_ceiling(double v) {
   if (!(v > 0))
     return 1;
   double p = pow(10, floor(log10(v)));
-  static const double steps[] = {1, 2, 5, 10};
-  for (size_t i = 0; i < 4; i++)
+  static const double steps[] = {1, 2, 2.5, 5, 10};
+  for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++)
     if (steps[i] * p >= v * (1 - 1e-12))
       return steps[i] * p;
   return 10 * p;
@@ -332,6 +333,8 @@ static void version_bar(tp_html *h, const tp_report *r, const tp_report_series *
                   x, y + 3, w, BAR_ROW - 6, version_color(c->name, name_index(names, n_names, c->name)),
                   c->count, share);
     tp__html_text(h, c->name);
+    tp__html_raw(h, "\" data-group=\"");
+    tp__html_group(h, r, s);
     tp__html_raw(h, "\"><title>");
     tp__html_text(h, c->name);
     tp__html_rawf(h, ": %" PRIu64 " of %" PRIu64 " successes</title></rect>", c->count, total);

@@ -22,6 +22,7 @@ PACKAGES=(
   python3-jsonschema                   # report JSON checked against docs/report.schema.json
   valgrind                             # the agent under memcheck (test_agent_valgrind)
   chromium                             # renders report --format html headless (test_report_html, screenshots)
+  pngquant                             # report-screenshots.sh: docs/report-html.png in a palette (1/3 the bytes)
   procps psmisc                        # pkill/ps used by scripts
   ca-certificates
 )

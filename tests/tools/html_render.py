@@ -50,7 +50,12 @@ COLLECT = r"""
     }
     svgs.push({id: svg.id, attrs: attrs(svg), box: box(svg), items: items});
   }
-  return {title: document.title, scripts: document.scripts.length,
+  const totals = {};
+  for (const e of document.querySelectorAll('[id^="total-"]')) totals[e.id] = e.textContent;
+  const tables = {};
+  for (const t of document.querySelectorAll('table[id]'))
+    tables[t.id] = {rows: t.tBodies.length ? t.tBodies[0].rows.length : 0, box: box(t)};
+  return {title: document.title, scripts: document.scripts.length, totals: totals, tables: tables,
           script_elements: document.getElementsByTagName('script').length,
           text: document.body ? document.body.innerText : '',
           page_height: document.documentElement.scrollHeight, svgs: svgs};

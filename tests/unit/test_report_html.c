@@ -378,10 +378,13 @@ static void test_charts_carry_the_numbers(void **state) {
 
   c = chart(html, "chart-versions");
   assert_has(c, "data-successes=\"7\" data-group=\"a/modern/eu\"");
-  assert_has(c, "data-count=\"5\" data-share=\"0.714286\" data-version=\"TLS1.3\"");
-  assert_has(c, "data-count=\"2\" data-share=\"0.285714\" data-version=\"TLS1.2\"");
+  assert_has(c, "data-count=\"5\" data-share=\"0.714286\" data-version=\"TLS1.3\""
+                " data-group=\"a/modern/eu\"");
+  assert_has(c, "data-count=\"2\" data-share=\"0.285714\" data-version=\"TLS1.2\""
+                " data-group=\"a/modern/eu\"");
   assert_has(c, "data-successes=\"1\" data-group=\"" EVIL_GROUP_HTML "\"");
-  assert_has(c, "data-count=\"1\" data-share=\"1.000000\" data-version=\"TLS1.3\"");
+  assert_has(c, "data-count=\"1\" data-share=\"1.000000\" data-version=\"TLS1.3\""
+                " data-group=\"" EVIL_GROUP_HTML "\"");
   assert_has(c, "data-successes=\"0\" data-group=\"b/old/us\"");
   assert_int_equal(count(c, "<rect class=\"version\""), 3);
   free(c);
