@@ -240,8 +240,12 @@ static void header(tp_html *h, const tp_report *r) {
   const tp_report_warning *lists[2] = {r->warnings, r->agent_warnings};
   size_t counts[2] = {r->n_warnings, r->n_agent_warnings};
   for (size_t l = 0; l < 2; l++)
-    for (size_t i = 0; i < counts[l]; i++)
-      *(lists[l][i].level == TP_REPORT_CRIT ? &crit : &warn) += 1;
+    for (size_t i = 0; i < counts[l]; i++) {
+      if (lists[l][i].level == TP_REPORT_CRIT)
+        crit++;
+      else
+        warn++;
+    }
   format_utc(r->query.now_unix_ns, generated, sizeof(generated));
   tp__html_raw(h, "<header id=\"report-header\">\n<h1>tlsprobe report</h1>\n<p class=\"note\">");
   window_text(h, r);

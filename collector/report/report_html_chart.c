@@ -492,6 +492,8 @@ void tp__html_chart_expiry(tp_html *h, const tp_report *r) {
 #define MX_CELL_W 148
 #define MX_CELL_H 36
 #define MX_HEAD_H 26
+#define MX_MAX_ROWS 200 /* beyond them a note counts the groups left out */
+#define MX_MAX_COLS 60
 
 /* Rows are the groups' values other than the profile, columns the profiles (one
  * column when the report is not grouped by profile). */
@@ -501,6 +503,7 @@ typedef struct matrix {
   const char **cols; /* the report's strings */
   size_t n_cols;
   size_t *cell; /* n_rows x n_cols: series index + 1, 0 = no such group */
+  size_t left_out; /* groups in a row or column beyond the caps */
   bool by_profile;
 } matrix;
 
@@ -519,31 +522,39 @@ static size_t find_str(const char *const *v, size_t n, const char *s) {
   return n;
 }
 
+static const char *col_key(const matrix *m, const tp_report_series *s) {
+  return m->by_profile ? s->profile : "all profiles";
+}
+
+/* Rows and columns in the order the groups come (sorted by key), columns then
+ * sorted by name; the caps keep every lookup short and the picture readable. */
 static void matrix_build(const tp_report *r, matrix *m) {
   *m = (matrix){0};
   for (size_t i = 0; i < r->query.n_by; i++)
     if (r->query.by[i] == TP_DIM_PROFILE)
       m->by_profile = true;
-  m->rows = tp_xcalloc(r->n_series + 1, sizeof(*m->rows));
-  m->cols = tp_xcalloc(r->n_series + 1, sizeof(*m->cols));
-  char **keys = tp_xcalloc(r->n_series + 1, sizeof(*keys));
+  m->rows = tp_xcalloc(MX_MAX_ROWS, sizeof(*m->rows));
+  m->cols = tp_xcalloc(MX_MAX_COLS, sizeof(*m->cols));
   for (size_t i = 0; i < r->n_series; i++) {
-    keys[i] = row_key(r, &r->series[i]);
-    if (find_str((const char *const *)m->rows, m->n_rows, keys[i]) == m->n_rows)
-      m->rows[m->n_rows++] = tp_xstrdup(keys[i]);
-    const char *col = m->by_profile ? r->series[i].profile : "all profiles";
-    if (find_str(m->cols, m->n_cols, col) == m->n_cols)
+    const char *col = col_key(m, &r->series[i]);
+    if (m->n_cols < MX_MAX_COLS && find_str(m->cols, m->n_cols, col) == m->n_cols)
       m->cols[m->n_cols++] = col;
   }
   qsort(m->cols, m->n_cols, sizeof(*m->cols), cmp_str);
-  m->cell = tp_xcalloc(m->n_rows * m->n_cols + 1, sizeof(*m->cell));
+  m->cell = tp_xcalloc(MX_MAX_ROWS * m->n_cols + 1, sizeof(*m->cell));
   for (size_t i = 0; i < r->n_series; i++) {
-    size_t row = find_str((const char *const *)m->rows, m->n_rows, keys[i]);
-    size_t col = find_str(m->cols, m->n_cols, m->by_profile ? r->series[i].profile : "all profiles");
-    m->cell[row * m->n_cols + col] = i + 1;
-    free(keys[i]);
+    char *key = row_key(r, &r->series[i]);
+    size_t row = find_str((const char *const *)m->rows, m->n_rows, key);
+    size_t col = find_str(m->cols, m->n_cols, col_key(m, &r->series[i]));
+    if (row == m->n_rows && m->n_rows < MX_MAX_ROWS)
+      m->rows[m->n_rows++] = key;
+    else
+      free(key);
+    if (row < m->n_rows && col < m->n_cols)
+      m->cell[row * m->n_cols + col] = i + 1;
+    else
+      m->left_out++;
   }
-  free(keys);
 }
 
 static void matrix_free(matrix *m) {
@@ -645,6 +656,11 @@ void tp__html_chart_matrix(tp_html *h, const tp_report *r) {
   for (size_t k = 0; k < N_RATE_CLASSES; k++)
     tp__html_rawf(h, "<li><span class=\"swatch\" style=\"background:%s\"></span>%s</li>",
                   rate_classes[k].color, rate_classes[k].label);
-  tp__html_raw(h, "</ul>\n</section>\n");
+  tp__html_raw(h, "</ul>\n");
+  if (m.left_out > 0)
+    tp__html_rawf(h, "<p class=\"note\">%zu more groups not drawn (at most %d rows and %d"
+                     " profiles): narrow the report with --target, --region or --profile</p>\n",
+                  m.left_out, MX_MAX_ROWS, MX_MAX_COLS);
+  tp__html_raw(h, "</section>\n");
   matrix_free(&m);
 }

@@ -478,6 +478,69 @@ static void test_empty_and_unbucketed(void **state) {
   tp_report_free(rep);
 }
 
+/* Many groups: the line charts draw 40, the version bars 200, the matrix 200 rows;
+ * each says how many it left out. Stored as one batch of 250 results. */
+static void test_caps_say_what_is_left_out(void **state) {
+  fixture *f = *state;
+  enum { N = 250 };
+  static Tlsprobe__V1__ProbeResult results[N];
+  static Tlsprobe__V1__ProbeResult *ptrs[N];
+  static char names[N][8];
+  for (size_t i = 0; i < N; i++) {
+    Tlsprobe__V1__ProbeResult r = TLSPROBE__V1__PROBE_RESULT__INIT;
+    snprintf(names[i], sizeof(names[i]), "t%03zu", i);
+    r.target = names[i];
+    r.profile = "p";
+    r.region = "eu";
+    r.host = "localhost";
+    r.port = 443;
+    r.started_unix_ns = NOW_NS - MINUTE_NS;
+    r.handshake_ns = MS_NS;
+    r.error_class = (Tlsprobe__V1__ErrorClass)OK;
+    r.ok = 1;
+    r.tls_version = "TLS1.3";
+    r.result_seq = i + 1;
+    results[i] = r;
+    ptrs[i] = &results[i];
+  }
+  Tlsprobe__V1__ResultBatch b = TLSPROBE__V1__RESULT_BATCH__INIT;
+  b.agent_id = "agent-h";
+  b.instance_id = 1;
+  b.batch_seq = 1;
+  b.results = ptrs;
+  b.n_results = N;
+  size_t len = tlsprobe__v1__result_batch__get_packed_size(&b);
+  uint8_t *buf = malloc(len);
+  assert_non_null(buf);
+  assert_int_equal(tlsprobe__v1__result_batch__pack(&b, buf), len);
+  tp_ingest_reply reply;
+  if (tp_ingest_batch(f->store, buf, len, NOW_NS, &reply) != TP_E_OK)
+    fail_msg("ingest: %s", reply.reason);
+  tp_ingest_reply_clear(&reply);
+  free(buf);
+
+  tp_report *rep = build(f, 4, true);
+  assert_int_equal(tp_report_series_count(rep), N);
+  char *html = render(rep, TP_VIEW_SUMMARY);
+  char *c = chart(html, "chart-success");
+  assert_int_equal(count(c, "<path class=\"series\""), 40);
+  free(c);
+  assert_int_equal(count(html, "<p class=\"note\">210 more groups not drawn: narrow"), 2);
+  c = chart(html, "chart-versions");
+  assert_int_equal(count(c, "<g class=\"bar\""), 200);
+  free(c);
+  assert_has(html, "<p class=\"note\">50 more groups not drawn</p>");
+  c = chart(html, "chart-matrix");
+  assert_has(c, "data-rows=\"200\" data-cols=\"1\"");
+  assert_int_equal(count(c, "<g class=\"cell\""), 200);
+  free(c);
+  assert_has(html, "<p class=\"note\">50 more groups not drawn (at most 200 rows and 60 profiles)");
+  assert_int_equal(count(html, "<tr class=\"ok\"><td>t"), N); /* the table has them all */
+  check_markup(html);
+  free(html);
+  tp_report_free(rep);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_escaper),
@@ -485,6 +548,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_charts_carry_the_numbers, setup, teardown),
       cmocka_unit_test_setup_teardown(test_every_view_is_the_whole_page, setup, teardown),
       cmocka_unit_test_setup_teardown(test_empty_and_unbucketed, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_caps_say_what_is_left_out, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
