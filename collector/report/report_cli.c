@@ -230,6 +230,7 @@ static bool shape_query(cli *c) {
    * need buckets (--buckets still decides, parse_window), its expiry chart chains. */
   if (c->out.format == TP_FORMAT_HTML) {
     q->with_chains = true;
+    q->with_slo = true;
     if (q->buckets == 0)
       q->buckets = HTML_BUCKETS;
   }

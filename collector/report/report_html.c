@@ -1,9 +1,9 @@
 /* report_html.c - `report --format html`: the one page an SRE opens. One
  * self-contained HTML5 file whatever the view: the header (window, generated,
- * totals), the summary table with its WARN/CRIT lines, the charts of
- * report_html_chart.c (success rate and p99 handshake over time per group, version
- * distribution, certificate expiry, client matrix), the errors and the agents'
- * delivery. CSS is inline; there is no script and nothing is fetched: the page's
+ * totals), the summary table with its WARN/CRIT lines, the SLO burn rates, the
+ * charts of report_html_chart.c (success rate and p99 handshake over time per group,
+ * version distribution, certificate expiry, client matrix), the errors and the
+ * agents' delivery. CSS is inline; there is no script and nothing is fetched: the page's
  * Content-Security-Policy (default-src 'none') says so to the browser as well, so
  * even a string that escaped our escaping could neither run nor load anything.
  *
@@ -17,6 +17,7 @@
 
 #include "outcome.h"
 #include "report_html.h"
+#include "report_slo.h"
 #include "tp_mem.h"
 #include "tp_text.h"
 
@@ -237,9 +238,10 @@ static void header(tp_html *h, const tp_report *r) {
   size_t crit = 0, warn = 0;
   for (size_t i = 0; i < r->n_series; i++)
     successes += r->series[i].successes;
-  const tp_report_warning *lists[2] = {r->warnings, r->agent_warnings};
-  size_t counts[2] = {r->n_warnings, r->n_agent_warnings};
-  for (size_t l = 0; l < 2; l++)
+  /* Every line --check weighs: series, SLOs and agents. */
+  const tp_report_warning *lists[3] = {r->warnings, r->slo_warnings, r->agent_warnings};
+  size_t counts[3] = {r->n_warnings, r->n_slo_warnings, r->n_agent_warnings};
+  for (size_t l = 0; l < 3; l++)
     for (size_t i = 0; i < counts[l]; i++) {
       if (lists[l][i].level == TP_REPORT_CRIT)
         crit++;
@@ -399,6 +401,95 @@ static void summary(tp_html *h, const tp_report *r) {
   tp__html_raw(h, "</section>\n");
 }
 
+/* ---- SLO burn rates ------------------------------------------------------------ */
+
+#define MAX_SLO_ROWS 200 /* the burning ones first: they are what the page is for */
+
+static int slo_level(tp_slo_state st) {
+  return st == TP_SLO_PAGE ? TP_REPORT_CRIT : st == TP_SLO_TICKET ? TP_REPORT_WARN : -1;
+}
+
+/* One objective of a target x region: its burn rate per window, its state. */
+static void slo_row(tp_html *h, const tp_report_slo_row *s, bool latency) {
+  tp_slo_state st = latency ? s->latency_state : s->availability_state;
+  const tp_slo_counts *windows = latency ? s->latency : s->availability;
+  double budget = latency ? TP_SLO_LATENCY_BUDGET : 1.0 - s->objective;
+  tp__html_rawf(h, "<tr class=\"%s\" data-state=\"%s\"><td>", level_class(slo_level(st)),
+                tp_slo_state_name(st));
+  tp__html_text(h, s->target);
+  tp__html_raw(h, "</td><td>");
+  tp__html_text(h, s->region[0] ? s->region : "-");
+  if (latency)
+    tp__html_rawf(h, "</td><td>p99 &le; %" PRIu64 " ms</td>", s->p99_ms);
+  else
+    tp__html_rawf(h, "</td><td>%.3g %% success</td>", 100.0 * s->objective);
+  for (int w = 0; w < TP_SLO_WINDOWS; w++) {
+    double rate;
+    if (tp_slo_burn_rate(&windows[w], budget, &rate))
+      tp__html_rawf(h, "<td class=\"n\">%.2f</td>", rate);
+    else
+      tp__html_raw(h, "<td class=\"n\">-</td>");
+  }
+  tp__html_rawf(h, "<td class=\"n\">%u</td><td><span class=\"%s\">%s</span></td></tr>\n", s->quorum,
+                level_class(slo_level(st)), tp_slo_state_name(st));
+}
+
+/* Writes the rows that burn (burning) or not, up to *left more; returns how many. */
+static size_t slo_rows(tp_html *h, const tp_report *r, bool burning, size_t *left) {
+  size_t n = 0;
+  for (size_t i = 0; i < r->n_slo; i++)
+    for (int latency = 0; latency < 2; latency++) {
+      const tp_report_slo_row *s = &r->slo[i];
+      if (latency && s->p99_ms == 0)
+        continue;
+      tp_slo_state st = latency ? s->latency_state : s->availability_state;
+      if ((st != TP_SLO_OK) != burning)
+        continue;
+      n++;
+      if (*left == 0)
+        continue;
+      slo_row(h, s, latency);
+      (*left)--;
+    }
+  return n;
+}
+
+static void slo(tp_html *h, const tp_report *r) {
+  if (r->n_slo == 0)
+    return; /* not asked for (a library caller without with_slo) */
+  tp__html_raw(h, "<section id=\"slo\">\n<h2>SLO burn rates</h2>\n<p class=\"note\">burn rate"
+                  " per window over the 3 days up to the window's end (1 = spending the error"
+                  " budget exactly; page at 14.4 over 1 h and 5 m or 6 over 6 h and 30 m, ticket"
+                  " at 1 over 3 d and 6 h, a target pages when its quorum of regions does)</p>\n"
+                  "<table id=\"slo-table\">\n<thead><tr><th>target</th><th>region</th>"
+                  "<th>objective</th>");
+  for (int w = 0; w < TP_SLO_WINDOWS; w++)
+    tp__html_rawf(h, "<th class=\"n\">%s</th>", tp_slo_window_name((tp_slo_window)w));
+  tp__html_raw(h, "<th class=\"n\">quorum</th><th>state</th></tr></thead>\n<tbody>\n");
+  size_t left = MAX_SLO_ROWS;
+  size_t n = slo_rows(h, r, true, &left);
+  n += slo_rows(h, r, false, &left);
+  tp__html_raw(h, "</tbody>\n</table>\n");
+  if (n > MAX_SLO_ROWS)
+    tp__html_rawf(h, "<p class=\"note\">%zu more objectives on budget not shown (--format json"
+                     " has them all)</p>\n",
+                  n - MAX_SLO_ROWS);
+  if (r->n_slo_warnings > 0) {
+    tp__html_raw(h, "<ul class=\"warnings\" id=\"slo-warnings\">\n");
+    for (size_t i = 0; i < r->n_slo_warnings; i++) {
+      const tp_report_warning *w = &r->slo_warnings[i];
+      tp__html_rawf(h, "<li class=\"%s\"><span class=\"level\">%s</span>slo ",
+                    level_class((int)w->level), level_word((int)w->level));
+      tp__html_text(h, w->series < r->n_slo ? r->slo[w->series].target : "?");
+      tp__html_raw(h, ": ");
+      tp__html_text(h, w->text);
+      tp__html_raw(h, "</li>\n");
+    }
+    tp__html_raw(h, "</ul>\n");
+  }
+  tp__html_raw(h, "</section>\n");
+}
+
 /* ---- errors -------------------------------------------------------------------- */
 
 static void error_rows(tp_html *h, const tp_report *r, const tp_report_series *s) {
@@ -495,6 +586,7 @@ tp_err tp__report_html(const tp_report *r, const tp_report_output *o, tp_buf *b)
   page_start(&h, r);
   header(&h, r);
   summary(&h, r);
+  slo(&h, r);
   tp__html_chart_success(&h, r);
   tp__html_chart_p99(&h, r);
   tp__html_chart_versions(&h, r);

@@ -16,7 +16,7 @@
 #include "tp_mem.h"
 
 #define MIN_NS (60LL * 1000000000)
-#define LATENCY_BUDGET 0.01 /* p99: 1 % of successes may be slower than the bound */
+#define LATENCY_BUDGET TP_SLO_LATENCY_BUDGET
 
 static const char *const window_names[TP_SLO_WINDOWS] = {"5m", "30m", "1h", "6h", "3d"};
 static const int64_t window_ns[TP_SLO_WINDOWS] = {5 * MIN_NS, 30 * MIN_NS, 60 * MIN_NS,

@@ -49,6 +49,9 @@ typedef struct tp_report_slo_row {
   tp_slo_state availability_state, latency_state;
 } tp_report_slo_row;
 
+/* The latency objective's budget: 1 % of successes may be slower than the bound. */
+#define TP_SLO_LATENCY_BUDGET 0.01
+
 /* Burn rate of counts against a budget (1 - objective); false without events. */
 bool tp_slo_burn_rate(const tp_slo_counts *c, double budget, double *out);
 /* The state of one objective's windows (burn thresholds above). */

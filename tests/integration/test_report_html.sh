@@ -147,7 +147,14 @@ check("header: total probes", rendered["totals"].get("total-probes") == str(repo
       "%s vs %s" % (rendered["totals"].get("total-probes"), report["total_probes"]))
 check("header: groups", rendered["totals"].get("total-series") == str(len(series)),
       "%s vs %d" % (rendered["totals"].get("total-series"), len(series)))
-for table, want in (("summary-table", len(series)), ("agents-table", len(report["agents"]))):
+levels = [w["level"] for k in ("warnings", "slo_warnings", "agent_warnings") for w in report[k]]
+for level in ("CRIT", "WARN"):
+    got = rendered["totals"].get("total-" + level.lower())
+    check("header: %s lines as the JSON's (%d)" % (level, levels.count(level)),
+          got == str(levels.count(level)), repr(got))
+slo_rows = sum(1 + (s.get("latency") is not None) for s in report["slo"])
+for table, want in (("summary-table", len(series)), ("agents-table", len(report["agents"])),
+                    ("slo-table", slo_rows)):
     t = rendered["tables"].get(table, {"rows": -1, "box": {"width": 0, "height": 0}})
     check("table %s: %d rows, laid out" % (table, want),
           t["rows"] == want and t["box"]["width"] > 0 and t["box"]["height"] > 0, repr(t))

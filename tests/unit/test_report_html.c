@@ -478,6 +478,47 @@ static void test_empty_and_unbucketed(void **state) {
   tp_report_free(rep);
 }
 
+/* The SLO burn rates of each target x region (default objective 99.9 %, quorum 1):
+ * b/us failed every probe, so it burns 1 / 0.001 = 1000 times its budget in every
+ * window and pages; its CRIT line is counted in the header. */
+static void test_slo_section(void **state) {
+  fixture *f = *state;
+  load(f);
+  char err[512] = "";
+  tp_report *rep = NULL;
+  tp_report_query q = {.now_unix_ns = NOW_NS,
+                       .since_unix_ns = NOW_NS - 3600 * INT64_C(1000000000),
+                       .until_unix_ns = NOW_NS,
+                       .since_text = "1h",
+                       .with_slo = true};
+  if (tp_report_build(f->store, &q, &rep, err, sizeof(err)) != TP_E_OK)
+    fail_msg("report: %s", err);
+  char *html = render(rep, TP_VIEW_SUMMARY);
+  const char *table = strstr(html, "<table id=\"slo-table\">");
+  assert_non_null(table);
+  assert_has(table, "<tr class=\"crit\" data-state=\"page\"><td>b</td><td>us</td>"
+                    "<td>99.9 % success</td><td class=\"n\">1000.00</td><td class=\"n\">1000.00</td>"
+                    "<td class=\"n\">1000.00</td><td class=\"n\">1000.00</td>"
+                    "<td class=\"n\">1000.00</td><td class=\"n\">1</td>"
+                    "<td><span class=\"crit\">page</span></td></tr>");
+  assert_has(table, "<td>" EVIL_TARGET_HTML "</td><td>eu</td>");
+  assert_has(html, "<ul class=\"warnings\" id=\"slo-warnings\">\n");
+  assert_has(html, "<li class=\"crit\"><span class=\"level\">CRIT</span>slo b: ");
+  assert_has(html, "<span class=\"level\">CRIT</span>slo " EVIL_TARGET_HTML ": ");
+  size_t crit = 0;
+  for (size_t i = 0; i < tp_report_warning_count(rep); i++)
+    crit += tp_report_warning_at(rep, i)->level == TP_REPORT_CRIT;
+  for (size_t i = 0; i < tp_report_slo_warning_count(rep); i++)
+    crit += tp_report_slo_warning_at(rep, i)->level == TP_REPORT_CRIT;
+  char want[64];
+  snprintf(want, sizeof(want), "<dd id=\"total-crit\">%zu</dd>", crit);
+  assert_true(crit >= 2); /* the expired certificate, b's page */
+  assert_has(html, want);
+  check_markup(html);
+  free(html);
+  tp_report_free(rep);
+}
+
 /* Many groups: the line charts draw 40, the version bars 200, the matrix 200 rows;
  * each says how many it left out. Stored as one batch of 250 results. */
 static void test_caps_say_what_is_left_out(void **state) {
@@ -549,6 +590,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_every_view_is_the_whole_page, setup, teardown),
       cmocka_unit_test_setup_teardown(test_empty_and_unbucketed, setup, teardown),
       cmocka_unit_test_setup_teardown(test_caps_say_what_is_left_out, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_slo_section, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
