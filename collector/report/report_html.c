@@ -74,34 +74,43 @@ static const char *reference(unsigned char c) {
   return NULL;
 }
 
-/* Writes s[0..len) escaped, at most max_chars code points (SIZE_MAX: all);
- * returns true when it stopped early. Plain runs are appended in one piece. */
+/* Writes p[0..left) escaped, at most max_chars code points (SIZE_MAX: all);
+ * returns true when it stopped early. Runs of plain text go out in one append. */
 static bool escaped(tp_html *h, const unsigned char *p, size_t left, size_t max_chars) {
+  const unsigned char *run = p; /* start of the plain text not written yet */
   size_t chars = 0;
+  bool cut = false;
   while (left > 0) {
-    if (chars == max_chars)
-      return true;
+    if (chars == max_chars) {
+      cut = true;
+      break;
+    }
     uint32_t cp = 0;
     size_t n = tp_utf8_seq(p, left, &cp);
     const char *ref = n == 1 ? reference(*p) : NULL;
-    char hex[8];
-    if (ref != NULL) {
-      tp__html_raw(h, ref);
-    } else if (n == 0 || (n == 1 && ((*p < 0x20 && *p != '\t' && *p != '\n') || *p == 0x7F))) {
-      snprintf(hex, sizeof(hex), "\\x%02X", *p); /* not UTF-8, or a control character */
-      tp__html_raw(h, hex);
-      n = 1;
-    } else if (cp >= 0x80 && cp <= 0x9F) { /* C1: the terminal's CSI and friends */
-      snprintf(hex, sizeof(hex), "\\u%04X", (unsigned)cp);
-      tp__html_raw(h, hex);
-    } else {
-      put(h, (const char *)p, n);
+    bool control = n == 0 || (n == 1 && ((*p < 0x20 && *p != '\t' && *p != '\n') || *p == 0x7F));
+    bool c1 = n > 1 && cp >= 0x80 && cp <= 0x9F; /* the terminal's CSI and friends */
+    if (ref != NULL || control || c1) {
+      char hex[8];
+      put(h, (const char *)run, (size_t)(p - run));
+      if (ref != NULL) {
+        tp__html_raw(h, ref);
+      } else if (control) { /* or not UTF-8: one byte at a time */
+        snprintf(hex, sizeof(hex), "\\x%02X", *p);
+        tp__html_raw(h, hex);
+        n = 1;
+      } else {
+        snprintf(hex, sizeof(hex), "\\u%04X", (unsigned)cp);
+        tp__html_raw(h, hex);
+      }
+      run = p + n;
     }
     p += n;
     left -= n;
     chars++;
   }
-  return false;
+  put(h, (const char *)run, (size_t)(p - run));
+  return cut;
 }
 
 void tp__html_text(tp_html *h, const char *s) {
