@@ -44,6 +44,10 @@ typedef struct raw_slo {
   raw_objective *targets;
   unsigned targets_count;
 } raw_slo;
+typedef struct raw_metrics {
+  char *listen;
+  unsigned long long *max_series;
+} raw_metrics;
 
 typedef struct raw_config {
   char *listen;
@@ -56,6 +60,7 @@ typedef struct raw_config {
   char *max_result_age, *max_clock_skew;
   raw_limits *limits;
   raw_slo *slo;
+  raw_metrics *metrics;
 } raw_config;
 
 #define OPT (CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL)
@@ -112,6 +117,12 @@ static const cyaml_schema_field_t slo_fields[] = {
     CYAML_FIELD_END,
 };
 
+static const cyaml_schema_field_t metrics_fields[] = {
+    CYAML_FIELD_STRING_PTR("listen", CYAML_FLAG_POINTER, raw_metrics, listen, 1, 300),
+    CYAML_FIELD_UINT_PTR("max_series", OPT, raw_metrics, max_series),
+    CYAML_FIELD_END,
+};
+
 static const cyaml_schema_field_t raw_fields[] = {
     CYAML_FIELD_STRING_PTR("listen", CYAML_FLAG_POINTER, raw_config, listen, 1, 300),
     CYAML_FIELD_STRING_PTR("database", CYAML_FLAG_POINTER, raw_config, database, 1, 65536),
@@ -124,6 +135,7 @@ static const cyaml_schema_field_t raw_fields[] = {
     CYAML_FIELD_STRING_PTR("max_clock_skew", OPT, raw_config, max_clock_skew, 1, 32),
     CYAML_FIELD_MAPPING_PTR("limits", OPT, raw_config, limits, limits_fields),
     CYAML_FIELD_MAPPING_PTR("slo", OPT, raw_config, slo, slo_fields),
+    CYAML_FIELD_MAPPING_PTR("metrics", OPT, raw_config, metrics, metrics_fields),
     CYAML_FIELD_END,
 };
 
@@ -303,6 +315,36 @@ static tp_err convert_limits(const char *path, const raw_limits *raw, tp_collect
   return rc;
 }
 
+/* metrics: the scrape listener, off when the section is absent. It must not be the
+ * ingest listener's address: that one speaks HTTPS with agent credentials. */
+static tp_err convert_metrics(const char *path, const raw_metrics *raw, tp_collector_config *cfg,
+                              char *err, size_t errlen) {
+  char why[256];
+  tp_collector_metrics *m = &cfg->metrics;
+  m->max_series = TP_METRICS_DEFAULT_MAX_SERIES;
+  if (raw == NULL)
+    return TP_E_OK;
+  if (tp_listen_addr_parse(raw->listen, &m->listen, why, sizeof(why)) != TP_E_OK) {
+    tp_yaml_error_at(err, errlen, path, "metrics.listen", "metrics.listen: %s", why);
+    return TP_E_CONFIG;
+  }
+  if (m->listen.port != 0 && m->listen.port == cfg->listen.port &&
+      m->listen.ss.ss_family == cfg->listen.ss.ss_family &&
+      strcmp(m->listen.host, cfg->listen.host) == 0) {
+    tp_yaml_error_at(err, errlen, path, "metrics.listen",
+                     "metrics.listen: %s:%u is the ingest listener's address (allowed: another "
+                     "port, e.g. 127.0.0.1:9464)",
+                     m->listen.host, m->listen.port);
+    return TP_E_CONFIG;
+  }
+  unsigned long long v;
+  tp_err rc = uint_field(path, "metrics.max_series", raw->max_series, TP_METRICS_MIN_MAX_SERIES,
+                         TP_METRICS_MAX_MAX_SERIES, TP_METRICS_DEFAULT_MAX_SERIES, &v, err, errlen);
+  m->max_series = (size_t)v;
+  m->enabled = rc == TP_E_OK;
+  return rc;
+}
+
 /* The cross-key rules: how the listener is protected and how agents get in. A
  * collector that would accept anyone's results over plaintext must say so twice. */
 static tp_err check_access(const char *path, const raw_config *raw, tp_collector_config *cfg,
@@ -450,6 +492,8 @@ static tp_err convert(const char *path, const raw_config *raw, tp_collector_conf
     rc = convert_limits(path, raw->limits, cfg, err, errlen);
   if (rc == TP_E_OK)
     rc = convert_slo(path, raw->slo, &cfg->slo, err, errlen);
+  if (rc == TP_E_OK)
+    rc = convert_metrics(path, raw->metrics, cfg, err, errlen);
   if (rc == TP_E_OK)
     rc = check_access(path, raw, cfg, err, errlen);
   return rc;

@@ -32,6 +32,13 @@
  *     targets:                  # per-target overrides, first matching glob wins (<= 256)
  *       - target: "api-*"
  *         success: 99.95
+ *   metrics:                    # optional; absent = no metrics listener
+ *     listen: 127.0.0.1:9464    #   required in the section: GET /metrics (Prometheus text
+ *                               #   format 0.0.4), plain HTTP, no credentials -- keep it on
+ *                               #   loopback or behind the network's controls (target names);
+ *                               #   not the ingest listener's address; port 0 = any free port
+ *     max_series: 50000         #   label sets of the per-target/per-agent families, 100..10000000;
+ *                               #   updates beyond are counted as refused (docs/collector.md)
  *
  * Unknown keys are errors. Every error message is "file:line:col: what is wrong".
  * At least one way in must be configured: tokens, client certificates, or an explicit
@@ -44,6 +51,7 @@
 #include <stdint.h>
 
 #include "listen_addr.h"
+#include "metrics.h"
 #include "tp_error.h"
 #include "tp_log.h"
 
@@ -112,6 +120,12 @@ typedef struct tp_collector_slo {
   tp_slo_objective *targets; /* first matching glob wins */
   size_t n_targets;
 } tp_collector_slo;
+/* The metrics listener; enabled only with a metrics: section. */
+typedef struct tp_collector_metrics {
+  bool enabled;
+  tp_listen_addr listen;
+  size_t max_series; /* TP_METRICS_DEFAULT_MAX_SERIES unless set */
+} tp_collector_metrics;
 
 /* Validated configuration; fields are read-only for users. */
 typedef struct tp_collector_config {
@@ -126,6 +140,7 @@ typedef struct tp_collector_config {
   uint64_t max_clock_skew_ms;
   tp_collector_limits limits;
   tp_collector_slo slo;
+  tp_collector_metrics metrics;
 } tp_collector_config;
 
 /* Loads and validates `path`. On success *out is a new config (free with

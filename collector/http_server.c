@@ -608,6 +608,7 @@ static enum MHD_Result on_body_done(tp_http_server *srv, struct MHD_Connection *
       .received_unix_ns = now_unix_ns(),
       .window = srv->opt.max_result_age_ms ? &srv->window : NULL,
       .identity = req->authenticated ? req->identity : NULL,
+      .metrics = srv->opt.metrics,
   };
   srv->window.now_unix_ns = params.received_unix_ns;
   tp_err rc = tp_ingest_batch_ex(srv->store, req->body ? req->body : empty, req->len, &params,
@@ -636,17 +637,35 @@ static enum MHD_Result on_body_done(tp_http_server *srv, struct MHD_Connection *
   return result;
 }
 
+/* Every answer to POST /v1/results, by status, whichever step gave it (the metrics'
+ * view of what agents hear). Nothing is queued yet while a body is being read. */
+static void count_answer(tp_http_server *srv, struct MHD_Connection *conn, const char *url) {
+  if (srv->opt.metrics == NULL || strcmp(url, PATH_RESULTS) != 0)
+    return;
+  const union MHD_ConnectionInfo *info =
+      MHD_get_connection_info(conn, MHD_CONNECTION_INFO_HTTP_STATUS);
+  if (info != NULL && info->http_status != 0)
+    tp_metrics_on_answer(srv->opt.metrics, info->http_status);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **req_cls) {
   (void)version;
   tp_http_server *srv = cls;
   request *req = *req_cls;
-  if (req == NULL)
-    return on_headers(srv, conn, url, method, req_cls);
+  enum MHD_Result rc;
+  if (req == NULL) {
+    rc = on_headers(srv, conn, url, method, req_cls);
+    if (*req_cls == NULL)
+      count_answer(srv, conn, url); /* answered from the head */
+    return rc;
+  }
   if (*upload_data_size > 0)
     return on_body_chunk(srv, req, upload_data, upload_data_size);
-  return on_body_done(srv, conn, req);
+  rc = on_body_done(srv, conn, req);
+  count_answer(srv, conn, url);
+  return rc;
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
@@ -681,45 +700,6 @@ __attribute__((format(printf, 2, 0))) static void on_mhd_log(void *cls, const ch
 }
 
 /* ---- lifecycle --------------------------------------------------------------- */
-
-static tp_err bind_listen(const tp_listen_addr *addr, int *fd_out, uint16_t *port_out, char *err,
-                          size_t errlen) {
-  int one = 1;
-  struct sockaddr_storage bound;
-  socklen_t bound_len = sizeof(bound);
-  const char *what = "socket";
-  int fd = socket(addr->ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (fd < 0)
-    goto fail;
-  what = "setsockopt";
-  /* REUSEADDR: a restart must not wait out TIME_WAIT; a live listener still
-   * makes bind fail with EADDRINUSE. */
-  if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0)
-    goto fail;
-  if (addr->ss.ss_family == AF_INET6 &&
-      setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) != 0)
-    goto fail;
-  what = "bind";
-  if (bind(fd, (const struct sockaddr *)&addr->ss, addr->len) != 0)
-    goto fail;
-  what = "listen";
-  if (listen(fd, LISTEN_BACKLOG) != 0)
-    goto fail;
-  what = "getsockname";
-  if (getsockname(fd, (struct sockaddr *)&bound, &bound_len) != 0)
-    goto fail;
-  *port_out = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
-                                                : ((struct sockaddr_in *)&bound)->sin_port);
-  *fd_out = fd;
-  return TP_E_OK;
-fail:
-  snprintf(err, errlen, "cannot listen on %s%s%s:%u: %s: %s",
-           addr->ss.ss_family == AF_INET6 ? "[" : "", addr->host,
-           addr->ss.ss_family == AF_INET6 ? "]" : "", addr->port, what, strerror(errno));
-  if (fd >= 0)
-    close(fd);
-  return TP_E_IO;
-}
 
 static void apply_defaults(tp_http_options *o) {
   if (o->connection_limit == 0)
@@ -768,7 +748,8 @@ tp_err tp_http_server_new(const tp_http_options *options, const tp_log *log,
   }
   pthread_condattr_destroy(&attr);
   srv->rate = tp_rate_limit_new(srv->opt.agent_rate, srv->opt.agent_burst);
-  tp_err rc = bind_listen(&srv->listen, &srv->listen_fd, &srv->port, err, errlen);
+  tp_err rc = tp_listen_addr_bind(&srv->listen, LISTEN_BACKLOG, &srv->listen_fd, &srv->port, err,
+                                  errlen);
   if (rc != TP_E_OK) {
     tp_http_server_stop(srv);
     return rc;

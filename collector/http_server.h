@@ -22,6 +22,7 @@
 
 #include "auth.h"
 #include "listen_addr.h"
+#include "metrics.h"
 #include "store.h"
 #include "tls_server.h"
 #include "tp_error.h"
@@ -47,6 +48,7 @@ typedef struct tp_http_options {
   uint64_t max_clock_skew_ms;
   tp_tls_server *tls; /* HTTPS when set [plaintext]; borrowed */
   tp_auth *auth;      /* agent credentials [anyone]; borrowed */
+  tp_metrics *metrics; /* counts answers and stored results [none]; borrowed */
 } tp_http_options;
 
 /* Binds and listens (no thread yet). TP_E_IO with err set when the address is taken. */

@@ -187,6 +187,30 @@ static tp_err authorize(const Tlsprobe__V1__ResultBatch *batch, const char *iden
   return TP_E_VALIDATE;
 }
 
+/* Stores the batch; with metrics, marks which results and drop reports are new and
+ * counts those once the commit succeeded -- never a re-sent result, never a batch
+ * that rolled back. The marks are allocated here, before anything is written, so
+ * running out of memory is a 503 the agent retries, not a stored batch uncounted. */
+static tp_err put_batch(tp_store *store, const Tlsprobe__V1__ResultBatch *batch,
+                        const tp_ingest_params *params, tp_store_put_outcome *put,
+                        tp_ingest_reply *reply) {
+  if (params->metrics == NULL)
+    return tp_store_put_batch(store, batch, params->received_unix_ns, put, reply->reason,
+                              sizeof(reply->reason));
+  bool *marks = calloc(batch->n_results + batch->n_drops + 1, sizeof(bool));
+  if (marks == NULL) {
+    snprintf(reply->reason, sizeof(reply->reason), "out of memory, retry later");
+    return TP_E_NOMEM;
+  }
+  tp_store_put_marks m = {.results = marks, .drops = marks + batch->n_results};
+  tp_err rc = tp_store_put_batch_marked(store, batch, params->received_unix_ns, put, &m,
+                                        reply->reason, sizeof(reply->reason));
+  if (rc == TP_E_OK)
+    tp_metrics_on_stored(params->metrics, batch, m.results, m.drops, params->received_unix_ns);
+  free(marks);
+  return rc;
+}
+
 static tp_err build_ack(const Tlsprobe__V1__ResultBatch *batch, tp_ingest_reply *reply) {
   Tlsprobe__V1__BatchAck ack = TLSPROBE__V1__BATCH_ACK__INIT;
   ack.batch_seq = batch->batch_seq;
@@ -210,6 +234,7 @@ tp_err tp_ingest_batch_ex(tp_store *store, const uint8_t *body, size_t len,
   ProtobufCAllocator alloc;
   decode_budget budget;
   memset(reply, 0, sizeof(*reply));
+  bool stored = false;
   tp_err rc = decode(body, len, &batch, &alloc, &budget, reply);
   if (rc != TP_E_OK)
     goto out;
@@ -227,12 +252,12 @@ tp_err tp_ingest_batch_ex(tp_store *store, const uint8_t *body, size_t len,
     goto out;
   }
   tp_store_put_outcome put;
-  rc = tp_store_put_batch(store, batch, params->received_unix_ns, &put, reply->reason,
-                          sizeof(reply->reason));
+  rc = put_batch(store, batch, params, &put, reply);
   if (rc != TP_E_OK) {
     reply->http_status = 503;
     goto out;
   }
+  stored = true;
   reply->duplicate = put.duplicate;
   reply->stored = put.results_stored;
   reply->drops_stored = put.drops_stored;
@@ -243,6 +268,10 @@ tp_err tp_ingest_batch_ex(tp_store *store, const uint8_t *body, size_t len,
   }
   reply->http_status = 200;
 out:
+  /* A batch that decoded and was not stored: its results are counted as refused or
+   * failed (stored ones were counted by put_batch, whatever the answer). */
+  if (params->metrics != NULL && batch != NULL && reply->http_status != 200 && !stored)
+    tp_metrics_on_not_stored(params->metrics, batch->n_results, reply->http_status);
   if (batch != NULL)
     tlsprobe__v1__result_batch__free_unpacked(batch, &alloc);
   return rc;

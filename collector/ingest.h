@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "metrics.h"
 #include "store.h"
 #include "tp_error.h"
 #include "validate.h"
@@ -35,6 +36,8 @@ typedef struct tp_ingest_params {
   /* The agent the request authenticated as; the batch's agent_id must equal it.
    * NULL = unauthenticated (auth.allow_unauthenticated): any agent_id. */
   const char *identity;
+  /* Counts what the store newly committed (and what it refused); NULL = no metrics. */
+  tp_metrics *metrics;
 } tp_ingest_params;
 
 /* Decoding may allocate at most this many bytes per body byte (plus a fixed allowance

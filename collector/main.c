@@ -22,6 +22,8 @@
 #include "auth.h"
 #include "config.h"
 #include "http_server.h"
+#include "metrics.h"
+#include "metrics_http.h"
 #include "report_cli.h"
 #include "store.h"
 #include "tls_server.h"
@@ -179,6 +181,8 @@ static int serve(const char *config_path) {
   tp_collector_config *cfg = NULL;
   tp_store *store = NULL;
   tp_http_server *http = NULL;
+  tp_metrics *metrics = NULL;
+  tp_metrics_server *metrics_http = NULL;
   serve_parts parts = {0};
   tp_log log = {.min_level = TP_LOG_INFO, .component = "collector"};
   sigset_t signals;
@@ -212,6 +216,19 @@ static int serve(const char *config_path) {
   /* The port first: a second collector on the same port must fail before it creates
    * or migrates anything. */
   tp_http_options opts = http_options(cfg, &parts);
+  if (cfg->metrics.enabled) {
+    if (tp_metrics_server_new(&cfg->metrics.listen, &log, &metrics_http, err, sizeof(err)) !=
+        TP_E_OK) {
+      tp_log_error(&log, "cannot start the metrics listener", "error=\"%s\"", err);
+      goto out;
+    }
+    metrics = tp_metrics_new(cfg->metrics.max_series);
+    if (metrics == NULL) {
+      tp_log_error(&log, "cannot create the metrics registry", "%s", "");
+      goto out;
+    }
+    opts.metrics = metrics;
+  }
   if (tp_http_server_new(&opts, &log, &http, err, sizeof(err)) != TP_E_OK) {
     tp_log_error(&log, "cannot start HTTP server", "error=\"%s\"", err);
     goto out;
@@ -221,9 +238,22 @@ static int serve(const char *config_path) {
     tp_log_error(&log, "cannot open database", "error=\"%s\"", err);
     goto out;
   }
+  /* Before ingest starts (the store is single-threaded): agents' last-seen times survive
+   * a restart; a failure costs only those gauges. */
+  if (metrics != NULL && tp_metrics_seed(metrics, store, err, sizeof(err)) != TP_E_OK)
+    tp_log_warn(&log, "metrics: agents' last-seen times not seeded", "error=\"%s\"", err);
   if (tp_http_server_run(http, store, err, sizeof(err)) != TP_E_OK) {
     tp_log_error(&log, "cannot start HTTP server", "error=\"%s\"", err);
     goto out;
+  }
+  if (metrics_http != NULL) {
+    if (tp_metrics_server_run(metrics_http, metrics, err, sizeof(err)) != TP_E_OK) {
+      tp_log_error(&log, "cannot start the metrics listener", "error=\"%s\"", err);
+      goto out;
+    }
+    tp_log_info(&log, "metrics listening", "address=%s port=%u path=/metrics max_series=%zu",
+                cfg->metrics.listen.host, tp_metrics_server_port(metrics_http),
+                cfg->metrics.max_series);
   }
   describe_access(cfg, &parts, access, sizeof(access));
   tp_log_info(&log, "listening", "address=%s port=%u database=%s max_body_bytes=%zu %s",
@@ -232,6 +262,8 @@ static int serve(const char *config_path) {
   status = wait_for_stop(&signals, &parts, &log);
 out:
   tp_http_server_stop(http); /* before the store and credentials: the MHD thread uses them */
+  tp_metrics_server_stop(metrics_http); /* before the registry it renders */
+  tp_metrics_free(metrics);
   tp_store_close(store);
   free_parts(&parts);
   tp_collector_config_free(cfg);

@@ -6,7 +6,13 @@
 tp_err tp_store_put_batch(tp_store *store, const Tlsprobe__V1__ResultBatch *batch,
                           int64_t received_unix_ns, tp_store_put_outcome *out, char *err,
                           size_t errlen) {
-  return store->ops->put_batch(store, batch, received_unix_ns, out, err, errlen);
+  return store->ops->put_batch(store, batch, received_unix_ns, out, NULL, err, errlen);
+}
+
+tp_err tp_store_put_batch_marked(tp_store *store, const Tlsprobe__V1__ResultBatch *batch,
+                                 int64_t received_unix_ns, tp_store_put_outcome *out,
+                                 const tp_store_put_marks *marks, char *err, size_t errlen) {
+  return store->ops->put_batch(store, batch, received_unix_ns, out, marks, err, errlen);
 }
 
 tp_err tp_store_scan(tp_store *store, const tp_store_filter *filter, tp_store_row_fn fn,

@@ -42,6 +42,19 @@ tp_err tp_store_put_batch(tp_store *store, const Tlsprobe__V1__ResultBatch *batc
                           int64_t received_unix_ns, tp_store_put_outcome *out, char *err,
                           size_t errlen);
 
+/* Which entries a put_batch newly stored, for callers that count per result (the
+ * metrics): caller-owned arrays of batch->n_results and batch->n_drops entries,
+ * zeroed by the caller; the store sets true for each new one. Meaningful only when
+ * the put returned TP_E_OK. */
+typedef struct tp_store_put_marks {
+  bool *results;
+  bool *drops;
+} tp_store_put_marks;
+/* tp_store_put_batch that also fills marks (NULL: none). */
+tp_err tp_store_put_batch_marked(tp_store *store, const Tlsprobe__V1__ResultBatch *batch,
+                                 int64_t received_unix_ns, tp_store_put_outcome *out,
+                                 const tp_store_put_marks *marks, char *err, size_t errlen);
+
 /* A column that may be NULL: not reported on the wire (an absent message) or
  * stored before the schema version that added it. */
 typedef struct tp_store_opt {

@@ -7,9 +7,10 @@
 
 typedef struct tp_store_ops {
   const char *name;
+  /* marks may be NULL (see tp_store_put_batch_marked) */
   tp_err (*put_batch)(tp_store *store, const Tlsprobe__V1__ResultBatch *batch,
-                      int64_t received_unix_ns, tp_store_put_outcome *out, char *err,
-                      size_t errlen);
+                      int64_t received_unix_ns, tp_store_put_outcome *out,
+                      const tp_store_put_marks *marks, char *err, size_t errlen);
   tp_err (*scan)(tp_store *store, const tp_store_filter *filter, tp_store_row_fn fn, void *ctx,
                  char *err, size_t errlen);
   tp_err (*scan_chain)(tp_store *store, int64_t row_id, tp_store_cert_fn fn, void *ctx,

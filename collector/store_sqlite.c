@@ -608,8 +608,8 @@ static tp_err insert_batch_row(sqlite_store *s, const Tlsprobe__V1__ResultBatch 
 /* Inserts every result not stored before (by its identity) and counts the new ones. */
 static tp_err insert_results(sqlite_store *s, const Tlsprobe__V1__ResultBatch *batch,
                              int64_t received_unix_ns, tp_store_put_outcome *out,
-                             uint64_t *max_seq, int64_t *last_started, char *err,
-                             size_t errlen) {
+                             const tp_store_put_marks *marks, uint64_t *max_seq,
+                             int64_t *last_started, char *err, size_t errlen) {
   for (size_t i = 0; i < batch->n_results; i++) {
     const Tlsprobe__V1__ProbeResult *r = batch->results[i];
     tp_err rc = insert_result(s, batch, r, received_unix_ns, err, errlen);
@@ -618,6 +618,8 @@ static tp_err insert_results(sqlite_store *s, const Tlsprobe__V1__ResultBatch *b
     if (sqlite3_changes(s->db) != 1)
       continue; /* stored before: a re-send */
     out->results_stored++;
+    if (marks != NULL)
+      marks->results[i] = true;
     if (r->result_seq > *max_seq)
       *max_seq = r->result_seq;
     if (r->started_unix_ns > *last_started)
@@ -627,8 +629,8 @@ static tp_err insert_results(sqlite_store *s, const Tlsprobe__V1__ResultBatch *b
 }
 
 static tp_err sqlite_put_batch(tp_store *store, const Tlsprobe__V1__ResultBatch *batch,
-                               int64_t received_unix_ns, tp_store_put_outcome *out, char *err,
-                               size_t errlen) {
+                               int64_t received_unix_ns, tp_store_put_outcome *out,
+                               const tp_store_put_marks *marks, char *err, size_t errlen) {
   sqlite_store *s = from_base(store);
   uint64_t max_seq = 0;
   int64_t last_started = 0;
@@ -637,10 +639,12 @@ static tp_err sqlite_put_batch(tp_store *store, const Tlsprobe__V1__ResultBatch 
     return fail(s, err, errlen, "cannot begin transaction");
   tp_err rc = insert_batch_row(s, batch, received_unix_ns, err, errlen);
   if (rc == TP_E_OK)
-    rc = insert_results(s, batch, received_unix_ns, out, &max_seq, &last_started, err, errlen);
+    rc = insert_results(s, batch, received_unix_ns, out, marks, &max_seq, &last_started, err,
+                        errlen);
   if (rc == TP_E_OK)
     rc = tp__sqlite_put_delivery(s, batch, received_unix_ns, out, max_seq, last_started,
-                                 &out->drops_stored, err, errlen);
+                                 marks != NULL ? marks->drops : NULL, &out->drops_stored, err,
+                                 errlen);
   if (rc == TP_E_OK) {
     /* synchronous=FULL: when COMMIT returns, the batch is on disk and may be acked. */
     if (run(s->commit) == SQLITE_OK) {

@@ -83,7 +83,7 @@ static tp_err insert_drop(sqlite_store *s, const Tlsprobe__V1__ResultBatch *batc
 tp_err tp__sqlite_put_delivery(sqlite_store *s, const Tlsprobe__V1__ResultBatch *batch,
                                int64_t received_unix_ns, const tp_store_put_outcome *results,
                                uint64_t max_seq_stored, int64_t last_started_stored,
-                               uint32_t *drops_stored, char *err, size_t errlen) {
+                               bool *drop_new, uint32_t *drops_stored, char *err, size_t errlen) {
   uint64_t dropped = 0, dropped_with_seq = 0;
   *drops_stored = 0;
   for (size_t i = 0; i < batch->n_drops; i++) {
@@ -94,6 +94,8 @@ tp_err tp__sqlite_put_delivery(sqlite_store *s, const Tlsprobe__V1__ResultBatch 
     if (!added)
       continue;
     (*drops_stored)++;
+    if (drop_new != NULL)
+      drop_new[i] = true;
     dropped += batch->drops[i]->count;
     if (batch->drops[i]->first_seq != 0) {
       dropped_with_seq += batch->drops[i]->count;

@@ -100,7 +100,7 @@ void tp__sqlite_finalize_delivery(sqlite_store *s);
 tp_err tp__sqlite_put_delivery(sqlite_store *s, const Tlsprobe__V1__ResultBatch *batch,
                                int64_t received_unix_ns, const tp_store_put_outcome *results,
                                uint64_t max_seq_stored, int64_t last_started_stored,
-                               uint32_t *drops_stored, char *err, size_t errlen);
+                               bool *drop_new, uint32_t *drops_stored, char *err, size_t errlen);
 tp_err tp__sqlite_scan_spools(tp_store *store, tp_store_spool_fn fn, void *ctx, char *err,
                               size_t errlen);
 tp_err tp__sqlite_scan_drops(tp_store *store, int64_t since_unix_ns, tp_store_drop_fn fn,

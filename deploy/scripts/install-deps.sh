@@ -21,8 +21,12 @@ PACKAGES=(
   python3                              # collector tests: keep-alive TLS client, slowloris, flood
   python3-jsonschema                   # report JSON checked against docs/report.schema.json
   valgrind                             # the agent under memcheck (test_agent_valgrind)
+<<<<<<< HEAD
   chromium                             # renders report --format html headless (test_report_html, screenshots)
   pngquant                             # report-screenshots.sh: docs/report-html.png in a palette (1/3 the bytes)
+=======
+  prometheus                           # promtool: /metrics format and deploy/prometheus rules
+>>>>>>> 73718c2 (Collector /metrics: a registry fed by ingest after the commit (only newly stored results, per result via store marks), served on an optional plaintext listener of its own (metrics: {listen, max_series}); tp_prom (text format 0.0.4 writer, label escaping) and listen_addr move to tp_core for the agent's listener)
   procps psmisc                        # pkill/ps used by scripts
   ca-certificates
 )
@@ -44,8 +48,9 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -q >/dev/null
-# Tests start their own nginx (own prefix, 127.0.0.1 only); the package must not start the
-# distribution's service (port 80, every address) on the user's machine. Debian's
+# Tests start their own nginx (own prefix, 127.0.0.1 only) and use only prometheus's promtool;
+# neither package may start the distribution's service (nginx: port 80, every address;
+# prometheus: :9090 and a node exporter) on the user's machine. Debian's
 # invoke-rc.d honours /usr/sbin/policy-rc.d: exit 101 = "do not start services".
 # Only ours is removed afterwards; an existing one is left alone.
 POLICY=/usr/sbin/policy-rc.d

@@ -82,6 +82,31 @@ static void test_defaults(void **state) {
   assert_int_equal(c->limits.agent_rate, 100);
   assert_int_equal(c->limits.agent_burst, 200);
   assert_null(c->auth.tokens_file);
+  assert_false(c->metrics.enabled); /* no metrics: section, no metrics listener */
+  tp_collector_config_free(c);
+}
+
+static void test_metrics_section(void **state) {
+  (void)state;
+  char err[1024] = "";
+  tp_collector_config *c = NULL;
+  if (load_text("listen: 127.0.0.1:8470\ndatabase: x.db\ninsecure_plaintext: true\n"
+                "auth: {allow_unauthenticated: true}\nmetrics: {listen: \"[::1]:9464\"}\n",
+                &c, err, sizeof(err)) != TP_E_OK)
+    fail_msg("%s", err);
+  assert_true(c->metrics.enabled);
+  assert_int_equal(c->metrics.listen.port, 9464);
+  assert_string_equal(c->metrics.listen.host, "::1");
+  assert_int_equal(c->metrics.max_series, TP_METRICS_DEFAULT_MAX_SERIES);
+  tp_collector_config_free(c);
+  c = NULL;
+  if (load_text("listen: 127.0.0.1:0\ndatabase: x.db\ninsecure_plaintext: true\n"
+                "auth: {allow_unauthenticated: true}\n"
+                "metrics: {listen: 127.0.0.1:0, max_series: 200}\n",
+                &c, err, sizeof(err)) != TP_E_OK)
+    fail_msg("%s", err);
+  assert_true(c->metrics.enabled);
+  assert_int_equal(c->metrics.max_series, 200);
   tp_collector_config_free(c);
 }
 
@@ -129,7 +154,26 @@ static void test_access_and_limits_refused(void **state) {
        "limits.agent_requests_per_second: 0 is out of range"},
       {"insecure_plaintext: true\nauth: {allow_unauthenticated: true}\nmax_body_bytes: 67108865\n",
        "max_body_bytes: 67108865 is out of range (allowed: 1024..67108864 bytes)"},
+      {"insecure_plaintext: true\nauth: {allow_unauthenticated: true}\nmetrics: {}\n",
+       "Missing required mapping field: listen"},
+      {"insecure_plaintext: true\nauth: {allow_unauthenticated: true}\n"
+       "metrics: {listen: localhost:9464}\n",
+       ":5:19: metrics.listen: \"localhost\" is not a numeric IPv4 address"},
+      {"insecure_plaintext: true\nauth: {allow_unauthenticated: true}\n"
+       "metrics: {listen: 127.0.0.1:9464, max_series: 10}\n",
+       "metrics.max_series: 10 is out of range (allowed: 100..10000000)"},
+      {"insecure_plaintext: true\nauth: {allow_unauthenticated: true}\n"
+       "metrics: {listen: 127.0.0.1:9464, token: x}\n",
+       "Unexpected key: token"},
   };
+  static const char same[] = "listen: 127.0.0.1:8470\ndatabase: x.db\ninsecure_plaintext: true\n"
+                             "auth: {allow_unauthenticated: true}\n"
+                             "metrics: {listen: 127.0.0.1:8470}\n";
+  char same_err[1024] = "";
+  tp_collector_config *same_cfg = NULL;
+  assert_int_equal(load_text(same, &same_cfg, same_err, sizeof(same_err)), TP_E_CONFIG);
+  assert_non_null(strstr(same_err, ":5:19: metrics.listen: 127.0.0.1:8470 is the ingest "
+                                   "listener's address"));
   for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
     char text[512], err[1024] = "";
     tp_collector_config *c = NULL;
@@ -147,7 +191,8 @@ static const struct {
 } bad_cases[] = {
     {"empty.yaml", ":1:1: no configuration: the file is empty or holds only comments (expected a "
                    "mapping with the keys listen, database; optional: max_body_bytes, log_level, "
-                   "insecure_plaintext, tls, auth, max_result_age, max_clock_skew, limits, slo)"},
+                   "insecure_plaintext, tls, auth, max_result_age, max_clock_skew, limits, slo, "
+                   "metrics)"},
     {"comment_only.yaml", ":1:1: no configuration: the file is empty or holds only comments"},
     {"collector_tab_indent.yaml", ":4:1: tab character in indentation"},
     {"collector_bad_listen_port.yaml", ":2:9: listen: port \"99999\" is not a number in 0..65535"},
@@ -198,6 +243,7 @@ int main(void) {
       cmocka_unit_test(test_database_is_a_directory),
       cmocka_unit_test(test_defaults),
       cmocka_unit_test(test_access_and_limits_refused),
+      cmocka_unit_test(test_metrics_section),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

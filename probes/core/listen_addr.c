@@ -1,11 +1,14 @@
 /* listen_addr.c - "host:port" / "[v6]:port" parsing with inet_pton and a fully
- * checked port (no atoi: "80x", "-1" and "99999" must all be errors). */
+ * checked port (no atoi: "80x", "-1" and "99999" must all be errors), and binding
+ * the parsed address. */
 #include "listen_addr.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 static tp_err parse_port(const char *text, uint16_t *out) {
   uint32_t value = 0;
@@ -78,4 +81,43 @@ tp_err tp_listen_addr_parse(const char *text, tp_listen_addr *out, char *err, si
   snprintf(err, errlen, "\"%s\" is not a numeric IPv4 address or a bracketed IPv6 address",
            out->host);
   return TP_E_INVAL;
+}
+
+tp_err tp_listen_addr_bind(const tp_listen_addr *addr, int backlog, int *fd_out, uint16_t *port_out,
+                           char *err, size_t errlen) {
+  int one = 1;
+  struct sockaddr_storage bound;
+  socklen_t bound_len = sizeof(bound);
+  const char *what = "socket";
+  int fd = socket(addr->ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0)
+    goto fail;
+  what = "setsockopt";
+  /* REUSEADDR: a restart must not wait out TIME_WAIT; a live listener still
+   * makes bind fail with EADDRINUSE. */
+  if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0)
+    goto fail;
+  if (addr->ss.ss_family == AF_INET6 &&
+      setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) != 0)
+    goto fail;
+  what = "bind";
+  if (bind(fd, (const struct sockaddr *)&addr->ss, addr->len) != 0)
+    goto fail;
+  what = "listen";
+  if (listen(fd, backlog) != 0)
+    goto fail;
+  what = "getsockname";
+  if (getsockname(fd, (struct sockaddr *)&bound, &bound_len) != 0)
+    goto fail;
+  *port_out = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                                                : ((struct sockaddr_in *)&bound)->sin_port);
+  *fd_out = fd;
+  return TP_E_OK;
+fail:
+  snprintf(err, errlen, "cannot listen on %s%s%s:%u: %s: %s",
+           addr->ss.ss_family == AF_INET6 ? "[" : "", addr->host,
+           addr->ss.ss_family == AF_INET6 ? "]" : "", addr->port, what, strerror(errno));
+  if (fd >= 0)
+    close(fd);
+  return TP_E_IO;
 }
