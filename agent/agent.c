@@ -7,7 +7,8 @@
  * Workers hand results to the main loop through a mutex-protected inbox and
  * uv_async_send(); nothing else is shared except the read-only config and
  * profiles (GnuTLS priority caches and credentials are safe to share
- * read-only between threads). */
+ * read-only between threads). The optional /metrics responder runs on the main
+ * loop and reads the workers' health through each one's tp_loop_stats (mutex). */
 #include "agent.h"
 
 #include <errno.h>
@@ -18,6 +19,8 @@
 #include <stdlib.h>
 #include <uv.h>
 
+#include "agent_metrics.h"
+#include "metrics_server.h"
 #include "probe.h"
 #include "pusher.h"
 #include "spool.h"
@@ -40,6 +43,8 @@ typedef struct worker {
   bool async_initialised;
   bool stopping, closing;
   uint64_t skipped; /* read by main after the thread ended */
+  tp_loop_stats stats; /* written by the worker, read by /metrics on main */
+  bool stats_initialised;
 } worker;
 
 struct tp_agent {
@@ -66,6 +71,8 @@ struct tp_agent {
 
   bool stopping, draining, joined;
   uint64_t produced;
+  uint64_t results_by[TP_AGENT_METRICS_OUTCOMES]; /* produced, by outcome (agent_metrics.h) */
+  tp_agent_metrics_server *metrics; /* NULL without metrics: */
   tp_agent_stats final_stats;
 };
 
@@ -141,6 +148,9 @@ static tp_err worker_init(tp_agent *a, worker *w, unsigned index) {
   const tp_agent_config *c = a->config;
   w->agent = a;
   w->index = index;
+  if (tp_loop_stats_init(&w->stats) != TP_E_OK)
+    return TP_E_LOOP;
+  w->stats_initialised = true;
   if (uv_loop_init(&w->loop) != 0)
     return TP_E_LOOP;
   w->loop_initialised = true;
@@ -153,6 +163,7 @@ static tp_err worker_init(tp_agent *a, worker *w, unsigned index) {
                                on_probe_result, w, &w->scheduler);
   if (rc != TP_E_OK)
     return rc;
+  tp_scheduler_set_stats(w->scheduler, &w->stats);
   if (uv_async_init(&w->loop, &w->stop_async, on_worker_stop) != 0)
     return TP_E_LOOP;
   w->stop_async.data = w;
@@ -196,6 +207,47 @@ static tp_err build_profiles(tp_agent *a, char *err, size_t errlen) {
 }
 
 static void on_inbox(uv_async_t *handle);
+
+/* One scrape: the main loop's own numbers where they live, the workers' through
+ * their stats. */
+static tp_err render_metrics(tp_buf *out, void *data) {
+  tp_agent *a = data;
+  const tp_agent_config *c = a->config;
+  tp_loop_numbers *loops = tp_xcalloc(a->n_workers ? a->n_workers : 1, sizeof(*loops));
+  for (unsigned i = 0; i < a->n_workers; i++)
+    tp_loop_stats_read(&a->workers[i].stats, &loops[i]);
+  tp_agent_metrics_snapshot s = {
+      .agent_id = c->agent_id,
+      .region = c->region,
+      .version = TP_VERSION,
+      .spool = tp_spool_describe(a->spool),
+      .spool_durable = strncmp(tp_spool_describe(a->spool), "sqlite:", strlen("sqlite:")) == 0,
+      .spool_max_bytes = c->spool_max_bytes,
+      .loops = a->n_workers,
+      .loop = loops,
+      .max_in_flight = c->max_in_flight,
+      .max_pending = c->max_pending,
+  };
+  memcpy(s.results, a->results_by, sizeof(s.results));
+  tp_pusher_get_stats(a->pusher, &s.push);
+  tp_err rc = tp_agent_metrics_render(&s, out);
+  free(loops);
+  return rc;
+}
+
+static tp_err start_metrics(tp_agent *a, char *err, size_t errlen) {
+  const tp_agent_config *c = a->config;
+  char why[256];
+  tp_err rc = tp_agent_metrics_server_start(&a->loop, &c->metrics_listen, render_metrics, a,
+                                            a->log, &a->metrics, why, sizeof(why));
+  if (rc != TP_E_OK) {
+    snprintf(err, errlen, "%s: metrics.listen: %s", c->path, why);
+    return rc;
+  }
+  tp_log_info(a->log, "metrics listening", "address=%s port=%u path=/metrics",
+              c->metrics_listen.host, tp_agent_metrics_server_port(a->metrics));
+  return TP_E_OK;
+}
 
 /* The durable spool (or the memory one when configured). A spool file that cannot
  * be opened at start (disk full, permissions changed) does not stop the monitor:
@@ -289,6 +341,9 @@ tp_err tp_agent_new(const tp_agent_config *config, const tp_log *log, bool check
       goto fail;
     }
   }
+  /* --check binds nothing: a running agent may hold the port. */
+  if (config->metrics_enabled && !check_only && (rc = start_metrics(a, err, errlen)) != TP_E_OK)
+    goto fail;
   *out = a;
   return TP_E_OK;
 fail:
@@ -340,6 +395,9 @@ static void snapshot_stats(tp_agent *a) {
 }
 
 static void close_main_handles(tp_agent *a) {
+  /* First: a scrape reads the pusher. */
+  tp_agent_metrics_server_close(a->metrics);
+  a->metrics = NULL;
   if (a->pusher != NULL) {
     tp_pusher_close(a->pusher);
     a->pusher = NULL;
@@ -370,6 +428,11 @@ static void drain_inbox(tp_agent *a, unsigned *finished) {
   for (size_t i = 0; i < n; i++) {
     tp_result *r = batch[i];
     a->produced++;
+    bool divergent = r->outcome == TP_OUTCOME_OK && r->emulation_divergence != NULL &&
+                     r->emulation_divergence[0] != '\0';
+    unsigned slot = divergent ? TP_AGENT_METRICS_DIVERGENT : (unsigned)r->outcome;
+    if (slot < TP_AGENT_METRICS_OUTCOMES)
+      a->results_by[slot]++;
     tp_log_debug(a->log, "probe done",
                  "target=%s profile=%s outcome=%s detail=\"%s\" handshake_us=%llu lag_us=%llu",
                  r->target, r->profile, tp_outcome_name((int)r->outcome), r->detail ? r->detail : "",
@@ -477,8 +540,13 @@ void tp_agent_free(tp_agent *a) {
    * --check or a failed start, close what is open and let the loops deliver
    * the close callbacks before closing them. */
   join_workers(a);
-  for (unsigned i = 0; i < a->n_workers; i++)
+  for (unsigned i = 0; i < a->n_workers; i++) {
     worker_destroy(&a->workers[i]);
+    /* No scrape reads it any more: the responder closes with the main handles,
+     * before the main loop ends (or below, first of them). */
+    if (a->workers[i].stats_initialised)
+      tp_loop_stats_destroy(&a->workers[i].stats);
+  }
   free(a->workers);
   if (a->loop_initialised) {
     close_main_handles(a);

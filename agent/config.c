@@ -55,6 +55,10 @@ typedef struct {
 } doc_limits;
 
 typedef struct {
+  char *listen;
+} doc_metrics;
+
+typedef struct {
   char *connect_timeout, *handshake_timeout;
   char *dns_servers;
 } doc_defaults;
@@ -80,6 +84,7 @@ typedef struct {
   doc_limits *limits;
   doc_defaults *defaults;
   doc_spool *spool;
+  doc_metrics *metrics;
   tp__doc_profile *profiles;
   unsigned profiles_count;
   doc_target *targets;
@@ -160,6 +165,11 @@ static const cyaml_schema_field_t job_fields[] = {
     CYAML_FIELD_END,
 };
 
+static const cyaml_schema_field_t metrics_fields[] = {
+    CYAML_FIELD_STRING_PTR("listen", CYAML_FLAG_POINTER, doc_metrics, listen, 1, 300),
+    CYAML_FIELD_END,
+};
+
 static const cyaml_schema_value_t target_entry = {
     CYAML_VALUE_MAPPING(CYAML_FLAG_DEFAULT, doc_target, target_fields),
 };
@@ -173,6 +183,7 @@ static const cyaml_schema_field_t root_fields[] = {
     CYAML_FIELD_MAPPING_PTR("limits", OPT, doc_root, limits, limits_fields),
     CYAML_FIELD_MAPPING_PTR("defaults", OPT, doc_root, defaults, defaults_fields),
     CYAML_FIELD_MAPPING_PTR("spool", OPT, doc_root, spool, spool_fields),
+    CYAML_FIELD_MAPPING_PTR("metrics", OPT, doc_root, metrics, metrics_fields),
     /* Optional: jobs may use built-in profiles only. May be empty: that is
      * what `profiles import-testssl` writes when it skips every client. */
     CYAML_FIELD_SEQUENCE("profiles", OPT, doc_root, profiles,
@@ -507,6 +518,20 @@ static tp_err check_limits(tp_agent_config *c, const doc_root *doc, char *err, s
                      errlen);
 }
 
+/* metrics: the agent's own /metrics, off when absent (listen_addr.h: numeric only). */
+static tp_err check_metrics(tp_agent_config *c, const doc_root *doc, char *err, size_t errlen) {
+  char why[256];
+  if (doc->metrics == NULL)
+    return TP_E_OK;
+  if (tp_listen_addr_parse(doc->metrics->listen, &c->metrics_listen, why, sizeof(why)) !=
+      TP_E_OK) {
+    tp_yaml_error_at(err, errlen, c->path, "metrics.listen", "metrics.listen: %s", why);
+    return TP_E_CONFIG;
+  }
+  c->metrics_enabled = true;
+  return TP_E_OK;
+}
+
 static tp_err check_defaults(tp_agent_config *c, const doc_root *doc, char *err, size_t errlen) {
   const doc_defaults *dd = doc->defaults;
   if (dd != NULL && dd->dns_servers != NULL) {
@@ -716,6 +741,8 @@ static tp_err check_document(tp_agent_config *c, const doc_root *doc, char *err,
     rc = check_defaults(c, doc, err, errlen);
   if (rc == TP_E_OK)
     rc = check_spool(c, doc, err, errlen);
+  if (rc == TP_E_OK)
+    rc = check_metrics(c, doc, err, errlen);
   if (rc == TP_E_OK)
     rc = tp__config_profiles(c, doc->profiles, doc->profiles_count, err, errlen);
   if (rc == TP_E_OK)

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "listen_addr.h"
 #include "profile.h"
 #include "tp_error.h"
 
@@ -76,6 +77,10 @@ typedef struct tp_agent_config {
   char *spool_path; /* owned; NULL with spool_memory */
   bool spool_memory;
   uint64_t spool_max_bytes;
+  /* metrics: {listen: 127.0.0.1:9465}: GET /metrics (the agent's health, Prometheus text
+   * format), plain HTTP on a local port; off when the section is absent */
+  bool metrics_enabled;
+  tp_listen_addr metrics_listen;
   /* probing */
   unsigned loops;                     /* probe loop threads */
   unsigned max_in_flight, max_pending; /* per loop */

@@ -43,6 +43,33 @@ int64_t tp__pusher_now_ns(void) {
 
 /* ---- request outcome -------------------------------------------------------------- */
 
+const char *tp_push_failure_name(tp_push_failure failure) {
+  switch (failure) {
+#define TP_PUSH_FAILURE_CASE(e, name)                                                           \
+  case TP_PUSH_FAILURE_##e:                                                                     \
+    return name;
+    TP_PUSH_FAILURE_MAP(TP_PUSH_FAILURE_CASE)
+#undef TP_PUSH_FAILURE_CASE
+  case TP_PUSH_FAILURE__COUNT:
+    break;
+  }
+  return "?";
+}
+
+/* The answer's class (pusher.h), from curl's code and the HTTP status. */
+static tp_push_failure failure_class(CURLcode code, bool tls_refused, long status) {
+  if (code != CURLE_OK)
+    return tls_refused ? TP_PUSH_FAILURE_TLS : TP_PUSH_FAILURE_NETWORK;
+  if (status == 200)
+    return TP_PUSH_FAILURE_BAD_ACK;
+  if (status == 413)
+    return TP_PUSH_FAILURE_TOO_LARGE;
+  if (status == 400 || status == 422)
+    return TP_PUSH_FAILURE_REFUSED;
+  return status == 408 || status == 429 || status >= 500 || status == 0 ? TP_PUSH_FAILURE_RETRY
+                                                                         : TP_PUSH_FAILURE_CONFIG;
+}
+
 static void on_retry_timer(uv_timer_t *timer) {
   tp_pusher *p = timer->data;
   p->backing_off = false;
@@ -200,10 +227,12 @@ static bool is_transient(long status) {
 static void handle_ok(tp_pusher *p) {
   Tlsprobe__V1__BatchAck *ack =
       tlsprobe__v1__batch_ack__unpack(NULL, p->response.len, p->response.data);
-  if (ack != NULL && ack->batch_seq == p->lease->batch_seq)
+  if (ack != NULL && ack->batch_seq == p->lease->batch_seq) {
     lease_acknowledged(p, ack);
-  else
+  } else {
+    p->stats.failures_by[TP_PUSH_FAILURE_BAD_ACK]++;
     retry_later(p, false, 0, "collector answered 200 without a valid acknowledgement");
+  }
   if (ack != NULL)
     tlsprobe__v1__batch_ack__free_unpacked(ack, NULL);
 }
@@ -227,15 +256,19 @@ void tp__pusher_request_finished(tp_pusher *p, CURLcode code) {
      * itself by retrying fast. */
     bool permanent = code == CURLE_PEER_FAILED_VERIFICATION || code == CURLE_SSL_CACERT_BADFILE ||
                      code == CURLE_SSL_CERTPROBLEM;
+    p->stats.failures_by[failure_class(code, permanent, status)]++;
     retry_later(p, permanent, 0, reason);
   } else if (status == 200) {
     handle_ok(p);
   } else if (status == 413) {
+    p->stats.failures_by[TP_PUSH_FAILURE_TOO_LARGE]++;
     split_or_refuse(p, "exceeds the collector's body limit (HTTP 413)");
   } else if (status == 400 || status == 422) {
+    p->stats.failures_by[TP_PUSH_FAILURE_REFUSED]++;
     snprintf(reason, sizeof(reason), "refused by the collector (HTTP %ld: %s)", status, body_reason);
     split_or_refuse(p, reason);
   } else {
+    p->stats.failures_by[failure_class(code, false, status)]++;
     snprintf(reason, sizeof(reason), "HTTP %ld: %s", status, body_reason);
     retry_later(p, !is_transient(status), (long)retry_after, reason);
   }

@@ -60,6 +60,27 @@ typedef struct tp_pusher_options {
   const char *token_file; /* bearer token (one line); re-read by tp_pusher_reload */
 } tp_pusher_options;
 
+/* Why a push did not end in an acknowledgement, by the answer's class (the table
+ * above); the agent's /metrics counts each. */
+#define TP_PUSH_FAILURE_MAP(X)                                                          \
+  X(NETWORK, "network")     /* no HTTP answer: connect, TLS handshake, timeout */      \
+  X(TLS, "tls")             /* the collector's certificate failed verification */      \
+  X(TOO_LARGE, "too_large") /* 413: the batch is split */                              \
+  X(REFUSED, "refused")     /* 400, 422: what is refused is isolated */                \
+  X(RETRY, "retry")         /* 408, 429, 5xx: the same batch after a backoff */        \
+  X(BAD_ACK, "bad_ack")     /* 200 without a valid acknowledgement of this batch */    \
+  X(CONFIG, "config")       /* 3xx, 401, 403, 404, other 4xx: fix the configuration */
+
+typedef enum {
+#define TP_PUSH_FAILURE_ENUM(e, name) TP_PUSH_FAILURE_##e,
+  TP_PUSH_FAILURE_MAP(TP_PUSH_FAILURE_ENUM)
+#undef TP_PUSH_FAILURE_ENUM
+  TP_PUSH_FAILURE__COUNT
+} tp_push_failure;
+
+/* "network", "too_large", ...: the label value. */
+const char *tp_push_failure_name(tp_push_failure failure);
+
 typedef struct tp_pusher_stats {
   uint64_t pushed;     /* results acknowledged as newly stored or already stored */
   uint64_t duplicates; /* of which the collector already had (re-sends) */
@@ -70,6 +91,7 @@ typedef struct tp_pusher_stats {
   uint64_t batches;    /* acknowledged batches */
   uint64_t splits;     /* batches split after a 413 or 400 */
   uint64_t failures;   /* failed attempts (network, 5xx, bad ack, permanent answers) */
+  uint64_t failures_by[TP_PUSH_FAILURE__COUNT]; /* every answer but an ack, 413/400 included */
   uint64_t unsent;     /* results still in the spool (and in memory) */
   uint64_t in_memory;  /* of which kept in memory because the spool could not be written */
   tp_spool_stats spool;

@@ -12,7 +12,8 @@ typedef struct series {
   tp_target target; /* strings borrowed from the config */
   const tp_profile *profile;
   uint64_t interval_ms;
-  bool busy; /* a probe of this series is running */
+  uint64_t due_ms; /* loop time the timer was armed for */
+  bool busy;       /* a probe of this series is running */
 } series;
 
 struct tp_scheduler {
@@ -28,6 +29,8 @@ struct tp_scheduler {
   uint64_t skipped;
   tp_rng rng; /* per scheduler, no global */
   bool running;
+  uv_loop_t *loop;
+  tp_loop_stats *stats; /* NULL = not reported */
 };
 
 /* Uniform in [0, bound); bound > 0. Modulo bias is irrelevant for jitter. */
@@ -65,13 +68,32 @@ static uint64_t jittered(tp_scheduler *s, uint64_t interval_ms) {
   return v ? v : 1;
 }
 
+static void on_tick(uv_timer_t *timer);
+
+/* The timer is armed against the loop's cached time, as libuv computes its expiry,
+ * so due_ms is exactly when libuv meant it to fire. */
+static void arm(tp_scheduler *s, series *se, uint64_t delay_ms) {
+  se->due_ms = uv_now(s->loop) + delay_ms;
+  (void)uv_timer_start(&se->timer, on_tick, delay_ms, 0);
+}
+
 static void on_probe_done(tp_result *result, void *data) {
   series *se = data;
   tp_scheduler *s = se->owner;
   se->busy = false;
   s->outstanding--;
+  if (s->stats != NULL)
+    tp_loop_stats_load(s->stats, tp_probe_engine_in_flight(s->engine),
+                       tp_probe_engine_pending(s->engine));
   if (result != NULL) /* NULL: cancelled before it started, nothing to report */
     s->on_result(result, s->data);
+}
+
+/* How late this tick runs against its plan: fresh time (not the loop's cached
+ * one), so callbacks that ran before it in this iteration count too. */
+static void report_lateness(tp_scheduler *s, const series *se) {
+  uint64_t now_ns = uv_hrtime(), due_ns = se->due_ms * 1000000;
+  tp_loop_stats_due(s->stats, now_ns > due_ns ? now_ns - due_ns : 0);
 }
 
 static void on_tick(uv_timer_t *timer) {
@@ -79,9 +101,13 @@ static void on_tick(uv_timer_t *timer) {
   tp_scheduler *s = se->owner;
   if (!s->running)
     return;
-  (void)uv_timer_start(&se->timer, on_tick, jittered(s, se->interval_ms), 0);
+  if (s->stats != NULL)
+    report_lateness(s, se);
+  arm(s, se, jittered(s, se->interval_ms));
   if (se->busy) {
     s->skipped++;
+    if (s->stats != NULL)
+      tp_loop_stats_skipped(s->stats);
     tp_log_debug(s->log, "skipped probe: previous one still running", "target=%s profile=%s",
                  se->target.name, tp_profile_name(se->profile));
     return;
@@ -90,12 +116,17 @@ static void on_tick(uv_timer_t *timer) {
                                      on_probe_done, se);
   if (rc != TP_E_OK) {
     s->skipped++;
+    if (s->stats != NULL)
+      tp_loop_stats_skipped(s->stats);
     tp_log_warn(s->log, "probe not started", "target=%s profile=%s reason=\"%s\"",
                 se->target.name, tp_profile_name(se->profile), tp_strerror(rc));
     return;
   }
   se->busy = true;
   s->outstanding++;
+  if (s->stats != NULL)
+    tp_loop_stats_started(s->stats, tp_probe_engine_in_flight(s->engine),
+                          tp_probe_engine_pending(s->engine));
 }
 
 tp_err tp_scheduler_new(uv_loop_t *loop, const tp_agent_config *config,
@@ -105,6 +136,7 @@ tp_err tp_scheduler_new(uv_loop_t *loop, const tp_agent_config *config,
   if (shard_count == 0 || shard_index >= shard_count)
     return TP_E_INVAL;
   tp_scheduler *s = tp_xcalloc(1, sizeof(*s));
+  s->loop = loop;
   s->engine = engine;
   s->log = log;
   s->on_result = on_result;
@@ -154,10 +186,14 @@ tp_err tp_scheduler_new(uv_loop_t *loop, const tp_agent_config *config,
 
 void tp_scheduler_start(tp_scheduler *s) {
   s->running = true;
-  for (size_t i = 0; i < s->n_series; i++) {
-    series *se = &s->series[i];
-    (void)uv_timer_start(&se->timer, on_tick, random_below(s, se->interval_ms), 0);
-  }
+  /* The loop's clock is as old as the loop; the plan starts now. */
+  uv_update_time(s->loop);
+  for (size_t i = 0; i < s->n_series; i++)
+    arm(s, &s->series[i], random_below(s, s->series[i].interval_ms));
+}
+
+void tp_scheduler_set_stats(tp_scheduler *s, tp_loop_stats *stats) {
+  s->stats = stats;
 }
 
 void tp_scheduler_stop(tp_scheduler *s) {

@@ -9,6 +9,7 @@
 #include <uv.h>
 
 #include "config.h"
+#include "loop_stats.h"
 #include "probe.h"
 #include "tp_log.h"
 
@@ -26,6 +27,9 @@ tp_err tp_scheduler_new(uv_loop_t *loop, const tp_agent_config *config,
                         tp_probe_engine *engine, const tp_log *log,
                         tp_scheduler_result_cb on_result, void *data, tp_scheduler **out);
 size_t tp_scheduler_series(const tp_scheduler *scheduler);
+/* Reports lateness, starts, skips and the engine's load into stats (borrowed, must
+ * outlive the scheduler; NULL = none). Set before tp_scheduler_start. */
+void tp_scheduler_set_stats(tp_scheduler *scheduler, tp_loop_stats *stats);
 void tp_scheduler_start(tp_scheduler *scheduler);
 /* Stops firing; probes already submitted still report through on_result. */
 void tp_scheduler_stop(tp_scheduler *scheduler);

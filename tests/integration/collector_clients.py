@@ -6,6 +6,8 @@ oversized requests. Loopback only; every loop and wait is bounded.
 
   batch OUT --agent ID [--seq N] [--results K] [--started NS] [--handshake NS]
             [--total NS] [--drop-first NS]      a ResultBatch (started default: now)
+            [--instance N] [--target NAME]      spool id (default 7), target (default web;
+            [--distinct-targets 1]              any bytes), or NAME-1, NAME-2... per result
   empty-results OUT BYTES                       a body of BYTES bytes of empty results
   empty-chain OUT BYTES                         one result with BYTES of empty certificates
   keepalive PORT CAFILE TOKEN BODY PID LOG      two requests on one TLS connection with a
@@ -46,18 +48,20 @@ def lfield(field, data):
     return key(field, 2) + varint(len(data)) + data
 
 
-def result(seq, started, handshake, total):
+def result(seq, started, handshake, total, target="web"):
     # target=3 port=5 profile=7 region=2 result_seq=9 started=10 handshake=13 total=14
     # ok=16 error_class=17 (1 = OK)
-    return (lfield(2, "local") + lfield(3, "web") + vfield(5, 443) + lfield(7, "modern") +
+    return (lfield(2, "local") + lfield(3, target) + vfield(5, 443) + lfield(7, "modern") +
             vfield(9, seq) + vfield(10, started) + vfield(13, handshake) + vfield(14, total) +
             vfield(16, 1) + vfield(17, 1))
 
 
-def batch(agent, seq, results, started, handshake, total, drop_first=None):
-    body = lfield(1, agent) + vfield(2, 7) + vfield(3, seq)
+def batch(agent, seq, results, started, handshake, total, drop_first=None, instance=7,
+          target="web", distinct=False):
+    body = lfield(1, agent) + vfield(2, instance) + vfield(3, seq)
     for i in range(results):
-        body += lfield(5, result(seq * 100000 + i + 1, started, handshake, total))
+        name = "%s-%d" % (target, i + 1) if distinct else target
+        body += lfield(5, result(seq * 100000 + i + 1, started, handshake, total, name))
     if drop_first is not None:
         # DropReport: drop_id=1 count=2 reason=3 first=6 last=7
         drop = (vfield(1, seq) + vfield(2, 1) + lfield(3, "spool_full") + vfield(6, drop_first) +
@@ -72,7 +76,9 @@ def cmd_batch(argv):
     body = batch(opts["--agent"], int(opts.get("--seq", 1)), int(opts.get("--results", 1)),
                  int(opts.get("--started", now)), int(opts.get("--handshake", 2000000)),
                  int(opts.get("--total", 3000000)),
-                 int(opts["--drop-first"]) if "--drop-first" in opts else None)
+                 int(opts["--drop-first"]) if "--drop-first" in opts else None,
+                 int(opts.get("--instance", 7)), opts.get("--target", "web"),
+                 opts.get("--distinct-targets") == "1")
     with open(out, "wb") as f:
         f.write(body)
 
