@@ -346,6 +346,11 @@ static void count_result(tp_metrics *m, const Tlsprobe__V1__ProbeResult *r) {
 void tp_metrics_on_stored(tp_metrics *m, const Tlsprobe__V1__ResultBatch *batch,
                           const bool *result_new, const bool *drop_new, int64_t received_unix_ns) {
   pthread_mutex_lock(&m->mu);
+  /* First: under the series cap an agent's liveness matters more than one more target. */
+  const char *agent[1] = {batch->agent_id};
+  series *seen = lookup(m, F_AGENT_SEEN, agent, true);
+  if (seen != NULL && received_unix_ns >= seen->stamp_ns)
+    set_gauge(seen, (double)received_unix_ns / 1e9, received_unix_ns);
   uint32_t stored = 0, drops = 0;
   for (size_t i = 0; i < batch->n_results; i++) {
     if (!result_new[i])
@@ -364,10 +369,6 @@ void tp_metrics_on_stored(tp_metrics *m, const Tlsprobe__V1__ResultBatch *batch,
   m->results_duplicate += batch->n_results - stored;
   m->drop_reports += drops;
   m->duplicate_batches += stored == 0 && drops == 0;
-  const char *agent[1] = {batch->agent_id};
-  series *seen = lookup(m, F_AGENT_SEEN, agent, true);
-  if (seen != NULL && received_unix_ns >= seen->stamp_ns)
-    set_gauge(seen, (double)received_unix_ns / 1e9, received_unix_ns);
   pthread_mutex_unlock(&m->mu);
 }
 

@@ -6,7 +6,7 @@
 #
 #   tests/fuzz/run.sh SECONDS [TARGET...]       (default: every target)
 #
-# Targets: ingest parsers certinfo ocsp agent_config collector_config testssl.
+# Targets: ingest parsers certinfo ocsp agent_config collector_config testssl http_request.
 # Everything lives under $TP_FUZZ_DIR (default /tmp/tlsprobe-fuzz):
 #   build-fuzz/            CC=clang cmake -DTP_FUZZ=ON tree (only the fuzz targets built)
 #   corpus/<target>/       working corpus: the committed seeds plus what the fuzzer adds,
@@ -21,7 +21,7 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-ALL_TARGETS=(ingest parsers certinfo ocsp agent_config collector_config testssl)
+ALL_TARGETS=(ingest parsers certinfo ocsp agent_config collector_config testssl http_request)
 
 usage() {
   echo "usage: $0 SECONDS [TARGET...]   (targets: ${ALL_TARGETS[*]})" >&2
@@ -47,7 +47,7 @@ say() { echo "== run.sh: $*" >&2; }
 max_len() {
   case $1 in
   parsers | ocsp | collector_config) echo 4096 ;;
-  ingest) echo 8192 ;;
+  ingest | http_request) echo 8192 ;;
   certinfo | agent_config | testssl) echo 16384 ;;
   esac
 }
