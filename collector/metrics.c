@@ -421,12 +421,13 @@ static const char *kind_name(kind k) {
   return "untyped";
 }
 
-static void render_family(tp_prom_writer *w, const tp_metrics *m, unsigned fam) {
+static void render_family(tp_prom_writer *w, const tp_metrics *m, unsigned fam, int64_t now_ns) {
   const family_def *d = &FAMILIES[fam];
   static const tp_prom_buckets buckets = {BUCKET_S, BUCKET_TEXT, N_BUCKETS};
   tp_prom_family(w, d->name, kind_name(d->kind), d->help);
   for (const series *s = m->head[fam]; s != NULL; s = s->fnext) {
-    if (!s->present)
+    if (!s->present ||
+        (d->kind == KIND_GAUGE && now_ns - s->stamp_ns > TP_METRICS_GAUGE_MAX_AGE_NS))
       continue;
     tp_prom_label labels[MAX_LABELS];
     for (size_t i = 0; i < d->n_labels; i++)
@@ -506,12 +507,19 @@ static double monotonic_s(void) {
 }
 
 tp_err tp_metrics_render(tp_metrics *m, tp_buf *out) {
+  struct timespec ts;
+  if (clock_gettime(CLOCK_REALTIME, &ts) != 0)
+    return TP_E_IO;
+  return tp_metrics_render_at(m, (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec, out);
+}
+
+tp_err tp_metrics_render_at(tp_metrics *m, int64_t now_ns, tp_buf *out) {
   tp_prom_writer w;
   tp_prom_begin(&w, out);
   pthread_mutex_lock(&m->mu);
   double start = monotonic_s();
   for (unsigned f = 0; f < F__COUNT; f++)
-    render_family(&w, m, f);
+    render_family(&w, m, f, now_ns);
   render_own(&w, m);
   m->last_render_s = monotonic_s() - start;
   pthread_mutex_unlock(&m->mu);

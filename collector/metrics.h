@@ -10,7 +10,9 @@
  * Counters live in memory and start from zero when the collector starts
  * (Prometheus's rate() handles resets); the agents' last-seen gauges are seeded
  * from the store (tp_metrics_seed) so a restart does not make every agent look
- * silent.
+ * silent. A gauge whose newest probe (or delivery) is older than a day is not
+ * rendered: a decommissioned target's certificate must not alert for ever, and
+ * an agent gone for a day is decommissioned, not silent (as in the report).
  *
  * Labels are bounded: no error details, only names the wire contract bounds
  * (target, profile, region, agent, error class, chain position, drop reason), and
@@ -36,6 +38,8 @@ typedef struct tp_metrics tp_metrics;
 #define TP_METRICS_DEFAULT_MAX_SERIES 50000
 #define TP_METRICS_MIN_MAX_SERIES 100
 #define TP_METRICS_MAX_MAX_SERIES 10000000
+/* Gauges older than this are not rendered (see above). */
+#define TP_METRICS_GAUGE_MAX_AGE_NS (INT64_C(24) * 3600 * 1000000000)
 
 /* max_series: label sets across the per-target and per-agent families (a histogram
  * is one label set). Free with tp_metrics_free. */
@@ -58,6 +62,8 @@ tp_err tp_metrics_seed(tp_metrics *metrics, tp_store *store, char *err, size_t e
 /* Appends the text exposition of every family to out. TP_E_TOOBIG when out's cap
  * is too small (out then holds a truncated text: do not serve it). */
 tp_err tp_metrics_render(tp_metrics *metrics, tp_buf *out);
+/* tp_metrics_render as if the wall clock said now_unix_ns (tests). */
+tp_err tp_metrics_render_at(tp_metrics *metrics, int64_t now_unix_ns, tp_buf *out);
 /* Label sets in use (for logs and tests). */
 size_t tp_metrics_series(tp_metrics *metrics);
 

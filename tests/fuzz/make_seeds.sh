@@ -51,6 +51,12 @@ printf '{listen: "[::1]:8470", database: ./t.db, max_body_bytes: 67108864, log_l
   seed $c ok-flow-ipv6
 printf 'listen: &l 0.0.0.0:65535\ndatabase: &d ./tlsprobe.db\nmax_body_bytes: &m 1024\nlog_level: &v debug\n' |
   with_plaintext | seed $c ok-anchors
+printf 'listen: 127.0.0.1:8470\ndatabase: t.db\nmetrics: {listen: "[::1]:0", max_series: 100}\n' |
+  with_plaintext | seed $c ok-metrics
+printf 'listen: 127.0.0.1:8470\ndatabase: t.db\nmetrics: {listen: 127.0.0.1:8470}\n' |
+  with_plaintext | seed $c reject-metrics-same-listen
+printf 'listen: 127.0.0.1:0\ndatabase: t.db\nmetrics: {max_series: 50000}\n' |
+  with_plaintext | seed $c reject-metrics-no-listen
 # Every key; the system CA bundle stands for every file (the loader checks that each is
 # a readable file, its user reads it).
 seed $c ok-every-field <<EOF
@@ -137,6 +143,10 @@ printf '%s\njobs: [{targets: [web], profiles: [modern, old, android-4.4, java-8,
   "$head_yaml" | seed $a ok-builtins
 printf '%s\nprofiles: []\njobs: [{targets: [web], profiles: [modern], interval: 5s}]\n' "$head_yaml" |
   seed $a ok-empty-profiles # what import-testssl writes when it skips every client
+printf '%s\nmetrics: {listen: 127.0.0.1:9465}\njobs: [{targets: [web], profiles: [modern], interval: 5s}]\n' \
+  "$head_yaml" | seed $a ok-metrics
+printf '%s\nmetrics: {listen: localhost:9465}\njobs: [{targets: [web], profiles: [modern], interval: 5s}]\n' \
+  "$head_yaml" | seed $a reject-metrics-listen
 seed $a ok-every-field <<'EOF'
 agent: {id: edge-eu-1, region: "eu west 1", log_level: warn}
 collector:

@@ -30,6 +30,7 @@ typedef struct fixture {
   char db[128];
   tp_store *store;
   tp_metrics *metrics;
+  int64_t now_ns; /* the wall clock renders see */
 } fixture;
 
 static int setup_with(void **state, size_t max_series) {
@@ -43,6 +44,7 @@ static int setup_with(void **state, size_t max_series) {
     fail_msg("open store: %s", err);
   f->metrics = tp_metrics_new(max_series);
   assert_non_null(f->metrics);
+  f->now_ns = NOW_NS + 60 * INT64_C(1000000000);
   *state = f;
   return 0;
 }
@@ -146,7 +148,7 @@ static tp_ingest_reply ingest(fixture *f, const test_batch *t) {
 static double value_of(fixture *f, const char *series) {
   tp_buf b;
   tp_buf_init(&b, 1 << 20);
-  assert_int_equal(tp_metrics_render(f->metrics, &b), TP_E_OK);
+  assert_int_equal(tp_metrics_render_at(f->metrics, f->now_ns, &b), TP_E_OK);
   double v = -1;
   size_t n = strlen(series);
   for (const char *line = (const char *)b.data; line != NULL && *line != '\0';) {
@@ -329,6 +331,26 @@ static void test_seed_from_store(void **state) {
   tp_metrics_free(old);
 }
 
+/* Gauges whose newest probe is more than a day old are not rendered; counters stay. */
+static void test_stale_gauges(void **state) {
+  fixture *f = *state;
+  test_batch t;
+  make_batch(&t, 1, 1, 1, 1);
+  assert_int_equal(ingest(f, &t).http_status, 200);
+  static const char EXPIRY[] = "tlsprobe_cert_expiry_timestamp_seconds{target=\"web\",position=\"0\"}";
+  f->now_ns = NOW_NS + TP_METRICS_GAUGE_MAX_AGE_NS;
+  assert_true(value_of(f, EXPIRY) == 1800000000);
+  f->now_ns = NOW_NS + TP_METRICS_GAUGE_MAX_AGE_NS + 10 * INT64_C(1000000000);
+  assert_true(value_of(f, EXPIRY) == -1);
+  assert_true(value_of(f, "tlsprobe_agent_last_seen_timestamp_seconds{agent=\"agent-1\"}") == -1);
+  assert_true(value_of(f, "tlsprobe_probes_total{" WEB ",result=\"ok\"}") == 1);
+  /* A new probe brings it back. */
+  make_batch(&t, 2, 1, 2, 1);
+  t.results[0].started_unix_ns = f->now_ns - 1000;
+  assert_int_equal(ingest(f, &t).http_status, 200);
+  assert_true(value_of(f, EXPIRY) == 1800000000);
+}
+
 /* A hostile target name is one series, escaped on one line. */
 static void test_hostile_target(void **state) {
   fixture *f = *state;
@@ -349,6 +371,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_series_cap, setup_small, teardown),
       cmocka_unit_test_setup_teardown(test_seed_from_store, setup, teardown),
       cmocka_unit_test_setup_teardown(test_hostile_target, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_stale_gauges, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
