@@ -111,32 +111,15 @@ void tp_prom_family(tp_prom_writer *w, const char *name, const char *type, const
   puts_(w, "\n");
 }
 
-/* name{a="x",b="y"[,extra]} -- extra is a last label already formatted (le="..."). */
-static void series(tp_prom_writer *w, const char *name, const char *suffix,
-                   const tp_prom_label *labels, size_t n, const char *extra_name,
-                   const char *extra_value) {
+static void labels_text(tp_prom_writer *w, const tp_prom_label *labels, size_t n);
+
+/* name or name{a="x",b="y"} */
+static void series(tp_prom_writer *w, const char *name, const tp_prom_label *labels, size_t n) {
   puts_(w, name);
-  if (suffix != NULL)
-    puts_(w, suffix);
-  if (n == 0 && extra_name == NULL)
+  if (n == 0)
     return;
   puts_(w, "{");
-  for (size_t i = 0; i < n; i++) {
-    if (i > 0)
-      puts_(w, ",");
-    puts_(w, labels[i].name);
-    puts_(w, "=\"");
-    tp_prom_escape_label(w, labels[i].value);
-    puts_(w, "\"");
-  }
-  if (extra_name != NULL) {
-    if (n > 0)
-      puts_(w, ",");
-    puts_(w, extra_name);
-    puts_(w, "=\"");
-    puts_(w, extra_value);
-    puts_(w, "\"");
-  }
+  labels_text(w, labels, n);
   puts_(w, "}");
 }
 
@@ -150,7 +133,7 @@ void tp_prom_u64(tp_prom_writer *w, const char *name, const tp_prom_label *label
                  uint64_t value) {
   char text[24];
   snprintf(text, sizeof(text), "%" PRIu64, value);
-  series(w, name, NULL, labels, n, NULL, NULL);
+  series(w, name, labels, n);
   value_line(w, text);
 }
 
@@ -158,7 +141,7 @@ void tp_prom_i64(tp_prom_writer *w, const char *name, const tp_prom_label *label
                  int64_t value) {
   char text[24];
   snprintf(text, sizeof(text), "%" PRId64, value);
-  series(w, name, NULL, labels, n, NULL, NULL);
+  series(w, name, labels, n);
   value_line(w, text);
 }
 
@@ -175,26 +158,62 @@ void tp_prom_f64(tp_prom_writer *w, const char *name, const tp_prom_label *label
                  double value) {
   char text[40];
   format_double(value, text, sizeof(text));
-  series(w, name, NULL, labels, n, NULL, NULL);
+  series(w, name, labels, n);
   value_line(w, text);
+}
+
+/* `a="x",b="y"` without braces: a histogram repeats its labels on every line, so they
+ * are escaped once (this is most of a large scrape's work). */
+static void labels_text(tp_prom_writer *w, const tp_prom_label *labels, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    if (i > 0)
+      puts_(w, ",");
+    puts_(w, labels[i].name);
+    puts_(w, "=\"");
+    tp_prom_escape_label(w, labels[i].value);
+    puts_(w, "\"");
+  }
 }
 
 void tp_prom_histogram(tp_prom_writer *w, const char *name, const tp_prom_label *labels, size_t n,
                        const tp_prom_buckets *b, const uint64_t *counts, double sum) {
   char text[40];
+  tp_buf lb;
+  tp_prom_writer lw;
+  tp_buf_init(&lb, w->out->cap);
+  tp_prom_begin(&lw, &lb);
+  labels_text(&lw, labels, n);
+  if (w->err == TP_E_OK)
+    w->err = lw.err;
+  const char *l = lb.len > 0 ? (const char *)lb.data : "";
   uint64_t cumulative = 0;
   for (size_t i = 0; i <= b->n; i++) {
     cumulative += counts[i];
     snprintf(text, sizeof(text), "%" PRIu64, cumulative);
-    series(w, name, "_bucket", labels, n, "le", i < b->n ? b->text[i] : "+Inf");
+    puts_(w, name);
+    puts_(w, "_bucket{");
+    put(w, l, lb.len);
+    puts_(w, n > 0 ? ",le=\"" : "le=\"");
+    puts_(w, i < b->n ? b->text[i] : "+Inf");
+    puts_(w, "\"}");
     value_line(w, text);
   }
-  format_double(sum, text, sizeof(text));
-  series(w, name, "_sum", labels, n, NULL, NULL);
-  value_line(w, text);
-  snprintf(text, sizeof(text), "%" PRIu64, cumulative);
-  series(w, name, "_count", labels, n, NULL, NULL);
-  value_line(w, text);
+  const char *suffix[2] = {"_sum", "_count"};
+  for (size_t k = 0; k < 2; k++) {
+    if (k == 0)
+      format_double(sum, text, sizeof(text));
+    else
+      snprintf(text, sizeof(text), "%" PRIu64, cumulative);
+    puts_(w, name);
+    puts_(w, suffix[k]);
+    if (n > 0) {
+      puts_(w, "{");
+      put(w, l, lb.len);
+      puts_(w, "}");
+    }
+    value_line(w, text);
+  }
+  tp_buf_free(&lb);
 }
 
 static bool name_char(char c, bool first, bool label) {
