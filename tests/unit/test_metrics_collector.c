@@ -12,6 +12,8 @@
 /* cmocka.h needs the four headers above first. */
 #include <cmocka.h>
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -351,6 +353,47 @@ static void test_stale_gauges(void **state) {
   assert_true(value_of(f, EXPIRY) == 1800000000);
 }
 
+/* Scrapes on another thread while ingest adds series and counts (the collector's two
+ * MHD threads): the ThreadSanitizer build is where this test earns its keep. */
+typedef struct scraper {
+  tp_metrics *metrics;
+  atomic_bool stop;
+  unsigned renders;
+} scraper;
+
+static void *scrape_loop(void *arg) {
+  scraper *s = arg;
+  while (!atomic_load(&s->stop) || s->renders == 0) {
+    tp_buf b;
+    tp_buf_init(&b, 1 << 22);
+    if (tp_metrics_render_at(s->metrics, NOW_NS, &b) != TP_E_OK)
+      abort();
+    tp_buf_free(&b);
+    s->renders++;
+  }
+  return NULL;
+}
+
+static void test_concurrent_scrapes(void **state) {
+  fixture *f = *state;
+  scraper s = {.metrics = f->metrics};
+  atomic_init(&s.stop, false);
+  pthread_t thread;
+  assert_int_equal(pthread_create(&thread, NULL, scrape_loop, &s), 0);
+  static const char *const targets[] = {"a", "b", "c", "d", "e", "f", "g", "h"};
+  test_batch t;
+  for (uint64_t i = 0; i < 40; i++) {
+    make_batch(&t, i + 1, 4, i * 4 + 1, 2);
+    for (size_t k = 0; k < 4; k++)
+      t.results[k].target = (char *)targets[(i + k) % 8];
+    assert_int_equal(ingest(f, &t).http_status, 200);
+  }
+  atomic_store(&s.stop, true);
+  assert_int_equal(pthread_join(thread, NULL), 0);
+  assert_true(s.renders > 0);
+  assert_true(value_of(f, "tlsprobe_collector_ingest_results_total{outcome=\"stored\"}") == 160);
+}
+
 /* A hostile target name is one series, escaped on one line. */
 static void test_hostile_target(void **state) {
   fixture *f = *state;
@@ -372,6 +415,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_seed_from_store, setup, teardown),
       cmocka_unit_test_setup_teardown(test_hostile_target, setup, teardown),
       cmocka_unit_test_setup_teardown(test_stale_gauges, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_concurrent_scrapes, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
