@@ -166,6 +166,7 @@ static double value_of(fixture *f, const char *series) {
 }
 
 #define WEB "target=\"web\",profile=\"modern\",region=\"eu\""
+#define EXPIRY(pos) "tlsprobe_cert_expiry_timestamp_seconds{target=\"web\",position=\"" pos "\"}"
 
 static void test_counts_only_new_results(void **state) {
   fixture *f = *state;
@@ -224,8 +225,7 @@ static void test_classes_and_facts(void **state) {
   assert_true(value_of(f, "tlsprobe_hrr_total{" WEB "}") == 1);
   assert_true(value_of(f, "tlsprobe_resumption_total{" WEB ",resumed=\"true\"}") == 1);
   assert_true(value_of(f, "tlsprobe_resumption_total{" WEB ",resumed=\"false\"}") == 1);
-  assert_true(value_of(f, "tlsprobe_cert_expiry_timestamp_seconds{target=\"web\",position=\"0\"}") ==
-              1800000000);
+  assert_true(value_of(f, EXPIRY("0")) == 1800000000);
 }
 
 /* Gauges show the newest probe: a longer chain, then a shorter newer one withdraws the
@@ -237,28 +237,23 @@ static void test_gauges_follow_the_newest_probe(void **state) {
   make_batch(&t, 1, 1, 10, 3);
   t.results[0].ocsp = &t.ocsp;
   assert_int_equal(ingest(f, &t).http_status, 200);
-  assert_true(value_of(f, "tlsprobe_cert_expiry_timestamp_seconds{target=\"web\",position=\"2\"}") ==
-              1800000002);
+  assert_true(value_of(f, EXPIRY("2")) == 1800000002);
   assert_true(value_of(f, "tlsprobe_ocsp_staple_age_seconds{" WEB "}") == 3600);
   make_batch(&t, 2, 1, 11, 1); /* newer, one certificate, no staple */
   assert_int_equal(ingest(f, &t).http_status, 200);
-  assert_true(value_of(f, "tlsprobe_cert_expiry_timestamp_seconds{target=\"web\",position=\"0\"}") ==
-              1800000000);
-  assert_true(value_of(f, "tlsprobe_cert_expiry_timestamp_seconds{target=\"web\",position=\"1\"}") ==
-              -1);
+  assert_true(value_of(f, EXPIRY("0")) == 1800000000);
+  assert_true(value_of(f, EXPIRY("1")) == -1);
   assert_true(value_of(f, "tlsprobe_ocsp_staple_age_seconds{" WEB "}") == -1);
   make_batch(&t, 3, 1, 5, 3); /* older (result_seq 5 started earlier), three certificates */
   t.results[0].ocsp = &t.ocsp;
   assert_int_equal(ingest(f, &t).http_status, 200);
-  assert_true(value_of(f, "tlsprobe_cert_expiry_timestamp_seconds{target=\"web\",position=\"1\"}") ==
-              -1);
+  assert_true(value_of(f, EXPIRY("1")) == -1);
   assert_true(value_of(f, "tlsprobe_ocsp_staple_age_seconds{" WEB "}") == -1);
   make_batch(&t, 4, 1, 12, 0); /* newer, no certificate: nothing to say about either */
   t.results[0].ok = 0;
   t.results[0].error_class = TLSPROBE__V1__ERROR_CLASS__ERROR_CLASS_CONNECTION_REFUSED;
   assert_int_equal(ingest(f, &t).http_status, 200);
-  assert_true(value_of(f, "tlsprobe_cert_expiry_timestamp_seconds{target=\"web\",position=\"0\"}") ==
-              1800000000);
+  assert_true(value_of(f, EXPIRY("0")) == 1800000000);
 }
 
 static void test_refused_and_drops(void **state) {
@@ -285,9 +280,8 @@ static void test_refused_and_drops(void **state) {
   t.batch.n_drops = 1;
   assert_int_equal(ingest(f, &t).http_status, 200);
   assert_true(ingest(f, &t).duplicate);
-  assert_true(
-      value_of(f, "tlsprobe_agent_dropped_results_total{agent=\"agent-1\",reason=\"spool_full\"}") ==
-      17);
+  assert_true(value_of(f, "tlsprobe_agent_dropped_results_total{agent=\"agent-1\","
+                          "reason=\"spool_full\"}") == 17);
   assert_true(value_of(f, "tlsprobe_collector_drop_reports_total") == 1);
 }
 
@@ -339,18 +333,17 @@ static void test_stale_gauges(void **state) {
   test_batch t;
   make_batch(&t, 1, 1, 1, 1);
   assert_int_equal(ingest(f, &t).http_status, 200);
-  static const char EXPIRY[] = "tlsprobe_cert_expiry_timestamp_seconds{target=\"web\",position=\"0\"}";
   f->now_ns = NOW_NS + TP_METRICS_GAUGE_MAX_AGE_NS;
-  assert_true(value_of(f, EXPIRY) == 1800000000);
+  assert_true(value_of(f, EXPIRY("0")) == 1800000000);
   f->now_ns = NOW_NS + TP_METRICS_GAUGE_MAX_AGE_NS + 10 * INT64_C(1000000000);
-  assert_true(value_of(f, EXPIRY) == -1);
+  assert_true(value_of(f, EXPIRY("0")) == -1);
   assert_true(value_of(f, "tlsprobe_agent_last_seen_timestamp_seconds{agent=\"agent-1\"}") == -1);
   assert_true(value_of(f, "tlsprobe_probes_total{" WEB ",result=\"ok\"}") == 1);
   /* A new probe brings it back. */
   make_batch(&t, 2, 1, 2, 1);
   t.results[0].started_unix_ns = f->now_ns - 1000;
   assert_int_equal(ingest(f, &t).http_status, 200);
-  assert_true(value_of(f, EXPIRY) == 1800000000);
+  assert_true(value_of(f, EXPIRY("0")) == 1800000000);
 }
 
 /* Scrapes on another thread while ingest adds series and counts (the collector's two
