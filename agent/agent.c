@@ -72,7 +72,7 @@ struct tp_agent {
   bool stopping, draining, joined;
   uint64_t produced;
   uint64_t results_by[TP_AGENT_METRICS_OUTCOMES]; /* produced, by outcome (agent_metrics.h) */
-  tp_agent_metrics_server *metrics; /* NULL without metrics: */
+  tp_agent_metrics_server *metrics; /* NULL without a metrics: section */
   tp_agent_stats final_stats;
 };
 

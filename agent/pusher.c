@@ -56,12 +56,17 @@ const char *tp_push_failure_name(tp_push_failure failure) {
   return "?";
 }
 
-/* The answer's class (pusher.h), from curl's code and the HTTP status. */
-static tp_push_failure failure_class(CURLcode code, bool tls_refused, long status) {
+/* A certificate the collector's name or our CA does not match will not fix itself by
+ * retrying fast. */
+static bool tls_refused(CURLcode code) {
+  return code == CURLE_PEER_FAILED_VERIFICATION || code == CURLE_SSL_CACERT_BADFILE ||
+         code == CURLE_SSL_CERTPROBLEM;
+}
+
+/* The class of an answer that is not a 200 (pusher.h), from curl's code and the status. */
+static tp_push_failure failure_class(CURLcode code, long status) {
   if (code != CURLE_OK)
-    return tls_refused ? TP_PUSH_FAILURE_TLS : TP_PUSH_FAILURE_NETWORK;
-  if (status == 200)
-    return TP_PUSH_FAILURE_BAD_ACK;
+    return tls_refused(code) ? TP_PUSH_FAILURE_TLS : TP_PUSH_FAILURE_NETWORK;
   if (status == 413)
     return TP_PUSH_FAILURE_TOO_LARGE;
   if (status == 400 || status == 422)
@@ -248,27 +253,22 @@ void tp__pusher_request_finished(tp_pusher *p, CURLcode code) {
   p->request_active = false;
   tp__pusher_request_ended(p);
   response_reason(p, body_reason, sizeof(body_reason));
+  /* Every answer but a 200 counts here; a 200 without a valid ack in handle_ok. */
+  if (code != CURLE_OK || status != 200)
+    p->stats.failures_by[failure_class(code, status)]++;
 
   if (code != CURLE_OK) {
     snprintf(reason, sizeof(reason), "%s: %s", curl_easy_strerror(code),
              p->curl_error[0] ? p->curl_error : "-");
-    /* A certificate the collector's name or our CA does not match will not fix
-     * itself by retrying fast. */
-    bool permanent = code == CURLE_PEER_FAILED_VERIFICATION || code == CURLE_SSL_CACERT_BADFILE ||
-                     code == CURLE_SSL_CERTPROBLEM;
-    p->stats.failures_by[failure_class(code, permanent, status)]++;
-    retry_later(p, permanent, 0, reason);
+    retry_later(p, tls_refused(code), 0, reason);
   } else if (status == 200) {
     handle_ok(p);
   } else if (status == 413) {
-    p->stats.failures_by[TP_PUSH_FAILURE_TOO_LARGE]++;
     split_or_refuse(p, "exceeds the collector's body limit (HTTP 413)");
   } else if (status == 400 || status == 422) {
-    p->stats.failures_by[TP_PUSH_FAILURE_REFUSED]++;
     snprintf(reason, sizeof(reason), "refused by the collector (HTTP %ld: %s)", status, body_reason);
     split_or_refuse(p, reason);
   } else {
-    p->stats.failures_by[failure_class(code, false, status)]++;
     snprintf(reason, sizeof(reason), "HTTP %ld: %s", status, body_reason);
     retry_later(p, !is_transient(status), (long)retry_after, reason);
   }

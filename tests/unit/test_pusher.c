@@ -237,6 +237,8 @@ static void test_all_results_arrive_once(void **state) {
   assert_int_equal(s.unsent, 0);
   assert_int_equal(s.invalid, 0);
   assert_int_equal(rows(f), 7);
+  for (int c = 0; c < TP_PUSH_FAILURE__COUNT; c++)
+    assert_int_equal(s.failures_by[c], 0); /* the agent's /metrics: no failure of any class */
 }
 
 static void test_invalid_identity_dropped_alone(void **state) {
@@ -291,6 +293,8 @@ static void test_unreachable_collector_keeps_results(void **state) {
   assert_int_equal(s.pushed, 0);
   assert_int_equal(s.unsent, 4);
   assert_true(s.failures >= 1);
+  assert_int_equal(s.failures_by[TP_PUSH_FAILURE_NETWORK], s.failures);
+  assert_string_equal(tp_push_failure_name(TP_PUSH_FAILURE_NETWORK), "network");
 }
 
 /* 10 results in one batch over a 1 KiB limit: split until each part fits; the
@@ -307,6 +311,9 @@ static void test_413_splits_then_replaces(void **state) {
   assert_int_equal(s.unsent, 0);
   assert_int_equal(s.pushed, 10);
   assert_true(s.splits >= 1);
+  assert_int_equal(s.failures_by[TP_PUSH_FAILURE_TOO_LARGE], s.splits + 1); /* + the one replaced */
+  assert_int_equal(s.failures_by[TP_PUSH_FAILURE_RETRY], 0);
+  assert_string_equal(tp_push_failure_name(TP_PUSH_FAILURE_TOO_LARGE), "too_large");
   assert_int_equal(s.replaced, 1);
   assert_int_equal(s.rejected, 0);
   assert_int_equal(rows(f) - before, 10);
