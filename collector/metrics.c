@@ -270,7 +270,7 @@ size_t tp_metrics_series(tp_metrics *m) {
 
 /* ---- ingest --------------------------------------------------------------------- */
 
-/* What collector/report.c counts apart: a success only through a version, suite or
+/* What collector/report/report.c counts apart: a success only through a version, suite or
  * group the emulated client never offers is not that client's success. */
 static const char *result_label(const Tlsprobe__V1__ProbeResult *r) {
   if (r->ok)

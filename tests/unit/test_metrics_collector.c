@@ -2,7 +2,7 @@
  * ingest path (protobuf bytes -> tp_ingest_batch_ex -> SQLite in a temporary
  * directory), as the HTTP layer feeds it: only results the store newly committed
  * count (a batch that repeats some results counts the new ones only), a refused
- * batch counts nothing but its refusal, results are classified as report.c does
+ * batch counts nothing but its refusal, results are classified as the report does
  * (divergent successes apart), gauges show the newest probe, and the series cap
  * holds and counts what it refused. The rendered text is checked line by line. */
 #include <setjmp.h>
