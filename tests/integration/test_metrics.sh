@@ -78,9 +78,11 @@ tp_write_agent_config "$WORK/agent.yaml" "$WORK/targets" "$TP_COLLECTOR_URL" 1s 
 tp_agent_use_https "$WORK/agent.yaml" "$WORK" "$AGENT_ID"
 printf 'metrics:\n  listen: 127.0.0.1:0\n' >>"$WORK/agent.yaml"
 
-# Stopped with SIGTERM once the checks below are done, however slow the build (TSan):
-# --run-for bounds it should this script die without its cleanups.
-timeout 600 "$TP_AGENT" --config "$WORK/agent.yaml" --run-for 300s </dev/null >"$WORK/agent.log" 2>&1 &
+# Stopped with SIGTERM once the checks below are done, however slow the build (TSan);
+# --run-for bounds it should this script die without its cleanups. Not under timeout(1):
+# it passes a SIGTERM on to its whole process group too, and a second SIGTERM ends the
+# agent at once (its handler is gone once shutdown began), without the flush.
+"$TP_AGENT" --config "$WORK/agent.yaml" --run-for 300s </dev/null >"$WORK/agent.log" 2>&1 &
 agent_pid=$!
 tp_on_exit "tp_stop $agent_pid agent >/dev/null 2>&1"
 agent_port() { AMETRICS=$(tp_log_field "$WORK/agent.log" "metrics listening" port) && [ -n "$AMETRICS" ]; }
