@@ -21,12 +21,9 @@ PACKAGES=(
   python3                              # collector tests: keep-alive TLS client, slowloris, flood
   python3-jsonschema                   # report JSON checked against docs/report.schema.json
   valgrind                             # the agent under memcheck (test_agent_valgrind)
-<<<<<<< HEAD
   chromium                             # renders report --format html headless (test_report_html, screenshots)
   pngquant                             # report-screenshots.sh: docs/report-html.png in a palette (1/3 the bytes)
-=======
   prometheus                           # promtool: /metrics format and deploy/prometheus rules
->>>>>>> 73718c2 (Collector /metrics: a registry fed by ingest after the commit (only newly stored results, per result via store marks), served on an optional plaintext listener of its own (metrics: {listen, max_series}); tp_prom (text format 0.0.4 writer, label escaping) and listen_addr move to tp_core for the agent's listener)
   procps psmisc                        # pkill/ps used by scripts
   ca-certificates
 )
