@@ -6,7 +6,7 @@
 #
 #   tests/fuzz/run.sh SECONDS [TARGET...]       (default: every target)
 #
-# Targets: ingest parsers certinfo ocsp agent_config collector_config testssl http_request.
+# Targets: ingest parsers certinfo ocsp agent_config collector_config testssl http_request sketch.
 # Everything lives under $TP_FUZZ_DIR (default /tmp/tlsprobe-fuzz):
 #   build-fuzz/            CC=clang cmake -DTP_FUZZ=ON tree (only the fuzz targets built)
 #   corpus/<target>/       working corpus: the committed seeds plus what the fuzzer adds,
@@ -21,7 +21,7 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-ALL_TARGETS=(ingest parsers certinfo ocsp agent_config collector_config testssl http_request)
+ALL_TARGETS=(ingest parsers certinfo ocsp agent_config collector_config testssl http_request sketch)
 
 usage() {
   echo "usage: $0 SECONDS [TARGET...]   (targets: ${ALL_TARGETS[*]})" >&2
@@ -48,6 +48,7 @@ max_len() {
   case $1 in
   parsers | ocsp | collector_config) echo 4096 ;;
   ingest | http_request) echo 8192 ;;
+  sketch) echo 2048 ;;
   certinfo | agent_config | testssl) echo 16384 ;;
   esac
 }
