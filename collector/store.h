@@ -2,14 +2,24 @@
  * these functions only; the backend (SQLite today, PostgreSQL later) sits behind a
  * vtable inside the struct (store_impl.h), so ingest and report never know which.
  *
- * Threading: a tp_store is used by one thread at a time (the collector's single
- * MHD thread while serving; the report command alone otherwise). */
+ * Threading: a tp_store is used by one thread at a time. While serving, the MHD
+ * thread has one (ingest) and the maintenance thread (maintenance.h) another, on
+ * the same database; the report command has its own, read-only.
+ *
+ * Long windows: raw results are kept for the raw retention (7 days by default);
+ * per-minute rollups (counters and latency sketches per target x profile x region x
+ * agent x address family) for the rollup retention (90 days). tp_store_maintain
+ * folds new results into rollups and applies both retentions;
+ * tp_store_scan_rollups reads them and tp_store_horizon says which of the two
+ * covers a window. */
 #ifndef TP_STORE_H
 #define TP_STORE_H
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "outcome_counts.h"
+#include "sketch.h"
 #include "tlsprobe.pb-c.h"
 #include "tp_error.h"
 
@@ -223,5 +233,132 @@ tp_err tp_store_scan_drops(tp_store *store, int64_t since_unix_ns, tp_store_drop
 tp_err tp_store_latest(tp_store *store, const char *target, const char *profile, const char *region,
                        int64_t since_unix_ns, tp_store_facts *out, char *err, size_t errlen);
 void tp_store_facts_clear(tp_store_facts *facts);
+
+/* ---- long windows: maintenance, rollups, horizon ---------------------------------- */
+
+#define TP_STORE_ROLLUP_MINUTE_NS INT64_C(60000000000)
+/* Rows per maintenance transaction when tp_store_maintain_limits leaves it 0. */
+#define TP_STORE_MAINTAIN_CHUNK 2000
+
+typedef struct tp_store_maintain_limits {
+  /* Raw results started longer ago than this are deleted -- only once rolled up.
+   * 0 = keep raw results for ever. */
+  uint64_t raw_retention_ms;
+  /* Rollup minutes, drop reports (by when the lost results were produced) and the
+   * batch log (by arrival) older than this are deleted. 0 = keep for ever. The
+   * spools' delivery counters are never deleted. */
+  uint64_t rollup_retention_ms;
+  uint32_t chunk_rows; /* rows per transaction [TP_STORE_MAINTAIN_CHUNK] */
+  /* Called between two transactions with how long the last one held the write
+   * lock; returning false ends the pass there (stats.stopped). This is where the
+   * caller yields to ingest and notices shutdown. NULL = never stop. */
+  bool (*between)(void *ctx, uint64_t txn_ns);
+  void *ctx;
+} tp_store_maintain_limits;
+
+typedef struct tp_store_maintain_stats {
+  uint64_t rolled_up;        /* raw results folded into rollups */
+  uint64_t rollup_rows;      /* rollup minutes inserted or updated */
+  uint64_t raw_deleted;      /* raw results deleted by retention */
+  uint64_t rollups_deleted;  /* rollup minutes deleted by retention */
+  uint64_t drops_deleted;    /* drop reports deleted */
+  uint64_t batches_deleted;  /* batch log rows deleted */
+  uint32_t transactions;     /* write transactions committed */
+  uint64_t max_txn_ns;       /* the longest of them (how long ingest could wait) */
+  bool stopped;              /* `between` ended the pass before it was done */
+} tp_store_maintain_stats;
+
+/* One maintenance pass, in transactions of at most chunk_rows rows each:
+ *  1. rollup: every result stored since the last pass (by its row id, so a late
+ *     result lands in its own minute, whenever it arrives) is merged into its
+ *     minute's rollup row, and the watermark -- the highest row id rolled up --
+ *     advances in the same transaction: each result is counted exactly once, and a
+ *     pass that stops or fails midway loses nothing;
+ *  2. retention: raw results older than raw_retention_ms and rolled up, then rollup
+ *     minutes, drop reports and batch-log rows older than rollup_retention_ms.
+ * now_unix_ns is the clock the retentions count from (a parameter for tests).
+ * Running it again with nothing new adds nothing. TP_E_STORE with a message on
+ * failure (what was committed before stays, consistent); TP_E_INVAL on a read-only
+ * store. */
+tp_err tp_store_maintain(tp_store *store, int64_t now_unix_ns,
+                         const tp_store_maintain_limits *limits, tp_store_maintain_stats *stats,
+                         char *err, size_t errlen);
+
+/* Which rollup rows tp_store_scan_rollups delivers: minutes overlapping
+ * [since_unix_ns, until_unix_ns) -- a rollup minute m holds results started in
+ * [m, m + 60 s), so a window's partial first and last minutes come whole (align
+ * the window to TP_STORE_ROLLUP_MINUTE_NS for exact edges) -- and whose fields
+ * match these patterns: shell-style globs, case-sensitive (`*` any string, `?` one
+ * character, `[abc]`, `[a-z]`, `[^abc]`), NULL = any; a pattern without those
+ * characters is an exact match. address_family is "ipv4", "ipv6" or "" (not
+ * reported). */
+typedef struct tp_store_rollup_filter {
+  const char *target, *profile, *region, *agent_id, *address_family;
+} tp_store_rollup_filter;
+
+typedef enum {
+  /* target, profile, region, agent_id, address_family (byte order), then minute:
+   * one group's minutes together, oldest first -- for aggregates per group. */
+  TP_STORE_ROLLUPS_BY_GROUP,
+  /* minute, then the group fields: every group's row of one minute together --
+   * for time series. */
+  TP_STORE_ROLLUPS_BY_MINUTE,
+} tp_store_rollup_order;
+
+/* One minute of one group, as the report needs it. Strings and sketches are
+ * borrowed for the duration of the callback (copy or tp_sketch_merge them into
+ * your own). Definitions are the report's (report.h): a "success" is exact (ok and
+ * no emulation divergence); divergent successes are counted apart and feed nothing
+ * else; the rates' counters and the latency sketches are over exact successes. */
+typedef struct tp_store_rollup_row {
+  int64_t minute_unix_ns; /* started_unix_ns rounded down to the minute */
+  const char *target, *profile, *region, *agent_id, *address_family;
+  uint64_t probes;     /* every result */
+  uint64_t successes;  /* exact successes */
+  uint64_t divergent;  /* ok only through what the emulated client never offers */
+  tp_outcome_counts classes; /* every result by outcome value (ok = successes + divergent) */
+  uint64_t hrr;                   /* exact successes after a HelloRetryRequest */
+  uint64_t resumption_probes;     /* exact successes of mode resumption or early_data */
+  uint64_t resumed;               /* ... of which resumed */
+  uint64_t early_data_attempts;   /* exact successes that sent 0-RTT data */
+  uint64_t early_data_accepts;    /* ... of which the server accepted it */
+  uint64_t early_data_violations; /* any result: a non-safe request processed as 0-RTT */
+  uint64_t emulation_checked;     /* exact successes compared with the real client's offer */
+  uint64_t ocsp_stapled;          /* any result with an OCSP staple */
+  tp_store_opt ocsp_max_age_seconds; /* oldest staple; unset without one */
+  /* The smallest days_to_earliest_expiry of the minute (unset: no chain received).
+   * The latest minute's value is the current certificate's. */
+  tp_store_opt min_days_to_expiry;
+  uint64_t loop_lag_max_ns; /* over every result */
+  uint64_t loop_lag_sum_ns; /* over every result (mean = sum / probes) */
+  /* Over exact successes; never NULL, empty when successes == 0. */
+  const tp_sketch *handshake_ns, *connect_ns, *total_ns;
+} tp_store_rollup_row;
+
+typedef tp_err (*tp_store_rollup_fn)(const tp_store_rollup_row *row, void *ctx);
+
+/* Calls fn for each rollup row of the filter, in the order asked. A row whose blobs
+ * do not decode stops the scan with TP_E_STORE and says which row. Non-OK from fn
+ * stops the scan and is returned. */
+tp_err tp_store_scan_rollups(tp_store *store, int64_t since_unix_ns, int64_t until_unix_ns,
+                             const tp_store_rollup_filter *filter, tp_store_rollup_order order,
+                             tp_store_rollup_fn fn, void *ctx, char *err, size_t errlen);
+
+/* What the store holds for a window, so the report can choose raw rows (exact) or
+ * rollups (approximate percentiles) and say which. */
+typedef struct tp_store_horizon {
+  /* Every result started at or after this is still a raw row: retention has only
+   * deleted older ones. 0 = nothing deleted yet (raw rows cover all time). */
+  int64_t raw_complete_since_unix_ns;
+  tp_store_opt oldest_raw_started_unix_ns; /* unset: no raw rows */
+  /* Every rollup minute at or after this is kept (0 = none deleted yet). */
+  int64_t rollups_complete_since_unix_ns;
+  tp_store_opt oldest_rollup_minute_unix_ns; /* unset: no rollups */
+  /* Raw results stored but not rolled up yet (the next maintenance pass's work):
+   * rollups lack them, raw rows have them. */
+  uint64_t results_not_rolled_up;
+} tp_store_horizon;
+
+tp_err tp_store_horizon_get(tp_store *store, tp_store_horizon *out, char *err, size_t errlen);
 
 #endif

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "chain_json.h"
 #include "json_out.h"
@@ -29,7 +30,7 @@
 #include "tp_buf.h"
 #include "tp_mem.h"
 
-#define SCHEMA_VERSION 4
+#define SCHEMA_VERSION 5
 #define BUSY_TIMEOUT_MS 5000
 /* Chain JSON is built from at most max_body_bytes of input; escaping can grow it
  * six-fold, so this only stops a bug, never a legal batch. */
@@ -152,6 +153,53 @@ static const migration migrations[SCHEMA_VERSION] = {
      " max(received_unix_ns), max(started_unix_ns), count(*), max(result_seq), 0, 0"
      " FROM results GROUP BY agent_id, instance_id;",
      NULL},
+    /* 4 -> 5: storage for long windows (store_sqlite_rollup.c, store_sqlite_maintain.c).
+     * `rollups`: one row per minute of started_unix_ns x target x profile x region x
+     * agent x address family, with counters and latency sketches, kept longer than
+     * raw rows. `rollup_state`: the watermark -- the highest results.id folded into
+     * rollups -- and how far back each retention has deleted (tp_store_horizon).
+     * The watermark starts at 0, so the first maintenance pass rolls up every row
+     * stored before this version too. A rowid table (not WITHOUT ROWID): rows carry
+     * sketch blobs of a few hundred bytes, and retention deletes by rowid in chunks.
+     * `batches_received` lets retention find old batch-log rows without a scan. */
+    {"CREATE TABLE rollups ("
+     "  id INTEGER PRIMARY KEY,"
+     "  target TEXT NOT NULL,"
+     "  profile TEXT NOT NULL,"
+     "  region TEXT NOT NULL,"
+     "  agent_id TEXT NOT NULL,"
+     "  address_family TEXT NOT NULL,"
+     "  minute_unix_ns INTEGER NOT NULL,"
+     "  probes INTEGER NOT NULL,"
+     "  successes INTEGER NOT NULL,"
+     "  divergent INTEGER NOT NULL,"
+     "  classes BLOB NOT NULL,"
+     "  hrr INTEGER NOT NULL,"
+     "  resumption_probes INTEGER NOT NULL,"
+     "  resumed INTEGER NOT NULL,"
+     "  early_data_attempts INTEGER NOT NULL,"
+     "  early_data_accepts INTEGER NOT NULL,"
+     "  early_data_violations INTEGER NOT NULL,"
+     "  emulation_checked INTEGER NOT NULL,"
+     "  ocsp_stapled INTEGER NOT NULL,"
+     "  ocsp_max_age_seconds INTEGER,"
+     "  min_days_to_expiry INTEGER,"
+     "  loop_lag_max_ns INTEGER NOT NULL,"
+     "  loop_lag_sum_ns INTEGER NOT NULL,"
+     "  handshake_sketch BLOB,"
+     "  connect_sketch BLOB,"
+     "  total_sketch BLOB);"
+     "CREATE UNIQUE INDEX rollups_key ON rollups"
+     " (target, profile, region, agent_id, address_family, minute_unix_ns);"
+     "CREATE INDEX rollups_minute ON rollups (minute_unix_ns);"
+     "CREATE TABLE rollup_state ("
+     "  id INTEGER PRIMARY KEY CHECK (id = 1),"
+     "  watermark INTEGER NOT NULL,"
+     "  raw_complete_since_unix_ns INTEGER NOT NULL,"
+     "  rollups_complete_since_unix_ns INTEGER NOT NULL);"
+     "INSERT INTO rollup_state VALUES (1, 0, 0, 0);"
+     "CREATE INDEX batches_received ON batches (received_unix_ns);",
+     NULL},
 };
 
 /* ON CONFLICT ... DO NOTHING names the identity constraint, so a re-sent row is
@@ -174,11 +222,6 @@ static const char SQL_INSERT_RESULT[] =
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
     " ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     " ON CONFLICT (agent_id, instance_id, result_seq) DO NOTHING";
-/* Rows stored before schema version 2 hold 0 in days_to_earliest_expiry when there
- * was no chain; the CASE makes both generations read NULL. */
-#define SQL_DAYS                                                                             \
-  "CASE WHEN days_to_earliest_expiry = 0 AND chain_json = '[]' THEN NULL"                    \
-  " ELSE days_to_earliest_expiry END"
 #define SQL_SCAN_COLUMNS                                                                        \
   "SELECT target, profile, region, ok, error_class, handshake_ns, loop_lag_ns,"                 \
   " started_unix_ns, coalesce(mode, ''), resumed, hello_retry_request,"                         \
@@ -317,9 +360,23 @@ static tp_err migrate(sqlite_store *s, char *err, size_t errlen) {
   return rc;
 }
 
+/* Waiting for the write lock: poll every millisecond for up to BUSY_TIMEOUT_MS.
+ * Ingest and maintenance (two connections) take turns at it; SQLite's own
+ * busy_timeout handler backs off to sleeps of 100 ms, so an ingest that found a
+ * maintenance chunk (~10 ms) in progress would typically sleep on for tens of
+ * milliseconds after it ended. */
+static int on_busy(void *ctx, int count) {
+  (void)ctx;
+  if (count >= BUSY_TIMEOUT_MS)
+    return 0; /* SQLITE_BUSY to the caller: 503, the agent retries */
+  struct timespec ms = {.tv_sec = 0, .tv_nsec = 1000000};
+  (void)nanosleep(&ms, NULL); /* EINTR only shortens one poll */
+  return 1;
+}
+
 static tp_err set_pragmas(sqlite_store *s, char *err, size_t errlen) {
-  if (sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS) != SQLITE_OK)
-    return fail(s, err, errlen, "cannot set busy timeout");
+  if (sqlite3_busy_handler(s->db, on_busy, NULL) != SQLITE_OK)
+    return fail(s, err, errlen, "cannot set busy handler");
   if (sqlite3_exec(s->db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL) != SQLITE_OK)
     return fail(s, err, errlen, "cannot enable WAL");
   /* FULL: WAL is fsynced at every COMMIT, so an acknowledged batch survives an OS
@@ -438,6 +495,7 @@ tp_err tp_store_open_sqlite(const char *path, tp_store_mode mode, tp_store **out
   sqlite_store *s = tp_xcalloc(1, sizeof(*s));
   s->base.ops = &sqlite_ops;
   s->path = tp_xstrdup(path);
+  s->writable = mode == TP_STORE_READWRITE;
   tp_buf_init(&s->chain, CHAIN_JSON_CAP);
   tp_buf_init(&s->groups, CHAIN_JSON_CAP);
   tp_buf_init(&s->shares, CHAIN_JSON_CAP);
@@ -464,6 +522,8 @@ tp_err tp_store_open_sqlite(const char *path, tp_store_mode mode, tp_store **out
     rc = set_pragmas(s, err, errlen);
     if (rc == TP_E_OK)
       rc = migrate(s, err, errlen);
+    if (rc == TP_E_OK)
+      rc = tp__sqlite_register_rollup_functions(s, err, errlen);
   } else {
     rc = sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS) == SQLITE_OK
              ? check_readonly_schema(s, err, errlen)
@@ -859,5 +919,8 @@ static const tp_store_ops sqlite_ops = {
     .latest = sqlite_latest,
     .scan_spools = tp__sqlite_scan_spools,
     .scan_drops = tp__sqlite_scan_drops,
+    .maintain = tp__sqlite_maintain,
+    .scan_rollups = tp__sqlite_scan_rollups,
+    .horizon = tp__sqlite_horizon,
     .close = sqlite_close,
 };

@@ -17,6 +17,7 @@ struct sqlite_store {
   sqlite3 *db;
   char *path;
   bool no_schema; /* read-only open of a file without tables: reads see nothing */
+  bool writable;  /* opened TP_STORE_READWRITE */
   sqlite3_stmt *begin;
   sqlite3_stmt *commit;
   sqlite3_stmt *rollback;
@@ -36,6 +37,12 @@ struct sqlite_store {
   tp_buf groups;
   tp_buf shares;
 };
+
+/* Rows stored before schema version 2 hold 0 in days_to_earliest_expiry when there
+ * was no chain; the CASE makes both generations read NULL. */
+#define SQL_DAYS                                                                             \
+  "CASE WHEN days_to_earliest_expiry = 0 AND chain_json = '[]' THEN NULL"                    \
+  " ELSE days_to_earliest_expiry END"
 
 static inline sqlite_store *from_base(tp_store *store) { return (sqlite_store *)store; }
 
@@ -105,5 +112,22 @@ tp_err tp__sqlite_scan_spools(tp_store *store, tp_store_spool_fn fn, void *ctx, 
                               size_t errlen);
 tp_err tp__sqlite_scan_drops(tp_store *store, int64_t since_unix_ns, tp_store_drop_fn fn,
                              void *ctx, char *err, size_t errlen);
+
+/* ---- long windows (store_sqlite_rollup.c, store_sqlite_maintain.c) ---- */
+
+/* The SQL functions the rollup statements use (tp_sketch_of, tp_sketch_merge,
+ * tp_classes_of, tp_classes_merge), on a read-write connection. */
+tp_err tp__sqlite_register_rollup_functions(sqlite_store *s, char *err, size_t errlen);
+/* Inside a write transaction: folds results with watermark < id <= hi into their
+ * rollup minutes; *rows = rollup rows inserted or updated. */
+tp_err tp__sqlite_fold(sqlite_store *s, int64_t watermark, int64_t hi, uint64_t *rows, char *err,
+                       size_t errlen);
+tp_err tp__sqlite_maintain(tp_store *store, int64_t now_unix_ns,
+                           const tp_store_maintain_limits *limits, tp_store_maintain_stats *stats,
+                           char *err, size_t errlen);
+tp_err tp__sqlite_scan_rollups(tp_store *store, int64_t since_unix_ns, int64_t until_unix_ns,
+                               const tp_store_rollup_filter *filter, tp_store_rollup_order order,
+                               tp_store_rollup_fn fn, void *ctx, char *err, size_t errlen);
+tp_err tp__sqlite_horizon(tp_store *store, tp_store_horizon *out, char *err, size_t errlen);
 
 #endif

@@ -1,0 +1,406 @@
+/* store_sqlite_rollup.c - the SQLite backend's per-minute rollups (schema version 5):
+ * folding raw results into them, and reading them back for the report.
+ *
+ * Folding is one INSERT ... SELECT ... GROUP BY ... ON CONFLICT DO UPDATE per chunk
+ * of results: SQLite groups the chunk by (target, profile, region, agent, family,
+ * minute), counts, and merges each group into its existing minute row if there is
+ * one -- the "read existing row, merge, write" of an upsert without a round trip
+ * through C per row. The latency sketches and the outcome counts are built and
+ * merged by four SQL functions registered here (tp_sketch_of / tp_classes_of as
+ * aggregates, tp_sketch_merge / tp_classes_merge as scalars), which are the only
+ * writers of those blobs; a blob that does not decode fails the statement, so a
+ * damaged row is reported, never silently merged into.
+ *
+ * The counters follow report.c's definitions exactly (docs in store.h): an exact
+ * success is ok with no emulation divergence; rates and sketches are over exact
+ * successes; NULL columns of rows stored before schema versions 2 and 3 read as the
+ * report reads them (0 / ""). */
+#include <stdlib.h>
+
+#include "outcome.h"
+#include "outcome_counts.h"
+#include "sketch.h"
+#include "store_sqlite_internal.h"
+#include "tp_mem.h"
+
+/* results with watermark < id <= hi, grouped into their minute rows. */
+static const char SQL_FOLD[] =
+    "INSERT INTO rollups (target, profile, region, agent_id, address_family, minute_unix_ns,"
+    " probes, successes, divergent, classes, hrr, resumption_probes, resumed,"
+    " early_data_attempts, early_data_accepts, early_data_violations, emulation_checked,"
+    " ocsp_stapled, ocsp_max_age_seconds, min_days_to_expiry, loop_lag_max_ns, loop_lag_sum_ns,"
+    " handshake_sketch, connect_sketch, total_sketch)"
+    " SELECT target, profile, region, agent_id, family, minute, count(*), sum(exact),"
+    " sum(ok AND NOT exact), tp_classes_of(error_class), sum(exact AND hrr),"
+    " sum(exact AND resumable), sum(exact AND resumable AND resumed), sum(exact AND ed_sent),"
+    " sum(exact AND ed_sent AND ed_accepted), sum(violation), sum(exact AND checked),"
+    " sum(stapled), max(staple_age), min(days), max(loop_lag_ns), sum(loop_lag_ns),"
+    " tp_sketch_of(CASE WHEN exact THEN handshake_ns END),"
+    " tp_sketch_of(CASE WHEN exact THEN connect_ns END),"
+    " tp_sketch_of(CASE WHEN exact THEN total_ns END)"
+    " FROM (SELECT target, profile, region, agent_id, coalesce(address_family, '') AS family,"
+    "  started_unix_ns - started_unix_ns % 60000000000 AS minute, ok <> 0 AS ok,"
+    "  ok <> 0 AND coalesce(emulation_divergence, '') = '' AS exact, error_class,"
+    "  hello_retry_request <> 0 AS hrr,"
+    "  coalesce(mode, '') IN ('resumption', 'early_data') AS resumable, resumed <> 0 AS resumed,"
+    "  coalesce(early_data_attempted, 0) <> 0 AS ed_sent,"
+    "  coalesce(early_data_accepted, 0) <> 0 AS ed_accepted,"
+    "  coalesce(early_data_policy_violation, 0) <> 0 AS violation,"
+    "  coalesce(emulation_checked, 0) <> 0 AS checked, coalesce(ocsp_stapled, 0) <> 0 AS stapled,"
+    "  CASE WHEN ocsp_stapled THEN ocsp_age_seconds END AS staple_age, " SQL_DAYS " AS days,"
+    "  loop_lag_ns, handshake_ns, connect_ns, total_ns"
+    "  FROM results WHERE id > ?1 AND id <= ?2)"
+    /* WHERE true: SQLite's documented way to keep "ON CONFLICT" from parsing as a
+     * join constraint after INSERT ... SELECT. */
+    " WHERE true GROUP BY target, profile, region, agent_id, family, minute"
+    " ON CONFLICT (target, profile, region, agent_id, address_family, minute_unix_ns)"
+    " DO UPDATE SET probes = probes + excluded.probes,"
+    " successes = successes + excluded.successes, divergent = divergent + excluded.divergent,"
+    " classes = tp_classes_merge(classes, excluded.classes), hrr = hrr + excluded.hrr,"
+    " resumption_probes = resumption_probes + excluded.resumption_probes,"
+    " resumed = resumed + excluded.resumed,"
+    " early_data_attempts = early_data_attempts + excluded.early_data_attempts,"
+    " early_data_accepts = early_data_accepts + excluded.early_data_accepts,"
+    " early_data_violations = early_data_violations + excluded.early_data_violations,"
+    " emulation_checked = emulation_checked + excluded.emulation_checked,"
+    " ocsp_stapled = ocsp_stapled + excluded.ocsp_stapled,"
+    /* Scalar max()/min() are NULL when either side is: coalesce picks the other. */
+    " ocsp_max_age_seconds = coalesce(max(ocsp_max_age_seconds, excluded.ocsp_max_age_seconds),"
+    "  ocsp_max_age_seconds, excluded.ocsp_max_age_seconds),"
+    " min_days_to_expiry = coalesce(min(min_days_to_expiry, excluded.min_days_to_expiry),"
+    "  min_days_to_expiry, excluded.min_days_to_expiry),"
+    " loop_lag_max_ns = max(loop_lag_max_ns, excluded.loop_lag_max_ns),"
+    " loop_lag_sum_ns = loop_lag_sum_ns + excluded.loop_lag_sum_ns,"
+    " handshake_sketch = tp_sketch_merge(handshake_sketch, excluded.handshake_sketch),"
+    " connect_sketch = tp_sketch_merge(connect_sketch, excluded.connect_sketch),"
+    " total_sketch = tp_sketch_merge(total_sketch, excluded.total_sketch)";
+
+/* ---- SQL functions ---------------------------------------------------------------- */
+
+static void result_sketch(sqlite3_context *ctx, const tp_sketch *sk) {
+  tp_buf b;
+  tp_buf_init(&b, TP_SKETCH_MAX_BLOB);
+  if (tp_sketch_encode(sk, &b) != TP_E_OK)
+    sqlite3_result_error(ctx, "latency sketch too large to encode", -1);
+  else
+    sqlite3_result_blob(ctx, b.data, (int)b.len, SQLITE_TRANSIENT);
+  tp_buf_free(&b);
+}
+
+/* tp_sketch_of(ns): aggregate; NULL arguments are skipped, NULL when all were. */
+static void sketch_step(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  (void)argc;
+  tp_sketch **sk = sqlite3_aggregate_context(ctx, sizeof(*sk));
+  if (sk == NULL) {
+    sqlite3_result_error_nomem(ctx);
+    return;
+  }
+  if (sqlite3_value_type(argv[0]) == SQLITE_NULL)
+    return;
+  sqlite3_int64 v = sqlite3_value_int64(argv[0]);
+  if (v < 0) {
+    sqlite3_result_error(ctx, "tp_sketch_of: negative duration in results", -1);
+    return;
+  }
+  if (*sk == NULL)
+    *sk = tp_sketch_new();
+  if (tp_sketch_add(*sk, (uint64_t)v) != TP_E_OK)
+    sqlite3_result_error(ctx, "tp_sketch_of: too many values for one sketch", -1);
+}
+
+static void sketch_final(sqlite3_context *ctx) {
+  tp_sketch **sk = sqlite3_aggregate_context(ctx, 0);
+  if (sk == NULL || *sk == NULL) {
+    sqlite3_result_null(ctx);
+    return;
+  }
+  result_sketch(ctx, *sk);
+  tp_sketch_free(*sk);
+  *sk = NULL;
+}
+
+/* Decodes argument i into sk; false after setting the statement's error. */
+static bool arg_sketch(sqlite3_context *ctx, sqlite3_value *v, tp_sketch *sk) {
+  char err[160], msg[200];
+  const void *blob = sqlite3_value_blob(v);
+  int len = sqlite3_value_bytes(v);
+  if (tp_sketch_decode(sk, blob ? blob : "", blob ? (size_t)len : 0, err, sizeof(err)) ==
+      TP_E_OK)
+    return true;
+  snprintf(msg, sizeof(msg), "stored %s", err);
+  sqlite3_result_error(ctx, msg, -1);
+  return false;
+}
+
+/* tp_sketch_merge(a, b): NULL stands for empty. */
+static void sketch_merge(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  (void)argc;
+  if (sqlite3_value_type(argv[1]) == SQLITE_NULL) {
+    sqlite3_result_value(ctx, argv[0]);
+    return;
+  }
+  if (sqlite3_value_type(argv[0]) == SQLITE_NULL) {
+    sqlite3_result_value(ctx, argv[1]);
+    return;
+  }
+  tp_sketch *a = tp_sketch_new(), *b = tp_sketch_new();
+  if (arg_sketch(ctx, argv[0], a) && arg_sketch(ctx, argv[1], b)) {
+    if (tp_sketch_merge(a, b) != TP_E_OK)
+      sqlite3_result_error(ctx, "tp_sketch_merge: too many values for one sketch", -1);
+    else
+      result_sketch(ctx, a);
+  }
+  tp_sketch_free(a);
+  tp_sketch_free(b);
+}
+
+static void result_counts(sqlite3_context *ctx, const tp_outcome_counts *c) {
+  tp_buf b;
+  tp_buf_init(&b, 4096);
+  if (tp_outcome_counts_encode(c, &b) != TP_E_OK)
+    sqlite3_result_error(ctx, "outcome counts too large to encode", -1);
+  else
+    sqlite3_result_blob(ctx, b.data, (int)b.len, SQLITE_TRANSIENT);
+  tp_buf_free(&b);
+}
+
+/* tp_classes_of(error_class): aggregate over snake_case outcome names. */
+static void classes_step(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  (void)argc;
+  tp_outcome_counts *c = sqlite3_aggregate_context(ctx, sizeof(*c)); /* zeroed by SQLite */
+  const unsigned char *name = sqlite3_value_text(argv[0]);
+  tp_outcome cls;
+  if (c == NULL) {
+    sqlite3_result_error_nomem(ctx);
+    return;
+  }
+  if (name == NULL || !tp_outcome_from_name((const char *)name, &cls) ||
+      (int)cls >= TP_OUTCOME_SLOTS) {
+    sqlite3_result_error(ctx, "results hold an unknown error class", -1);
+    return;
+  }
+  if (tp_outcome_counts_total(c) >= TP_OUTCOME_COUNTS_MAX) {
+    sqlite3_result_error(ctx, "tp_classes_of: too many probes", -1);
+    return;
+  }
+  c->n[cls]++;
+}
+
+static void classes_final(sqlite3_context *ctx) {
+  tp_outcome_counts *c = sqlite3_aggregate_context(ctx, sizeof(*c));
+  if (c == NULL)
+    sqlite3_result_error_nomem(ctx);
+  else
+    result_counts(ctx, c);
+}
+
+static bool arg_counts(sqlite3_context *ctx, sqlite3_value *v, tp_outcome_counts *c) {
+  char err[160], msg[200];
+  const void *blob = sqlite3_value_blob(v);
+  int len = sqlite3_value_bytes(v);
+  if (tp_outcome_counts_decode(blob ? blob : "", blob ? (size_t)len : 0, c, err, sizeof(err)) ==
+      TP_E_OK)
+    return true;
+  snprintf(msg, sizeof(msg), "stored %s", err);
+  sqlite3_result_error(ctx, msg, -1);
+  return false;
+}
+
+static void classes_merge(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  (void)argc;
+  tp_outcome_counts a, b;
+  if (!arg_counts(ctx, argv[0], &a) || !arg_counts(ctx, argv[1], &b))
+    return;
+  if (tp_outcome_counts_merge(&a, &b) != TP_E_OK)
+    sqlite3_result_error(ctx, "tp_classes_merge: too many probes", -1);
+  else
+    result_counts(ctx, &a);
+}
+
+tp_err tp__sqlite_register_rollup_functions(sqlite_store *s, char *err, size_t errlen) {
+  /* DIRECTONLY: usable in our statements, never from a trigger or view someone
+   * planted in the file. */
+  int flags = SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_DIRECTONLY;
+  if (sqlite3_create_function(s->db, "tp_sketch_of", 1, flags, NULL, NULL, sketch_step,
+                              sketch_final) != SQLITE_OK ||
+      sqlite3_create_function(s->db, "tp_sketch_merge", 2, flags, NULL, sketch_merge, NULL,
+                              NULL) != SQLITE_OK ||
+      sqlite3_create_function(s->db, "tp_classes_of", 1, flags, NULL, NULL, classes_step,
+                              classes_final) != SQLITE_OK ||
+      sqlite3_create_function(s->db, "tp_classes_merge", 2, flags, NULL, classes_merge, NULL,
+                              NULL) != SQLITE_OK)
+    return fail(s, err, errlen, "cannot register the rollup functions");
+  return TP_E_OK;
+}
+
+/* ---- folding ------------------------------------------------------------------------ */
+
+tp_err tp__sqlite_fold(sqlite_store *s, int64_t watermark, int64_t hi, uint64_t *rows, char *err,
+                       size_t errlen) {
+  sqlite3_stmt *stmt = NULL;
+  tp_err rc = TP_E_OK;
+  /* Prepared per pass, not kept: a pass runs once a minute, on its own connection. */
+  if (sqlite3_prepare_v2(s->db, SQL_FOLD, -1, &stmt, NULL) != SQLITE_OK)
+    return fail(s, err, errlen, "cannot prepare the rollup statement");
+  binder b = {.stmt = stmt, .idx = 0, .rc = SQLITE_OK};
+  bind_i64(&b, watermark);
+  bind_i64(&b, hi);
+  if (b.rc != SQLITE_OK || run(stmt) != SQLITE_OK)
+    rc = fail(s, err, errlen, "cannot fold results into rollups");
+  else
+    *rows = (uint64_t)sqlite3_changes(s->db);
+  sqlite3_finalize(stmt);
+  return rc;
+}
+
+/* ---- reading ------------------------------------------------------------------------ */
+
+#define SQL_ROLLUP_COLUMNS                                                                    \
+  "SELECT minute_unix_ns, target, profile, region, agent_id, address_family, probes,"        \
+  " successes, divergent, classes, hrr, resumption_probes, resumed, early_data_attempts,"     \
+  " early_data_accepts, early_data_violations, emulation_checked, ocsp_stapled,"              \
+  " ocsp_max_age_seconds, min_days_to_expiry, loop_lag_max_ns, loop_lag_sum_ns,"              \
+  " handshake_sketch, connect_sketch, total_sketch"                                           \
+  " FROM rollups INDEXED BY rollups_minute"                                                   \
+  " WHERE minute_unix_ns > ?1 AND minute_unix_ns < ?2 AND target GLOB ?3 AND profile GLOB ?4" \
+  " AND region GLOB ?5 AND agent_id GLOB ?6 AND address_family GLOB ?7"
+/* The time range is always given, so both orders start from the minute index; the
+ * group order then sorts what the range selected (SQLite would otherwise walk the
+ * whole key index to avoid the sort, reading every minute ever kept). */
+static const char SQL_SCAN_BY_GROUP[] = SQL_ROLLUP_COLUMNS
+    " ORDER BY target, profile, region, agent_id, address_family, minute_unix_ns";
+static const char SQL_SCAN_BY_MINUTE[] = SQL_ROLLUP_COLUMNS
+    " ORDER BY minute_unix_ns, target, profile, region, agent_id, address_family";
+
+typedef struct scan {
+  sqlite_store *s;
+  sqlite3_stmt *stmt;
+  tp_sketch *sk[3];
+  char *err;
+  size_t errlen;
+} scan;
+
+static const char *text_at(sqlite3_stmt *stmt, int col) {
+  const unsigned char *t = sqlite3_column_text(stmt, col);
+  return t ? (const char *)t : "";
+}
+
+static uint64_t count_at(sqlite3_stmt *stmt, int col) {
+  sqlite3_int64 v = sqlite3_column_int64(stmt, col);
+  return v < 0 ? 0 : (uint64_t)v; /* only our upserts write these: never negative */
+}
+
+static tp_store_opt opt_at(sqlite3_stmt *stmt, int col) {
+  if (sqlite3_column_type(stmt, col) == SQLITE_NULL)
+    return (tp_store_opt){.set = false};
+  return (tp_store_opt){.set = true, .v = sqlite3_column_int64(stmt, col)};
+}
+
+/* A decode failure names the row, so an operator can find (and delete) it. */
+static tp_err bad_blob(scan *sc, const tp_store_rollup_row *row, const char *column,
+                       const char *why) {
+  snprintf(sc->err, sc->errlen,
+           "%s: rollup row (target \"%.64s\", minute %lld) has a damaged %s: %s", sc->s->path,
+           row->target, (long long)row->minute_unix_ns, column, why);
+  return TP_E_STORE;
+}
+
+static tp_err decode_blobs(scan *sc, tp_store_rollup_row *row) {
+  static const char *const names[3] = {"handshake_sketch", "connect_sketch", "total_sketch"};
+  char why[160];
+  sqlite3_stmt *st = sc->stmt;
+  const void *classes = sqlite3_column_blob(st, 9);
+  if (tp_outcome_counts_decode(classes ? classes : "", (size_t)sqlite3_column_bytes(st, 9),
+                               &row->classes, why, sizeof(why)) != TP_E_OK)
+    return bad_blob(sc, row, "classes", why);
+  for (int i = 0; i < 3; i++) {
+    if (sqlite3_column_type(st, 22 + i) == SQLITE_NULL) { /* no exact success that minute */
+      tp_sketch_clear(sc->sk[i]);
+      continue;
+    }
+    const void *blob = sqlite3_column_blob(st, 22 + i);
+    size_t len = (size_t)sqlite3_column_bytes(st, 22 + i);
+    if (tp_sketch_decode(sc->sk[i], blob ? blob : "", blob ? len : 0, why, sizeof(why)) !=
+        TP_E_OK)
+      return bad_blob(sc, row, names[i], why);
+  }
+  row->handshake_ns = sc->sk[0];
+  row->connect_ns = sc->sk[1];
+  row->total_ns = sc->sk[2];
+  return TP_E_OK;
+}
+
+static tp_err read_row(scan *sc, tp_store_rollup_row *row) {
+  sqlite3_stmt *st = sc->stmt;
+  *row = (tp_store_rollup_row){
+      .minute_unix_ns = sqlite3_column_int64(st, 0),
+      .target = text_at(st, 1),
+      .profile = text_at(st, 2),
+      .region = text_at(st, 3),
+      .agent_id = text_at(st, 4),
+      .address_family = text_at(st, 5),
+      .probes = count_at(st, 6),
+      .successes = count_at(st, 7),
+      .divergent = count_at(st, 8),
+      .hrr = count_at(st, 10),
+      .resumption_probes = count_at(st, 11),
+      .resumed = count_at(st, 12),
+      .early_data_attempts = count_at(st, 13),
+      .early_data_accepts = count_at(st, 14),
+      .early_data_violations = count_at(st, 15),
+      .emulation_checked = count_at(st, 16),
+      .ocsp_stapled = count_at(st, 17),
+      .ocsp_max_age_seconds = opt_at(st, 18),
+      .min_days_to_expiry = opt_at(st, 19),
+      .loop_lag_max_ns = count_at(st, 20),
+      .loop_lag_sum_ns = count_at(st, 21),
+  };
+  return decode_blobs(sc, row);
+}
+
+static int64_t minus_minute(int64_t t) {
+  return t < INT64_MIN + TP_STORE_ROLLUP_MINUTE_NS ? INT64_MIN : t - TP_STORE_ROLLUP_MINUTE_NS;
+}
+
+tp_err tp__sqlite_scan_rollups(tp_store *store, int64_t since_unix_ns, int64_t until_unix_ns,
+                               const tp_store_rollup_filter *filter, tp_store_rollup_order order,
+                               tp_store_rollup_fn fn, void *ctx, char *err, size_t errlen) {
+  sqlite_store *s = from_base(store);
+  if (s->no_schema)
+    return TP_E_OK;
+  scan sc = {.s = s, .err = err, .errlen = errlen};
+  tp_err rc = TP_E_OK;
+  const char *sql = order == TP_STORE_ROLLUPS_BY_MINUTE ? SQL_SCAN_BY_MINUTE : SQL_SCAN_BY_GROUP;
+  if (sqlite3_prepare_v2(s->db, sql, -1, &sc.stmt, NULL) != SQLITE_OK)
+    return fail(s, err, errlen, "cannot prepare the rollup scan");
+  binder b = {.stmt = sc.stmt, .idx = 0, .rc = SQLITE_OK};
+  /* Minutes overlapping [since, until): m + 60 s > since and m < until. */
+  bind_i64(&b, minus_minute(since_unix_ns));
+  bind_i64(&b, until_unix_ns);
+  const char *globs[] = {filter->target, filter->profile, filter->region, filter->agent_id,
+                         filter->address_family};
+  for (size_t i = 0; i < sizeof(globs) / sizeof(globs[0]); i++)
+    bind_text(&b, globs[i] ? globs[i] : "*");
+  if (b.rc != SQLITE_OK) {
+    rc = fail(s, err, errlen, "cannot bind the rollup scan");
+    goto out;
+  }
+  for (int i = 0; i < 3; i++)
+    sc.sk[i] = tp_sketch_new();
+  int step;
+  while ((step = sqlite3_step(sc.stmt)) == SQLITE_ROW) {
+    tp_store_rollup_row row;
+    rc = read_row(&sc, &row);
+    if (rc == TP_E_OK)
+      rc = fn(&row, ctx);
+    if (rc != TP_E_OK)
+      goto out;
+  }
+  if (step != SQLITE_DONE)
+    rc = fail(s, err, errlen, "rollup scan failed");
+out:
+  for (int i = 0; i < 3; i++)
+    tp_sketch_free(sc.sk[i]);
+  sqlite3_finalize(sc.stmt);
+  return rc;
+}
