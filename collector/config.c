@@ -49,6 +49,10 @@ typedef struct raw_metrics {
   unsigned long long *max_series;
 } raw_metrics;
 
+typedef struct raw_retention {
+  char *raw, *rollups, *interval;
+} raw_retention;
+
 typedef struct raw_config {
   char *listen;
   char *database;
@@ -61,6 +65,7 @@ typedef struct raw_config {
   raw_limits *limits;
   raw_slo *slo;
   raw_metrics *metrics;
+  raw_retention *retention;
 } raw_config;
 
 #define OPT (CYAML_FLAG_POINTER | CYAML_FLAG_OPTIONAL)
@@ -123,6 +128,13 @@ static const cyaml_schema_field_t metrics_fields[] = {
     CYAML_FIELD_END,
 };
 
+static const cyaml_schema_field_t retention_fields[] = {
+    CYAML_FIELD_STRING_PTR("raw", OPT, raw_retention, raw, 1, 32),
+    CYAML_FIELD_STRING_PTR("rollups", OPT, raw_retention, rollups, 1, 32),
+    CYAML_FIELD_STRING_PTR("interval", OPT, raw_retention, interval, 1, 32),
+    CYAML_FIELD_END,
+};
+
 static const cyaml_schema_field_t raw_fields[] = {
     CYAML_FIELD_STRING_PTR("listen", CYAML_FLAG_POINTER, raw_config, listen, 1, 300),
     CYAML_FIELD_STRING_PTR("database", CYAML_FLAG_POINTER, raw_config, database, 1, 65536),
@@ -136,6 +148,7 @@ static const cyaml_schema_field_t raw_fields[] = {
     CYAML_FIELD_MAPPING_PTR("limits", OPT, raw_config, limits, limits_fields),
     CYAML_FIELD_MAPPING_PTR("slo", OPT, raw_config, slo, slo_fields),
     CYAML_FIELD_MAPPING_PTR("metrics", OPT, raw_config, metrics, metrics_fields),
+    CYAML_FIELD_MAPPING_PTR("retention", OPT, raw_config, retention, retention_fields),
     CYAML_FIELD_END,
 };
 
@@ -345,6 +358,52 @@ static tp_err convert_metrics(const char *path, const raw_metrics *raw, tp_colle
   return rc;
 }
 
+#define MAX_RETENTION_MS ((uint64_t)3650 * 24 * 3600 * 1000)
+
+/* retention: raw rows must outlive max_result_age -- ingest deduplicates a re-sent
+ * result against the raw rows only, so one accepted after its first copy was deleted
+ * would be stored and rolled up a second time -- and rollups, what remains of raw
+ * rows once they are deleted, must outlive them. Defaults follow both rules. */
+static tp_err convert_retention(const char *path, const raw_config *rc_raw,
+                                tp_collector_config *cfg, char *err, size_t errlen) {
+  static const raw_retention none = {0};
+  const raw_retention *raw = rc_raw->retention ? rc_raw->retention : &none;
+  tp_collector_retention *r = &cfg->retention;
+  const char *age = rc_raw->max_result_age ? rc_raw->max_result_age : "7d";
+  uint64_t dflt = TP_COLLECTOR_DEFAULT_RAW_RETENTION_MS > cfg->max_result_age_ms
+                      ? TP_COLLECTOR_DEFAULT_RAW_RETENTION_MS
+                      : cfg->max_result_age_ms;
+  tp_err rc = duration_field(path, "retention.raw", raw->raw, 3600000, MAX_RETENTION_MS,
+                             "1h..3650d, at least max_result_age", dflt, &r->raw_ms, err, errlen);
+  if (rc == TP_E_OK && r->raw_ms < cfg->max_result_age_ms) {
+    tp_yaml_error_at(err, errlen, path, "retention.raw",
+                     "retention.raw: %s is shorter than max_result_age (%s): a result re-sent "
+                     "after its raw row was deleted would be stored and counted again (allowed: "
+                     "max_result_age..3650d)",
+                     raw->raw, age);
+    return TP_E_CONFIG;
+  }
+  dflt = TP_COLLECTOR_DEFAULT_ROLLUP_RETENTION_MS > r->raw_ms
+             ? TP_COLLECTOR_DEFAULT_ROLLUP_RETENTION_MS
+             : r->raw_ms;
+  if (rc == TP_E_OK)
+    rc = duration_field(path, "retention.rollups", raw->rollups, 3600000, MAX_RETENTION_MS,
+                        "retention.raw..3650d", dflt, &r->rollups_ms, err, errlen);
+  if (rc == TP_E_OK && r->rollups_ms < r->raw_ms) {
+    tp_yaml_error_at(err, errlen, path, "retention.rollups",
+                     "retention.rollups: %s is shorter than retention.raw (%s): rollups are what "
+                     "is left of raw results once they are deleted (allowed: "
+                     "retention.raw..3650d)",
+                     raw->rollups, raw->raw ? raw->raw : "its default");
+    return TP_E_CONFIG;
+  }
+  if (rc == TP_E_OK)
+    rc = duration_field(path, "retention.interval", raw->interval, 1000, 3600000, "1s..1h",
+                        TP_COLLECTOR_DEFAULT_MAINTENANCE_INTERVAL_MS, &r->interval_ms, err,
+                        errlen);
+  return rc;
+}
+
 /* The cross-key rules: how the listener is protected and how agents get in. A
  * collector that would accept anyone's results over plaintext must say so twice. */
 static tp_err check_access(const char *path, const raw_config *raw, tp_collector_config *cfg,
@@ -494,6 +553,8 @@ static tp_err convert(const char *path, const raw_config *raw, tp_collector_conf
     rc = convert_slo(path, raw->slo, &cfg->slo, err, errlen);
   if (rc == TP_E_OK)
     rc = convert_metrics(path, raw->metrics, cfg, err, errlen);
+  if (rc == TP_E_OK)
+    rc = convert_retention(path, raw, cfg, err, errlen);
   if (rc == TP_E_OK)
     rc = check_access(path, raw, cfg, err, errlen);
   return rc;

@@ -39,6 +39,13 @@
  *                               #   not the ingest listener's address; port 0 = any free port
  *     max_series: 50000         #   label sets of the per-target/per-agent families, 100..10000000;
  *                               #   updates beyond are counted as refused (docs/collector.md)
+ *   retention:                  # storage for long windows (maintenance.h), run inside serve
+ *     raw: 7d                   # raw results kept (max_result_age..3650d; default 7d, or
+ *                               # max_result_age when longer): a re-sent result must still
+ *                               # find its first copy, or it would be counted twice
+ *     rollups: 90d              # per-minute rollups, drop reports and the batch log kept
+ *                               # (retention.raw..3650d; default 90d, or retention.raw)
+ *     interval: 60s             # a maintenance pass (rollup, then retention) every (1s..1h)
  *
  * Unknown keys are errors. Every error message is "file:line:col: what is wrong".
  * At least one way in must be configured: tokens, client certificates, or an explicit
@@ -102,6 +109,16 @@ typedef struct tp_collector_limits {
 #define TP_COLLECTOR_DEFAULT_AGENT_BURST 200
 #define TP_COLLECTOR_DEFAULT_MAX_AGE_MS ((uint64_t)7 * 24 * 3600 * 1000)
 #define TP_COLLECTOR_DEFAULT_MAX_SKEW_MS ((uint64_t)5 * 60 * 1000)
+#define TP_COLLECTOR_DEFAULT_RAW_RETENTION_MS ((uint64_t)7 * 24 * 3600 * 1000)
+#define TP_COLLECTOR_DEFAULT_ROLLUP_RETENTION_MS ((uint64_t)90 * 24 * 3600 * 1000)
+#define TP_COLLECTOR_DEFAULT_MAINTENANCE_INTERVAL_MS ((uint64_t)60 * 1000)
+
+/* How long stored data lives and how often the maintenance pass runs. */
+typedef struct tp_collector_retention {
+  uint64_t raw_ms;      /* >= max_result_age_ms */
+  uint64_t rollups_ms;  /* >= raw_ms */
+  uint64_t interval_ms; /* 1 s .. 1 h */
+} tp_collector_retention;
 
 /* One service-level objective: the share of probes that must succeed and,
  * optionally, the p99 handshake bound (i.e. at most 1 % of successes slower). */
@@ -141,6 +158,7 @@ typedef struct tp_collector_config {
   tp_collector_limits limits;
   tp_collector_slo slo;
   tp_collector_metrics metrics;
+  tp_collector_retention retention;
 } tp_collector_config;
 
 /* Loads and validates `path`. On success *out is a new config (free with

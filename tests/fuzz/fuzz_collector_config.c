@@ -5,7 +5,7 @@
  * (leaks included: a refused file must free everything libcyaml built) it
  * aborts when the loader's contract breaks: a refusal is TP_E_CONFIG with a
  * located one-line message and no config; an accepted config holds values
- * within the documented ranges. */
+ * within the documented ranges (retention's cross-key rules included). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +44,12 @@ static void check_config(const tp_collector_config *c) {
   check(l->header_timeout_ms <= l->request_timeout_ms, "header within the request timeout", NULL);
   check(l->max_buffered_bytes >= c->max_body_bytes, "a whole body can be buffered", NULL);
   check(l->agent_rate >= 1 && l->agent_burst >= 1, "rate limits", NULL);
+  /* Raw rows outlive max_result_age (dedup), rollups outlive raw rows. */
+  const tp_collector_retention *r = &c->retention;
+  check(r->raw_ms >= c->max_result_age_ms && r->raw_ms >= 3600000, "retention.raw in range", NULL);
+  check(r->rollups_ms >= r->raw_ms && r->rollups_ms <= (uint64_t)3650 * 86400000,
+        "retention.rollups in range", NULL);
+  check(r->interval_ms >= 1000 && r->interval_ms <= 3600000, "retention.interval in range", NULL);
 }
 
 /* Returns 1 if the input loaded as a configuration, 0 if it was refused. */

@@ -46,6 +46,14 @@ with_plaintext() { cat; printf 'insecure_plaintext: true\nauth: {allow_unauthent
 seed $c ok-good <"$DATA/config/collector_good.yaml"
 seed $c ok-deploy <"$ROOT/deploy/config/collector.yaml"
 printf 'listen: 127.0.0.1:0\ndatabase: tlsprobe.db\n' | with_plaintext | seed $c ok-minimal
+printf 'listen: 127.0.0.1:0\ndatabase: t.db\nmax_result_age: 1h\nretention: {raw: 1h, rollups: 2h, interval: 1s}\n' |
+  with_plaintext | seed $c ok-retention
+printf 'listen: 127.0.0.1:0\ndatabase: t.db\nmax_result_age: 8d\nretention: {raw: 7d}\n' |
+  with_plaintext | seed $c reject-retention-raw-below-max-age
+printf 'listen: 127.0.0.1:0\ndatabase: t.db\nretention:\n  raw: 30d\n  rollups: 29d\n' |
+  with_plaintext | seed $c reject-retention-rollups-below-raw
+printf 'listen: 127.0.0.1:0\ndatabase: t.db\nretention: {interval: 0s}\n' |
+  with_plaintext | seed $c reject-retention-interval
 printf '{listen: "[::1]:8470", database: ./t.db, max_body_bytes: 67108864, log_level: error,\n' |
   { cat; printf ' insecure_plaintext: true, auth: {allow_unauthenticated: true}}\n'; } |
   seed $c ok-flow-ipv6
@@ -83,6 +91,10 @@ limits:
   max_buffered_bytes: 1024
   agent_requests_per_second: 100000
   agent_burst: 1000000
+retention:
+  raw: 3650d
+  rollups: 3650d
+  interval: 1h
 EOF
 printf 'listen: 127.0.0.1:0\ndatabase: a.db\nauth: {allow_unauthenticated: true}\n' |
   seed $c reject-no-tls

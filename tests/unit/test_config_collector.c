@@ -45,6 +45,10 @@ static void test_good_collector_configs(void **state) {
   assert_int_equal(c->limits.max_buffered_bytes, 16777216);
   assert_int_equal(c->limits.agent_rate, 5);
   assert_int_equal(c->limits.agent_burst, 10);
+  /* No retention: section; max_result_age 30d lifts the raw default to 30 days. */
+  assert_int_equal(c->retention.raw_ms, 30ULL * 24 * 3600 * 1000);
+  assert_int_equal(c->retention.rollups_ms, 90ULL * 24 * 3600 * 1000);
+  assert_int_equal(c->retention.interval_ms, 60000);
   tp_collector_config_free(c);
 }
 
@@ -82,6 +86,9 @@ static void test_defaults(void **state) {
   assert_int_equal(c->limits.agent_rate, 100);
   assert_int_equal(c->limits.agent_burst, 200);
   assert_null(c->auth.tokens_file);
+  assert_int_equal(c->retention.raw_ms, 7ULL * 24 * 3600 * 1000);
+  assert_int_equal(c->retention.rollups_ms, 90ULL * 24 * 3600 * 1000);
+  assert_int_equal(c->retention.interval_ms, 60000);
   assert_false(c->metrics.enabled); /* no metrics: section, no metrics listener */
   tp_collector_config_free(c);
 }
@@ -108,6 +115,66 @@ static void test_metrics_section(void **state) {
   assert_true(c->metrics.enabled);
   assert_int_equal(c->metrics.max_series, 200);
   tp_collector_config_free(c);
+}
+
+static void test_retention(void **state) {
+  (void)state;
+  static const char base[] = "listen: 127.0.0.1:0\ndatabase: x.db\ninsecure_plaintext: true\n"
+                             "auth: {allow_unauthenticated: true}\n";
+  static const struct {
+    const char *tail;
+    uint64_t raw_ms, rollups_ms, interval_ms;
+  } good[] = {
+      {"retention: {raw: 2d, rollups: 30d, interval: 1s}\nmax_result_age: 1d\n", 2 * 86400000ull,
+       30 * 86400000ull, 1000},
+      {"retention: {raw: 7d, rollups: 7d, interval: 1h}\n", 7 * 86400000ull, 7 * 86400000ull,
+       3600000},
+      /* rollups defaults to 90 days, or raw when longer */
+      {"retention: {raw: 200d}\n", 200 * 86400000ull, 200 * 86400000ull, 60000},
+      {"retention:\n  interval: 5m\n", 7 * 86400000ull, 90 * 86400000ull, 300000},
+  };
+  for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+    char text[512], err[1024] = "";
+    tp_collector_config *c = NULL;
+    snprintf(text, sizeof(text), "%s%s", base, good[i].tail);
+    if (load_text(text, &c, err, sizeof(err)) != TP_E_OK)
+      fail_msg("good case %zu: %s", i, err);
+    assert_int_equal(c->retention.raw_ms, good[i].raw_ms);
+    assert_int_equal(c->retention.rollups_ms, good[i].rollups_ms);
+    assert_int_equal(c->retention.interval_ms, good[i].interval_ms);
+    tp_collector_config_free(c);
+  }
+  static const struct {
+    const char *tail, *expect;
+  } bad[] = {
+      {"retention: {raw: 1d}\n",
+       ":5:18: retention.raw: 1d is shorter than max_result_age (7d): a result re-sent after its "
+       "raw row was deleted would be stored and counted again"},
+      {"max_result_age: 10d\nretention:\n  raw: 9d\n",
+       ":7:8: retention.raw: 9d is shorter than max_result_age (10d)"},
+      {"retention: {raw: 10d, rollups: 9d}\n",
+       ":5:32: retention.rollups: 9d is shorter than retention.raw (10d)"},
+      {"retention: {rollups: 3d}\n", "retention.rollups: 3d is shorter than retention.raw (its"
+                                       " default)"},
+      {"retention: {raw: 30m}\n", "retention.raw: 30m is too short (allowed: 1h..3650d, at "
+                                    "least max_result_age)"},
+      {"retention: {rollups: 3651d}\n", "retention.rollups: 3651d is too long"},
+      {"retention: {interval: 500ms}\n",
+       ":5:23: retention.interval: 500ms is too short (allowed: 1s..1h)"},
+      {"retention: {interval: 2h}\n", "retention.interval: 2h is too long (allowed: 1s..1h)"},
+      {"retention: {interval: often}\n", "retention.interval: \"often\" is not a duration"},
+      {"retention: {raw: 7d, keep: forever}\n", "Unexpected key: keep"},
+      {"retention: 7d\n", ":5:12: "},
+  };
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    char text[512], err[1024] = "";
+    tp_collector_config *c = NULL;
+    snprintf(text, sizeof(text), "%s%s", base, bad[i].tail);
+    tp_err rc = load_text(text, &c, err, sizeof(err));
+    if (rc != TP_E_CONFIG || strstr(err, bad[i].expect) == NULL)
+      fail_msg("bad case %zu: rc=%d message \"%s\" lacks \"%s\"", i, rc, err, bad[i].expect);
+    assert_null(c);
+  }
 }
 
 /* Cross-key rules and the new ranges: each text must be refused with the message. */
@@ -192,7 +259,7 @@ static const struct {
     {"empty.yaml", ":1:1: no configuration: the file is empty or holds only comments (expected a "
                    "mapping with the keys listen, database; optional: max_body_bytes, log_level, "
                    "insecure_plaintext, tls, auth, max_result_age, max_clock_skew, limits, slo, "
-                   "metrics)"},
+                   "metrics, retention)"},
     {"comment_only.yaml", ":1:1: no configuration: the file is empty or holds only comments"},
     {"collector_tab_indent.yaml", ":4:1: tab character in indentation"},
     {"collector_bad_listen_port.yaml", ":2:9: listen: port \"99999\" is not a number in 0..65535"},
@@ -244,6 +311,7 @@ int main(void) {
       cmocka_unit_test(test_defaults),
       cmocka_unit_test(test_access_and_limits_refused),
       cmocka_unit_test(test_metrics_section),
+      cmocka_unit_test(test_retention),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
