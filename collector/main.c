@@ -24,6 +24,7 @@
 #include "http_server.h"
 #include "metrics.h"
 #include "metrics_http.h"
+#include "maintenance.h"
 #include "report_cli.h"
 #include "store.h"
 #include "tls_server.h"
@@ -183,6 +184,7 @@ static int serve(const char *config_path) {
   tp_http_server *http = NULL;
   tp_metrics *metrics = NULL;
   tp_metrics_server *metrics_http = NULL;
+  tp_maintenance *maintenance = NULL;
   serve_parts parts = {0};
   tp_log log = {.min_level = TP_LOG_INFO, .component = "collector"};
   sigset_t signals;
@@ -242,6 +244,15 @@ static int serve(const char *config_path) {
    * a restart; a failure costs only those gauges. */
   if (metrics != NULL && tp_metrics_seed(metrics, store, err, sizeof(err)) != TP_E_OK)
     tp_log_warn(&log, "metrics: agents' last-seen times not seeded", "error=\"%s\"", err);
+  /* Rollups and retention on a thread and connection of their own (maintenance.h). */
+  tp_maintenance_options maint = {.database = cfg->database,
+                                  .interval_ms = cfg->retention.interval_ms,
+                                  .raw_retention_ms = cfg->retention.raw_ms,
+                                  .rollup_retention_ms = cfg->retention.rollups_ms};
+  if (tp_maintenance_start(&maint, &log, &maintenance, err, sizeof(err)) != TP_E_OK) {
+    tp_log_error(&log, "cannot start maintenance", "error=\"%s\"", err);
+    goto out;
+  }
   if (tp_http_server_run(http, store, err, sizeof(err)) != TP_E_OK) {
     tp_log_error(&log, "cannot start HTTP server", "error=\"%s\"", err);
     goto out;
@@ -264,6 +275,7 @@ out:
   tp_http_server_stop(http); /* before the store and credentials: the MHD thread uses them */
   tp_metrics_server_stop(metrics_http); /* before the registry it renders */
   tp_metrics_free(metrics);
+  tp_maintenance_stop(maintenance); /* returns within one chunk */
   tp_store_close(store);
   free_parts(&parts);
   tp_collector_config_free(cfg);
