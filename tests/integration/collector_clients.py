@@ -8,6 +8,11 @@ oversized requests. Loopback only; every loop and wait is bounded.
             [--total NS] [--drop-first NS]      a ResultBatch (started default: now)
             [--instance N] [--target NAME]      spool id (default 7), target (default web;
             [--distinct-targets 1]              any bytes), or NAME-1, NAME-2... per result
+  push PORT AGENT BATCHES RESULTS [--first-batch N] [--started NS] [--pause S] [--seed N]
+                                                BATCHES batches of RESULTS successes (handshakes
+                                                spread over ~1-10 ms) over one keep-alive HTTP
+                                                connection; prints acks, non-200s, duplicates
+                                                and ack latency p50/p99/max; exit 1 on a non-200
   empty-results OUT BYTES                       a body of BYTES bytes of empty results
   empty-chain OUT BYTES                         one result with BYTES of empty certificates
   keepalive PORT CAFILE TOKEN BODY PID LOG      two requests on one TLS connection with a
@@ -81,6 +86,62 @@ def cmd_batch(argv):
                  opts.get("--distinct-targets") == "1")
     with open(out, "wb") as f:
         f.write(body)
+
+
+def ack_duplicate(body):
+    # BatchAck: batch_seq=1 stored=2 duplicate=3, all varints
+    i, fields = 0, {}
+    while i < len(body):
+        k, i = read_varint(body, i)
+        v, i = read_varint(body, i)
+        fields[k >> 3] = v
+    return fields.get(3, 0) == 1
+
+
+def read_varint(data, i):
+    shift = value = 0
+    while True:
+        b = data[i]
+        i += 1
+        value |= (b & 0x7F) << shift
+        shift += 7
+        if b < 0x80:
+            return value, i
+
+
+def cmd_push(argv):
+    import http.client
+    import random
+    port, agent, batches, per = int(argv[0]), argv[1], int(argv[2]), int(argv[3])
+    opts = dict(zip(argv[4::2], argv[5::2]))
+    first = int(opts.get("--first-batch", 1))
+    pause = float(opts.get("--pause", 0))
+    rng = random.Random(int(opts.get("--seed", 1)))
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    lat, bad, dups = [], 0, 0
+    for n in range(first, first + batches):
+        started = int(opts.get("--started", time.time_ns()))
+        body = lfield(1, agent) + vfield(2, 7) + vfield(3, n)
+        for i in range(per):
+            hs = int(1e6 * rng.lognormvariate(1.0, 0.5))
+            body += lfield(5, result(n * 100000 + i + 1, started + i, hs, hs + 500000))
+        t = time.monotonic()
+        conn.request("POST", "/v1/results", body, {"Content-Type": "application/x-protobuf"})
+        resp = conn.getresponse()
+        data = resp.read()
+        lat.append((time.monotonic() - t) * 1000)
+        if resp.status != 200:
+            bad += 1
+            print("push: batch %d: HTTP %d %s" % (n, resp.status, data[:200]), file=sys.stderr)
+        elif ack_duplicate(data):
+            dups += 1
+        if pause:
+            time.sleep(pause)
+    lat.sort()
+    rank = lambda p: lat[max(0, -(-len(lat) * p // 100) - 1)]
+    print("acks=%d non200=%d duplicates=%d ack_p50_ms=%.1f ack_p99_ms=%.1f ack_max_ms=%.1f" %
+          (len(lat) - bad, bad, dups, rank(50), rank(99), lat[-1]))
+    sys.exit(1 if bad else 0)
 
 
 def cmd_empty_results(argv):
@@ -236,7 +297,7 @@ def cmd_flood(argv):
 
 
 if __name__ == "__main__":
-    commands = {"batch": cmd_batch, "empty-results": cmd_empty_results,
+    commands = {"batch": cmd_batch, "push": cmd_push, "empty-results": cmd_empty_results,
                 "empty-chain": cmd_empty_chain, "keepalive": cmd_keepalive,
                 "slowloris": cmd_slowloris, "flood": cmd_flood}
     commands[sys.argv[1]](sys.argv[2:])

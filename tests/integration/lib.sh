@@ -139,17 +139,19 @@ tp__collector_port_known() {
   return 1
 }
 
-# tp_start_collector BIN DIR [PORT]: collector on 127.0.0.1, PORT (default 0: any free
-# port), database DIR/tlsprobe.db, plain HTTP without authentication (what most tests need;
-# tp_start_collector_https for the real thing). Sets TP_COLLECTOR_PID, TP_COLLECTOR_PORT,
-# TP_COLLECTOR_URL, TP_COLLECTOR_LOG, TP_DB.
+# tp_start_collector BIN DIR [PORT [YAML]]: collector on 127.0.0.1, PORT (default 0: any
+# free port), database DIR/tlsprobe.db, plain HTTP without authentication (what most tests
+# need; tp_start_collector_https for the real thing); YAML is appended to the config (e.g.
+# retention). Sets TP_COLLECTOR_PID, TP_COLLECTOR_PORT, TP_COLLECTOR_URL, TP_COLLECTOR_LOG,
+# TP_DB.
 tp_start_collector() {
-  local bin=$1 dir=$2 port=${3:-0}
+  local bin=$1 dir=$2 port=${3:-0} extra=${4:-}
   cat >"$dir/collector.yaml" <<EOF
 listen: 127.0.0.1:$port
 database: $dir/tlsprobe.db
 insecure_plaintext: true
 auth: {allow_unauthenticated: true}
+$extra
 EOF
   tp__run_collector "$bin" "$dir" http
 }
