@@ -7,9 +7,11 @@
  * thread with the serving store, and a pass over a backlog (the first one after a
  * migration rolls up every stored result) takes seconds to minutes. In WAL mode the
  * two connections only contend for the write lock, which a pass takes in chunks of
- * TP_STORE_MAINTAIN_CHUNK rows; between chunks it pauses as long as the chunk took
- * (2..100 ms), so an ingest waiting for the lock gets it within a chunk and the
- * pass takes at most about half of the writer's time while it catches up.
+ * TP_STORE_MAINTAIN_CHUNK rows (~10-25 ms); between chunks it pauses three times as
+ * long as the chunk took (2..200 ms), so an ingest waiting for the lock gets it
+ * within a chunk and a pass catching up on a backlog takes at most about a quarter
+ * of the writer's time. Keeping up (a pass per interval over what arrived since)
+ * costs a few percent of it.
  *
  * Logs one line per pass that did something (counts and milliseconds), an error
  * line per failed pass (the next pass retries; committed chunks stay), nothing when

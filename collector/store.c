@@ -84,12 +84,13 @@ tp_err tp_store_maintain(tp_store *store, int64_t now_unix_ns,
   return store->ops->maintain(store, now_unix_ns, limits, stats, err, errlen);
 }
 
-tp_err tp_store_scan_rollups(tp_store *store, int64_t since_unix_ns, int64_t until_unix_ns,
-                             const tp_store_rollup_filter *filter, tp_store_rollup_order order,
-                             tp_store_rollup_fn fn, void *ctx, char *err, size_t errlen) {
+tp_err tp_store_scan_rollups(tp_store *store, tp_store_rollup_span span, int64_t since_unix_ns,
+                             int64_t until_unix_ns, const tp_store_rollup_filter *filter,
+                             tp_store_rollup_order order, tp_store_rollup_fn fn, void *ctx,
+                             char *err, size_t errlen) {
   static const tp_store_rollup_filter any = {0};
-  return store->ops->scan_rollups(store, since_unix_ns, until_unix_ns, filter ? filter : &any,
-                                  order, fn, ctx, err, errlen);
+  return store->ops->scan_rollups(store, span, since_unix_ns, until_unix_ns,
+                                  filter ? filter : &any, order, fn, ctx, err, errlen);
 }
 
 tp_err tp_store_horizon_get(tp_store *store, tp_store_horizon *out, char *err, size_t errlen) {

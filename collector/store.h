@@ -7,10 +7,10 @@
  * the same database; the report command has its own, read-only.
  *
  * Long windows: raw results are kept for the raw retention (7 days by default);
- * per-minute rollups (counters and latency sketches per target x profile x region x
- * agent x address family) for the rollup retention (90 days). tp_store_maintain
- * folds new results into rollups and applies both retentions;
- * tp_store_scan_rollups reads them and tp_store_horizon says which of the two
+ * rollups per minute and per hour (counters and latency sketches per target x
+ * profile x region x agent x address family) for the rollup retention (90 days).
+ * tp_store_maintain folds new results into rollups and applies both retentions;
+ * tp_store_scan_rollups reads them and tp_store_horizon_get says which of the two
  * covers a window. */
 #ifndef TP_STORE_H
 #define TP_STORE_H
@@ -237,16 +237,17 @@ void tp_store_facts_clear(tp_store_facts *facts);
 /* ---- long windows: maintenance, rollups, horizon ---------------------------------- */
 
 #define TP_STORE_ROLLUP_MINUTE_NS INT64_C(60000000000)
+#define TP_STORE_ROLLUP_HOUR_NS INT64_C(3600000000000)
 /* Rows per maintenance transaction when tp_store_maintain_limits leaves it 0. */
-#define TP_STORE_MAINTAIN_CHUNK 2000
+#define TP_STORE_MAINTAIN_CHUNK 1000
 
 typedef struct tp_store_maintain_limits {
   /* Raw results started longer ago than this are deleted -- only once rolled up.
    * 0 = keep raw results for ever. */
   uint64_t raw_retention_ms;
-  /* Rollup minutes, drop reports (by when the lost results were produced) and the
-   * batch log (by arrival) older than this are deleted. 0 = keep for ever. The
-   * spools' delivery counters are never deleted. */
+  /* Rollups (by whole hours), drop reports (by when the lost results were produced)
+   * and the batch log (by arrival) older than this are deleted. 0 = keep for ever.
+   * The spools' delivery counters are never deleted. */
   uint64_t rollup_retention_ms;
   uint32_t chunk_rows; /* rows per transaction [TP_STORE_MAINTAIN_CHUNK] */
   /* Called between two transactions with how long the last one held the write
@@ -258,9 +259,9 @@ typedef struct tp_store_maintain_limits {
 
 typedef struct tp_store_maintain_stats {
   uint64_t rolled_up;        /* raw results folded into rollups */
-  uint64_t rollup_rows;      /* rollup minutes inserted or updated */
+  uint64_t rollup_rows;      /* rollup rows (minute and hour) inserted or updated */
   uint64_t raw_deleted;      /* raw results deleted by retention */
-  uint64_t rollups_deleted;  /* rollup minutes deleted by retention */
+  uint64_t rollups_deleted;  /* rollup rows deleted by retention */
   uint64_t drops_deleted;    /* drop reports deleted */
   uint64_t batches_deleted;  /* batch log rows deleted */
   uint32_t transactions;     /* write transactions committed */
@@ -271,11 +272,11 @@ typedef struct tp_store_maintain_stats {
 /* One maintenance pass, in transactions of at most chunk_rows rows each:
  *  1. rollup: every result stored since the last pass (by its row id, so a late
  *     result lands in its own minute, whenever it arrives) is merged into its
- *     minute's rollup row, and the watermark -- the highest row id rolled up --
- *     advances in the same transaction: each result is counted exactly once, and a
- *     pass that stops or fails midway loses nothing;
+ *     minute's and its hour's rollup rows, and the watermark -- the highest row id
+ *     rolled up -- advances in the same transaction: each result is counted exactly
+ *     once, and a pass that stops or fails midway loses nothing;
  *  2. retention: raw results older than raw_retention_ms and rolled up, then rollup
- *     minutes, drop reports and batch-log rows older than rollup_retention_ms.
+ *     rows, drop reports and batch-log rows older than rollup_retention_ms.
  * now_unix_ns is the clock the retentions count from (a parameter for tests).
  * Running it again with nothing new adds nothing. TP_E_STORE with a message on
  * failure (what was committed before stays, consistent); TP_E_INVAL on a read-only
@@ -284,34 +285,44 @@ tp_err tp_store_maintain(tp_store *store, int64_t now_unix_ns,
                          const tp_store_maintain_limits *limits, tp_store_maintain_stats *stats,
                          char *err, size_t errlen);
 
-/* Which rollup rows tp_store_scan_rollups delivers: minutes overlapping
- * [since_unix_ns, until_unix_ns) -- a rollup minute m holds results started in
- * [m, m + 60 s), so a window's partial first and last minutes come whole (align
- * the window to TP_STORE_ROLLUP_MINUTE_NS for exact edges) -- and whose fields
- * match these patterns: shell-style globs, case-sensitive (`*` any string, `?` one
- * character, `[abc]`, `[a-z]`, `[^abc]`), NULL = any; a pattern without those
- * characters is an exact match. address_family is "ipv4", "ipv6" or "" (not
+/* Rollups come in two spans with the same fields: a row of span s starting at t
+ * holds the results started in [t, t + s) (t a multiple of s since the epoch, UTC).
+ * Hour rows are the same numbers as their 60 minute rows merged, 60 times fewer: a
+ * long window reads hour rows for its whole hours and minute rows for its ragged
+ * edges. */
+typedef enum {
+  TP_STORE_ROLLUP_MINUTE, /* TP_STORE_ROLLUP_MINUTE_NS */
+  TP_STORE_ROLLUP_HOUR,   /* TP_STORE_ROLLUP_HOUR_NS */
+} tp_store_rollup_span;
+
+/* Which rollup rows tp_store_scan_rollups delivers, besides their span: those
+ * overlapping [since_unix_ns, until_unix_ns) -- so a window's partial first and
+ * last spans come whole (align the window to the span for exact edges) -- and whose
+ * fields match these patterns: shell-style globs, case-sensitive (`*` any string,
+ * `?` one character, `[abc]`, `[a-z]`, `[^abc]`), NULL = any; a pattern without
+ * those characters is an exact match. address_family is "ipv4", "ipv6" or "" (not
  * reported). */
 typedef struct tp_store_rollup_filter {
   const char *target, *profile, *region, *agent_id, *address_family;
 } tp_store_rollup_filter;
 
 typedef enum {
-  /* target, profile, region, agent_id, address_family (byte order), then minute:
-   * one group's minutes together, oldest first -- for aggregates per group. */
+  /* target, profile, region, agent_id, address_family (byte order), then start:
+   * one group's rows together, oldest first -- for aggregates per group. */
   TP_STORE_ROLLUPS_BY_GROUP,
-  /* minute, then the group fields: every group's row of one minute together --
-   * for time series. */
+  /* start, then the group fields: every group's row of one minute (hour) together
+   * -- for time series. */
   TP_STORE_ROLLUPS_BY_MINUTE,
 } tp_store_rollup_order;
 
-/* One minute of one group, as the report needs it. Strings and sketches are
+/* One span of one group, as the report needs it. Strings and sketches are
  * borrowed for the duration of the callback (copy or tp_sketch_merge them into
  * your own). Definitions are the report's (report.h): a "success" is exact (ok and
  * no emulation divergence); divergent successes are counted apart and feed nothing
  * else; the rates' counters and the latency sketches are over exact successes. */
 typedef struct tp_store_rollup_row {
-  int64_t minute_unix_ns; /* started_unix_ns rounded down to the minute */
+  int64_t start_unix_ns; /* started_unix_ns rounded down to the span */
+  int64_t span_ns;       /* TP_STORE_ROLLUP_MINUTE_NS or TP_STORE_ROLLUP_HOUR_NS */
   const char *target, *profile, *region, *agent_id, *address_family;
   uint64_t probes;     /* every result */
   uint64_t successes;  /* exact successes */
@@ -326,7 +337,7 @@ typedef struct tp_store_rollup_row {
   uint64_t emulation_checked;     /* exact successes compared with the real client's offer */
   uint64_t ocsp_stapled;          /* any result with an OCSP staple */
   tp_store_opt ocsp_max_age_seconds; /* oldest staple; unset without one */
-  /* The smallest days_to_earliest_expiry of the minute (unset: no chain received).
+  /* The smallest days_to_earliest_expiry of the span (unset: no chain received).
    * The latest minute's value is the current certificate's. */
   tp_store_opt min_days_to_expiry;
   uint64_t loop_lag_max_ns; /* over every result */
@@ -337,12 +348,14 @@ typedef struct tp_store_rollup_row {
 
 typedef tp_err (*tp_store_rollup_fn)(const tp_store_rollup_row *row, void *ctx);
 
-/* Calls fn for each rollup row of the filter, in the order asked. A row whose blobs
- * do not decode stops the scan with TP_E_STORE and says which row. Non-OK from fn
- * stops the scan and is returned. */
-tp_err tp_store_scan_rollups(tp_store *store, int64_t since_unix_ns, int64_t until_unix_ns,
-                             const tp_store_rollup_filter *filter, tp_store_rollup_order order,
-                             tp_store_rollup_fn fn, void *ctx, char *err, size_t errlen);
+/* Calls fn for each rollup row of the span and filter (NULL = everything), in the
+ * order asked. A row whose blobs do not decode stops the scan with TP_E_STORE and
+ * says which row. Non-OK from fn stops the scan and is returned. A read-only store
+ * (the report's) can scan. */
+tp_err tp_store_scan_rollups(tp_store *store, tp_store_rollup_span span, int64_t since_unix_ns,
+                             int64_t until_unix_ns, const tp_store_rollup_filter *filter,
+                             tp_store_rollup_order order, tp_store_rollup_fn fn, void *ctx,
+                             char *err, size_t errlen);
 
 /* What the store holds for a window, so the report can choose raw rows (exact) or
  * rollups (approximate percentiles) and say which. */
@@ -351,9 +364,10 @@ typedef struct tp_store_horizon {
    * deleted older ones. 0 = nothing deleted yet (raw rows cover all time). */
   int64_t raw_complete_since_unix_ns;
   tp_store_opt oldest_raw_started_unix_ns; /* unset: no raw rows */
-  /* Every rollup minute at or after this is kept (0 = none deleted yet). */
+  /* Every rollup row (either span) starting at or after this is kept, a whole hour
+   * (0 = none deleted yet). */
   int64_t rollups_complete_since_unix_ns;
-  tp_store_opt oldest_rollup_minute_unix_ns; /* unset: no rollups */
+  tp_store_opt oldest_rollup_start_unix_ns; /* oldest minute row; unset: no rollups */
   /* Raw results stored but not rolled up yet (the next maintenance pass's work):
    * rollups lack them, raw rows have them. */
   uint64_t results_not_rolled_up;

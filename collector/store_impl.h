@@ -23,9 +23,10 @@ typedef struct tp_store_ops {
                        char *err, size_t errlen);
   tp_err (*maintain)(tp_store *store, int64_t now_unix_ns, const tp_store_maintain_limits *limits,
                      tp_store_maintain_stats *stats, char *err, size_t errlen);
-  tp_err (*scan_rollups)(tp_store *store, int64_t since_unix_ns, int64_t until_unix_ns,
-                         const tp_store_rollup_filter *filter, tp_store_rollup_order order,
-                         tp_store_rollup_fn fn, void *ctx, char *err, size_t errlen);
+  tp_err (*scan_rollups)(tp_store *store, tp_store_rollup_span span, int64_t since_unix_ns,
+                         int64_t until_unix_ns, const tp_store_rollup_filter *filter,
+                         tp_store_rollup_order order, tp_store_rollup_fn fn, void *ctx,
+                         char *err, size_t errlen);
   tp_err (*horizon)(tp_store *store, tp_store_horizon *out, char *err, size_t errlen);
   void (*close)(tp_store *store); /* frees the backend struct too */
 } tp_store_ops;

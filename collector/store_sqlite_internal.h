@@ -116,18 +116,20 @@ tp_err tp__sqlite_scan_drops(tp_store *store, int64_t since_unix_ns, tp_store_dr
 /* ---- long windows (store_sqlite_rollup.c, store_sqlite_maintain.c) ---- */
 
 /* The SQL functions the rollup statements use (tp_sketch_of, tp_sketch_merge,
- * tp_classes_of, tp_classes_merge), on a read-write connection. */
+ * tp_sketch_sum, tp_classes_of, tp_classes_merge, tp_classes_sum), on a read-write
+ * connection. */
 tp_err tp__sqlite_register_rollup_functions(sqlite_store *s, char *err, size_t errlen);
 /* Inside a write transaction: folds results with watermark < id <= hi into their
- * rollup minutes; *rows = rollup rows inserted or updated. */
+ * rollup minutes and hours; *rows = rollup rows inserted or updated. */
 tp_err tp__sqlite_fold(sqlite_store *s, int64_t watermark, int64_t hi, uint64_t *rows, char *err,
                        size_t errlen);
 tp_err tp__sqlite_maintain(tp_store *store, int64_t now_unix_ns,
                            const tp_store_maintain_limits *limits, tp_store_maintain_stats *stats,
                            char *err, size_t errlen);
-tp_err tp__sqlite_scan_rollups(tp_store *store, int64_t since_unix_ns, int64_t until_unix_ns,
-                               const tp_store_rollup_filter *filter, tp_store_rollup_order order,
-                               tp_store_rollup_fn fn, void *ctx, char *err, size_t errlen);
+tp_err tp__sqlite_scan_rollups(tp_store *store, tp_store_rollup_span span, int64_t since_unix_ns,
+                               int64_t until_unix_ns, const tp_store_rollup_filter *filter,
+                               tp_store_rollup_order order, tp_store_rollup_fn fn, void *ctx,
+                               char *err, size_t errlen);
 tp_err tp__sqlite_horizon(tp_store *store, tp_store_horizon *out, char *err, size_t errlen);
 
 #endif

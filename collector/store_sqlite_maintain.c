@@ -41,9 +41,10 @@ static const char SQL_DELETE_RAW[] =
 static const char SQL_NOTE_RAW[] =
     "UPDATE rollup_state SET raw_complete_since_unix_ns = max(raw_complete_since_unix_ns, ?1)"
     " WHERE id = 1";
+/* The IN list on span_ns lets the (span_ns, start_unix_ns) index find both spans. */
 static const char SQL_DELETE_ROLLUPS[] =
-    "DELETE FROM rollups WHERE id IN (SELECT id FROM rollups INDEXED BY rollups_minute"
-    " WHERE minute_unix_ns < ?1 LIMIT ?2)";
+    "DELETE FROM rollups WHERE id IN (SELECT id FROM rollups INDEXED BY rollups_start"
+    " WHERE span_ns IN (60000000000, 3600000000000) AND start_unix_ns < ?1 LIMIT ?2)";
 static const char SQL_NOTE_ROLLUPS[] =
     "UPDATE rollup_state SET rollups_complete_since_unix_ns ="
     " max(rollups_complete_since_unix_ns, ?1) WHERE id = 1";
@@ -205,12 +206,14 @@ static tp_err repeat(pass *p, chunk_fn fn, const void *arg) {
 static tp_err retention(pass *p, int64_t now_unix_ns) {
   tp_store_maintain_stats *st = p->stats;
   int64_t old = cutoff(now_unix_ns, p->limits->rollup_retention_ms);
-  /* A minute is deleted only when all of it is older than the cutoff. */
-  int64_t old_minute = old - old % TP_STORE_ROLLUP_MINUTE_NS;
+  /* Rollups go by whole hours, minute rows with their hour, so that both spans are
+   * complete from the same instant (tp_store_horizon) and an hour row is never
+   * deleted while part of it is younger than the cutoff. */
+  int64_t old_hour = old - old % TP_STORE_ROLLUP_HOUR_NS;
   purge steps[] = {
       {DEL_RAW, NOTE_RAW, cutoff(now_unix_ns, p->limits->raw_retention_ms), &st->raw_deleted,
        "cannot delete old raw results"},
-      {DEL_ROLLUPS, NOTE_ROLLUPS, old_minute, &st->rollups_deleted, "cannot delete old rollups"},
+      {DEL_ROLLUPS, NOTE_ROLLUPS, old_hour, &st->rollups_deleted, "cannot delete old rollups"},
       {DEL_DROPS, -1, old, &st->drops_deleted, "cannot delete old drop reports"},
       {DEL_BATCHES, -1, old, &st->batches_deleted, "cannot delete old batch-log rows"},
   };
@@ -253,7 +256,8 @@ tp_err tp__sqlite_maintain(tp_store *store, int64_t now_unix_ns,
 
 static const char SQL_HORIZON[] =
     "SELECT raw_complete_since_unix_ns, rollups_complete_since_unix_ns,"
-    " (SELECT min(started_unix_ns) FROM results), (SELECT min(minute_unix_ns) FROM rollups),"
+    " (SELECT min(started_unix_ns) FROM results),"
+    " (SELECT min(start_unix_ns) FROM rollups WHERE span_ns = 60000000000),"
     " (SELECT count(*) FROM results WHERE id > watermark) FROM rollup_state WHERE id = 1";
 
 tp_err tp__sqlite_horizon(tp_store *store, tp_store_horizon *out, char *err, size_t errlen) {
@@ -271,7 +275,7 @@ tp_err tp__sqlite_horizon(tp_store *store, tp_store_horizon *out, char *err, siz
   out->rollups_complete_since_unix_ns = sqlite3_column_int64(st, 1);
   for (int col = 2; col <= 3; col++) {
     tp_store_opt *o =
-        col == 2 ? &out->oldest_raw_started_unix_ns : &out->oldest_rollup_minute_unix_ns;
+        col == 2 ? &out->oldest_raw_started_unix_ns : &out->oldest_rollup_start_unix_ns;
     if (sqlite3_column_type(st, col) != SQLITE_NULL)
       *o = (tp_store_opt){.set = true, .v = sqlite3_column_int64(st, col)};
   }

@@ -1,14 +1,16 @@
-/* store_sqlite_rollup.c - the SQLite backend's per-minute rollups (schema version 5):
- * folding raw results into them, and reading them back for the report.
+/* store_sqlite_rollup.c - the SQLite backend's rollups (schema version 5), per minute
+ * and per hour: folding raw results into them, and reading them back for the report.
  *
- * Folding is one INSERT ... SELECT ... GROUP BY ... ON CONFLICT DO UPDATE per chunk
- * of results: SQLite groups the chunk by (target, profile, region, agent, family,
- * minute), counts, and merges each group into its existing minute row if there is
- * one -- the "read existing row, merge, write" of an upsert without a round trip
- * through C per row. The latency sketches and the outcome counts are built and
- * merged by four SQL functions registered here (tp_sketch_of / tp_classes_of as
- * aggregates, tp_sketch_merge / tp_classes_merge as scalars), which are the only
- * writers of those blobs; a blob that does not decode fails the statement, so a
+ * Folding a chunk of results is SQL: one INSERT ... SELECT ... GROUP BY groups the
+ * chunk by (target, profile, region, agent, family, minute) and counts; then one
+ * INSERT ... ON CONFLICT DO UPDATE per span merges each group into its existing row
+ * if there is one -- the "read existing row, merge, write" of an upsert without a
+ * round trip through C per row. Hour rows merge the chunk's minutes, not the stored
+ * minute rows: the sketches merge exactly (sketch.h), so an hour row is the same
+ * numbers as its minutes, and neither depends on the other's retention. The latency sketches and the outcome counts are built and
+ * merged by six SQL functions registered here (tp_sketch_of / tp_classes_of build
+ * them, tp_sketch_merge / tp_classes_merge merge two, tp_sketch_sum / tp_classes_sum
+ * merge a group's), which are the only writers of those blobs; a blob that does not decode fails the statement, so a
  * damaged row is reported, never silently merged into.
  *
  * The counters follow report.c's definitions exactly (docs in store.h): an exact
@@ -23,14 +25,24 @@
 #include "store_sqlite_internal.h"
 #include "tp_mem.h"
 
-/* results with watermark < id <= hi, grouped into their minute rows. */
-static const char SQL_FOLD[] =
-    "INSERT INTO rollups (target, profile, region, agent_id, address_family, minute_unix_ns,"
-    " probes, successes, divergent, classes, hrr, resumption_probes, resumed,"
-    " early_data_attempts, early_data_accepts, early_data_violations, emulation_checked,"
-    " ocsp_stapled, ocsp_max_age_seconds, min_days_to_expiry, loop_lag_max_ns, loop_lag_sum_ns,"
-    " handshake_sketch, connect_sketch, total_sketch)"
-    " SELECT target, profile, region, agent_id, family, minute, count(*), sum(exact),"
+/* A chunk is read and grouped once, per minute, into a connection-private temporary
+ * table; minute rows and hour rows are then both merged from it, so the raw rows --
+ * wide, and the bulk of the work -- are read once whatever the number of spans. */
+#define ROLLUP_VALUES                                                                          \
+  "probes, successes, divergent, classes, hrr, resumption_probes, resumed,"                    \
+  " early_data_attempts, early_data_accepts, early_data_violations, emulation_checked,"        \
+  " ocsp_stapled, ocsp_max_age_seconds, min_days_to_expiry, loop_lag_max_ns, loop_lag_sum_ns," \
+  " handshake_sketch, connect_sketch, total_sketch"
+#define ROLLUP_KEY "target, profile, region, agent_id, address_family"
+
+static const char SQL_CHUNK_TABLE[] =
+    "CREATE TEMP TABLE IF NOT EXISTS fold_chunk (start_unix_ns, " ROLLUP_KEY ", " ROLLUP_VALUES
+    ")";
+static const char SQL_CHUNK_CLEAR[] = "DELETE FROM temp.fold_chunk";
+/* results with ?1 < id <= ?2, per minute x group. */
+static const char SQL_CHUNK_FILL[] =
+    "INSERT INTO temp.fold_chunk"
+    " SELECT start, target, profile, region, agent_id, family, count(*), sum(exact),"
     " sum(ok AND NOT exact), tp_classes_of(error_class), sum(exact AND hrr),"
     " sum(exact AND resumable), sum(exact AND resumable AND resumed), sum(exact AND ed_sent),"
     " sum(exact AND ed_sent AND ed_accepted), sum(violation), sum(exact AND checked),"
@@ -39,7 +51,7 @@ static const char SQL_FOLD[] =
     " tp_sketch_of(CASE WHEN exact THEN connect_ns END),"
     " tp_sketch_of(CASE WHEN exact THEN total_ns END)"
     " FROM (SELECT target, profile, region, agent_id, coalesce(address_family, '') AS family,"
-    "  started_unix_ns - started_unix_ns % 60000000000 AS minute, ok <> 0 AS ok,"
+    "  started_unix_ns - started_unix_ns % 60000000000 AS start, ok <> 0 AS ok,"
     "  ok <> 0 AND coalesce(emulation_divergence, '') = '' AS exact, error_class,"
     "  hello_retry_request <> 0 AS hrr,"
     "  coalesce(mode, '') IN ('resumption', 'early_data') AS resumable, resumed <> 0 AS resumed,"
@@ -50,30 +62,50 @@ static const char SQL_FOLD[] =
     "  CASE WHEN ocsp_stapled THEN ocsp_age_seconds END AS staple_age, " SQL_DAYS " AS days,"
     "  loop_lag_ns, handshake_ns, connect_ns, total_ns"
     "  FROM results WHERE id > ?1 AND id <= ?2)"
-    /* WHERE true: SQLite's documented way to keep "ON CONFLICT" from parsing as a
-     * join constraint after INSERT ... SELECT. */
-    " WHERE true GROUP BY target, profile, region, agent_id, family, minute"
-    " ON CONFLICT (target, profile, region, agent_id, address_family, minute_unix_ns)"
-    " DO UPDATE SET probes = probes + excluded.probes,"
-    " successes = successes + excluded.successes, divergent = divergent + excluded.divergent,"
-    " classes = tp_classes_merge(classes, excluded.classes), hrr = hrr + excluded.hrr,"
-    " resumption_probes = resumption_probes + excluded.resumption_probes,"
-    " resumed = resumed + excluded.resumed,"
-    " early_data_attempts = early_data_attempts + excluded.early_data_attempts,"
-    " early_data_accepts = early_data_accepts + excluded.early_data_accepts,"
-    " early_data_violations = early_data_violations + excluded.early_data_violations,"
-    " emulation_checked = emulation_checked + excluded.emulation_checked,"
-    " ocsp_stapled = ocsp_stapled + excluded.ocsp_stapled,"
-    /* Scalar max()/min() are NULL when either side is: coalesce picks the other. */
-    " ocsp_max_age_seconds = coalesce(max(ocsp_max_age_seconds, excluded.ocsp_max_age_seconds),"
-    "  ocsp_max_age_seconds, excluded.ocsp_max_age_seconds),"
-    " min_days_to_expiry = coalesce(min(min_days_to_expiry, excluded.min_days_to_expiry),"
-    "  min_days_to_expiry, excluded.min_days_to_expiry),"
-    " loop_lag_max_ns = max(loop_lag_max_ns, excluded.loop_lag_max_ns),"
-    " loop_lag_sum_ns = loop_lag_sum_ns + excluded.loop_lag_sum_ns,"
-    " handshake_sketch = tp_sketch_merge(handshake_sketch, excluded.handshake_sketch),"
-    " connect_sketch = tp_sketch_merge(connect_sketch, excluded.connect_sketch),"
-    " total_sketch = tp_sketch_merge(total_sketch, excluded.total_sketch)";
+    " GROUP BY target, profile, region, agent_id, family, start";
+
+/* The upsert's merge of a new part into an existing row: counts add, extremes
+ * stay extreme, blobs merge. */
+#define ROLLUP_MERGE                                                                           \
+  " ON CONFLICT (span_ns, " ROLLUP_KEY ", start_unix_ns)"                                      \
+  " DO UPDATE SET probes = probes + excluded.probes,"                                          \
+  " successes = successes + excluded.successes, divergent = divergent + excluded.divergent,"   \
+  " classes = tp_classes_merge(classes, excluded.classes), hrr = hrr + excluded.hrr,"          \
+  " resumption_probes = resumption_probes + excluded.resumption_probes,"                       \
+  " resumed = resumed + excluded.resumed,"                                                     \
+  " early_data_attempts = early_data_attempts + excluded.early_data_attempts,"                 \
+  " early_data_accepts = early_data_accepts + excluded.early_data_accepts,"                    \
+  " early_data_violations = early_data_violations + excluded.early_data_violations,"           \
+  " emulation_checked = emulation_checked + excluded.emulation_checked,"                       \
+  " ocsp_stapled = ocsp_stapled + excluded.ocsp_stapled,"                                      \
+  /* Scalar max()/min() are NULL when either side is: coalesce picks the other. */           \
+  " ocsp_max_age_seconds = coalesce(max(ocsp_max_age_seconds, excluded.ocsp_max_age_seconds)," \
+  "  ocsp_max_age_seconds, excluded.ocsp_max_age_seconds),"                                    \
+  " min_days_to_expiry = coalesce(min(min_days_to_expiry, excluded.min_days_to_expiry),"       \
+  "  min_days_to_expiry, excluded.min_days_to_expiry),"                                        \
+  " loop_lag_max_ns = max(loop_lag_max_ns, excluded.loop_lag_max_ns),"                         \
+  " loop_lag_sum_ns = loop_lag_sum_ns + excluded.loop_lag_sum_ns,"                             \
+  " handshake_sketch = tp_sketch_merge(handshake_sketch, excluded.handshake_sketch),"          \
+  " connect_sketch = tp_sketch_merge(connect_sketch, excluded.connect_sketch),"                \
+  " total_sketch = tp_sketch_merge(total_sketch, excluded.total_sketch)"
+
+#define ROLLUP_INSERT "INSERT INTO rollups (span_ns, start_unix_ns, " ROLLUP_KEY ", " ROLLUP_VALUES ")"
+/* WHERE true: SQLite's documented way to keep "ON CONFLICT" from parsing as a join
+ * constraint after INSERT ... SELECT. */
+static const char SQL_MERGE_MINUTES[] =
+    ROLLUP_INSERT " SELECT 60000000000, start_unix_ns, " ROLLUP_KEY ", " ROLLUP_VALUES
+                  " FROM temp.fold_chunk WHERE true" ROLLUP_MERGE;
+/* The chunk's minutes of one hour, merged like their hour row merges them. */
+static const char SQL_MERGE_HOURS[] =
+    ROLLUP_INSERT
+    " SELECT 3600000000000, start_unix_ns - start_unix_ns % 3600000000000 AS hour, " ROLLUP_KEY
+    ", sum(probes), sum(successes), sum(divergent), tp_classes_sum(classes), sum(hrr),"
+    " sum(resumption_probes), sum(resumed), sum(early_data_attempts), sum(early_data_accepts),"
+    " sum(early_data_violations), sum(emulation_checked), sum(ocsp_stapled),"
+    " max(ocsp_max_age_seconds), min(min_days_to_expiry), max(loop_lag_max_ns),"
+    " sum(loop_lag_sum_ns), tp_sketch_sum(handshake_sketch), tp_sketch_sum(connect_sketch),"
+    " tp_sketch_sum(total_sketch)"
+    " FROM temp.fold_chunk WHERE true GROUP BY " ROLLUP_KEY ", hour" ROLLUP_MERGE;
 
 /* ---- SQL functions ---------------------------------------------------------------- */
 
@@ -154,6 +186,24 @@ static void sketch_merge(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   tp_sketch_free(b);
 }
 
+/* tp_sketch_sum(blob): aggregate merge; NULL blobs are skipped, NULL when all were. */
+static void sketch_sum_step(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  (void)argc;
+  tp_sketch **sk = sqlite3_aggregate_context(ctx, sizeof(*sk));
+  if (sk == NULL) {
+    sqlite3_result_error_nomem(ctx);
+    return;
+  }
+  if (sqlite3_value_type(argv[0]) == SQLITE_NULL)
+    return;
+  tp_sketch *part = tp_sketch_new();
+  if (*sk == NULL)
+    *sk = tp_sketch_new();
+  if (arg_sketch(ctx, argv[0], part) && tp_sketch_merge(*sk, part) != TP_E_OK)
+    sqlite3_result_error(ctx, "tp_sketch_sum: too many values for one sketch", -1);
+  tp_sketch_free(part);
+}
+
 static void result_counts(sqlite3_context *ctx, const tp_outcome_counts *c) {
   tp_buf b;
   tp_buf_init(&b, 4096);
@@ -217,6 +267,18 @@ static void classes_merge(sqlite3_context *ctx, int argc, sqlite3_value **argv) 
     result_counts(ctx, &a);
 }
 
+/* tp_classes_sum(blob): aggregate merge of outcome counts. */
+static void classes_sum_step(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  (void)argc;
+  tp_outcome_counts *c = sqlite3_aggregate_context(ctx, sizeof(*c)), part;
+  if (c == NULL) {
+    sqlite3_result_error_nomem(ctx);
+    return;
+  }
+  if (arg_counts(ctx, argv[0], &part) && tp_outcome_counts_merge(c, &part) != TP_E_OK)
+    sqlite3_result_error(ctx, "tp_classes_sum: too many probes", -1);
+}
+
 tp_err tp__sqlite_register_rollup_functions(sqlite_store *s, char *err, size_t errlen) {
   /* DIRECTONLY: usable in our statements, never from a trigger or view someone
    * planted in the file. */
@@ -228,49 +290,72 @@ tp_err tp__sqlite_register_rollup_functions(sqlite_store *s, char *err, size_t e
       sqlite3_create_function(s->db, "tp_classes_of", 1, flags, NULL, NULL, classes_step,
                               classes_final) != SQLITE_OK ||
       sqlite3_create_function(s->db, "tp_classes_merge", 2, flags, NULL, classes_merge, NULL,
-                              NULL) != SQLITE_OK)
+                              NULL) != SQLITE_OK ||
+      sqlite3_create_function(s->db, "tp_sketch_sum", 1, flags, NULL, NULL, sketch_sum_step,
+                              sketch_final) != SQLITE_OK ||
+      sqlite3_create_function(s->db, "tp_classes_sum", 1, flags, NULL, NULL, classes_sum_step,
+                              classes_final) != SQLITE_OK)
     return fail(s, err, errlen, "cannot register the rollup functions");
   return TP_E_OK;
 }
 
 /* ---- folding ------------------------------------------------------------------------ */
 
-tp_err tp__sqlite_fold(sqlite_store *s, int64_t watermark, int64_t hi, uint64_t *rows, char *err,
-                       size_t errlen) {
+/* Runs one statement of the fold; *rows += the rows it changed. */
+static tp_err fold_step(sqlite_store *s, const char *sql, int64_t lo, int64_t hi, uint64_t *rows,
+                        char *err, size_t errlen) {
   sqlite3_stmt *stmt = NULL;
   tp_err rc = TP_E_OK;
-  /* Prepared per pass, not kept: a pass runs once a minute, on its own connection. */
-  if (sqlite3_prepare_v2(s->db, SQL_FOLD, -1, &stmt, NULL) != SQLITE_OK)
-    return fail(s, err, errlen, "cannot prepare the rollup statement");
+  /* Prepared per chunk: a pass runs once an interval, on its own connection, and
+   * the statements cost microseconds to prepare next to the chunk's milliseconds. */
+  if (sqlite3_prepare_v2(s->db, sql, -1, &stmt, NULL) != SQLITE_OK)
+    return fail(s, err, errlen, "cannot prepare a rollup statement");
   binder b = {.stmt = stmt, .idx = 0, .rc = SQLITE_OK};
-  bind_i64(&b, watermark);
-  bind_i64(&b, hi);
+  if (sqlite3_bind_parameter_count(stmt) == 2) {
+    bind_i64(&b, lo);
+    bind_i64(&b, hi);
+  }
   if (b.rc != SQLITE_OK || run(stmt) != SQLITE_OK)
     rc = fail(s, err, errlen, "cannot fold results into rollups");
-  else
-    *rows = (uint64_t)sqlite3_changes(s->db);
+  else if (rows != NULL)
+    *rows += (uint64_t)sqlite3_changes(s->db);
   sqlite3_finalize(stmt);
+  return rc;
+}
+
+tp_err tp__sqlite_fold(sqlite_store *s, int64_t watermark, int64_t hi, uint64_t *rows, char *err,
+                       size_t errlen) {
+  *rows = 0;
+  tp_err rc = fold_step(s, SQL_CHUNK_TABLE, 0, 0, NULL, err, errlen);
+  if (rc == TP_E_OK)
+    rc = fold_step(s, SQL_CHUNK_CLEAR, 0, 0, NULL, err, errlen);
+  if (rc == TP_E_OK)
+    rc = fold_step(s, SQL_CHUNK_FILL, watermark, hi, NULL, err, errlen);
+  if (rc == TP_E_OK)
+    rc = fold_step(s, SQL_MERGE_MINUTES, 0, 0, rows, err, errlen);
+  if (rc == TP_E_OK)
+    rc = fold_step(s, SQL_MERGE_HOURS, 0, 0, rows, err, errlen);
   return rc;
 }
 
 /* ---- reading ------------------------------------------------------------------------ */
 
 #define SQL_ROLLUP_COLUMNS                                                                    \
-  "SELECT minute_unix_ns, target, profile, region, agent_id, address_family, probes,"        \
+  "SELECT start_unix_ns, target, profile, region, agent_id, address_family, probes,"         \
   " successes, divergent, classes, hrr, resumption_probes, resumed, early_data_attempts,"     \
   " early_data_accepts, early_data_violations, emulation_checked, ocsp_stapled,"              \
   " ocsp_max_age_seconds, min_days_to_expiry, loop_lag_max_ns, loop_lag_sum_ns,"              \
   " handshake_sketch, connect_sketch, total_sketch"                                           \
-  " FROM rollups INDEXED BY rollups_minute"                                                   \
-  " WHERE minute_unix_ns > ?1 AND minute_unix_ns < ?2 AND target GLOB ?3 AND profile GLOB ?4" \
-  " AND region GLOB ?5 AND agent_id GLOB ?6 AND address_family GLOB ?7"
-/* The time range is always given, so both orders start from the minute index; the
- * group order then sorts what the range selected (SQLite would otherwise walk the
- * whole key index to avoid the sort, reading every minute ever kept). */
+  " FROM rollups INDEXED BY rollups_start"                                                    \
+  " WHERE span_ns = ?8 AND start_unix_ns > ?1 AND start_unix_ns < ?2 AND target GLOB ?3"      \
+  " AND profile GLOB ?4 AND region GLOB ?5 AND agent_id GLOB ?6 AND address_family GLOB ?7"
+/* The time range is always given, so both orders start from the (span, start) index;
+ * the group order then sorts what the range selected (SQLite would otherwise walk the
+ * whole key index to avoid the sort, reading every row ever kept). */
 static const char SQL_SCAN_BY_GROUP[] = SQL_ROLLUP_COLUMNS
-    " ORDER BY target, profile, region, agent_id, address_family, minute_unix_ns";
+    " ORDER BY target, profile, region, agent_id, address_family, start_unix_ns";
 static const char SQL_SCAN_BY_MINUTE[] = SQL_ROLLUP_COLUMNS
-    " ORDER BY minute_unix_ns, target, profile, region, agent_id, address_family";
+    " ORDER BY start_unix_ns, target, profile, region, agent_id, address_family";
 
 typedef struct scan {
   sqlite_store *s;
@@ -300,8 +385,9 @@ static tp_store_opt opt_at(sqlite3_stmt *stmt, int col) {
 static tp_err bad_blob(scan *sc, const tp_store_rollup_row *row, const char *column,
                        const char *why) {
   snprintf(sc->err, sc->errlen,
-           "%s: rollup row (target \"%.64s\", minute %lld) has a damaged %s: %s", sc->s->path,
-           row->target, (long long)row->minute_unix_ns, column, why);
+           "%s: rollup row (target \"%.64s\", start %lld, span %lld s) has a damaged %s: %s",
+           sc->s->path, row->target, (long long)row->start_unix_ns,
+           (long long)(row->span_ns / 1000000000), column, why);
   return TP_E_STORE;
 }
 
@@ -314,7 +400,7 @@ static tp_err decode_blobs(scan *sc, tp_store_rollup_row *row) {
                                &row->classes, why, sizeof(why)) != TP_E_OK)
     return bad_blob(sc, row, "classes", why);
   for (int i = 0; i < 3; i++) {
-    if (sqlite3_column_type(st, 22 + i) == SQLITE_NULL) { /* no exact success that minute */
+    if (sqlite3_column_type(st, 22 + i) == SQLITE_NULL) { /* no exact success in the span */
       tp_sketch_clear(sc->sk[i]);
       continue;
     }
@@ -330,10 +416,11 @@ static tp_err decode_blobs(scan *sc, tp_store_rollup_row *row) {
   return TP_E_OK;
 }
 
-static tp_err read_row(scan *sc, tp_store_rollup_row *row) {
+static tp_err read_row(scan *sc, int64_t span_ns, tp_store_rollup_row *row) {
   sqlite3_stmt *st = sc->stmt;
   *row = (tp_store_rollup_row){
-      .minute_unix_ns = sqlite3_column_int64(st, 0),
+      .start_unix_ns = sqlite3_column_int64(st, 0),
+      .span_ns = span_ns,
       .target = text_at(st, 1),
       .profile = text_at(st, 2),
       .region = text_at(st, 3),
@@ -358,13 +445,13 @@ static tp_err read_row(scan *sc, tp_store_rollup_row *row) {
   return decode_blobs(sc, row);
 }
 
-static int64_t minus_minute(int64_t t) {
-  return t < INT64_MIN + TP_STORE_ROLLUP_MINUTE_NS ? INT64_MIN : t - TP_STORE_ROLLUP_MINUTE_NS;
-}
+static int64_t minus(int64_t t, int64_t span) { return t < INT64_MIN + span ? INT64_MIN : t - span; }
 
-tp_err tp__sqlite_scan_rollups(tp_store *store, int64_t since_unix_ns, int64_t until_unix_ns,
-                               const tp_store_rollup_filter *filter, tp_store_rollup_order order,
-                               tp_store_rollup_fn fn, void *ctx, char *err, size_t errlen) {
+tp_err tp__sqlite_scan_rollups(tp_store *store, tp_store_rollup_span span, int64_t since_unix_ns,
+                               int64_t until_unix_ns, const tp_store_rollup_filter *filter,
+                               tp_store_rollup_order order, tp_store_rollup_fn fn, void *ctx,
+                               char *err, size_t errlen) {
+  int64_t span_ns = span == TP_STORE_ROLLUP_HOUR ? TP_STORE_ROLLUP_HOUR_NS : TP_STORE_ROLLUP_MINUTE_NS;
   sqlite_store *s = from_base(store);
   if (s->no_schema)
     return TP_E_OK;
@@ -374,13 +461,14 @@ tp_err tp__sqlite_scan_rollups(tp_store *store, int64_t since_unix_ns, int64_t u
   if (sqlite3_prepare_v2(s->db, sql, -1, &sc.stmt, NULL) != SQLITE_OK)
     return fail(s, err, errlen, "cannot prepare the rollup scan");
   binder b = {.stmt = sc.stmt, .idx = 0, .rc = SQLITE_OK};
-  /* Minutes overlapping [since, until): m + 60 s > since and m < until. */
-  bind_i64(&b, minus_minute(since_unix_ns));
+  /* Spans overlapping [since, until): start + span > since and start < until. */
+  bind_i64(&b, minus(since_unix_ns, span_ns));
   bind_i64(&b, until_unix_ns);
   const char *globs[] = {filter->target, filter->profile, filter->region, filter->agent_id,
                          filter->address_family};
   for (size_t i = 0; i < sizeof(globs) / sizeof(globs[0]); i++)
     bind_text(&b, globs[i] ? globs[i] : "*");
+  bind_i64(&b, span_ns);
   if (b.rc != SQLITE_OK) {
     rc = fail(s, err, errlen, "cannot bind the rollup scan");
     goto out;
@@ -390,7 +478,7 @@ tp_err tp__sqlite_scan_rollups(tp_store *store, int64_t since_unix_ns, int64_t u
   int step;
   while ((step = sqlite3_step(sc.stmt)) == SQLITE_ROW) {
     tp_store_rollup_row row;
-    rc = read_row(&sc, &row);
+    rc = read_row(&sc, span_ns, &row);
     if (rc == TP_E_OK)
       rc = fn(&row, ctx);
     if (rc != TP_E_OK)

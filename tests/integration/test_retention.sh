@@ -67,7 +67,7 @@ tp_sql "$TP_DB" "$(old_rows archive-100d 10 $old100)"
 seen_during_push=no
 for ((i = 0; i < 100; i++)); do
   tp_alive "$push_pid" || break
-  if [ "$(tp_sql "$TP_DB" "SELECT coalesce(sum(probes), 0) FROM rollups WHERE agent_id = 'pusher-1'")" -gt 0 ]; then
+  if [ "$(tp_sql "$TP_DB" "SELECT coalesce(sum(probes), 0) FROM rollups WHERE span_ns = $MINUTE AND agent_id = 'pusher-1'")" -gt 0 ]; then
     seen_during_push=yes
     break
   fi
@@ -83,16 +83,16 @@ tp_expect_eq "rollups appeared while ingest was still pushing" yes "$seen_during
 # --- catch up: everything pushed rolled up, old raw rows deleted ------------------------------
 
 pushed=$((BATCHES * PER))
-rolled_up() { [ "$(tp_sql "$TP_DB" 'SELECT coalesce(sum(probes), 0) FROM rollups')" = "$1" ] &&
+rolled_up() { [ "$(tp_sql "$TP_DB" "SELECT coalesce(sum(probes), 0) FROM rollups WHERE span_ns = $MINUTE")" = "$1" ] &&
   [ "$(tp_sql "$TP_DB" "SELECT count(*) FROM results WHERE started_unix_ns < $((now - 7 * DAY))")" = 0 ]; }
 # 100-day rows are rolled up, deleted as raw rows, and their minute deleted as a rollup.
 tp_wait_for 20 "rollups of every pushed and 8-day-old result" rolled_up $((pushed + 50)) ||
-  tp_fail "rollups: $(tp_sql "$TP_DB" 'SELECT sum(probes) FROM rollups'), want $((pushed + 50))"
+  tp_fail "rollups: $(tp_sql "$TP_DB" "SELECT sum(probes) FROM rollups WHERE span_ns = $MINUTE"), want $((pushed + 50))"
 tp_expect_eq "raw rows: the pushed ones only" "$pushed" "$(tp_sql "$TP_DB" 'SELECT count(*) FROM results')"
 tp_expect_eq "the 8-day-old minute is a rollup of its 50 results" 50 \
-  "$(tp_sql "$TP_DB" "SELECT probes FROM rollups WHERE minute_unix_ns = $old8 AND agent_id = 'archive-8d'")"
+  "$(tp_sql "$TP_DB" "SELECT probes FROM rollups WHERE span_ns = $MINUTE AND start_unix_ns = $old8 AND agent_id = 'archive-8d'")"
 tp_expect_eq "the 100-day-old minute's rollup is deleted" 0 \
-  "$(tp_sql "$TP_DB" "SELECT count(*) FROM rollups WHERE minute_unix_ns = $old100")"
+  "$(tp_sql "$TP_DB" "SELECT count(*) FROM rollups WHERE span_ns = $MINUTE AND start_unix_ns = $old100")"
 tp_expect_eq "the watermark is the newest result" \
   "$(tp_sql "$TP_DB" 'SELECT max(id) FROM results')" "$(tp_sql "$TP_DB" 'SELECT watermark FROM rollup_state')"
 tp_expect_ge "raw rows complete since ~7 days ago" $((now - 7 * DAY)) \
@@ -102,7 +102,7 @@ tp_expect_ge "raw rows complete since ~7 days ago" $((now - 7 * DAY)) \
 
 first=$(tp_sql "$TP_DB" "SELECT min(started_unix_ns) FROM results WHERE agent_id = 'pusher-1'")
 minute=$((first - first % MINUTE))
-in_minute() { echo "$(tp_sql "$TP_DB" "SELECT coalesce(sum(probes), 0) FROM rollups WHERE agent_id = 'pusher-1' AND minute_unix_ns = $minute")"; }
+in_minute() { echo "$(tp_sql "$TP_DB" "SELECT coalesce(sum(probes), 0) FROM rollups WHERE span_ns = $MINUTE AND agent_id = 'pusher-1' AND start_unix_ns = $minute")"; }
 before=$(in_minute)
 tp_expect_ge "the first minute is rolled up" 1 "$before"
 python3 "$CLIENTS" push "$TP_COLLECTOR_PORT" pusher-1 1 30 --first-batch 900 --started $((minute + 1000)) >"$WORK/late.out" 2>&1 ||
@@ -121,10 +121,10 @@ tp_expect_eq "the re-send changed nothing" $((before + 30)) "$(in_minute)"
 tp_expect_eq "every minute's raw rows equal its rollup probes" 0 "$(tp_sql "$TP_DB" "
   SELECT count(*) FROM
     (SELECT started_unix_ns - started_unix_ns % $MINUTE AS m, count(*) AS c FROM results GROUP BY m) r
-    LEFT JOIN (SELECT minute_unix_ns AS m, sum(probes) AS p FROM rollups GROUP BY m) u USING (m)
+    LEFT JOIN (SELECT start_unix_ns AS m, sum(probes) AS p FROM rollups WHERE span_ns = $MINUTE GROUP BY m) u USING (m)
   WHERE u.p IS NULL OR u.p <> r.c")"
 tp_expect_eq "successes: rollups = raw" "$(tp_sql "$TP_DB" "SELECT count(*) FROM results WHERE ok = 1")" \
-  "$(tp_sql "$TP_DB" "SELECT sum(successes) FROM rollups WHERE agent_id LIKE 'pusher%'")"
+  "$(tp_sql "$TP_DB" "SELECT sum(successes) FROM rollups WHERE span_ns = $MINUTE AND agent_id LIKE 'pusher%'")"
 
 passes=$(grep -c 'msg="maintenance" rolled_up=' "$TP_COLLECTOR_LOG" || true)
 tp_expect_ge "maintenance logged its passes" 2 "$passes"

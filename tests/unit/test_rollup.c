@@ -29,6 +29,7 @@
 #include "tlsprobe.pb-c.h"
 
 #define MINUTE TP_STORE_ROLLUP_MINUTE_NS
+#define HOUR TP_STORE_ROLLUP_HOUR_NS
 #define DAY (INT64_C(86400) * 1000000000)
 /* 2023-11-14T22:13:00Z, a whole minute. */
 #define T0 (INT64_C(1700000000000000000) - INT64_C(1700000000000000000) % MINUTE)
@@ -346,8 +347,8 @@ typedef struct check_ctx {
 
 static tp_err check_row(const tp_store_rollup_row *row, void *data) {
   check_ctx *c = data;
-  assert_int_equal((row->minute_unix_ns - T0) % MINUTE, 0);
-  int minute = (int)((row->minute_unix_ns - T0) / MINUTE);
+  assert_int_equal((row->start_unix_ns - T0) % MINUTE, 0);
+  int minute = (int)((row->start_unix_ns - T0) / MINUTE);
   assert_true(minute >= 0 && minute < N_MIN);
   int t = index_in(TARGETS, N_T, row->target), p = index_in(PROFILES, N_P, row->profile),
       r = index_in(REGIONS, N_R, row->region), a = index_in(AGENTS, N_A, row->agent_id),
@@ -410,7 +411,7 @@ static void check_rollups(fixture *f, expect *e, check_ctx *c) {
     for (int k = 0; k < 3; k++)
       c->merged[i][k] = tp_sketch_new();
   c->e = e;
-  if (tp_store_scan_rollups(f->store, 0, INT64_MAX, NULL, TP_STORE_ROLLUPS_BY_GROUP, check_row, c,
+  if (tp_store_scan_rollups(f->store, TP_STORE_ROLLUP_MINUTE, 0, INT64_MAX, NULL, TP_STORE_ROLLUPS_BY_GROUP, check_row, c,
                             err, sizeof(err)) != TP_E_OK)
     fail_msg("scan: %s", err);
   for (size_t k = 0; k < N_KEYS; k++)
@@ -471,7 +472,7 @@ static void test_rollups_equal_raw(void **state) {
   assert_int_equal(st.rolled_up, N);
   assert_false(st.stopped);
   assert_int_equal(st.raw_deleted, 0); /* nothing older than 7 days */
-  long long groups = query_int(f->db, "SELECT count(*) FROM rollups");
+  long long groups = query_int(f->db, "SELECT count(*) FROM rollups WHERE span_ns = 60000000000");
   assert_true(st.rollup_rows >= (uint64_t)groups); /* a minute x group once per chunk it is in */
   assert_int_equal(query_int(f->db, "SELECT watermark FROM rollup_state"),
                    query_int(f->db, "SELECT max(id) FROM results"));
@@ -484,9 +485,9 @@ static void test_rollups_equal_raw(void **state) {
   assert_int_equal(c.rows, groups);
   check_quantiles(v, N, &c);
   /* And the raw rows say the same (rollup counts = raw counts). */
-  assert_int_equal(query_int(f->db, "SELECT sum(probes) FROM rollups"),
+  assert_int_equal(query_int(f->db, "SELECT sum(probes) FROM rollups WHERE span_ns = 60000000000"),
                    query_int(f->db, "SELECT count(*) FROM results"));
-  assert_int_equal(query_int(f->db, "SELECT sum(successes) FROM rollups"),
+  assert_int_equal(query_int(f->db, "SELECT sum(successes) FROM rollups WHERE span_ns = 60000000000"),
                    query_int(f->db, "SELECT count(*) FROM results WHERE ok = 1"
                                     " AND emulation_divergence = ''"));
   free_check(&c);
@@ -506,7 +507,7 @@ static void test_late_batch_merges_once(void **state) {
   tp_store_maintain_stats st;
   maintain(f, T0 + 3600 * INT64_C(1000000000), &st);
   assert_int_equal(st.rolled_up, N);
-  long long rows_before = query_int(f->db, "SELECT count(*) FROM rollups");
+  long long rows_before = query_int(f->db, "SELECT count(*) FROM rollups WHERE span_ns = 60000000000");
 
   /* Received 5 hours later, started in the same 15 minutes. */
   uint64_t first_seq = f->seq + 1, batch_seq = ++f->batch;
@@ -520,10 +521,20 @@ static void test_late_batch_merges_once(void **state) {
   assert_int_equal(h.results_not_rolled_up, LATE);
   maintain(f, T0 + 6 * 3600 * INT64_C(1000000000), &st);
   assert_int_equal(st.rolled_up, LATE);
-  assert_true(st.rollup_rows <= LATE);
-  /* Mostly merged into existing minute rows, not new ones. */
-  long long rows_after = query_int(f->db, "SELECT count(*) FROM rollups");
-  assert_true(rows_after - rows_before < (long long)st.rollup_rows);
+  assert_true(st.rollup_rows <= 2 * LATE); /* a minute and an hour row each at most */
+  /* New minute rows only for the late results' minute x group seen for the first
+   * time; the others merged into the rows rolled up hours before. */
+  expect *early = expected(v, N), *all = expected(v, N + LATE);
+  long long fresh = 0, touched = 0;
+  for (size_t k = 0; k < N_KEYS; k++) {
+    fresh += early[k].probes == 0 && all[k].probes > 0;
+    touched += all[k].probes > early[k].probes;
+  }
+  free(early);
+  free(all);
+  long long rows_after = query_int(f->db, "SELECT count(*) FROM rollups WHERE span_ns = 60000000000");
+  assert_int_equal(rows_after - rows_before, fresh);
+  assert_true(fresh < touched); /* some late results did land in existing minutes */
 
   /* The same batch again (the agent never got the ack): nothing new anywhere. */
   out = put_probes_seq(f, v + N, LATE, T0 + 6 * 3600 * INT64_C(1000000000), first_seq, batch_seq);
@@ -545,7 +556,7 @@ static void test_late_batch_merges_once(void **state) {
 static char *snapshot(fixture *f) {
   return query_text(f->db,
                     "SELECT group_concat(x, '|') FROM (SELECT target || profile || region ||"
-                    " agent_id || address_family || minute_unix_ns || ',' || probes || ',' ||"
+                    " agent_id || address_family || start_unix_ns || ',' || probes || ',' ||"
                     " successes || ',' || divergent || hex(classes) || hrr || resumption_probes"
                     " || resumed || early_data_attempts || early_data_accepts ||"
                     " early_data_violations || emulation_checked || ocsp_stapled ||"
@@ -680,14 +691,14 @@ static void test_retention(void **state) {
   assert_false(st.stopped);
   assert_int_equal(st.rolled_up, 8);
   assert_int_equal(st.raw_deleted, 6);     /* 100 d, 30 d and 8 d */
-  assert_int_equal(st.rollups_deleted, 2); /* the 100 d minute of each target */
+  assert_int_equal(st.rollups_deleted, 4); /* the 100 d minute and hour of each target */
   assert_int_equal(st.drops_deleted, 1);
   assert_int_equal(st.batches_deleted, 2); /* the batch 100 d ago and the 95 d drop's */
   assert_int_equal(query_int(f->db, "SELECT count(*) FROM results"), 4);
   assert_int_equal(query_int(f->db, "SELECT min(started_unix_ns) FROM results"),
                    now - 6 * DAY);
-  assert_int_equal(query_int(f->db, "SELECT count(*) FROM rollups"), 8);
-  assert_int_equal(query_int(f->db, "SELECT sum(probes) FROM rollups"), 8);
+  assert_int_equal(query_int(f->db, "SELECT count(*) FROM rollups WHERE span_ns = 60000000000"), 8);
+  assert_int_equal(query_int(f->db, "SELECT sum(probes) FROM rollups WHERE span_ns = 60000000000"), 8);
   assert_int_equal(query_int(f->db, "SELECT count(*) FROM drops"), 1);
   assert_int_equal(query_int(f->db, "SELECT count(*) FROM batches"), batches - 2);
   assert_int_equal(query_int(f->db, "SELECT count(*) FROM spools"), spools); /* counters kept */
@@ -697,12 +708,12 @@ static void test_retention(void **state) {
   assert_int_equal(tp_store_horizon_get(f->store, &h, err, sizeof(err)), TP_E_OK);
   assert_int_equal(h.raw_complete_since_unix_ns, now - 7 * DAY);
   int64_t cut = now - 90 * DAY;
-  assert_int_equal(h.rollups_complete_since_unix_ns, cut - cut % MINUTE);
+  assert_int_equal(h.rollups_complete_since_unix_ns, cut - cut % HOUR); /* whole hours */
   assert_true(h.oldest_raw_started_unix_ns.set);
   assert_int_equal(h.oldest_raw_started_unix_ns.v, now - 6 * DAY);
-  assert_true(h.oldest_rollup_minute_unix_ns.set);
+  assert_true(h.oldest_rollup_start_unix_ns.set);
   int64_t m30 = now - 30 * DAY;
-  assert_int_equal(h.oldest_rollup_minute_unix_ns.v, m30 - m30 % MINUTE);
+  assert_int_equal(h.oldest_rollup_start_unix_ns.v, m30 - m30 % MINUTE);
   assert_int_equal(h.results_not_rolled_up, 0);
 
   /* A late result from 10 days ago, then a fresh one: the late one is rolled up into
@@ -714,7 +725,7 @@ static void test_retention(void **state) {
   assert_int_equal(tp_store_maintain(f->store, now, &limits, &st, err, sizeof(err)), TP_E_OK);
   assert_int_equal(st.rolled_up, 2);
   assert_int_equal(st.raw_deleted, 1);
-  assert_int_equal(query_int(f->db, "SELECT sum(probes) FROM rollups"), 10);
+  assert_int_equal(query_int(f->db, "SELECT sum(probes) FROM rollups WHERE span_ns = 60000000000"), 10);
   /* A second pass finds nothing to do. */
   assert_int_equal(tp_store_maintain(f->store, now, &limits, &st, err, sizeof(err)), TP_E_OK);
   assert_int_equal(st.rolled_up + st.raw_deleted + st.rollups_deleted + st.transactions, 0);
@@ -744,7 +755,7 @@ static void test_newest_row_kept_ids_grow(void **state) {
   assert_int_equal(st.rolled_up, 1);
   assert_int_equal(st.raw_deleted, 1); /* the old newest row may go now */
   assert_int_equal(query_int(f->db, "SELECT count(*) FROM results"), 1);
-  assert_int_equal(query_int(f->db, "SELECT sum(probes) FROM rollups"), 4);
+  assert_int_equal(query_int(f->db, "SELECT sum(probes) FROM rollups WHERE span_ns = 60000000000"), 4);
 }
 
 /* The version 4 schema as a version 4 collector left it (version 1's tables with the
@@ -875,21 +886,21 @@ static void test_migration_from_v4(void **state) {
   tp_store_horizon h;
   assert_int_equal(tp_store_horizon_get(s, &h, err, sizeof(err)), TP_E_OK);
   assert_int_equal(h.results_not_rolled_up, 4); /* the old rows wait for the first pass */
-  assert_false(h.oldest_rollup_minute_unix_ns.set);
+  assert_false(h.oldest_rollup_start_unix_ns.set);
 
   tp_store_maintain_limits limits = {0};
   tp_store_maintain_stats st;
   assert_int_equal(tp_store_maintain(s, T0, &limits, &st, err, sizeof(err)), TP_E_OK);
   assert_int_equal(st.rolled_up, 4);
   collected c = {.n = 0};
-  assert_int_equal(tp_store_scan_rollups(s, 0, INT64_MAX, NULL, TP_STORE_ROLLUPS_BY_GROUP, collect,
+  assert_int_equal(tp_store_scan_rollups(s, TP_STORE_ROLLUP_MINUTE, 0, INT64_MAX, NULL, TP_STORE_ROLLUPS_BY_GROUP, collect,
                                          &c, err, sizeof(err)),
                    TP_E_OK);
   assert_int_equal(c.n, 2); /* family "" (versions 1, 2) and "ipv6" */
   const tp_store_rollup_row *old = &c.rows[0], *v6 = &c.rows[1];
   assert_string_equal(c.family[0], "");
   assert_string_equal(c.family[1], "ipv6");
-  assert_int_equal(old->minute_unix_ns, T0);
+  assert_int_equal(old->start_unix_ns, T0);
   assert_int_equal(old->probes, 2);
   assert_int_equal(old->successes, 2); /* NULL divergence reads as exact */
   assert_int_equal(old->classes.n[TP_OUTCOME_OK], 2);
@@ -914,13 +925,13 @@ static void test_migration_from_v4(void **state) {
   /* The report's read-only open sees the same, and cannot maintain. */
   assert_int_equal(tp_store_open_sqlite(v4, TP_STORE_READONLY, &s, err, sizeof(err)), TP_E_OK);
   collected ro = {.n = 0};
-  assert_int_equal(tp_store_scan_rollups(s, 0, INT64_MAX, NULL, TP_STORE_ROLLUPS_BY_MINUTE,
+  assert_int_equal(tp_store_scan_rollups(s, TP_STORE_ROLLUP_MINUTE, 0, INT64_MAX, NULL, TP_STORE_ROLLUPS_BY_MINUTE,
                                          collect, &ro, err, sizeof(err)),
                    TP_E_OK);
   assert_int_equal(ro.n, 2);
   assert_int_equal(tp_store_horizon_get(s, &h, err, sizeof(err)), TP_E_OK);
   assert_int_equal(h.results_not_rolled_up, 0);
-  assert_int_equal(h.oldest_rollup_minute_unix_ns.v, T0);
+  assert_int_equal(h.oldest_rollup_start_unix_ns.v, T0);
   assert_int_equal(tp_store_maintain(s, T0, &limits, &st, err, sizeof(err)), TP_E_INVAL);
   tp_store_close(s);
   char path[200];
@@ -948,17 +959,17 @@ static void test_damaged_blob(void **state) {
   maintain(f, T0, &st);
   exec_sql(f->db, "UPDATE rollups SET handshake_sketch = X'01FF'");
   size_t n = 0;
-  assert_int_equal(tp_store_scan_rollups(f->store, 0, INT64_MAX, NULL, TP_STORE_ROLLUPS_BY_GROUP,
+  assert_int_equal(tp_store_scan_rollups(f->store, TP_STORE_ROLLUP_MINUTE, 0, INT64_MAX, NULL, TP_STORE_ROLLUPS_BY_GROUP,
                                          count_rows, &n, err, sizeof(err)),
                    TP_E_STORE);
   assert_non_null(strstr(err, "target \"web\""));
   assert_non_null(strstr(err, "damaged handshake_sketch"));
   exec_sql(f->db, "UPDATE rollups SET handshake_sketch = NULL, classes = X'010101'");
-  assert_int_equal(tp_store_scan_rollups(f->store, 0, INT64_MAX, NULL, TP_STORE_ROLLUPS_BY_GROUP,
+  assert_int_equal(tp_store_scan_rollups(f->store, TP_STORE_ROLLUP_MINUTE, 0, INT64_MAX, NULL, TP_STORE_ROLLUPS_BY_GROUP,
                                          count_rows, &n, err, sizeof(err)),
                    TP_E_OK); /* repaired: "ok: 1", no sketch */
   exec_sql(f->db, "UPDATE rollups SET classes = X'01'||X'19'||X'01'");
-  assert_int_equal(tp_store_scan_rollups(f->store, 0, INT64_MAX, NULL, TP_STORE_ROLLUPS_BY_GROUP,
+  assert_int_equal(tp_store_scan_rollups(f->store, TP_STORE_ROLLUP_MINUTE, 0, INT64_MAX, NULL, TP_STORE_ROLLUPS_BY_GROUP,
                                          count_rows, &n, err, sizeof(err)),
                    TP_E_STORE);
   assert_non_null(strstr(err, "damaged classes"));
@@ -969,7 +980,7 @@ static void test_damaged_blob(void **state) {
   assert_int_equal(tp_store_maintain(f->store, T0, &limits, &st, err, sizeof(err)), TP_E_STORE);
   assert_non_null(strstr(err, "stored outcome counts"));
   assert_int_equal(query_int(f->db, "SELECT watermark FROM rollup_state"), 1);
-  assert_int_equal(query_int(f->db, "SELECT probes FROM rollups"), 1);
+  assert_int_equal(query_int(f->db, "SELECT probes FROM rollups WHERE span_ns = 60000000000"), 1);
 }
 
 typedef struct order_check {
@@ -989,10 +1000,10 @@ static tp_err check_order(const tp_store_rollup_row *row, void *ctx) {
     assert_string_equal(row->address_family, o->want_family);
   if (o->order == TP_STORE_ROLLUPS_BY_GROUP)
     snprintf(key, sizeof(key), "%s\x01%s\x01%s\x01%s\x01%s\x01%020lld", row->target, row->profile,
-             row->region, row->agent_id, row->address_family, (long long)row->minute_unix_ns);
+             row->region, row->agent_id, row->address_family, (long long)row->start_unix_ns);
   else
     snprintf(key, sizeof(key), "%020lld\x01%s\x01%s\x01%s\x01%s\x01%s",
-             (long long)row->minute_unix_ns, row->target, row->profile, row->region,
+             (long long)row->start_unix_ns, row->target, row->profile, row->region,
              row->agent_id, row->address_family);
   if (o->n > 0 && strcmp(o->last, key) >= 0)
     fail_msg("out of order: \"%s\" after \"%s\"", key, o->last);
@@ -1009,10 +1020,10 @@ static void test_scan_filters_orders_and_edges(void **state) {
   put_probes(f, v, N);
   tp_store_maintain_stats st;
   maintain(f, T0, &st);
-  size_t all = (size_t)query_int(f->db, "SELECT count(*) FROM rollups");
+  size_t all = (size_t)query_int(f->db, "SELECT count(*) FROM rollups WHERE span_ns = 60000000000");
   for (int o = 0; o < 2; o++) {
     order_check oc = {.order = (tp_store_rollup_order)o};
-    assert_int_equal(tp_store_scan_rollups(f->store, 0, INT64_MAX, NULL, oc.order, check_order,
+    assert_int_equal(tp_store_scan_rollups(f->store, TP_STORE_ROLLUP_MINUTE, 0, INT64_MAX, NULL, oc.order, check_order,
                                            &oc, err, sizeof(err)),
                      TP_E_OK);
     assert_int_equal(oc.n, all);
@@ -1020,40 +1031,162 @@ static void test_scan_filters_orders_and_edges(void **state) {
   /* Globs: "w*" is web only; "" matches only the unreported family; "ipv?" both. */
   tp_store_rollup_filter flt = {.target = "w*", .address_family = ""};
   order_check oc = {.order = TP_STORE_ROLLUPS_BY_GROUP, .want_target = "web", .want_family = ""};
-  assert_int_equal(tp_store_scan_rollups(f->store, 0, INT64_MAX, &flt, oc.order, check_order, &oc,
+  assert_int_equal(tp_store_scan_rollups(f->store, TP_STORE_ROLLUP_MINUTE, 0, INT64_MAX, &flt, oc.order, check_order, &oc,
                                          err, sizeof(err)),
                    TP_E_OK);
-  assert_int_equal(oc.n, (size_t)query_int(f->db, "SELECT count(*) FROM rollups WHERE"
+  assert_int_equal(oc.n, (size_t)query_int(f->db, "SELECT count(*) FROM rollups WHERE span_ns = 60000000000 AND"
                                                   " target = 'web' AND address_family = ''"));
   flt = (tp_store_rollup_filter){.address_family = "ipv?", .profile = "[a]*", .agent_id = "agent-b"};
   size_t n = 0;
-  assert_int_equal(tp_store_scan_rollups(f->store, 0, INT64_MAX, &flt, TP_STORE_ROLLUPS_BY_MINUTE,
+  assert_int_equal(tp_store_scan_rollups(f->store, TP_STORE_ROLLUP_MINUTE, 0, INT64_MAX, &flt, TP_STORE_ROLLUPS_BY_MINUTE,
                                          count_rows, &n, err, sizeof(err)),
                    TP_E_OK);
-  assert_int_equal(n, (size_t)query_int(f->db, "SELECT count(*) FROM rollups WHERE"
+  assert_int_equal(n, (size_t)query_int(f->db, "SELECT count(*) FROM rollups WHERE span_ns = 60000000000 AND"
                                                 " address_family <> '' AND profile = 'android-7'"
                                                 " AND agent_id = 'agent-b'"));
   assert_true(n > 0);
   /* Window edges: minutes overlapping [T0 + 90 s, T0 + 180 s) are minutes 1 and 2. */
   n = 0;
-  assert_int_equal(tp_store_scan_rollups(f->store, T0 + 90 * INT64_C(1000000000),
+  assert_int_equal(tp_store_scan_rollups(f->store, TP_STORE_ROLLUP_MINUTE, T0 + 90 * INT64_C(1000000000),
                                          T0 + 180 * INT64_C(1000000000), NULL,
                                          TP_STORE_ROLLUPS_BY_GROUP, count_rows, &n, err,
                                          sizeof(err)),
                    TP_E_OK);
   char sql[200];
-  snprintf(sql, sizeof(sql), "SELECT count(*) FROM rollups WHERE minute_unix_ns IN (%lld, %lld)",
+  snprintf(sql, sizeof(sql), "SELECT count(*) FROM rollups WHERE span_ns = 60000000000 AND start_unix_ns IN (%lld, %lld)",
            (long long)(T0 + MINUTE), (long long)(T0 + 2 * MINUTE));
   assert_int_equal(n, (size_t)query_int(f->db, sql));
   /* An aligned window: exactly its minutes. */
   n = 0;
-  assert_int_equal(tp_store_scan_rollups(f->store, T0 + MINUTE, T0 + 2 * MINUTE, NULL,
+  assert_int_equal(tp_store_scan_rollups(f->store, TP_STORE_ROLLUP_MINUTE, T0 + MINUTE, T0 + 2 * MINUTE, NULL,
                                          TP_STORE_ROLLUPS_BY_GROUP, count_rows, &n, err,
                                          sizeof(err)),
                    TP_E_OK);
-  snprintf(sql, sizeof(sql), "SELECT count(*) FROM rollups WHERE minute_unix_ns = %lld",
+  snprintf(sql, sizeof(sql), "SELECT count(*) FROM rollups WHERE span_ns = 60000000000 AND start_unix_ns = %lld",
            (long long)(T0 + MINUTE));
   assert_int_equal(n, (size_t)query_int(f->db, sql));
+  free(v);
+}
+
+/* Hour rows: the same numbers as their minute rows merged, sketches byte for byte. */
+typedef struct hour_acc {
+  char key[128];
+  tp_sketch *sk[3];
+  uint64_t probes, successes, lag_sum;
+  bool matched;
+} hour_acc;
+
+typedef struct hours {
+  hour_acc acc[512];
+  size_t n;
+  bool hour_pass;
+} hours;
+
+static hour_acc *hour_of(hours *h, const tp_store_rollup_row *row, bool create) {
+  char key[128];
+  int64_t hour = row->start_unix_ns - row->start_unix_ns % HOUR;
+  snprintf(key, sizeof(key), "%s|%s|%s|%s|%s|%lld", row->target, row->profile, row->region,
+           row->agent_id, row->address_family, (long long)hour);
+  for (size_t i = 0; i < h->n; i++)
+    if (strcmp(h->acc[i].key, key) == 0)
+      return &h->acc[i];
+  if (!create)
+    fail_msg("an hour row without minute rows: %s", key);
+  assert_true(h->n < 512);
+  hour_acc *a = &h->acc[h->n++];
+  snprintf(a->key, sizeof(a->key), "%s", key);
+  for (int k = 0; k < 3; k++)
+    a->sk[k] = tp_sketch_new();
+  return a;
+}
+
+static void assert_same_sketch(const tp_sketch *a, const tp_sketch *b) {
+  tp_buf x, y;
+  tp_buf_init(&x, TP_SKETCH_MAX_BLOB);
+  tp_buf_init(&y, TP_SKETCH_MAX_BLOB);
+  assert_int_equal(tp_sketch_encode(a, &x), TP_E_OK);
+  assert_int_equal(tp_sketch_encode(b, &y), TP_E_OK);
+  assert_int_equal(x.len, y.len);
+  assert_memory_equal(x.data, y.data, x.len);
+  tp_buf_free(&x);
+  tp_buf_free(&y);
+}
+
+static tp_err on_span_row(const tp_store_rollup_row *row, void *ctx) {
+  hours *h = ctx;
+  const tp_sketch *sk[3] = {row->handshake_ns, row->connect_ns, row->total_ns};
+  hour_acc *a = hour_of(h, row, !h->hour_pass);
+  if (!h->hour_pass) {
+    assert_int_equal(row->span_ns, MINUTE);
+    a->probes += row->probes;
+    a->successes += row->successes;
+    a->lag_sum += row->loop_lag_sum_ns;
+    for (int k = 0; k < 3; k++)
+      assert_int_equal(tp_sketch_merge(a->sk[k], sk[k]), TP_E_OK);
+    return TP_E_OK;
+  }
+  assert_int_equal(row->span_ns, HOUR);
+  assert_int_equal(row->start_unix_ns % HOUR, 0);
+  assert_false(a->matched);
+  a->matched = true;
+  assert_int_equal(row->probes, a->probes);
+  assert_int_equal(row->successes, a->successes);
+  assert_int_equal(row->loop_lag_sum_ns, a->lag_sum);
+  for (int k = 0; k < 3; k++)
+    assert_same_sketch(sk[k], a->sk[k]);
+  return TP_E_OK;
+}
+
+static void test_hour_rows_are_merged_minutes(void **state) {
+  fixture *f = *state;
+  char err[512] = "";
+  enum { N = 4000 };
+  probe *v = generate(16, N);
+  uint64_t rng = 99;
+  for (size_t i = 0; i < N; i++) /* three hours and a bit, across hour boundaries */
+    v[i].started = T0 + (int64_t)(rng_next(&rng) % (uint64_t)(200 * MINUTE));
+  put_probes(f, v, N);
+  tp_store_maintain_stats st;
+  maintain(f, T0, &st);
+  hours *h = calloc(1, sizeof(*h));
+  assert_int_equal(tp_store_scan_rollups(f->store, TP_STORE_ROLLUP_MINUTE, 0, INT64_MAX, NULL,
+                                         TP_STORE_ROLLUPS_BY_GROUP, on_span_row, h, err,
+                                         sizeof(err)),
+                   TP_E_OK);
+  h->hour_pass = true;
+  assert_int_equal(tp_store_scan_rollups(f->store, TP_STORE_ROLLUP_HOUR, 0, INT64_MAX, NULL,
+                                         TP_STORE_ROLLUPS_BY_MINUTE, on_span_row, h, err,
+                                         sizeof(err)),
+                   TP_E_OK);
+  for (size_t i = 0; i < h->n; i++) {
+    if (!h->acc[i].matched)
+      fail_msg("minute rows without their hour row: %s", h->acc[i].key);
+    for (int k = 0; k < 3; k++)
+      tp_sketch_free(h->acc[i].sk[k]);
+  }
+  assert_true(h->n > 100);
+  /* And the other counters, in SQL: every hour row = the sums of its minutes. */
+  assert_int_equal(query_int(f->db,
+                             "SELECT count(*) FROM rollups r JOIN (SELECT target, profile, region,"
+                             " agent_id, address_family, start_unix_ns - start_unix_ns %"
+                             " 3600000000000 AS h, sum(divergent) AS dv, sum(hrr) AS hrr,"
+                             " sum(resumption_probes) AS rp, sum(resumed) AS rs,"
+                             " sum(early_data_attempts) AS ea, sum(early_data_accepts) AS ec,"
+                             " sum(early_data_violations) AS ev, sum(emulation_checked) AS ck,"
+                             " sum(ocsp_stapled) AS os, max(ocsp_max_age_seconds) AS oa,"
+                             " min(min_days_to_expiry) AS md, max(loop_lag_max_ns) AS lm"
+                             " FROM rollups WHERE span_ns = 60000000000 GROUP BY 1, 2, 3, 4, 5, 6) m"
+                             " ON r.span_ns = 3600000000000 AND r.target = m.target"
+                             " AND r.profile = m.profile AND r.region = m.region"
+                             " AND r.agent_id = m.agent_id AND r.address_family = m.address_family"
+                             " AND r.start_unix_ns = m.h WHERE r.divergent = m.dv AND r.hrr = m.hrr"
+                             " AND r.resumption_probes = m.rp AND r.resumed = m.rs"
+                             " AND r.early_data_attempts = m.ea AND r.early_data_accepts = m.ec"
+                             " AND r.early_data_violations = m.ev AND r.emulation_checked = m.ck"
+                             " AND r.ocsp_stapled = m.os AND r.ocsp_max_age_seconds IS m.oa"
+                             " AND r.min_days_to_expiry IS m.md AND r.loop_lag_max_ns = m.lm"),
+                   (long long)h->n);
+  free(h);
   free(v);
 }
 
@@ -1069,6 +1202,7 @@ int main(void) {
       T(test_migration_from_v4),
       T(test_damaged_blob),
       T(test_scan_filters_orders_and_edges),
+      T(test_hour_rows_are_merged_minutes),
   };
 #undef T
   return cmocka_run_group_tests(tests, NULL, NULL);
