@@ -2,7 +2,7 @@
 # bench/run.sh [COUNT] [IN_FLIGHT] - CPU per probe of the engine vs a bare GnuTLS loop,
 # side by side in one run, against a local nginx-less openssl s_server (TLS 1.3,
 # ECDSA P-256 leaf + intermediate, chain verified with hostname check).
-# Build first: cmake --build build --target bench-handshake bench-spool
+# Build first: cmake --build build --target bench-handshake bench-spool bench-rollup
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${TP_BENCH_BIN:-$ROOT/build/bench/bench-handshake}
@@ -30,3 +30,7 @@ echo "bench: $COUNT handshakes each, TLS 1.3, ECDSA P-256, chain verified; serve
 # What the durable spool costs per result next to a handshake (same run, same machine).
 SPOOL_BIN=${TP_BENCH_SPOOL_BIN:-$(dirname "$BIN")/bench-spool}
 if [ -x "$SPOOL_BIN" ]; then "$SPOOL_BIN" 20000 800 "$W"; fi
+# What storage for long windows costs: rollup throughput, ingest with and without the
+# maintenance thread, reading rollups (docs/collector.md, "Rollups and retention").
+ROLLUP_BIN=${TP_BENCH_ROLLUP_BIN:-$(dirname "$BIN")/bench-rollup}
+if [ -x "$ROLLUP_BIN" ]; then "$ROLLUP_BIN" 300000 "$W"; fi
