@@ -174,6 +174,20 @@ static uint64_t rank_of(uint64_t n, uint64_t ppm) {
   return a * ppm + (r * ppm + 999999) / 1000000;
 }
 
+uint64_t tp_sketch_count_above(const tp_sketch *sketch, uint64_t bound) {
+  if (sketch->count == 0 || bound >= sketch->max)
+    return 0;
+  if (bound < sketch->min)
+    return sketch->count;
+  /* Buckets wholly above the bound's own bucket; the bound's bucket counts as not
+   * above (its values are within the relative accuracy of the bound). */
+  uint32_t at = index_of(bound);
+  uint64_t above = 0;
+  for (size_t i = sketch->n; i > 0 && sketch->b[i - 1].index > at; i--)
+    above += sketch->b[i - 1].count;
+  return above;
+}
+
 bool tp_sketch_quantile(const tp_sketch *sketch, double q, uint64_t *out) {
   if (sketch->count == 0 || !(q >= 0.0 && q <= 1.0))
     return false;

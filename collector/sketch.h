@@ -73,6 +73,11 @@ size_t tp_sketch_bucket_count(const tp_sketch *sketch);
  * minimum, rank count the exact maximum. False when empty or q is not in 0..1. */
 bool tp_sketch_quantile(const tp_sketch *sketch, double q, uint64_t *out);
 
+/* How many values are above bound, to the sketch's accuracy: values in bound's own
+ * bucket (within TP_SKETCH_RELATIVE_ACCURACY of it) count as not above. Exact below
+ * TP_SKETCH_EXACT_BELOW and beyond the extremes. */
+uint64_t tp_sketch_count_above(const tp_sketch *sketch, uint64_t bound);
+
 /* Appends the blob (format above) to out; TP_E_TOOBIG if out's cap is too small. */
 tp_err tp_sketch_encode(const tp_sketch *sketch, tp_buf *out);
 /* Replaces into's contents with the blob's. TP_E_DECODE with a message in err

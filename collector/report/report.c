@@ -13,6 +13,8 @@
 #include "outcome.h"
 #include "percentile.h"
 #include "report_keymap.h"
+#include "report_rollup.h"
+#include "sketch.h"
 #include "tp_mem.h"
 
 static const char *const dim_names[TP_DIM_COUNT] = {"target", "profile", "region", "agent",
@@ -50,6 +52,10 @@ typedef struct group_acc {
   u64_vec handshake, connect, total, lag;
   u64_vec bucket_of; /* with buckets: the bucket of each handshake value */
   double lag_sum_ns;
+  /* From rollups: merged sketches instead of the values, the largest loop lag. */
+  tp_sketch *handshake_sk, *connect_sk, *total_sk;
+  tp_sketch **bucket_sk; /* per bucket handshake, with query.buckets */
+  uint64_t lag_max_ns;
   const char *key; /* the group key (build_key), borrowed from the keymap */
   size_t key_len;
 } group_acc;
@@ -285,7 +291,78 @@ static tp_err on_row(const tp_store_row *row, void *ctx) {
   return TP_E_OK;
 }
 
+/* ---- adding one rollup row --------------------------------------------------------- */
+
+static tp_err merge_sketch(tp_sketch **into, const tp_sketch *from) {
+  if (tp_sketch_count(from) == 0)
+    return TP_E_OK;
+  if (*into == NULL)
+    *into = tp_sketch_new();
+  return tp_sketch_merge(*into, from);
+}
+
+static tp_err merge_rollup(agg *a, size_t g, const tp_store_rollup_row *row) {
+  tp_report_series *s = &a->report->series[g];
+  group_acc *acc = &a->acc[g];
+  s->probes += row->probes;
+  s->successes += row->successes;
+  s->divergent += row->divergent;
+  for (int c = 0; c < TP_REPORT_MAX_CLASS && c < TP_OUTCOME_SLOTS; c++)
+    s->class_counts[c] += row->classes.n[c];
+  s->hrr += row->hrr;
+  s->resumption_probes += row->resumption_probes;
+  s->resumed += row->resumed;
+  s->early_data_attempts += row->early_data_attempts;
+  s->early_data_accepts += row->early_data_accepts;
+  s->early_data_violations += row->early_data_violations;
+  s->emulation_checked += row->emulation_checked;
+  s->ocsp_stapled += row->ocsp_stapled;
+  if (row->ocsp_max_age_seconds.set &&
+      (!s->ocsp_max_age_seconds.set || row->ocsp_max_age_seconds.v > s->ocsp_max_age_seconds.v))
+    s->ocsp_max_age_seconds = row->ocsp_max_age_seconds;
+  /* The latest span's certificate is the current one. */
+  if (row->min_days_to_expiry.set && row->start_unix_ns >= s->expiry_seen_ns) {
+    s->min_days_to_expiry = row->min_days_to_expiry;
+    s->expiry_seen_ns = row->start_unix_ns;
+  }
+  acc->lag_sum_ns += (double)row->loop_lag_sum_ns;
+  if (row->loop_lag_max_ns > acc->lag_max_ns)
+    acc->lag_max_ns = row->loop_lag_max_ns;
+  tp_err rc = merge_sketch(&acc->handshake_sk, row->handshake_ns);
+  if (rc == TP_E_OK)
+    rc = merge_sketch(&acc->connect_sk, row->connect_ns);
+  if (rc == TP_E_OK)
+    rc = merge_sketch(&acc->total_sk, row->total_ns);
+  if (rc == TP_E_OK && s->buckets != NULL) {
+    size_t b = bucket_index(&a->report->query, row->start_unix_ns);
+    s->buckets[b].probes += row->probes;
+    s->buckets[b].successes += row->successes;
+    if (acc->bucket_sk == NULL)
+      acc->bucket_sk = tp_xcalloc(a->report->query.buckets, sizeof(acc->bucket_sk[0]));
+    rc = merge_sketch(&acc->bucket_sk[b], row->handshake_ns);
+  }
+  return rc;
+}
+
+static tp_err on_rollup(const tp_store_rollup_row *row, void *ctx) {
+  agg *a = ctx;
+  /* The dimensions as a row: the same globs and the same group keys as raw rows. */
+  tp_store_row dims = {.target = row->target,
+                       .profile = row->profile,
+                       .region = row->region,
+                       .agent_id = row->agent_id,
+                       .address_family = row->address_family};
+  if (!tp__report_row_selected(&a->report->query, &dims))
+    return TP_E_OK;
+  tp_err rc = merge_rollup(a, find_group(a, &dims), row);
+  if (rc != TP_E_OK)
+    snprintf(a->err, a->errlen, "the rollups of \"%s\" count more probes than a sketch can",
+             row->target);
+  return rc;
+}
+
 /* ---- finishing a group ------------------------------------------------------------ */
+
 
 static tp_report_rate rate(uint64_t num, uint64_t den) {
   if (den == 0)
@@ -374,19 +451,53 @@ static void finish_buckets(const tp_report_query *q, tp_report_series *s, group_
   free(pairs);
 }
 
+static tp_report_latency latency_of_sketch(const tp_sketch *sk) {
+  tp_report_latency l = {.set = sk != NULL && tp_sketch_count(sk) > 0};
+  if (l.set) {
+    (void)tp_sketch_quantile(sk, 0.5, &l.p50_ns);
+    (void)tp_sketch_quantile(sk, 0.9, &l.p90_ns);
+    (void)tp_sketch_quantile(sk, 0.99, &l.p99_ns);
+    (void)tp_sketch_quantile(sk, 0.999, &l.p999_ns);
+  }
+  return l;
+}
+
+/* From rollups: percentiles of the merged sketches; the loop-lag "p99" is the
+ * largest lag (rollups keep no distribution of it), an upper bound. */
+static void finish_from_sketches(const tp_report_query *q, tp_report_series *s,
+                                 group_acc *acc) {
+  s->handshake = latency_of_sketch(acc->handshake_sk);
+  s->connect = latency_of_sketch(acc->connect_sk);
+  s->total = latency_of_sketch(acc->total_sk);
+  s->loop_lag_p99_ns = acc->lag_max_ns;
+  for (size_t b = 0; s->buckets != NULL && acc->bucket_sk != NULL && b < q->buckets; b++)
+    s->buckets[b].have_p99 = acc->bucket_sk[b] != NULL &&
+                             tp_sketch_quantile(acc->bucket_sk[b], 0.99, &s->buckets[b].p99_ns);
+}
+
 static void finish_group(tp_report *r, size_t g, group_acc *acc) {
+
   tp_report_series *s = &r->series[g];
   s->target = s->key[TP_DIM_TARGET] ? s->key[TP_DIM_TARGET] : "";
   s->profile = s->key[TP_DIM_PROFILE] ? s->key[TP_DIM_PROFILE] : "";
   s->region = s->key[TP_DIM_REGION] ? s->key[TP_DIM_REGION] : "";
   s->success_rate = rate(s->successes, s->probes);
   s->mean_loop_lag_ms = acc->lag_sum_ns / (double)s->probes / 1e6;
-  finish_buckets(&r->query, s, acc); /* before the handshake values are sorted */
-  s->handshake = latency_of(&acc->handshake);
-  s->connect = latency_of(&acc->connect);
-  s->total = latency_of(&acc->total);
-  tp_percentile_sort(acc->lag.v, acc->lag.n);
-  (void)tp_percentile_sorted(acc->lag.v, acc->lag.n, 99, &s->loop_lag_p99_ns);
+  if (r->from_rollups) {
+    for (size_t b = 0; s->buckets != NULL && b < r->query.buckets; b++)
+      s->buckets[b].start_unix_ns =
+          r->query.since_unix_ns +
+          (int64_t)((long double)(r->query.until_unix_ns - r->query.since_unix_ns) *
+                    (long double)b / (long double)r->query.buckets);
+    finish_from_sketches(&r->query, s, acc);
+  } else {
+    finish_buckets(&r->query, s, acc); /* before the handshake values are sorted */
+    s->handshake = latency_of(&acc->handshake);
+    s->connect = latency_of(&acc->connect);
+    s->total = latency_of(&acc->total);
+    tp_percentile_sort(acc->lag.v, acc->lag.n);
+    (void)tp_percentile_sorted(acc->lag.v, acc->lag.n, 99, &s->loop_lag_p99_ns);
+  }
   pick_top_error(s);
   s->hrr_rate = rate(s->hrr, s->successes);
   s->resumption_rate = rate(s->resumed, s->resumption_probes);
@@ -398,7 +509,13 @@ static void finish_group(tp_report *r, size_t g, group_acc *acc) {
   r->total_probes += s->probes;
 }
 
-static void free_acc(group_acc *acc) {
+static void free_acc(const tp_report_query *q, group_acc *acc) {
+  tp_sketch_free(acc->handshake_sk);
+  tp_sketch_free(acc->connect_sk);
+  tp_sketch_free(acc->total_sk);
+  for (size_t b = 0; acc->bucket_sk != NULL && b < q->buckets; b++)
+    tp_sketch_free(acc->bucket_sk[b]);
+  free(acc->bucket_sk);
   free(acc->handshake.v);
   free(acc->connect.v);
   free(acc->total.v);
@@ -467,6 +584,34 @@ static const char *exact_target(const tp_report_query *q) {
   return t != NULL && strpbrk(t, "*?[\\") == NULL ? t : NULL;
 }
 
+/* Rollups when asked, or (auto) for a window longer than raw rows should serve or one
+ * reaching back past the raw retention -- if rollups exist and are current (a store
+ * without a maintenance pass has none, or lags: raw rows then stay the truth). The
+ * expiry view needs raw rows: chains live there. */
+#define TP_REPORT_MAX_UNROLLED 10000
+
+static tp_err choose_source(tp_store *store, tp_report *r, char *err, size_t errlen) {
+  const tp_report_query *q = &r->query;
+  r->from_rollups = false;
+  if (q->source == TP_REPORT_SOURCE_RAW || q->with_chains)
+    return TP_E_OK;
+  tp_store_horizon h;
+  tp_err rc = tp_store_horizon_get(store, &h, err, errlen);
+  if (rc != TP_E_OK)
+    return rc;
+  r->not_rolled_up = h.results_not_rolled_up;
+  if (q->source == TP_REPORT_SOURCE_ROLLUP) {
+    r->from_rollups = true;
+    return TP_E_OK;
+  }
+  bool long_window = q->until_unix_ns - q->since_unix_ns > TP_REPORT_RAW_MAX_WINDOW_NS;
+  bool past_raw = h.raw_complete_since_unix_ns > q->since_unix_ns;
+  bool current = h.oldest_rollup_start_unix_ns.set &&
+                 h.results_not_rolled_up <= TP_REPORT_MAX_UNROLLED;
+  r->from_rollups = current && (long_window || past_raw);
+  return TP_E_OK;
+}
+
 static const tp_report_dim default_by[] = {TP_DIM_TARGET, TP_DIM_PROFILE, TP_DIM_REGION};
 
 tp_err tp_report_build(tp_store *store, const tp_report_query *query, tp_report **out, char *err,
@@ -489,13 +634,24 @@ tp_err tp_report_build(tp_store *store, const tp_report_query *query, tp_report 
   tp_store_filter filter = {.since_unix_ns = query->since_unix_ns,
                             .until_unix_ns = query->until_text ? query->until_unix_ns : INT64_MAX,
                             .target = exact_target(query)};
-  tp_err rc = tp_store_scan(store, &filter, on_row, &a, err, errlen);
+  tp_err rc = choose_source(store, r, err, errlen);
+  if (rc == TP_E_OK && r->from_rollups) {
+    tp_store_rollup_filter rf = {.target = query->glob[TP_DIM_TARGET],
+                                 .profile = query->glob[TP_DIM_PROFILE],
+                                 .region = query->glob[TP_DIM_REGION],
+                                 .agent_id = query->glob[TP_DIM_AGENT],
+                                 .address_family = query->glob[TP_DIM_FAMILY]};
+    rc = tp__report_scan_rollups(store, query->since_unix_ns, query->until_unix_ns, &rf,
+                                 on_rollup, &a, err, errlen);
+  } else if (rc == TP_E_OK) {
+    rc = tp_store_scan(store, &filter, on_row, &a, err, errlen);
+  }
   if (rc == TP_E_OK)
     sort_groups(&a);
   for (size_t g = 0; g < r->n_series; g++) {
     if (rc == TP_E_OK)
       finish_group(r, g, &a.acc[g]);
-    free_acc(&a.acc[g]);
+    free_acc(&r->query, &a.acc[g]);
   }
   for (size_t i = 0; rc == TP_E_OK && i < r->n_series; i++)
     tp__report_series_warnings(r, i);
@@ -521,6 +677,10 @@ tp_err tp_report_build(tp_store *store, const tp_report_query *query, tp_report 
 }
 
 const tp_report_query *tp_report_query_of(const tp_report *report) { return &report->query; }
+
+bool tp_report_from_rollups(const tp_report *report) { return report->from_rollups; }
+
+uint64_t tp_report_not_rolled_up(const tp_report *report) { return report->not_rolled_up; }
 
 size_t tp_report_series_count(const tp_report *report) { return report->n_series; }
 

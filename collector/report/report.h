@@ -165,6 +165,12 @@ typedef struct tp_report_cert {
 
 #define TP_REPORT_MAX_BUCKETS 1000
 
+/* Where the numbers come from: raw rows (exact nearest-rank percentiles) or the
+ * per-minute/per-hour rollups (percentiles within 1 % from merged sketches; no
+ * negotiated distributions, error details or chains). auto: raw for windows up to
+ * 6 h that raw rows still cover, rollups otherwise. */
+typedef enum { TP_REPORT_SOURCE_AUTO, TP_REPORT_SOURCE_RAW, TP_REPORT_SOURCE_ROLLUP } tp_report_source;
+
 typedef struct tp_report_query {
   int64_t now_unix_ns;   /* the clock: silence is measured against it */
   int64_t since_unix_ns; /* window [since, until) */
@@ -180,6 +186,7 @@ typedef struct tp_report_query {
   size_t buckets;                     /* > 0: per-group time series of that many buckets */
   uint64_t silent_after_ms;           /* 0 = TP_REPORT_DEFAULT_SILENT_AFTER_MS */
   bool with_slo;                      /* burn rates over the 3 days up to until */
+  tp_report_source source;
   const struct tp_collector_slo *slo; /* objectives; NULL = 99.9 %, quorum 1 */
 } tp_report_query;
 
@@ -219,6 +226,10 @@ size_t tp_report_slo_count(const tp_report *report);
 const struct tp_report_slo_row *tp_report_slo_at(const tp_report *report, size_t i);
 size_t tp_report_slo_warning_count(const tp_report *report);
 const tp_report_warning *tp_report_slo_warning_at(const tp_report *report, size_t i);
+/* True when the numbers came from rollups (approximate percentiles); then how many
+ * stored results were not rolled up yet (in no rollup: the next maintenance pass). */
+bool tp_report_from_rollups(const tp_report *report);
+uint64_t tp_report_not_rolled_up(const tp_report *report);
 /* The worst level among every warning (series, agents and SLOs): TP_REPORT_CRIT,
  * TP_REPORT_WARN, or -1 when there is none (report --check). */
 int tp_report_worst_level(const tp_report *report);

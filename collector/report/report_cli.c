@@ -35,6 +35,8 @@ void tp_report_usage(FILE *out) {
         "      --format text|json|csv|html   (json: docs/report.schema.json, rates 0..1;\n"
         "                       html: one self-contained page with charts, whatever the view)\n"
         "      --buckets N      time series of N buckets per group (view target: 12, html: 24)\n"
+        "      --source auto|raw|rollup  raw rows (exact percentiles) or per-minute/hour\n"
+        "                       rollups (within 1 %); auto: rollups beyond 6 h or raw retention\n"
         "      --silent-after DURATION  an agent quiet this long is SILENT (default 5m)\n"
         "      --config FILE    the collector's config: its database and its slo: objectives\n"
         "                       (summary and target views add burn-rate alerts; default\n"
@@ -113,7 +115,16 @@ static bool option(cli *c, const char *opt, const char *val) {
     c->db = val;
   else if (strcmp(opt, "--config") == 0)
     c->config = val;
-  else if (strcmp(opt, "--baseline") == 0)
+  else if (strcmp(opt, "--source") == 0) {
+    if (strcmp(val, "auto") == 0)
+      c->query.source = TP_REPORT_SOURCE_AUTO;
+    else if (strcmp(val, "raw") == 0)
+      c->query.source = TP_REPORT_SOURCE_RAW;
+    else if (strcmp(val, "rollup") == 0)
+      c->query.source = TP_REPORT_SOURCE_ROLLUP;
+    else
+      return fail_usage("--source \"%s\" is not one of auto, raw, rollup", val);
+  } else if (strcmp(opt, "--baseline") == 0)
     c->baseline = val;
   else if (strcmp(opt, "--candidate") == 0)
     c->candidate = val;

@@ -287,11 +287,13 @@ static void header(tp_html *h, const tp_report *r) {
   tp__html_raw(h, "</dl>\n</header>\n");
 }
 
-static void footer(tp_html *h, const tp_report_output *o) {
+static void footer(tp_html *h, const tp_report *r, const tp_report_output *o) {
   tp__html_rawf(h, "<footer>tlsprobe-collector report %s --format html &middot; latencies over"
-                   " successful probes, nearest rank &middot; source: raw results</footer>\n"
+                   " successful probes, %s &middot; source: %s</footer>\n"
                    "</body>\n</html>\n",
-                tp_report_view_name(o->view));
+                tp_report_view_name(o->view),
+                r->from_rollups ? "from merged sketches (within 1 %)" : "nearest rank",
+                r->from_rollups ? "per-minute/per-hour rollups" : "raw results");
 }
 
 /* ---- summary ------------------------------------------------------------------- */
@@ -603,6 +605,6 @@ tp_err tp__report_html(const tp_report *r, const tp_report_output *o, tp_buf *b)
   tp__html_chart_matrix(&h, r);
   errors(&h, r);
   delivery(&h, r);
-  footer(&h, o);
+  footer(&h, r, o);
   return h.rc;
 }

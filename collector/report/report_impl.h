@@ -26,6 +26,8 @@ struct tp_report {
   size_t n_slo;
   tp_report_warning *slo_warnings; /* .series indexes slo */
   size_t n_slo_warnings;
+  bool from_rollups;
+  uint64_t not_rolled_up;
 };
 
 /* report.c: whether a row passes the query's glob filters. */

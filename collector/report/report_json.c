@@ -370,11 +370,12 @@ static tp_err json_query(tp_buf *b, const tp_report *r, const tp_report_output *
                           "{\"schema\":\"tlsprobe-report\",\"schema_version\":%d,\"view\":\"%s\""
                           ",\"generated_unix\":%" PRId64 ",\"window\":{\"since_unix\":%" PRId64
                           ",\"until_unix\":%" PRId64 ",\"seconds\":%" PRId64 "}"
-                          ",\"source\":\"raw\",\"by\":[",
+                          ",\"source\":\"%s\",\"not_rolled_up\":%" PRIu64 ",\"by\":[",
                           TP_REPORT_SCHEMA_VERSION, tp_report_view_name(o->view),
                           q->now_unix_ns / 1000000000, q->since_unix_ns / 1000000000,
                           q->until_unix_ns / 1000000000,
-                          (q->until_unix_ns - q->since_unix_ns) / 1000000000);
+                          (q->until_unix_ns - q->since_unix_ns) / 1000000000,
+                          r->from_rollups ? "rollup" : "raw", r->from_rollups ? r->not_rolled_up : 0);
   for (size_t i = 0; rc == TP_E_OK && i < q->n_by; i++)
     rc = tp_json_raw(b, "%s\"%s\"", i ? "," : "", tp_report_dim_name(q->by[i]));
   if (rc == TP_E_OK)

@@ -96,6 +96,11 @@ static tp_err header(const tp_report *r, const char *what, tp_buf *b) {
   tp_err rc = add(b, tp_xasprintf("tlsprobe %s: %s, %zu series, %" PRIu64 " probes\n", what, window,
                                   r->n_series, r->total_probes));
   free(window);
+  if (rc == TP_E_OK && r->from_rollups)
+    rc = add(b, tp_xasprintf("from rollups: percentiles within 1 %% (merged sketches), no"
+                             " negotiated mix or error details, loop-lag p99 = the maximum;"
+                             " %" PRIu64 " results not rolled up yet\n",
+                             r->not_rolled_up));
   return rc;
 }
 

@@ -250,7 +250,7 @@ static void test_json_format(void **state) {
                                "\"view\":\"summary\",\"generated_unix\":1700000000,"
                                "\"window\":{\"since_unix\":1699996400,"
                                "\"until_unix\":1700000000,\"seconds\":3600},"
-                               "\"source\":\"raw\",\"by\":[\"target\",\"profile\",\"region\"],"));
+                               "\"source\":\"raw\",\"not_rolled_up\":0,\"by\":[\"target\",\"profile\",\"region\"],"));
   assert_non_null(strstr(json, "\"series\":[{\"target\":\"a\",\"profile\":\"modern\","
                                "\"region\":\"eu\",\"agent\":null,\"family\":null,"
                                "\"probes\":10,\"successes\":8,"
@@ -493,7 +493,15 @@ static tp_err fake_drops(tp_store *store, int64_t since_unix_ns, tp_store_drop_f
   return TP_E_OK;
 }
 
+/* No rollups: the report reads the rows. */
+static tp_err fake_horizon(tp_store *store, tp_store_horizon *out, char *err, size_t errlen) {
+  (void)store, (void)err, (void)errlen;
+  *out = (tp_store_horizon){0};
+  return TP_E_OK;
+}
+
 static const tp_store_ops fake_ops = {.name = "fake",
+                                      .horizon = fake_horizon,
                                       .scan = fake_scan,
                                       .latest = fake_latest,
                                       .scan_spools = fake_spools,
@@ -1099,7 +1107,7 @@ static void test_empty_window(void **state) {
   assert_string_equal(json, "{\"schema\":\"tlsprobe-report\",\"schema_version\":2,"
                             "\"view\":\"summary\",\"generated_unix\":1700000000,"
                             "\"window\":{\"since_unix\":1699996400,\"until_unix\":1700000000,"
-                            "\"seconds\":3600},\"source\":\"raw\","
+                            "\"seconds\":3600},\"source\":\"raw\",\"not_rolled_up\":0,"
                             "\"by\":[\"target\",\"profile\",\"region\"],"
                             "\"filters\":{\"target\":null,\"profile\":null,\"region\":null,"
                             "\"agent\":null,\"family\":null},\"total_probes\":0,"
