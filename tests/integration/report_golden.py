@@ -255,9 +255,43 @@ def check_compare(now, candidate, json_path):
     return 1 if FAILURES else 0
 
 
+def check_rollup(raw_path, rollup_path):
+    """The same window from raw rows and from rollups: equal counts, percentiles within
+    1 % (the sketches' guarantee)."""
+    raw, rolled = json.load(open(raw_path)), json.load(open(rollup_path))
+    expect("raw report is from raw rows", "raw", raw["source"])
+    expect("rollup report is from rollups", "rollup", rolled["source"])
+    expect("nothing left out of the rollups", 0, rolled["not_rolled_up"])
+    key = lambda x: (x["target"], x["profile"], x["region"])
+    got = {key(x): x for x in rolled["series"]}
+    expect("same groups", sorted(key(x) for x in raw["series"]), sorted(got))
+    worst = 0.0
+    for x in raw["series"]:
+        y = got.get(key(x), {})
+        for field in ("probes", "successes", "divergent_successes", "resumption_probes", "hrr"):
+            expect(f"rollup {key(x)} {field}", x[field], y.get(field))
+        expect(f"rollup {key(x)} errors", {e["class"]: e["count"] for e in x["errors"]},
+               {e["class"]: e["count"] for e in y.get("errors", [])})
+        for lat in ("handshake_ms", "connect_ms", "total_ms"):
+            if x[lat] is None:
+                expect(f"rollup {key(x)} {lat} null", None, y.get(lat))
+                continue
+            for p in ("p50", "p90", "p99", "p99_9"):
+                exact, approx = x[lat][p], (y.get(lat) or {}).get(p, -1)
+                err = abs(approx - exact) / exact if exact else abs(approx)
+                worst = max(worst, err)
+                if err > 0.01:
+                    expect(f"rollup {key(x)} {lat} {p} within 1% of {exact}", exact, approx)
+    print(f"ok   worst relative percentile error {worst * 100:.3f} %")
+    print(f"{len(FAILURES)} failure(s)")
+    return 1 if FAILURES else 0
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "lines":
         lines(int(sys.argv[2]))
+    elif sys.argv[1] == "rollup":
+        sys.exit(check_rollup(sys.argv[2], sys.argv[3]))
     elif sys.argv[1] == "compare":
         sys.exit(check_compare(int(sys.argv[2]), sys.argv[3], sys.argv[4]))
     elif sys.argv[1] == "check":

@@ -25,7 +25,9 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/tlsprobe-golden.XXXXXX")
 tp_on_exit "rm -rf '$WORK'"
 
 tp_start_collector "$TP_COLLECTOR" "$WORK"
+# (the serving collector read its config already; what follows is for report --config)
 cat >>"$WORK/collector.yaml" <<YAML
+retention: {interval: 1s}
 slo:
   success: 99.9
   targets:
@@ -155,6 +157,39 @@ for sub in "" errors "compare"; do
   tp_expect_eq "report $sub --help exits 0" 0 "$rc"
   tp_expect_match "report $sub --help shows the usage" 'report compare --baseline SEL' "$out"
 done
+
+# Rollups: the same minute-aligned window from raw rows and from rollups -- equal
+# counts, percentiles within 1 %. A collector with a maintenance pass every second
+# folds the batches in; the report says how many results no rollup holds yet.
+tp_stop "$TP_COLLECTOR_PID" collector >/dev/null 2>&1 || true
+cp "$WORK/collector.yaml" "$WORK/serve.yaml"
+"$TP_COLLECTOR" serve --config "$WORK/serve.yaml" >"$WORK/serve2.log" 2>&1 &
+SERVE2=$!
+tp_on_exit "kill $SERVE2 2>/dev/null || true"
+FROM=$(date -u -d "@$(((NOW / 60 - 180) * 60))" +%Y-%m-%dT%H:%M:%SZ)
+TO=$(date -u -d "@$(((NOW / 60 + 1) * 60))" +%Y-%m-%dT%H:%M:%SZ)
+rolled() {
+  "$TP_COLLECTOR" report --config "$WORK/collector.yaml" --since "$FROM" --until "$TO" \
+    --source rollup --format json >"$WORK/rollup.json" 2>/dev/null &&
+    grep -q '"not_rolled_up":0,' "$WORK/rollup.json"
+}
+if tp_wait_for 30 "every result rolled up" rolled; then
+  tp_pass "the maintenance pass rolled every result up"
+else
+  tp_fail "results still not rolled up after 30 s: $(grep -o '"not_rolled_up":[0-9]*' "$WORK/rollup.json")"
+fi
+"$TP_COLLECTOR" report --config "$WORK/collector.yaml" --since "$FROM" --until "$TO" \
+  --source raw --format json >"$WORK/raw.json"
+if python3 "$HERE/report_golden.py" rollup "$WORK/raw.json" "$WORK/rollup.json" >"$WORK/check.out"; then
+  tp_pass "rollups = raw rows: $(grep -c '^ok' "$WORK/check.out") checks, $(grep -o 'worst relative.*' "$WORK/check.out")"
+else
+  grep -v '^ok' "$WORK/check.out" >&2
+  tp_fail "rollups against raw rows"
+fi
+out=$("$TP_COLLECTOR" report --config "$WORK/collector.yaml" --since 7d --until "$TO" 2>&1)
+tp_expect_match "auto: a 7-day window comes from rollups and says so" $'\nfrom rollups: percentiles within 1 %' "$out"
+out=$("$TP_COLLECTOR" report --config "$WORK/collector.yaml" --since 1h --until "$TO" 2>&1)
+tp_expect_eq "auto: a 1-hour window comes from raw rows" 0 "$(grep -c 'from rollups' <<<"$out" || true)"
 
 # Grouping and filters.
 text=$(report --by region --region 'e*' 2>&1)
