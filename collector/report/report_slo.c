@@ -12,10 +12,14 @@
 #include "json_out.h"
 #include "report_impl.h"
 #include "report_keymap.h"
+#include "report_rollup.h"
+#include "sketch.h"
 #include "report_table.h"
 #include "tp_mem.h"
 
 #define MIN_NS (60LL * 1000000000)
+/* Rollups lagging by more results than this are not current enough for the SLO. */
+#define TP_REPORT_SLO_MAX_UNROLLED 10000
 #define LATENCY_BUDGET TP_SLO_LATENCY_BUDGET
 
 static const char *const window_names[TP_SLO_WINDOWS] = {"5m", "30m", "1h", "6h", "3d"};
@@ -138,6 +142,70 @@ static tp_err on_row(const tp_store_row *row, void *data) {
   return TP_E_OK;
 }
 
+/* ---- counting from rollups ---------------------------------------------------------- */
+
+/* Rollups serve the older part when they exist and are current (a store without
+ * maintenance has none, or lags: then every row is read). */
+static bool rollups_current(tp_store *store, const tp_report *r, tp_err *rc, char *err,
+                            size_t errlen) {
+  if (r->query.source == TP_REPORT_SOURCE_RAW)
+    return false;
+  tp_store_horizon h;
+  *rc = tp_store_horizon_get(store, &h, err, errlen);
+  return *rc == TP_E_OK && h.oldest_rollup_start_unix_ns.set &&
+         h.results_not_rolled_up <= TP_REPORT_SLO_MAX_UNROLLED;
+}
+
+typedef struct rollup_slo_ctx {
+  slo_ctx *c;
+  int64_t six_hours_from; /* rows starting at or after this count in the 6 h window too */
+} rollup_slo_ctx;
+
+static tp_err on_rollup(const tp_store_rollup_row *row, void *data) {
+  rollup_slo_ctx *rc = data;
+  tp_store_row dims = {.target = row->target,
+                       .profile = row->profile,
+                       .region = row->region,
+                       .agent_id = row->agent_id,
+                       .address_family = row->address_family};
+  if (!tp__report_row_selected(&rc->c->report->query, &dims))
+    return TP_E_OK;
+  tp_report_slo_row *s = row_for(rc->c, &dims);
+  uint64_t events = row->probes - row->divergent;
+  uint64_t bad = events - row->successes;
+  uint64_t slow = s->p99_ms ? tp_sketch_count_above(row->handshake_ns, s->p99_ms * 1000000) : 0;
+  for (int w = TP_SLO_W6H; w <= TP_SLO_W3D; w++) {
+    if (w == TP_SLO_W6H && row->start_unix_ns < rc->six_hours_from)
+      continue;
+    s->availability[w].events += events;
+    s->availability[w].bad += bad;
+    s->latency[w].events += row->successes;
+    s->latency[w].bad += slow;
+  }
+  return TP_E_OK;
+}
+
+/* [until - 3 d, cut) from rollups into the 6 h and 3 d windows (the shorter ones lie
+ * after the cut, in raw rows; the raw rows before the 1 h mark count in 6 h and 3 d by
+ * their age). The 6 h edge is cut - 5 h: minute-aligned like the cut. */
+static tp_err rollup_windows(tp_store *store, slo_ctx *c, int64_t cut, char *err,
+                             size_t errlen) {
+  const tp_report_query *q = &c->report->query;
+  tp_store_rollup_filter f = {.target = q->glob[TP_DIM_TARGET],
+                              .profile = q->glob[TP_DIM_PROFILE],
+                              .region = q->glob[TP_DIM_REGION],
+                              .agent_id = q->glob[TP_DIM_AGENT],
+                              .address_family = q->glob[TP_DIM_FAMILY]};
+  int64_t six = cut - window_ns[TP_SLO_W6H] + window_ns[TP_SLO_W1H]; /* minute-aligned too */
+  rollup_slo_ctx rc = {.c = c, .six_hours_from = six};
+  /* Two scans, so the 6 h edge falls between minute rows, never inside an hour row. */
+  tp_err err_rc = tp__report_scan_rollups(store, c->end_ns - window_ns[TP_SLO_W3D], six, &f,
+                                          on_rollup, &rc, err, errlen);
+  return err_rc == TP_E_OK
+             ? tp__report_scan_rollups(store, six, cut, &f, on_rollup, &rc, err, errlen)
+             : err_rc;
+}
+
 /* ---- verdicts ------------------------------------------------------------------ */
 
 static int cmp_slo(const void *pa, const void *pb) {
@@ -230,7 +298,20 @@ tp_err tp__report_slo(tp_store *store, tp_report *r, char *err, size_t errlen) {
       .until_unix_ns = q->until_text ? q->until_unix_ns : INT64_MAX,
       .target = t != NULL && strpbrk(t, "*?[\\") == NULL ? t : NULL,
   };
-  tp_err rc = tp_store_scan(store, &filter, on_row, &c, err, errlen);
+  tp_err rc = TP_E_OK;
+  if (rollups_current(store, r, &rc, err, errlen)) {
+    /* The last hour from raw rows (fresh: not rolled up yet, and the short windows
+     * need every minute), the rest from rollups, cut at a minute so nothing counts
+     * twice: 6 h of minute rows and 3 d of hour rows instead of 3 d of results. */
+    int64_t cut = q->until_unix_ns - window_ns[TP_SLO_W1H];
+    cut -= (cut % TP_STORE_ROLLUP_MINUTE_NS + TP_STORE_ROLLUP_MINUTE_NS) % TP_STORE_ROLLUP_MINUTE_NS;
+    filter.since_unix_ns = cut;
+    rc = tp_store_scan(store, &filter, on_row, &c, err, errlen);
+    if (rc == TP_E_OK)
+      rc = rollup_windows(store, &c, cut, err, errlen);
+  } else if (rc == TP_E_OK) {
+    rc = tp_store_scan(store, &filter, on_row, &c, err, errlen);
+  }
   tp_keymap_free(c.keys);
   free(c.key);
   if (rc != TP_E_OK)
