@@ -6,8 +6,11 @@
 #   2. sqlite3 fills it with ROWS results spread evenly over 7 days: 20 targets x 5
 #      profiles x 2 regions x 2 agents, 0.5 % failures, a one-certificate chain JSON like
 #      ingest stores (the fill bypasses ingest on purpose: this measures the report);
-#   3. `report` runs 3 times per window (--since 1h, 24h, 7d; --by region for 7d; the
-#      expiry view) and the median wall time and max RSS are printed.
+#   3. `report` runs 3 times per query and the median wall time and max RSS are printed:
+#      from raw rows (--source raw: 1h, 24h, 7d), then -- after a collector rolled the
+#      database up -- as an operator runs it (auto: raw rows up to 6 h, rollups beyond,
+#      SLO burn rates from rollups for all but the last hour), by region, the expiry
+#      view, JSON, 30 days.
 # Output: a Markdown table on stdout; with BENCH_RESULTS=FILE also appended there.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -17,6 +20,23 @@ command -v sqlite3 >/dev/null || { echo "sqlite3 missing: deploy/scripts/install
 ROWS_LIST=("${@:-1000000}")
 W=$(mktemp -d /tmp/tp-bench-report.XXXXXX)
 trap 'rm -rf "$W"' EXIT
+
+# roll_up DB: a collector with a maintenance pass every second folds every result into
+# the rollups (as production does every minute); prints how long that took.
+roll_up() {
+  printf 'listen: 127.0.0.1:0\ndatabase: %s\ninsecure_plaintext: true\nauth: {allow_unauthenticated: true}\nretention: {interval: 1s, raw: 3650d, rollups: 3650d}\n' "$1" >"$W/m.yaml"
+  local start pid
+  start=$(date +%s.%N)
+  "$COLLECTOR" serve --config "$W/m.yaml" >"$W/maintain.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 3000); do
+    "$COLLECTOR" report --db "$1" --source rollup --since 1m --format json 2>/dev/null |
+      grep -q '"not_rolled_up":0,' && break
+    sleep 1
+  done
+  kill -TERM "$pid"; wait "$pid" || true
+  echo "$(date +%s.%N) - $start" | bc -l | cut -c1-6
+}
 
 make_db() { # DB: an empty, migrated database made by the collector itself
   cat >"$W/c.yaml" <<EOF
@@ -87,12 +107,17 @@ for rows in "${ROWS_LIST[@]}"; do
   echo "| $rows: fill (sqlite3, not ingest) | $(echo "$(date +%s.%N) - $start" | bc -l | cut -c1-6) | - |" | tee -a "$W/table"
   [ -n "${BENCH_FILL_ONLY:-}" ] && continue
   for since in 1h 24h 7d; do
-    measure "$rows: report --since $since" --since "$since" | tee -a "$W/table"
+    measure "$rows: report --since $since --source raw" --since "$since" --source raw | tee -a "$W/table"
+  done
+  echo "| $rows: rolling up (maintenance pass every 1 s) | $(roll_up "$W/db") | - |" | tee -a "$W/table"
+  for since in 1h 24h 7d; do
+    measure "$rows: report --since $since (auto)" --since "$since" | tee -a "$W/table"
   done
   [ -n "${BENCH_FILL_ONLY:-}" ] && continue
   measure "$rows: report --since 7d --by region" --since 7d --by region | tee -a "$W/table"
   measure "$rows: report expiry --since 7d" expiry --since 7d | tee -a "$W/table"
   measure "$rows: report --since 1h --format json" --since 1h --format json | tee -a "$W/table"
+  measure "$rows: report --since 30d --by region (rollups)" --since 30d --by region | tee -a "$W/table"
   echo "| $rows: database size MiB | $(du -m "$W/db" | cut -f1) | - |" | tee -a "$W/table"
 done
 if [ -n "${BENCH_RESULTS:-}" ]; then cat "$W/table" >>"$BENCH_RESULTS"; fi
