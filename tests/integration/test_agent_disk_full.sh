@@ -19,6 +19,8 @@ RUN_S=10
 tp_install_traps
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/tlsprobe-diskfull.XXXXXX")
 tp_on_exit "rm -rf '$WORK'"
+# A failure shows what the agents and the collector said (the test is timing-bound).
+tp_on_exit "[ \$TP_EXIT_STATUS -eq 0 ] || tail -n 40 '$WORK/agent.log' '$WORK/agent2.log' '$WORK/collector.log' >&2 2>/dev/null"
 
 tp_start_targets "$WORK/targets"
 tp_start_collector "$TP_COLLECTOR" "$WORK"
