@@ -137,6 +137,8 @@ void tp_result_pb_init(tp_result_pb *out, const tp_result *r) {
   pb->handshake_ns = r->handshake_ns;
   pb->total_ns = r->total_ns;
   pb->loop_lag_ns = r->loop_lag_ns;
+  pb->schedule_lateness_ns = r->schedule_lateness_ns;
+  pb->saturated = r->saturated;
   pb->ok = r->outcome == TP_OUTCOME_OK;
   pb->error_class = (Tlsprobe__V1__ErrorClass)r->outcome;
   pb->error_detail = str_or_empty(r->detail);

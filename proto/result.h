@@ -36,6 +36,8 @@ typedef struct tp_result {
   /* timing: monotonic ns, our own loop lag already subtracted */
   int64_t started_unix_ns;
   uint64_t dns_ns, connect_ns, handshake_ns, total_ns, loop_lag_ns;
+  uint64_t schedule_lateness_ns; /* actual start - planned start (set by the scheduler) */
+  bool saturated;                /* the agent's lag or lateness passed its threshold */
   /* outcome */
   tp_outcome outcome;
   char *detail;

@@ -20,7 +20,7 @@
 #define TP_V_MAX_CHAIN 32
 #define TP_V_MAX_CERT_TEXT 1024 /* subject, issuer */
 #define TP_V_MAX_SANS 1000
-#define TP_V_MAX_DURATION_NS (3600ULL * 1000000000ULL) /* total_ns, loop_lag_ns */
+#define TP_V_MAX_DURATION_NS (3600ULL * 1000000000ULL) /* total_ns, loop_lag_ns, schedule_lateness_ns */
 /* One phase (dns_ns, connect_ns, handshake_ns, resumption_handshake_ns,
  * http.first_byte_ns) runs under one deadline, and no agent timeout can be set above
  * 5 minutes (agent/config.c): twice that leaves room for a deadline timer that fires

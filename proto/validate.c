@@ -269,6 +269,8 @@ static tp_err check_timing(vctx *v, const Tlsprobe__V1__ProbeResult *r) {
   if (rc == TP_E_OK)
     rc = check_duration(v, "loop_lag_ns", r->loop_lag_ns);
   if (rc == TP_E_OK)
+    rc = check_duration(v, "schedule_lateness_ns", r->schedule_lateness_ns);
+  if (rc == TP_E_OK)
     rc = check_phase_sum(v, r);
   return rc;
 }
