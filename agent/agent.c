@@ -24,6 +24,7 @@
 #include "probe.h"
 #include "pusher.h"
 #include "spool.h"
+#include "saturation.h"
 #include "scheduler.h"
 #include "tp_mem.h"
 #include "tp_yaml.h"
@@ -38,6 +39,7 @@ typedef struct worker {
   bool loop_initialised, thread_started;
   uv_thread_t thread;
   tp_probe_engine *engine;
+  tp_saturation *saturation;
   tp_scheduler *scheduler;
   uv_async_t stop_async; /* main -> worker: stop scheduling */
   bool async_initialised;
@@ -94,6 +96,10 @@ static void worker_close(worker *w) {
     tp_scheduler_close(w->scheduler);
     w->scheduler = NULL;
   }
+  if (w->saturation != NULL) {
+    tp_saturation_close(w->saturation);
+    w->saturation = NULL;
+  }
   if (w->engine != NULL) {
     tp_probe_engine_close(w->engine, NULL, NULL);
     w->engine = NULL;
@@ -140,6 +146,7 @@ static void on_probe_result(tp_result *result, void *data) {
 
 static void worker_main(void *arg) {
   worker *w = arg;
+  tp_saturation_start(w->saturation); /* on this thread: its CPU-wait counter is per thread */
   tp_scheduler_start(w->scheduler);
   (void)uv_run(&w->loop, UV_RUN_DEFAULT);
 }
@@ -159,11 +166,20 @@ static tp_err worker_init(tp_agent *a, worker *w, unsigned index) {
                                 .dns_servers = c->dns_servers};
   if (tp_probe_engine_new(&w->loop, &eo, a->log, &w->engine) != TP_E_OK)
     return TP_E_LOOP;
+  tp_saturation_options so = {.max_loop_lag_ns = c->max_loop_lag_ms * 1000000,
+                              .max_lateness_ns = c->max_lateness_ms * 1000000,
+                              .max_cpu_wait_permille = c->max_cpu_wait_percent * 10,
+                              .adaptive = c->adaptive_in_flight,
+                              .min_in_flight = c->min_in_flight,
+                              .max_in_flight = c->max_in_flight};
+  if (tp_saturation_new(&w->loop, &so, w->engine, &w->saturation) != TP_E_OK)
+    return TP_E_LOOP;
   tp_err rc = tp_scheduler_new(&w->loop, c, a->profiles, index, a->n_workers, w->engine, a->log,
                                on_probe_result, w, &w->scheduler);
   if (rc != TP_E_OK)
     return rc;
   tp_scheduler_set_stats(w->scheduler, &w->stats);
+  tp_scheduler_set_saturation(w->scheduler, w->saturation);
   if (uv_async_init(&w->loop, &w->stop_async, on_worker_stop) != 0)
     return TP_E_LOOP;
   w->stop_async.data = w;

@@ -30,6 +30,12 @@ static uint64_t started(const tp_loop_numbers *n) {
 static uint64_t skipped(const tp_loop_numbers *n) {
   return n->skipped;
 }
+static uint64_t saturated(const tp_loop_numbers *n) {
+  return n->saturated;
+}
+static uint64_t in_flight_limit(const tp_loop_numbers *n) {
+  return n->in_flight_limit;
+}
 
 /* One family with one sample per probe loop. */
 static void per_loop(tp_prom_writer *w, const tp_agent_metrics_snapshot *s, const char *name,
@@ -56,6 +62,14 @@ static void loops(tp_prom_writer *w, const tp_agent_metrics_snapshot *s) {
            "Due probes not run: the series' previous probe was still running, or the pending "
            "queue was full.",
            skipped);
+  per_loop(w, s, "tlsprobe_agent_saturated_results_total", "counter",
+           "Results taken while the loop was saturated (loop lag, lateness or CPU wait past "
+           "saturation.*): their timings measure the agent too.",
+           saturated);
+  per_loop(w, s, "tlsprobe_agent_in_flight_limit", "gauge",
+           "The loop's adaptive in-flight limit (saturation.adaptive), between "
+           "saturation.min_in_flight and limits.max_in_flight; 0 before the first result.",
+           in_flight_limit);
   tp_prom_family(w, "tlsprobe_agent_probe_slots", "gauge",
                  "limits.max_in_flight and limits.max_pending, per loop.");
   tp_prom_label kind_in_flight[1] = {{"kind", "in_flight"}};
@@ -68,7 +82,8 @@ static void loops(tp_prom_writer *w, const tp_agent_metrics_snapshot *s) {
   static const char LATE[] = "tlsprobe_agent_schedule_lateness_seconds";
   tp_prom_family(w, LATE, "histogram",
                  "How late each due probe's timer fired against its planned time (a busy or "
-                 "stalled loop); queueing for a slot is tlsprobe_agent_probes_pending.");
+                 "stalled loop); each result carries its own lateness including the wait for a "
+                 "slot (tlsprobe_agent_probes_pending).");
   char loop[16];
   tp_prom_label l[1] = {{"loop", loop}};
   for (unsigned i = 0; i < s->loops; i++) {

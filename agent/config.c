@@ -59,6 +59,12 @@ typedef struct {
 } doc_metrics;
 
 typedef struct {
+  char *max_loop_lag, *max_lateness;
+  doc_uint *max_cpu_wait_percent, *min_in_flight;
+  bool *adaptive;
+} doc_saturation;
+
+typedef struct {
   char *connect_timeout, *handshake_timeout;
   char *dns_servers;
 } doc_defaults;
@@ -85,6 +91,7 @@ typedef struct {
   doc_defaults *defaults;
   doc_spool *spool;
   doc_metrics *metrics;
+  doc_saturation *saturation;
   tp__doc_profile *profiles;
   unsigned profiles_count;
   doc_target *targets;
@@ -165,6 +172,15 @@ static const cyaml_schema_field_t job_fields[] = {
     CYAML_FIELD_END,
 };
 
+static const cyaml_schema_field_t saturation_fields[] = {
+    CYAML_FIELD_STRING_PTR("max_loop_lag", OPT, doc_saturation, max_loop_lag, 1, 32),
+    CYAML_FIELD_STRING_PTR("max_lateness", OPT, doc_saturation, max_lateness, 1, 32),
+    CYAML_FIELD_UINT_PTR("max_cpu_wait_percent", OPT, doc_saturation, max_cpu_wait_percent),
+    CYAML_FIELD_UINT_PTR("min_in_flight", OPT, doc_saturation, min_in_flight),
+    CYAML_FIELD_BOOL_PTR("adaptive", OPT, doc_saturation, adaptive),
+    CYAML_FIELD_END,
+};
+
 static const cyaml_schema_field_t metrics_fields[] = {
     CYAML_FIELD_STRING_PTR("listen", CYAML_FLAG_POINTER, doc_metrics, listen, 1, 300),
     CYAML_FIELD_END,
@@ -184,6 +200,7 @@ static const cyaml_schema_field_t root_fields[] = {
     CYAML_FIELD_MAPPING_PTR("defaults", OPT, doc_root, defaults, defaults_fields),
     CYAML_FIELD_MAPPING_PTR("spool", OPT, doc_root, spool, spool_fields),
     CYAML_FIELD_MAPPING_PTR("metrics", OPT, doc_root, metrics, metrics_fields),
+    CYAML_FIELD_MAPPING_PTR("saturation", OPT, doc_root, saturation, saturation_fields),
     /* Optional: jobs may use built-in profiles only. May be empty: that is
      * what `profiles import-testssl` writes when it skips every client. */
     CYAML_FIELD_SEQUENCE("profiles", OPT, doc_root, profiles,
@@ -217,6 +234,10 @@ static const duration_rule RESULT_AGE = {604800000, 3600000, 315360000000}; /* 1
 static const duration_rule CONNECT_TIMEOUT = {3000, 10, 300000};     /* 10ms..5m */
 static const duration_rule HANDSHAKE_TIMEOUT = {5000, 10, 300000};   /* 10ms..5m */
 static const duration_rule JOB_INTERVAL = {0, 1000, 86400000};       /* 1s..1d, required */
+/* saturation: a loop whose events wait 10 ms behind other work, or a probe that
+ * starts a second behind its plan, no longer measures the server alone. */
+static const duration_rule MAX_LOOP_LAG = {10, 1, 60000};     /* 1ms..1m */
+static const duration_rule MAX_LATENESS = {1000, 1, 3600000}; /* 1ms..1h */
 
 /* A count field: default when absent, inclusive bounds, and what it counts. */
 typedef struct count_rule {
@@ -532,6 +553,31 @@ static tp_err check_metrics(tp_agent_config *c, const doc_root *doc, char *err, 
   return TP_E_OK;
 }
 
+/* saturation: when the agent's own timings stop being the server's (saturation.h). */
+static tp_err check_saturation(tp_agent_config *c, const doc_root *doc, char *err, size_t errlen) {
+  const doc_saturation *ds = doc->saturation;
+  const count_rule cpu_wait = {"saturation.max_cpu_wait_percent", 20, 1, 100,
+                               "percent of the probe's time spent waiting for a CPU"};
+  tp_err rc = duration_field(c->path, "saturation.max_loop_lag", "saturation.max_loop_lag",
+                             ds ? ds->max_loop_lag : NULL, &MAX_LOOP_LAG, &c->max_loop_lag_ms, err,
+                             errlen);
+  if (rc == TP_E_OK)
+    rc = duration_field(c->path, "saturation.max_lateness", "saturation.max_lateness",
+                        ds ? ds->max_lateness : NULL, &MAX_LATENESS, &c->max_lateness_ms, err,
+                        errlen);
+  if (rc == TP_E_OK)
+    rc = count_field(c->path, &cpu_wait, ds ? ds->max_cpu_wait_percent : NULL,
+                     &c->max_cpu_wait_percent, err, errlen);
+  if (rc != TP_E_OK)
+    return rc;
+  unsigned floor_default = c->max_in_flight < 4 ? c->max_in_flight : 4;
+  const count_rule floor = {"saturation.min_in_flight", floor_default, 1, c->max_in_flight,
+                            "probes per loop (at most limits.max_in_flight)"};
+  rc = count_field(c->path, &floor, ds ? ds->min_in_flight : NULL, &c->min_in_flight, err, errlen);
+  c->adaptive_in_flight = ds == NULL || ds->adaptive == NULL || *ds->adaptive;
+  return rc;
+}
+
 static tp_err check_defaults(tp_agent_config *c, const doc_root *doc, char *err, size_t errlen) {
   const doc_defaults *dd = doc->defaults;
   if (dd != NULL && dd->dns_servers != NULL) {
@@ -737,6 +783,8 @@ static tp_err check_document(tp_agent_config *c, const doc_root *doc, char *err,
     rc = check_collector(c, doc, err, errlen);
   if (rc == TP_E_OK)
     rc = check_limits(c, doc, err, errlen);
+  if (rc == TP_E_OK)
+    rc = check_saturation(c, doc, err, errlen);
   if (rc == TP_E_OK)
     rc = check_defaults(c, doc, err, errlen);
   if (rc == TP_E_OK)

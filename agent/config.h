@@ -84,6 +84,12 @@ typedef struct tp_agent_config {
   /* probing */
   unsigned loops;                     /* probe loop threads */
   unsigned max_in_flight, max_pending; /* per loop */
+  /* saturation (saturation.h): a result is marked when its loop lag, its lateness or
+   * the loop's CPU wait while it ran passes these; the in-flight limit adapts
+   * between min_in_flight and max_in_flight when adaptive_in_flight */
+  uint64_t max_loop_lag_ms, max_lateness_ms;
+  unsigned max_cpu_wait_percent, min_in_flight;
+  bool adaptive_in_flight;
   uint64_t connect_timeout_ms, handshake_timeout_ms;
   const char *dns_servers; /* NULL = /etc/resolv.conf */
   tp_agent_profile_config *profiles;

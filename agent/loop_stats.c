@@ -51,6 +51,14 @@ void tp_loop_stats_load(tp_loop_stats *s, unsigned in_flight, unsigned pending) 
   uv_mutex_unlock(&s->mu);
 }
 
+void tp_loop_stats_judged(tp_loop_stats *s, bool saturated, unsigned in_flight_limit) {
+  uv_mutex_lock(&s->mu);
+  if (saturated)
+    s->n.saturated++;
+  s->n.in_flight_limit = in_flight_limit;
+  uv_mutex_unlock(&s->mu);
+}
+
 void tp_loop_stats_read(tp_loop_stats *s, tp_loop_numbers *out) {
   uv_mutex_lock(&s->mu);
   *out = s->n;

@@ -5,6 +5,7 @@
  * threads, so it carries its own mutex (taken for a few stores per probe). */
 #ifndef TP_LOOP_STATS_H
 #define TP_LOOP_STATS_H
+#include <stdbool.h>
 #include <stdint.h>
 #include <uv.h>
 
@@ -22,6 +23,8 @@ typedef struct tp_loop_numbers {
   uint64_t skipped;            /* due, but the previous one still ran or the queue was full */
   uint64_t late[TP_LOOP_LATE_BUCKETS + 1]; /* due probes by lateness, not cumulative */
   uint64_t late_sum_ns;
+  uint64_t saturated;       /* results marked as taken under saturation (saturation.h) */
+  unsigned in_flight_limit; /* the adaptive in-flight limit after the last result; 0 = none */
 } tp_loop_numbers;
 
 typedef struct tp_loop_stats {
@@ -36,6 +39,8 @@ void tp_loop_stats_due(tp_loop_stats *s, uint64_t late_ns);
 void tp_loop_stats_started(tp_loop_stats *s, unsigned in_flight, unsigned pending);
 void tp_loop_stats_skipped(tp_loop_stats *s);
 void tp_loop_stats_load(tp_loop_stats *s, unsigned in_flight, unsigned pending);
+/* A result was judged: saturated or not, and the in-flight limit now. */
+void tp_loop_stats_judged(tp_loop_stats *s, bool saturated, unsigned in_flight_limit);
 /* A consistent copy, from any thread. */
 void tp_loop_stats_read(tp_loop_stats *s, tp_loop_numbers *out);
 

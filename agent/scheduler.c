@@ -2,6 +2,7 @@
 #include "scheduler.h"
 
 #include <stdlib.h>
+#include <time.h>
 
 #include "tp_mem.h"
 #include "tp_rand.h"
@@ -14,6 +15,11 @@ typedef struct series {
   uint64_t interval_ms;
   uint64_t due_ms; /* loop time the timer was armed for */
   bool busy;       /* a probe of this series is running */
+  /* the running probe's plan: how late its tick fired, the wall clock at the tick
+   * (the engine stamps its start on the same clock) and the tick's monotonic time */
+  uint64_t tick_late_ns;
+  int64_t tick_unix_ns;
+  uint64_t tick_ns;
 } series;
 
 struct tp_scheduler {
@@ -31,6 +37,7 @@ struct tp_scheduler {
   bool running;
   uv_loop_t *loop;
   tp_loop_stats *stats; /* NULL = not reported */
+  tp_saturation *saturation; /* NULL = results are not judged */
 };
 
 /* Uniform in [0, bound); bound > 0. Modulo bias is irrelevant for jitter. */
@@ -77,6 +84,20 @@ static void arm(tp_scheduler *s, series *se, uint64_t delay_ms) {
   (void)uv_timer_start(&se->timer, on_tick, delay_ms, 0);
 }
 
+static int64_t wall_now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Lateness = how late the tick fired + how long the probe then queued in the
+ * engine for a slot (its start stamp minus the tick's, both wall clock, a short
+ * interval; a clock step in between is clamped to zero). */
+static void set_lateness(const series *se, tp_result *r) {
+  int64_t queued = r->started_unix_ns - se->tick_unix_ns;
+  r->schedule_lateness_ns = se->tick_late_ns + (queued > 0 ? (uint64_t)queued : 0);
+}
+
 static void on_probe_done(tp_result *result, void *data) {
   series *se = data;
   tp_scheduler *s = se->owner;
@@ -85,15 +106,22 @@ static void on_probe_done(tp_result *result, void *data) {
   if (s->stats != NULL)
     tp_loop_stats_load(s->stats, tp_probe_engine_in_flight(s->engine),
                        tp_probe_engine_pending(s->engine));
-  if (result != NULL) /* NULL: cancelled before it started, nothing to report */
-    s->on_result(result, s->data);
+  if (result == NULL) /* cancelled before it started, nothing to report */
+    return;
+  set_lateness(se, result);
+  if (s->saturation != NULL) {
+    tp_saturation_judge(s->saturation, result, se->tick_ns);
+    if (s->stats != NULL)
+      tp_loop_stats_judged(s->stats, result->saturated, tp_saturation_limit(s->saturation));
+  }
+  s->on_result(result, s->data);
 }
 
 /* How late this tick runs against its plan: fresh time (not the loop's cached
  * one), so callbacks that ran before it in this iteration count too. */
-static void report_lateness(tp_scheduler *s, const series *se) {
-  uint64_t now_ns = uv_hrtime(), due_ns = se->due_ms * 1000000;
-  tp_loop_stats_due(s->stats, now_ns > due_ns ? now_ns - due_ns : 0);
+static uint64_t tick_lateness(const series *se, uint64_t now_ns) {
+  uint64_t due_ns = se->due_ms * 1000000;
+  return now_ns > due_ns ? now_ns - due_ns : 0;
 }
 
 static void on_tick(uv_timer_t *timer) {
@@ -101,8 +129,9 @@ static void on_tick(uv_timer_t *timer) {
   tp_scheduler *s = se->owner;
   if (!s->running)
     return;
+  uint64_t now_ns = uv_hrtime(), late_ns = tick_lateness(se, now_ns);
   if (s->stats != NULL)
-    report_lateness(s, se);
+    tp_loop_stats_due(s->stats, late_ns);
   arm(s, se, jittered(s, se->interval_ms));
   if (se->busy) {
     s->skipped++;
@@ -112,6 +141,10 @@ static void on_tick(uv_timer_t *timer) {
                  se->target.name, tp_profile_name(se->profile));
     return;
   }
+  /* The plan of the probe about to run (a busy series keeps its running one's). */
+  se->tick_ns = now_ns;
+  se->tick_late_ns = late_ns;
+  se->tick_unix_ns = wall_now_ns();
   tp_err rc = tp_probe_engine_submit(s->engine, &se->target, se->profile, &s->timeouts,
                                      on_probe_done, se);
   if (rc != TP_E_OK) {
@@ -194,6 +227,10 @@ void tp_scheduler_start(tp_scheduler *s) {
 
 void tp_scheduler_set_stats(tp_scheduler *s, tp_loop_stats *stats) {
   s->stats = stats;
+}
+
+void tp_scheduler_set_saturation(tp_scheduler *s, tp_saturation *saturation) {
+  s->saturation = saturation;
 }
 
 void tp_scheduler_stop(tp_scheduler *s) {

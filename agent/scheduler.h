@@ -11,6 +11,7 @@
 #include "config.h"
 #include "loop_stats.h"
 #include "probe.h"
+#include "saturation.h"
 #include "tp_log.h"
 
 typedef struct tp_scheduler tp_scheduler;
@@ -30,6 +31,9 @@ size_t tp_scheduler_series(const tp_scheduler *scheduler);
 /* Reports lateness, starts, skips and the engine's load into stats (borrowed, must
  * outlive the scheduler; NULL = none). Set before tp_scheduler_start. */
 void tp_scheduler_set_stats(tp_scheduler *scheduler, tp_loop_stats *stats);
+/* Every result gets its schedule lateness; with a saturation judge (borrowed, must
+ * outlive the scheduler; NULL = none) it is also marked saturated or not. */
+void tp_scheduler_set_saturation(tp_scheduler *scheduler, tp_saturation *saturation);
 void tp_scheduler_start(tp_scheduler *scheduler);
 /* Stops firing; probes already submitted still report through on_result. */
 void tp_scheduler_stop(tp_scheduler *scheduler);

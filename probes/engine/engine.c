@@ -57,19 +57,24 @@ tp_resolver *tp__engine_resolver(tp_probe_engine *e) {
   return e->resolver;
 }
 
+/* Starts queued probes while there are free slots. */
+static void start_queued(tp_probe_engine *e) {
+  while (e->queue_head != NULL && e->in_flight < e->max_in_flight) {
+    tp_probe *next = e->queue_head;
+    e->queue_head = next->next;
+    if (e->queue_head == NULL)
+      e->queue_tail = NULL;
+    e->pending--;
+    e->in_flight++;
+    tp__probe_start(next);
+  }
+}
+
 /* A probe was freed: start the next queued one before its result is handed
  * out, so a callback that submits more work sees a consistent engine. */
 void tp__engine_probe_released(tp_probe_engine *e) {
   e->in_flight--;
-  if (e->queue_head == NULL || e->in_flight >= e->max_in_flight)
-    return;
-  tp_probe *next = e->queue_head;
-  e->queue_head = next->next;
-  if (e->queue_head == NULL)
-    e->queue_tail = NULL;
-  e->pending--;
-  e->in_flight++;
-  tp__probe_start(next);
+  start_queued(e);
 }
 
 static void on_unused_engine_closed(uv_handle_t *handle) {
@@ -140,6 +145,18 @@ tp_err tp_probe_engine_submit(tp_probe_engine *e, const tp_target *target,
   e->queue_tail = p;
   e->pending++;
   return TP_E_OK;
+}
+
+tp_err tp_probe_engine_set_max_in_flight(tp_probe_engine *e, unsigned max_in_flight) {
+  if (max_in_flight == 0 || max_in_flight > MAX_IN_FLIGHT_LIMIT)
+    return TP_E_INVAL;
+  e->max_in_flight = max_in_flight;
+  start_queued(e);
+  return TP_E_OK;
+}
+
+unsigned tp_probe_engine_max_in_flight(const tp_probe_engine *e) {
+  return e->max_in_flight;
 }
 
 unsigned tp_probe_engine_in_flight(const tp_probe_engine *e) {

@@ -69,6 +69,11 @@ tp_err tp_probe_engine_submit(tp_probe_engine *engine, const tp_target *target,
                               const tp_profile *profile, const tp_probe_timeouts *timeouts,
                               tp_probe_done_cb cb, void *data);
 
+/* Changes how many probes may run at once (1..65536; the pending bound stays as
+ * created). Lowering it lets running probes finish; raising it starts queued ones
+ * now. The agent lowers it while its own loop is saturated (agent/saturation.h). */
+tp_err tp_probe_engine_set_max_in_flight(tp_probe_engine *engine, unsigned max_in_flight);
+unsigned tp_probe_engine_max_in_flight(const tp_probe_engine *engine);
 unsigned tp_probe_engine_in_flight(const tp_probe_engine *engine);
 unsigned tp_probe_engine_pending(const tp_probe_engine *engine);
 

@@ -394,6 +394,28 @@ static void test_defaults_and_edges(void **state) {
   assert_non_null(c->spool_path);
   assert_string_equal(c->region, "default");
   assert_int_equal(c->jobs[0].interval_ms, 1000);
+  /* saturation defaults (saturation.h) */
+  assert_int_equal(c->max_loop_lag_ms, 10);
+  assert_int_equal(c->max_lateness_ms, 1000);
+  assert_int_equal(c->max_cpu_wait_percent, 20);
+  assert_int_equal(c->min_in_flight, 4);
+  assert_true(c->adaptive_in_flight);
+  tp_agent_config_free(c);
+
+  const char *tuned = "agent: {id: a}\n"
+                      "collector: {url: 'http://127.0.0.1:8470/v1/results', insecure_plaintext: true}\n"
+                      "limits: {max_in_flight: 2}\n"
+                      "saturation: {max_loop_lag: 50ms, max_lateness: 2s, max_cpu_wait_percent: 100, "
+                      "adaptive: false}\n"
+                      "targets: [{name: t, host: h, port: 1}]\n"
+                      "jobs: [{targets: [t], profiles: [modern], interval: 1s}]\n";
+  if (load_text(tuned, &c, err, sizeof(err)) != TP_E_OK)
+    fail_msg("%s", err);
+  assert_int_equal(c->max_loop_lag_ms, 50);
+  assert_int_equal(c->max_lateness_ms, 2000);
+  assert_int_equal(c->max_cpu_wait_percent, 100);
+  assert_int_equal(c->min_in_flight, 2); /* the default floor never exceeds max_in_flight */
+  assert_false(c->adaptive_in_flight);
   tp_agent_config_free(c);
 
   const char *edges = "agent: {id: a}\n"
@@ -433,6 +455,14 @@ static void test_defaults_and_edges(void **state) {
        "collector.timeout: 6m is too long (allowed: 100ms..5m)"},
       {"defaults: {connect_timeout: 0ms}\n", "connect_timeout: 0ms is too short (allowed: 10ms..5m)"},
       {"agent: {id: a, log_level: verbose}\n", "unknown log level \"verbose\" (allowed: debug"},
+      {"saturation: {max_cpu_wait_percent: 0}\n",
+       "saturation.max_cpu_wait_percent: 0 is out of range (allowed: 1..100"},
+      {"saturation: {max_loop_lag: fast}\n",
+       "saturation.max_loop_lag: \"fast\" is not a duration"},
+      {"saturation: {max_lateness: 2h}\n",
+       "saturation.max_lateness: 2h is too long (allowed: 1ms..1h)"},
+      {"limits: {max_in_flight: 8}\nsaturation: {min_in_flight: 9}\n",
+       "saturation.min_in_flight: 9 is out of range (allowed: 1..8"},
   };
   for (size_t i = 0; i < sizeof(over) / sizeof(over[0]); i++) {
     char text[1024];
