@@ -107,6 +107,9 @@ typedef struct tp_store_row {
   /* What was outside the real client's offer; "" = exact (or not checked). */
   const char *emulation_divergence;
   bool early_data_policy_violation; /* a non-safe request was processed as 0-RTT data */
+  /* schema version 6 */
+  uint64_t schedule_lateness_ns; /* actual start - planned start on the agent */
+  bool saturated; /* taken while the agent was saturated: its timings measure the agent too */
 } tp_store_row;
 
 /* Which results a scan returns: started in [since, until), and of one target when
@@ -344,6 +347,8 @@ typedef struct tp_store_rollup_row {
   uint64_t loop_lag_sum_ns; /* over every result (mean = sum / probes) */
   /* Over exact successes; never NULL, empty when successes == 0. */
   const tp_sketch *handshake_ns, *connect_ns, *total_ns;
+  /* schema version 6: results marked saturated; the sketches leave their latencies out */
+  uint64_t saturated;
 } tp_store_rollup_row;
 
 typedef tp_err (*tp_store_rollup_fn)(const tp_store_rollup_row *row, void *ctx);

@@ -191,6 +191,11 @@ static size_t bucket_index(const tp_report_query *q, int64_t started) {
 static void add_success(agg *a, size_t g, const tp_store_row *row) {
   tp_report_series *s = &a->report->series[g];
   group_acc *acc = &a->acc[g];
+  /* A saturated agent's timings are its own as much as the server's: counted,
+   * kept out of the percentiles unless asked (rollups never hold them). */
+  bool timed = !row->saturated || a->report->query.include_saturated;
+  if (!timed)
+    s->saturated_excluded++;
   s->successes++;
   s->emulation_checked += row->emulation_checked;
   s->hrr += row->hello_retry_request;
@@ -206,14 +211,15 @@ static void add_success(agg *a, size_t g, const tp_store_row *row) {
   dist_add(&s->versions, row->tls_version);
   dist_add(&s->ciphers, row->cipher);
   dist_add(&s->groups, row->group);
+  if (s->buckets != NULL)
+    s->buckets[bucket_index(&a->report->query, row->started_unix_ns)].successes++;
+  if (!timed)
+    return;
   vec_push(&acc->handshake, row->handshake_ns);
   vec_push(&acc->connect, row->connect_ns);
   vec_push(&acc->total, row->total_ns);
-  if (s->buckets != NULL) {
-    size_t b = bucket_index(&a->report->query, row->started_unix_ns);
-    s->buckets[b].successes++;
-    vec_push(&acc->bucket_of, b);
-  }
+  if (s->buckets != NULL)
+    vec_push(&acc->bucket_of, bucket_index(&a->report->query, row->started_unix_ns));
 }
 
 /* Remembers the row when it is its series' latest with a chain (rows arrive oldest
@@ -261,6 +267,7 @@ static tp_err on_row(const tp_store_row *row, void *ctx) {
   size_t g = find_group(a, row);
   tp_report_series *s = &a->report->series[g];
   s->probes++;
+  s->saturated += row->saturated;
   s->class_counts[cls]++;
   if (cls != TP_OUTCOME_OK)
     keep_latest(&s->class_example[cls], &s->class_example_ns[cls], row->error_detail,
@@ -307,6 +314,7 @@ static tp_err merge_rollup(agg *a, size_t g, const tp_store_rollup_row *row) {
   s->probes += row->probes;
   s->successes += row->successes;
   s->divergent += row->divergent;
+  s->saturated += row->saturated;
   for (int c = 0; c < TP_REPORT_MAX_CLASS && c < TP_OUTCOME_SLOTS; c++)
     s->class_counts[c] += row->classes.n[c];
   s->hrr += row->hrr;

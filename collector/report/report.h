@@ -37,6 +37,7 @@
 #define TP_REPORT_OCSP_MAX_AGE_S 86400      /* staple older than 24 h */
 #define TP_REPORT_MIN_SUCCESS_PERMILLE 999  /* success rate below 99.9 % */
 #define TP_REPORT_MAX_HRR_PERCENT 5         /* HelloRetryRequest rate above 5 % */
+#define TP_REPORT_MAX_SATURATED_PERCENT 1   /* results taken under saturation: 1 % or more */
 #define TP_REPORT_MIN_RESUMPTION_PERCENT 80 /* resumption rate below 80 % */
 #define TP_REPORT_TICKET_SYNC_PERCENT 50    /* ... below 50 %: ticket keys not shared */
 
@@ -102,6 +103,9 @@ typedef struct tp_report_series {
   tp_report_latency handshake, connect, total;
   double mean_loop_lag_ms;
   uint64_t loop_lag_p99_ns; /* over all probes: the agent's own honesty */
+  /* Results the agent marked as taken under saturation (any outcome), and of them the
+   * successes whose latencies the percentiles leave out (0 with include_saturated). */
+  uint64_t saturated, saturated_excluded;
   const char *top_error;    /* static outcome name; NULL if every probe succeeded */
   uint64_t top_error_count;
   const char *top_error_category; /* "network", "server", "client", "policy", "internal" */
@@ -186,6 +190,9 @@ typedef struct tp_report_query {
   size_t buckets;                     /* > 0: per-group time series of that many buckets */
   uint64_t silent_after_ms;           /* 0 = TP_REPORT_DEFAULT_SILENT_AFTER_MS */
   bool with_slo;                      /* burn rates over the 3 days up to until */
+  /* Count the latencies of results taken under saturation too (raw rows only:
+   * rollup sketches never hold them). */
+  bool include_saturated;
   tp_report_source source;
   const struct tp_collector_slo *slo; /* objectives; NULL = 99.9 %, quorum 1 */
 } tp_report_query;

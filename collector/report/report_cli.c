@@ -38,6 +38,8 @@ void tp_report_usage(FILE *out) {
         "      --source auto|raw|rollup  raw rows (exact percentiles) or per-minute/hour\n"
         "                       rollups (within 1 %); auto: rollups beyond 6 h or raw retention\n"
         "      --silent-after DURATION  an agent quiet this long is SILENT (default 5m)\n"
+        "      --include-saturated  count the latencies of results the agent took while\n"
+        "                       saturated (left out by default; raw rows only)\n"
         "      --config FILE    the collector's config: its database and its slo: objectives\n"
         "                       (summary and target views add burn-rate alerts; default\n"
         "                       objective 99.9 % success, quorum 1 region)\n"
@@ -176,6 +178,10 @@ static bool parse_args(int argc, char **argv, cli *c) {
     }
     if (strcmp(argv[i], "--check") == 0) {
       c->check = true;
+      continue;
+    }
+    if (strcmp(argv[i], "--include-saturated") == 0) {
+      c->query.include_saturated = true;
       continue;
     }
     if (i + 1 >= argc)

@@ -131,6 +131,7 @@ static void summary(csv *c, const tp_report *r) {
                                       "min_days_to_expiry",
                                       "ocsp_max_age_seconds",
                                       "early_data_policy_violations",
+                                      "saturated",
                                       NULL};
   header(c, r, names);
   for (size_t i = 0; i < r->n_series; i++) {
@@ -159,6 +160,7 @@ static void summary(csv *c, const tp_report *r) {
     else
       sep(c);
     num(c, "%" PRIu64, s->early_data_violations);
+    num(c, "%" PRIu64, s->saturated);
     end_line(c);
   }
 }

@@ -262,6 +262,7 @@ static tp_err json_series(tp_buf *b, const tp_report *r, const tp_report_series 
                     ",\"probes\":%" PRIu64 ",\"successes\":%" PRIu64
                     ",\"divergent_successes\":%" PRIu64 ",\"emulation_checked_successes\":%" PRIu64,
                     s->probes, s->successes, s->divergent, s->emulation_checked);
+
   if (rc == TP_E_OK)
     rc = json_rate(b, "success_rate", s->success_rate);
   if (rc == TP_E_OK)
@@ -273,6 +274,11 @@ static tp_err json_series(tp_buf *b, const tp_report *r, const tp_report_series 
   if (rc == TP_E_OK)
     rc = tp_json_raw(b, ",\"loop_lag_ms\":{\"mean\":%.3f,\"p99\":%.3f}", s->mean_loop_lag_ms,
                      (double)s->loop_lag_p99_ns / 1e6);
+  if (rc == TP_E_OK)
+    rc = tp_json_raw(b,
+                     ",\"saturated\":{\"results\":%" PRIu64 ",\"excluded_from_latency\":%" PRIu64
+                     "}",
+                     s->saturated, s->saturated_excluded);
   if (rc == TP_E_OK && s->top_error != NULL)
     rc = tp_json_raw(b, ",\"top_error\":{\"class\":\"%s\",\"count\":%" PRIu64 ",\"owner\":\"%s\"}",
                      s->top_error, s->top_error_count,
@@ -386,7 +392,8 @@ static tp_err json_query(tp_buf *b, const tp_report *r, const tp_report_output *
       rc = q->glob[d] ? tp_json_str(b, q->glob[d]) : tp_json_raw(b, "null");
   }
   if (rc == TP_E_OK)
-    rc = tp_json_raw(b, "},\"total_probes\":%" PRIu64, r->total_probes);
+    rc = tp_json_raw(b, "},\"include_saturated\":%s,\"total_probes\":%" PRIu64,
+                     q->include_saturated ? "true" : "false", r->total_probes);
   return rc;
 }
 

@@ -132,7 +132,7 @@ static tp_err render(tp_table *t, tp_buf *b) {
 /* ---- summary ------------------------------------------------------------------- */
 
 static tp_err summary_table(const tp_report *r, tp_buf *b) {
-  static const char *const cols[] = {"PROBES", "OK",     "DIVERGENT", "SUCCESS%",
+  static const char *const cols[] = {"PROBES", "OK",     "DIVERGENT", "SATURATED", "SUCCESS%",
                                      "P50_MS", "P90_MS", "P99_MS",    "P99.9_MS"};
   tp_table *t = tp_table_new();
   key_columns(r, t);
@@ -147,6 +147,7 @@ static tp_err summary_table(const tp_report *r, tp_buf *b) {
     cells[k++] = tp_xasprintf("%" PRIu64, s->probes);
     cells[k++] = tp_xasprintf("%" PRIu64, s->successes);
     cells[k++] = tp_xasprintf("%" PRIu64, s->divergent);
+    cells[k++] = tp_xasprintf("%" PRIu64, s->saturated);
     cells[k++] = pct_cell(s->success_rate);
     cells[k++] = ms_cell(s->handshake.set, s->handshake.p50_ns);
     cells[k++] = ms_cell(s->handshake.set, s->handshake.p90_ns);
@@ -157,8 +158,9 @@ static tp_err summary_table(const tp_report *r, tp_buf *b) {
     tp_table_row(t, cells);
   }
   free(cells);
-  /* DIVERGENT only when a group has one: most reports have no emulation findings. */
+  /* DIVERGENT and SATURATED only when a group has one: most reports have neither. */
   tp_table_hide_if_empty(t, r->query.n_by + 2);
+  tp_table_hide_if_empty(t, r->query.n_by + 3);
   return render(t, b);
 }
 

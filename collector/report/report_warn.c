@@ -93,6 +93,21 @@ static void resumption_warning(tp_report *r, size_t i, const tp_report_series *s
                                         : ""));
 }
 
+/* The agent's own verdict on its timings (agent/saturation.h): worth a line once a
+ * group's latencies lose a visible share of their samples to it. */
+static void saturation_warning(tp_report *r, size_t i, const tp_report_series *s) {
+  if (s->saturated == 0 || s->saturated * 100 < s->probes * TP_REPORT_MAX_SATURATED_PERCENT)
+    return;
+  const char *what = r->query.include_saturated
+                         ? "their latencies are counted (--include-saturated)"
+                         : "their latencies are left out of the percentiles";
+  tp__report_warn(r, i, TP_REPORT_WARN,
+                  tp_xasprintf("%" PRIu64 " of %" PRIu64 " results taken while the agent was"
+                               " saturated (its loop lag, lateness or CPU wait past its"
+                               " saturation: thresholds): %s",
+                               s->saturated, s->probes, what));
+}
+
 static bool grouped_by_target(const tp_report *r) {
   for (size_t i = 0; i < r->query.n_by; i++)
     if (r->query.by[i] == TP_DIM_TARGET)
@@ -122,6 +137,7 @@ void tp__report_series_warnings(tp_report *r, size_t i) {
                                  s->divergent, s->divergent == 1 ? "" : "es", example));
     free(example);
   }
+  saturation_warning(r, i, s);
   if (s->hrr_rate.set && s->hrr * 100 > s->successes * TP_REPORT_MAX_HRR_PERCENT)
     tp__report_warn(r, i, TP_REPORT_WARN,
                     tp_xasprintf("HelloRetryRequest rate %.2f%% (threshold %d%%)",

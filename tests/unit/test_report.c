@@ -259,6 +259,7 @@ static void test_json_format(void **state) {
                                "\"handshake_ms\":{\"p50\":4.000,\"p90\":8.000,"
                                "\"p99\":8.000,\"p99_9\":8.000},"));
   assert_non_null(strstr(json, "\"loop_lag_ms\":{\"mean\":1.400,\"p99\":3.000},"
+                               "\"saturated\":{\"results\":0,\"excluded_from_latency\":0},"
                                "\"top_error\":{\"class\":\"expired\",\"count\":1,"
                                "\"owner\":\"server\"},"
                                "\"errors\":[{\"class\":\"expired\",\"owner\":\"server\","
@@ -1110,7 +1111,8 @@ static void test_empty_window(void **state) {
                             "\"seconds\":3600},\"source\":\"raw\",\"not_rolled_up\":0,"
                             "\"by\":[\"target\",\"profile\",\"region\"],"
                             "\"filters\":{\"target\":null,\"profile\":null,\"region\":null,"
-                            "\"agent\":null,\"family\":null},\"total_probes\":0,"
+                            "\"agent\":null,\"family\":null},\"include_saturated\":false,"
+                            "\"total_probes\":0,"
                             "\"series\":[],\"warnings\":[],\"certificates\":[],"
                             "\"slo\":[],\"slo_warnings\":[],\"agents\":[],\"agent_warnings\":[]}\n");
   free(json);
