@@ -340,6 +340,13 @@ out:
   return status;
 }
 
+/* report target NAME shows its time series per region unless --by chose the groups
+ * (text and JSON; the HTML page charts per group of the main report). */
+static bool wants_region_timelines(const cli *c) {
+  return c->out.view == TP_VIEW_TARGET && c->by == NULL &&
+         (c->out.format == TP_FORMAT_TEXT || c->out.format == TP_FORMAT_JSON);
+}
+
 static bool use_color(void) {
   const char *no_color = getenv("NO_COLOR"); /* https://no-color.org: any non-empty value */
   return isatty(STDOUT_FILENO) && (no_color == NULL || no_color[0] == '\0');
@@ -349,7 +356,7 @@ int tp_report_command(int argc, char **argv) {
   char err[1024];
   cli c = {0};
   tp_store *store = NULL;
-  tp_report *rep = NULL;
+  tp_report *rep = NULL, *regions = NULL;
   tp_collector_config *config = NULL;
   struct timespec now;
   int status = EXIT_FAILURE;
@@ -391,6 +398,18 @@ int tp_report_command(int argc, char **argv) {
     fprintf(stderr, "tlsprobe-collector report: %s\n", err);
     goto out;
   }
+  if (wants_region_timelines(&c)) {
+    tp_report_query q = c.query;
+    static const tp_report_dim by_region[] = {TP_DIM_REGION};
+    memcpy(q.by, by_region, sizeof(by_region));
+    q.n_by = 1;
+    q.with_facts = q.with_chains = q.with_slo = false;
+    if (tp_report_build(store, &q, &regions, err, sizeof(err)) != TP_E_OK) {
+      fprintf(stderr, "tlsprobe-collector report: %s\n", err);
+      goto out;
+    }
+    c.out.by_region = regions;
+  }
   if (tp_report_write(rep, &c.out, stdout) != TP_E_OK) {
     perror("tlsprobe-collector report: writing output");
     goto out;
@@ -400,6 +419,7 @@ int tp_report_command(int argc, char **argv) {
   status = c.check ? check_status(rep) : 0;
 out:
   tp_report_free(rep);
+  tp_report_free(regions);
   tp_store_close(store);
   tp_collector_config_free(config);
   if (c.check && !reported)

@@ -397,6 +397,24 @@ static tp_err json_query(tp_buf *b, const tp_report *r, const tp_report_output *
   return rc;
 }
 
+/* view target: {"region": ..., "probes": N, "timeline": [...]} per region. */
+static tp_err json_region_timelines(tp_buf *b, const tp_report *by_region) {
+  tp_err rc = tp_json_raw(b, ",\"region_timelines\":[");
+  for (size_t i = 0; rc == TP_E_OK && i < by_region->n_series; i++) {
+    const tp_report_series *s = &by_region->series[i];
+    rc = tp_json_raw(b, "%s{\"region\":", i ? "," : "");
+    if (rc == TP_E_OK)
+      rc = tp_json_str(b, s->region);
+    if (rc == TP_E_OK)
+      rc = tp_json_raw(b, ",\"probes\":%" PRIu64, s->probes);
+    if (rc == TP_E_OK)
+      rc = json_buckets(b, by_region, s);
+    if (rc == TP_E_OK)
+      rc = tp_json_raw(b, "}");
+  }
+  return rc == TP_E_OK ? tp_json_raw(b, "]") : rc;
+}
+
 tp_err tp__report_json(const tp_report *r, const tp_report_output *o, tp_buf *b) {
   tp_err rc = json_query(b, r, o);
   if (rc == TP_E_OK)
@@ -409,6 +427,8 @@ tp_err tp__report_json(const tp_report *r, const tp_report_output *o, tp_buf *b)
   }
   if (rc == TP_E_OK)
     rc = tp_json_raw(b, "]");
+  if (rc == TP_E_OK && o->by_region != NULL)
+    rc = json_region_timelines(b, o->by_region);
   if (rc == TP_E_OK)
     rc = tp__report_json_warnings(b, "warnings", r->warnings, r->n_warnings);
   if (rc == TP_E_OK)

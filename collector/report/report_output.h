@@ -5,7 +5,8 @@
  * version/cipher/group distribution), expiry (certificates of the latest chains,
  * soonest first, with severity), clients (for one target: which profiles succeed
  * and which fail, grouped by failure class), target (one target in depth: groups,
- * latest facts, a time series per group), agents (delivery per agent).
+ * latest facts, a time series per region -- per group with --by), agents (delivery
+ * per agent).
  * Formats (how): aligned text (colour only when asked: a TTY without NO_COLOR),
  * JSON (schema docs/report.schema.json, "schema_version" 2, rates as fractions),
  * CSV (RFC 4180, one header line; cells a spreadsheet would run as a formula are
@@ -37,6 +38,9 @@ typedef struct tp_report_output {
   tp_report_view view;
   tp_report_format format;
   bool color; /* text only: WARN/CRIT in colour */
+  /* view target: the same window grouped by region alone, for its time series per
+   * region (borrowed; NULL = a time series per group of the main report) */
+  const tp_report *by_region;
 } tp_report_output;
 
 const char *tp_report_view_name(tp_report_view view);

@@ -435,6 +435,10 @@ static tp_err timeline(const tp_report *r, const tp_report_series *s, tp_buf *b)
   if (s->buckets == NULL)
     return TP_E_OK;
   char *name = tp__report_series_name(r, s);
+  if (name[0] == '\0') { /* a group of everything (no --by dimension has a value) */
+    free(name);
+    name = tp_xstrdup("(all)");
+  }
   tp_err rc = add(b, tp_xasprintf("time series %s (%zu buckets):\n", name, r->query.buckets));
   free(name);
   tp_table *t = tp_table_new();
@@ -465,8 +469,10 @@ static tp_err view_target(const tp_report *r, const tp_report_output *o, tp_buf 
   for (size_t i = 0; rc == TP_E_OK && i < r->n_series; i++)
     if (r->series[i].have_facts)
       rc = facts_block(r, &r->series[i], b);
-  for (size_t i = 0; rc == TP_E_OK && i < r->n_series; i++)
-    rc = timeline(r, &r->series[i], b);
+  /* Per region by default (where an incident shows first), per group with --by. */
+  const tp_report *tl = o->by_region != NULL ? o->by_region : r;
+  for (size_t i = 0; rc == TP_E_OK && i < tl->n_series; i++)
+    rc = timeline(tl, &tl->series[i], b);
   return rc;
 }
 

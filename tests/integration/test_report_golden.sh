@@ -103,6 +103,26 @@ for view in summary errors versions expiry agents "target rates" "clients rates"
   done
 done
 
+# report target NAME: a time series per region (over every profile), per group with --by.
+report target fast --format json >"$WORK/target.json"
+tp_expect_eq "report target: one time series per region, all probes in them" \
+  "eu:120:120:12 us:120:120:12" \
+  "$(python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+print(" ".join("%s:%d:%d:%d" % (t["region"], t["probes"], sum(b["probes"] for b in t["timeline"]),
+                                len(t["timeline"])) for t in d["region_timelines"]))' "$WORK/target.json")"
+tp_expect_eq "... the newest bucket holds the failures (10 of 10 probes fail in eu)" "0 0" \
+  "$(python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+print(" ".join(str(t["timeline"][-1]["successes"]) for t in d["region_timelines"]))' "$WORK/target.json")"
+text=$(report target fast)
+tp_expect_match "text: time series eu" 'time series eu \(12 buckets\)' "$text"
+tp_expect_match "text: time series us" 'time series us \(12 buckets\)' "$text"
+text=$(report target fast --by profile,region)
+tp_expect_match "--by keeps a time series per group" 'time series p1/eu \(12 buckets\)' "$text"
+
 # report --check: the fast burn pages (CRIT), whatever the other lines say.
 rc=0
 report --check >/dev/null 2>"$WORK/check.err" || rc=$?
