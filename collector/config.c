@@ -5,6 +5,7 @@
  * the one reported; the cross-key rules (how agents get in, TLS or plaintext) last. */
 #include "config.h"
 
+#include <fnmatch.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -578,6 +579,17 @@ out:
   tp_collector_config_free(cfg);
   tp_yaml_free(&raw_schema, raw);
   return rc;
+}
+
+const tp_slo_objective *tp_collector_slo_objective(const tp_collector_slo *slo,
+                                                   const char *target) {
+  static const tp_slo_objective builtin = {.success = TP_SLO_DEFAULT_SUCCESS, .quorum = 1};
+  if (slo == NULL)
+    return &builtin;
+  for (size_t i = 0; i < slo->n_targets; i++)
+    if (fnmatch(slo->targets[i].target, target, 0) == 0)
+      return &slo->targets[i];
+  return &slo->fallback;
 }
 
 void tp_collector_config_free(tp_collector_config *config) {

@@ -168,4 +168,9 @@ tp_err tp_collector_config_load(const char *path, tp_collector_config **out, cha
                                 size_t errlen);
 void tp_collector_config_free(tp_collector_config *config);
 
+/* The objective of `target`: the first slo.targets glob it matches, else the slo:
+ * fallback; with slo NULL (no config) the built-in 99.9 %, quorum 1. Borrowed. */
+const tp_slo_objective *tp_collector_slo_objective(const tp_collector_slo *slo,
+                                                   const char *target);
+
 #endif

@@ -229,6 +229,7 @@ static int serve(const char *config_path) {
       tp_log_error(&log, "cannot create the metrics registry", "%s", "");
       goto out;
     }
+    tp_metrics_set_slo(metrics, &cfg->slo);
     opts.metrics = metrics;
   }
   if (tp_http_server_new(&opts, &log, &http, err, sizeof(err)) != TP_E_OK) {

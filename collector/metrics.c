@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "config.h"
 #include "outcome.h"
 #include "tp_limits.h"
 #include "tp_mem.h"
@@ -44,6 +45,8 @@ enum {
   F_OCSP_AGE,
   F_AGENT_SEEN,
   F_AGENT_DROPPED,
+  F_SLO_OBJECTIVE,
+  F_SLO_QUORUM,
   F__COUNT
 };
 
@@ -80,6 +83,12 @@ static const family_def FAMILIES[F__COUNT] = {
                          {"agent", "reason"},
                          "Results the agent reported lost instead of delivering them, by reason "
                          "(spool_full, spool_error, invalid_result, too_old)."},
+    [F_SLO_OBJECTIVE] = {"tlsprobe_slo_objective_ratio", KIND_GAUGE, 1, {"target"},
+                         "The target's success objective from the collector's slo: config "
+                         "(0.999 = 99.9 %); deploy/prometheus/alerts.yml burns against it."},
+    [F_SLO_QUORUM] = {"tlsprobe_slo_quorum_regions", KIND_GAUGE, 1, {"target"},
+                      "Regions of the target that must burn before its SLO pages (slo: "
+                      "quorum)."},
 };
 
 /* Handshake buckets, seconds: a local handshake takes 1-2 ms, the field's p99 target
@@ -120,6 +129,7 @@ typedef struct own_numbers {
 
 struct tp_metrics {
   pthread_mutex_t mu;
+  const tp_collector_slo *slo; /* borrowed; NULL = the built-in objective */
   uint64_t key; /* hash key, random per process */
   series **table;
   size_t table_size; /* a power of two */
@@ -261,6 +271,12 @@ void tp_metrics_free(tp_metrics *m) {
   free(m);
 }
 
+void tp_metrics_set_slo(tp_metrics *m, const struct tp_collector_slo *slo) {
+  pthread_mutex_lock(&m->mu);
+  m->slo = slo;
+  pthread_mutex_unlock(&m->mu);
+}
+
 size_t tp_metrics_series(tp_metrics *m) {
   pthread_mutex_lock(&m->mu);
   size_t n = m->own.n_series;
@@ -329,6 +345,27 @@ static void update_ocsp(tp_metrics *m, const char *const *key, const Tlsprobe__V
   }
 }
 
+/* The target's objective as gauges, so the alert rules burn against the configured
+ * objective instead of a number written into them. Looked up in the config once per
+ * target (the gauge keeps it: the config does not change while the collector runs);
+ * re-stamped by every result so it ages out with the target's other gauges. */
+static void update_objective(tp_metrics *m, const Tlsprobe__V1__ProbeResult *r) {
+  const char *key[1] = {r->target};
+  series *objective = lookup(m, F_SLO_OBJECTIVE, key, true);
+  series *quorum = lookup(m, F_SLO_QUORUM, key, true);
+  if (objective == NULL || quorum == NULL)
+    return;
+  if (objective->gauge == 0) { /* new: objectives are >= 0.5 */
+    const tp_slo_objective *o = tp_collector_slo_objective(m->slo, r->target);
+    objective->gauge = o->success;
+    quorum->gauge = o->quorum;
+  }
+  if (r->started_unix_ns > objective->stamp_ns) {
+    set_gauge(objective, objective->gauge, r->started_unix_ns);
+    set_gauge(quorum, quorum->gauge, r->started_unix_ns);
+  }
+}
+
 static void count_result(tp_metrics *m, const Tlsprobe__V1__ProbeResult *r) {
   const char *key[MAX_LABELS] = {r->target, r->profile, r->region, result_label(r)};
   add(m, F_PROBES, key, 1);
@@ -345,6 +382,7 @@ static void count_result(tp_metrics *m, const Tlsprobe__V1__ProbeResult *r) {
     update_chain(m, r);
     update_ocsp(m, key, r);
   }
+  update_objective(m, r);
 }
 
 void tp_metrics_on_stored(tp_metrics *m, const Tlsprobe__V1__ResultBatch *batch,

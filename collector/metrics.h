@@ -64,6 +64,10 @@ tp_err tp_metrics_seed(tp_metrics *metrics, tp_store *store, char *err, size_t e
 tp_err tp_metrics_render(tp_metrics *metrics, tp_buf *out);
 /* tp_metrics_render as if the wall clock said now_unix_ns (tests). */
 tp_err tp_metrics_render_at(tp_metrics *metrics, int64_t now_unix_ns, tp_buf *out);
+/* The objectives behind tlsprobe_slo_objective_ratio / _quorum_regions (borrowed, must
+ * outlive the registry; NULL = the built-in 99.9 %, quorum 1). Set before ingest. */
+struct tp_collector_slo; /* config.h (which includes this header) */
+void tp_metrics_set_slo(tp_metrics *metrics, const struct tp_collector_slo *slo);
 /* Label sets in use (for logs and tests). */
 size_t tp_metrics_series(tp_metrics *metrics);
 

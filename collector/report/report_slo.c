@@ -4,7 +4,6 @@
  * its quorum. */
 #include "report_slo.h"
 
-#include <fnmatch.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,19 +77,6 @@ typedef struct slo_ctx {
   size_t key_alloc;
 } slo_ctx;
 
-static tp_slo_objective builtin_objective(void) {
-  return (tp_slo_objective){.success = TP_SLO_DEFAULT_SUCCESS, .quorum = 1};
-}
-
-static const tp_slo_objective *objective_for(const tp_collector_slo *slo, const char *target,
-                                             const tp_slo_objective *builtin) {
-  if (slo == NULL)
-    return builtin;
-  for (size_t i = 0; i < slo->n_targets; i++)
-    if (fnmatch(slo->targets[i].target, target, 0) == 0)
-      return &slo->targets[i];
-  return &slo->fallback;
-}
 
 static tp_report_slo_row *row_for(slo_ctx *c, const tp_store_row *row) {
   size_t t = strlen(row->target), g = strlen(row->region), len = t + g + 2;
@@ -109,8 +95,7 @@ static tp_report_slo_row *row_for(slo_ctx *c, const tp_store_row *row) {
     c->alloc = c->alloc ? 2 * c->alloc : 16;
     r->slo = tp_xrealloc(r->slo, c->alloc * sizeof(r->slo[0]));
   }
-  tp_slo_objective builtin = builtin_objective();
-  const tp_slo_objective *o = objective_for(r->query.slo, row->target, &builtin);
+  const tp_slo_objective *o = tp_collector_slo_objective(r->query.slo, row->target);
   r->slo[r->n_slo] = (tp_report_slo_row){.target = tp_xstrdup(row->target),
                                          .region = tp_xstrdup(row->region),
                                          .objective = o->success,

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../../collector/config.h" /* agent/config.h shares the name */
 #include "ingest.h"
 #include "metrics.h"
 #include "store.h"
@@ -56,7 +57,7 @@ static int setup(void **state) {
 }
 
 static int setup_small(void **state) {
-  return setup_with(state, 6);
+  return setup_with(state, 8);
 }
 
 static int teardown(void **state) {
@@ -285,8 +286,9 @@ static void test_refused_and_drops(void **state) {
   assert_true(value_of(f, "tlsprobe_collector_drop_reports_total") == 1);
 }
 
-/* max_series 6: the agent's last-seen comes first, then web takes probes, histogram,
- * hrr and the expiry gauge (5 in all), api gets probes; the rest is refused. */
+/* max_series 8: the agent's last-seen comes first, then web takes probes, histogram,
+ * hrr, the expiry gauge and its objective and quorum (7 in all), api gets probes; the
+ * rest is refused. */
 static void test_series_cap(void **state) {
   fixture *f = *state;
   test_batch t;
@@ -294,9 +296,11 @@ static void test_series_cap(void **state) {
   t.results[1].target = "api";
   t.results[2].target = "db";
   assert_int_equal(ingest(f, &t).http_status, 200);
-  assert_int_equal(tp_metrics_series(f->metrics), 6);
-  assert_true(value_of(f, "tlsprobe_collector_metrics_series") == 6);
-  assert_true(value_of(f, "tlsprobe_collector_metrics_series_limit") == 6);
+  assert_int_equal(tp_metrics_series(f->metrics), 8);
+  assert_true(value_of(f, "tlsprobe_collector_metrics_series") == 8);
+  assert_true(value_of(f, "tlsprobe_collector_metrics_series_limit") == 8);
+  assert_true(value_of(f, "tlsprobe_slo_objective_ratio{target=\"web\"}") == 0.999);
+  assert_true(value_of(f, "tlsprobe_slo_objective_ratio{target=\"api\"}") == -1);
   assert_true(value_of(f, "tlsprobe_probes_total{target=\"api\",profile=\"modern\",region=\"eu\","
                           "result=\"ok\"}") == 1);
   assert_true(value_of(f, "tlsprobe_probes_total{target=\"db\",profile=\"modern\",region=\"eu\","
@@ -308,6 +312,35 @@ static void test_series_cap(void **state) {
                           "tlsprobe_handshake_duration_seconds\"}") == 2);
   /* Every result is still in the collector's own totals. */
   assert_true(value_of(f, "tlsprobe_collector_ingest_results_total{outcome=\"stored\"}") == 3);
+}
+
+/* The alert rules burn against the configured objective of each target: the first
+ * matching slo.targets glob, else the slo: fallback; without a config 99.9 %, quorum 1. */
+static void test_slo_objectives(void **state) {
+  fixture *f = *state;
+  test_batch t;
+  make_batch(&t, 1, 3, 1, 0);
+  t.results[1].target = "api-canary";
+  t.results[2].target = "db";
+  assert_int_equal(ingest(f, &t).http_status, 200);
+  assert_true(value_of(f, "tlsprobe_slo_objective_ratio{target=\"web\"}") == 0.999);
+  assert_true(value_of(f, "tlsprobe_slo_quorum_regions{target=\"web\"}") == 1);
+
+  tp_slo_objective api = {.target = (char *)"api*", .success = 0.99, .quorum = 2};
+  tp_collector_slo slo = {.fallback = {.success = 0.995, .quorum = 1}, .targets = &api,
+                          .n_targets = 1};
+  tp_metrics_free(f->metrics);
+  f->metrics = tp_metrics_new(0);
+  assert_non_null(f->metrics);
+  tp_metrics_set_slo(f->metrics, &slo);
+  make_batch(&t, 2, 3, 4, 0);
+  t.results[1].target = "api-canary";
+  t.results[2].target = "db";
+  assert_int_equal(ingest(f, &t).http_status, 200);
+  assert_true(value_of(f, "tlsprobe_slo_objective_ratio{target=\"api-canary\"}") == 0.99);
+  assert_true(value_of(f, "tlsprobe_slo_quorum_regions{target=\"api-canary\"}") == 2);
+  assert_true(value_of(f, "tlsprobe_slo_objective_ratio{target=\"db\"}") == 0.995);
+  assert_true(value_of(f, "tlsprobe_slo_quorum_regions{target=\"db\"}") == 1);
 }
 
 /* Seeding: the agents' last-seen times come back from the store after a restart. */
@@ -405,6 +438,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_gauges_follow_the_newest_probe, setup, teardown),
       cmocka_unit_test_setup_teardown(test_refused_and_drops, setup, teardown),
       cmocka_unit_test_setup_teardown(test_series_cap, setup_small, teardown),
+      cmocka_unit_test_setup_teardown(test_slo_objectives, setup, teardown),
       cmocka_unit_test_setup_teardown(test_seed_from_store, setup, teardown),
       cmocka_unit_test_setup_teardown(test_hostile_target, setup, teardown),
       cmocka_unit_test_setup_teardown(test_stale_gauges, setup, teardown),
