@@ -128,14 +128,14 @@ static const cyaml_schema_field_t collector_fields[] = {
     CYAML_FIELD_STRING_PTR("client_key_file", OPT, doc_collector, client_key_file, 1,
                            TP_AGENT_MAX_PATH),
     CYAML_FIELD_STRING_PTR("token_file", OPT, doc_collector, token_file, 1, TP_AGENT_MAX_PATH),
-    CYAML_FIELD_BOOL_PTR("insecure_plaintext", OPT, doc_collector, insecure_plaintext),
+    TP_YAML_FIELD_BOOL_PTR("insecure_plaintext", OPT, doc_collector, insecure_plaintext),
     CYAML_FIELD_END,
 };
 
 static const cyaml_schema_field_t spool_fields[] = {
     CYAML_FIELD_STRING_PTR("path", OPT, doc_spool, path, 1, TP_AGENT_MAX_PATH),
     CYAML_FIELD_UINT_PTR("max_bytes", OPT, doc_spool, max_bytes),
-    CYAML_FIELD_BOOL_PTR("memory", OPT, doc_spool, memory),
+    TP_YAML_FIELD_BOOL_PTR("memory", OPT, doc_spool, memory),
     CYAML_FIELD_END,
 };
 
@@ -177,7 +177,7 @@ static const cyaml_schema_field_t saturation_fields[] = {
     CYAML_FIELD_STRING_PTR("max_lateness", OPT, doc_saturation, max_lateness, 1, 32),
     CYAML_FIELD_UINT_PTR("max_cpu_wait_percent", OPT, doc_saturation, max_cpu_wait_percent),
     CYAML_FIELD_UINT_PTR("min_in_flight", OPT, doc_saturation, min_in_flight),
-    CYAML_FIELD_BOOL_PTR("adaptive", OPT, doc_saturation, adaptive),
+    TP_YAML_FIELD_BOOL_PTR("adaptive", OPT, doc_saturation, adaptive),
     CYAML_FIELD_END,
 };
 

@@ -85,7 +85,7 @@ static const cyaml_schema_field_t tls_fields[] = {
 
 static const cyaml_schema_field_t auth_fields[] = {
     PATH_FIELD("tokens_file", raw_auth, tokens_file),
-    CYAML_FIELD_BOOL_PTR("allow_unauthenticated", OPT, raw_auth, allow_unauthenticated),
+    TP_YAML_FIELD_BOOL_PTR("allow_unauthenticated", OPT, raw_auth, allow_unauthenticated),
     CYAML_FIELD_END,
 };
 
@@ -141,7 +141,7 @@ static const cyaml_schema_field_t raw_fields[] = {
     CYAML_FIELD_STRING_PTR("database", CYAML_FLAG_POINTER, raw_config, database, 1, 65536),
     CYAML_FIELD_UINT_PTR("max_body_bytes", OPT, raw_config, max_body_bytes),
     CYAML_FIELD_STRING_PTR("log_level", OPT, raw_config, log_level, 1, 16),
-    CYAML_FIELD_BOOL_PTR("insecure_plaintext", OPT, raw_config, insecure_plaintext),
+    TP_YAML_FIELD_BOOL_PTR("insecure_plaintext", OPT, raw_config, insecure_plaintext),
     CYAML_FIELD_MAPPING_PTR("tls", OPT, raw_config, tls, tls_fields),
     CYAML_FIELD_MAPPING_PTR("auth", OPT, raw_config, auth, auth_fields),
     CYAML_FIELD_STRING_PTR("max_result_age", OPT, raw_config, max_result_age, 1, 32),

@@ -1,6 +1,11 @@
 /* tp_yaml.c - libcyaml loading with positioned errors, and a libyaml path locator. */
 #include "tp_yaml.h"
 
+const cyaml_strval_t tp_yaml_bool_strings[TP_YAML_BOOL_STRINGS] = {
+    {"true", 1}, {"false", 0}, {"True", 1}, {"False", 0}, {"TRUE", 1}, {"FALSE", 0},
+    {"yes", 1},  {"no", 0},    {"on", 1},   {"off", 0},   {"Yes", 1},  {"No", 0},
+};
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -63,7 +68,12 @@ __attribute__((format(printf, 3, 0))) static void capture_log(cyaml_log_t level,
     }
     return;
   }
-  if (cap->problem[0] == '\0')
+  /* The only enums our schemas have are strict booleans (TP_YAML_FIELD_BOOL_PTR). */
+  static const char ENUM[] = "Invalid ENUM value: ";
+  if (cap->problem[0] == '\0' && strncmp(text, ENUM, strlen(ENUM)) == 0)
+    snprintf(cap->problem, sizeof(cap->problem), "\"%.200s\" is not true or false",
+             text + strlen(ENUM));
+  else if (cap->problem[0] == '\0')
     snprintf(cap->problem, sizeof(cap->problem), "%.255s", text);
 }
 

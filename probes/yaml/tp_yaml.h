@@ -13,6 +13,17 @@
 
 #include "tp_error.h"
 
+/* A boolean field, strictly: true/false (and YAML 1.1's yes/no, on/off), any case.
+ * libcyaml's own bool reads every string that is not a known "false" as true, so
+ * `insecure_plaintext: nope` would switch plaintext on; this one refuses it with
+ * "Invalid enumeration value" at its line. The member is a bool (pointer fields:
+ * bool *), written as 0 or 1. */
+extern const cyaml_strval_t tp_yaml_bool_strings[];
+#define TP_YAML_BOOL_STRINGS 12
+#define TP_YAML_FIELD_BOOL_PTR(key, flags, structure, member)                                      \
+  CYAML_FIELD_ENUM_PTR(key, (flags) | CYAML_FLAG_STRICT, structure, member, tp_yaml_bool_strings, \
+                       TP_YAML_BOOL_STRINGS)
+
 /* Loads `path` with `schema` into *out (free with tp_yaml_free).
  * On failure returns TP_E_CONFIG (or TP_E_IO) and writes a message into err.
  * Messages of both functions here hold no control characters: those of

@@ -187,6 +187,12 @@ static void test_access_and_limits_refused(void **state) {
       {"auth: {allow_unauthenticated: true}\n",
        ":1:1: no tls: section: the collector does not serve plain HTTP by default"},
       {"insecure_plaintext: false\nauth: {allow_unauthenticated: true}\n", ": no tls: section"},
+      /* libcyaml's own bool would read any word as true: a typo must not open the door. */
+      {"insecure_plaintext: nope\nauth: {allow_unauthenticated: true}\n",
+       ":3:21: \"nope\" is not true or false"},
+      {"insecure_plaintext: true\nauth: {allow_unauthenticated: nah}\n",
+       ":4:31: \"nah\" is not true or false"},
+      {"insecure_plaintext: No\nauth: {allow_unauthenticated: yes}\n", ": no tls: section"},
       {"insecure_plaintext: true\n", ":1:1: no way for agents to authenticate: set "
                                        "auth.tokens_file"},
       {"insecure_plaintext: true\nauth: {allow_unauthenticated: false}\n",
