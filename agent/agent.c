@@ -450,10 +450,13 @@ static void drain_inbox(tp_agent *a, unsigned *finished) {
     if (slot < TP_AGENT_METRICS_OUTCOMES)
       a->results_by[slot]++;
     tp_log_debug(a->log, "probe done",
-                 "target=%s profile=%s outcome=%s detail=\"%s\" handshake_us=%llu lag_us=%llu",
+                 "target=%s profile=%s outcome=%s detail=\"%s\" handshake_us=%llu lag_us=%llu"
+                 " late_us=%llu saturated=%s",
                  r->target, r->profile, tp_outcome_name((int)r->outcome), r->detail ? r->detail : "",
                  (unsigned long long)(r->handshake_ns / 1000),
-                 (unsigned long long)(r->loop_lag_ns / 1000));
+                 (unsigned long long)(r->loop_lag_ns / 1000),
+                 (unsigned long long)(r->schedule_lateness_ns / 1000),
+                 r->saturated ? "true" : "false");
     tp_pusher_submit(a->pusher, r);
   }
   free(batch);
