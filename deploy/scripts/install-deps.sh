@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages tlsprobe needs to build, run the demo and run its tests.
 # Idempotent: only missing packages are installed; apt-get update runs only when something is missing.
+#   install-deps.sh           what builds, the demo and the tests need
+#   install-deps.sh --bench   that, plus what bench/suite.sh compares against and measures with
 set -euo pipefail
 
 PACKAGES=(
@@ -27,6 +29,16 @@ PACKAGES=(
   procps psmisc                        # pkill/ps used by scripts
   ca-certificates
 )
+# Optional: only bench/suite.sh needs these (no build or test does).
+BENCH_PACKAGES=(
+  prometheus-blackbox-exporter         # the suite's comparison prober (tcp module with TLS)
+  strace                               # syscalls per probe (strace -c)
+)
+case "${1:-}" in
+  "") ;;
+  --bench) PACKAGES+=("${BENCH_PACKAGES[@]}") ;;
+  *) echo "usage: install-deps.sh [--bench]" >&2; exit 2 ;;
+esac
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -47,8 +59,8 @@ export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -q >/dev/null
 # Tests start their own nginx (own prefix, 127.0.0.1 only) and use only prometheus's promtool;
 # neither package may start the distribution's service (nginx: port 80, every address;
-# prometheus: :9090 and a node exporter) on the user's machine. Debian's
-# invoke-rc.d honours /usr/sbin/policy-rc.d: exit 101 = "do not start services".
+# prometheus: :9090 and a node exporter; the blackbox exporter: :9115) on the user's machine.
+# Debian's invoke-rc.d honours /usr/sbin/policy-rc.d: exit 101 = "do not start services".
 # Only ours is removed afterwards; an existing one is left alone.
 POLICY=/usr/sbin/policy-rc.d
 if [ ! -e "$POLICY" ]; then
