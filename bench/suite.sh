@@ -5,6 +5,7 @@
 # the collector's ingest, `report` over a large database and instruction counts.
 #
 #   bench/suite.sh [--quick] [--10m] [--rounds N] [--rates "200 500 1000"] [--out DIR] [--keep]
+#                  [--only rounds,strace,callgrind,collector]
 #   bench/suite.sh --selftest     the tools' correctness against a real nginx (no timing)
 #
 # What it starts, all on 127.0.0.1 and all stopped on exit: its own nginx (ECDSA P-256 and
@@ -22,12 +23,12 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 LIB=$ROOT/bench/suite_lib.py
-# shellcheck source=../tests/integration/lib.sh
+# shellcheck source-path=SCRIPTDIR source=../tests/integration/lib.sh
 . "$ROOT/tests/integration/lib.sh"
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
 
-MODE=full TEN_M=0 KEEP=0 ROUNDS= RATES= OUT_DIR=$ROOT/bench/results
+MODE=full TEN_M=0 KEEP=0 ROUNDS='' RATES='' OUT_DIR=$ROOT/bench/results ONLY=rounds,strace,callgrind,collector
 while [ $# -gt 0 ]; do
   case $1 in
     --quick) MODE=quick ;;
@@ -38,6 +39,7 @@ while [ $# -gt 0 ]; do
     --rounds) ROUNDS=${2:?--rounds N}; shift ;;
     --rates) RATES=${2:?--rates \"200 500\"}; shift ;;
     --out) OUT_DIR=${2:?--out DIR}; shift ;;
+    --only) ONLY=${2:?--only rounds,strace,callgrind,collector}; shift ;;
     -h | --help) usage; exit 0 ;;
     *) echo "suite.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
   esac
@@ -50,7 +52,7 @@ done
 # probe counts (two runs: the difference cancels start-up) and agent callgrind seconds.
 case $MODE in
   full) R=3 WARM=5 MEAS=15 LIMIT_S=8 INTERVAL=10 STRACE_S=5 REPORT_RUNS=3 ROWS=1000000
-    INGEST_BATCHES=200 CG_N1=20 CG_N2=60 CG_AGENT_S=20 ;;
+    INGEST_BATCHES=200 CG_N1=10 CG_N2=40 CG_AGENT_S=20 ;;
   quick) R=1 WARM=2 MEAS=4 LIMIT_S=2 INTERVAL=2 STRACE_S=2 REPORT_RUNS=1 ROWS=100000
     INGEST_BATCHES=10 CG_N1=5 CG_N2=15 CG_AGENT_S=8 ;;
   selftest) R=1 WARM=1 MEAS=2 LIMIT_S=1 INTERVAL=1 STRACE_S=1 REPORT_RUNS=1 ROWS=0
@@ -106,7 +108,7 @@ COLLECTOR=$BUILD/collector/tlsprobe-collector
 LIMIT=$BUILD/bench/bench-limit
 DRIVE=$BUILD/bench/bench-blackbox-drive
 HANDSHAKE=$BUILD/bench/bench-handshake
-INGEST=$BUILD/bench/bench-ingest
+INGEST=${TP_BENCH_INGEST:-$BUILD/bench/bench-ingest}
 for b in "$AGENT" "$COLLECTOR" "$LIMIT" "$DRIVE"; do
   [ -x "$b" ] || die "$b not built (cmake --build $BUILD --target ${TARGETS[*]})"
 done
@@ -241,7 +243,6 @@ EOF
   nginx -p "$ngx" -c "$ngx/nginx.conf" -e "$ngx/error.log" -g 'daemon off;' </dev/null \
     >"$ngx/stdout.log" 2>&1 &
   pid=$!
-  NGINX_PID=$pid
   tp_on_exit "tp_stop $pid nginx >/dev/null 2>&1"
   # Up = a real handshake with our chain verified, on both ports.
   for i in $(seq 100); do
@@ -313,7 +314,7 @@ start_agent_collector() {
 
 # write_agent_config OUT REGION SERIES METRICS_PORT TARGET_PORT INTERVAL_S [LOG_LEVEL]
 write_agent_config() {
-  local out=$1 region=$2 n=$3 mport=$4 tport=$5 interval=$6 level=${7:-warn} i
+  local out=$1 region=$2 n=$3 mport=$4 tport=$5 interval=$6 level=${7:-warn}
   {
     cat <<EOF
 # written by bench/suite.sh: $n series of one profile against one nginx port
@@ -345,16 +346,12 @@ profiles:
     trust: $PKI/ca.pem
 targets:
 EOF
-    for ((i = 1; i <= n; i++)); do
-      echo "  - {name: t$i, host: 127.0.0.1, port: $tport, sni: $SNI}"
-    done
-    echo "jobs:"
-    echo "  - name: bench"
-    printf '    targets: ['
-    for ((i = 1; i <= n; i++)); do printf '%st%d' "$([ $i -gt 1 ] && echo ', ')" $i; done
-    echo ']'
-    echo "    profiles: [bench]"
-    echo "    interval: ${interval}s"
+    awk -v n="$n" -v port="$tport" -v sni=$SNI -v interval="$interval" 'BEGIN {
+      for (i = 1; i <= n; i++) printf "  - {name: t%d, host: 127.0.0.1, port: %d, sni: %s}\n", i, port, sni
+      printf "jobs:\n  - name: bench\n    targets: ["
+      for (i = 1; i <= n; i++) printf "%st%d", (i > 1 ? ", " : ""), i
+      printf "]\n    profiles: [bench]\n    interval: %ss\n", interval
+    }'
   } >"$out"
 }
 
@@ -530,7 +527,7 @@ callgrind_section() {
 # The agent for CG_AGENT_S seconds at two rates (1 and 4 series per second): the difference
 # of instructions over the difference of results cancels start-up, idle timers and stop.
 callgrind_agent() {
-  local d=$W/callgrind p=() n i out produced
+  local d=$W/callgrind counts=() n i produced
   for i in 1 2; do
     n=$((i == 1 ? 1 : 4))
     mkdir -p "$d/agent$i"
@@ -543,10 +540,10 @@ callgrind_agent() {
       --config "$d/agent$i/agent.yaml" --run-for "${CG_AGENT_S}s" </dev/null \
       >"$d/agent$i/log" 2>&1 || true
     produced=$(tp_log_field "$d/agent$i/log" "agent stopped" produced || true)
-    p+=("${produced:-0}")
+    counts+=("${produced:-0}")
   done
   record callgrind-record --name "agent (tlsprobe-agent, the suite's profile)" \
-    --file0 "$d/agent1/cg" --file1 "$d/agent2/cg" --probes0 "${p[0]}" --probes1 "${p[1]}" \
+    --file0 "$d/agent1/cg" --file1 "$d/agent2/cg" --probes0 "${counts[0]}" --probes1 "${counts[1]}" \
     --method "whole process, ${CG_AGENT_S} s at 1 and 4 probes/s: (I2 - I1) / (results2 - results1)"
 }
 
@@ -587,24 +584,27 @@ report_section() { # DB ROWS
 
 # ingest_run NAME DIR ROWS PUSHERS: one bench-ingest run against the collector now running.
 ingest_run() {
-  local name=$1 d=$2 rows=$3 p=$4 tag=$2/ingest-$4-${1// /_}
+  local name=$1 d=$2 rows=$3 pushers=$4 tag=$2/ingest-$4-${1// /_}
   snap "$tag.s0"
-  "$INGEST" --url "$TP_COLLECTOR_URL" --pushers "$p" --batches "$INGEST_BATCHES" --batch-size 500 \
-    --agents "$p" --json --db "$TP_DB" >"$tag.json" 2>"$tag.err" || true
+  "$INGEST" --url "$TP_COLLECTOR_URL" --pushers "$pushers" --batches "$INGEST_BATCHES" \
+    --batch-size 500 --agents "$pushers" --json --db "$TP_DB" >"$tag.json" 2>"$tag.err" || true
   snap "$tag.s1"
-  record ingest-record --name "$name" --pushers "$p" --rows "$rows" --sys0 "$tag.s0.sys" \
+  record ingest-record --name "$name" --pushers "$pushers" --rows "$rows" --sys0 "$tag.s0.sys" \
     --sys1 "$tag.s1.sys" --json "$tag.json"
 }
 
 ingest_section() { # DIR ROWS (DIR/tlsprobe.db holds ROWS results, or nothing for 0)
   local d=$1 rows=$2 p loop_pid stop=$1/reports.stop
   if [ ! -x "$INGEST" ]; then
-    for p in 1 4 8; do failed ingest alone "skipped: bench-ingest not built" pushers=$p rows_before=$rows; done
+    for p in 1 4 8; do failed ingest alone "skipped: bench-ingest not built" pushers=$p rows_before="$rows"; done
     failed ingest "while reports run" "skipped: bench-ingest not built" pushers=4 rows_before="$rows"
     return 0
   fi
+  # Plain HTTP without tokens (bench-ingest's K agents need no K tokens); a rate limit that
+  # does not bite; maintenance once an hour, so the figures are ingest alone.
   if ! tp_start_collector "$COLLECTOR" "$d" 0 "max_body_bytes: 67108864
-limits: {agent_requests_per_second: 100000, agent_burst: 1000000}" >/dev/null 2>&1; then
+limits: {agent_requests_per_second: 100000, agent_burst: 1000000}
+retention: {interval: 1h}" >/dev/null 2>&1; then
     failed ingest alone "the collector did not start on $d/tlsprobe.db" rows_before="$rows"
     return 0
   fi
@@ -628,6 +628,25 @@ limits: {agent_requests_per_second: 100000, agent_burst: 1000000}" >/dev/null 2>
     wait "$loop_pid" 2>/dev/null || true
   fi
   tp_stop "$cpid" collector >/dev/null 2>&1 || true
+}
+
+# collector_section: ingest into an empty database; then a database of ROWS results (and of
+# 10 M with --10m): report times, ingest alone and while reports run.
+collector_section() {
+  local rows
+  say "collector: ingest into an empty database"
+  mkdir -p "$W/ingest-0"
+  ingest_section "$W/ingest-0" 0
+  for rows in "$ROWS" $([ "$TEN_M" -eq 1 ] && echo 10000000); do
+    say "collector: $rows rows (bench/report.sh's fill)"
+    if fill_db "$W/big-$rows/tlsprobe.db" "$rows"; then
+      report_section "$W/big-$rows/tlsprobe.db" "$rows"
+      ingest_section "$W/big-$rows" "$rows"
+    else
+      failed report "report --1h" "could not fill $rows rows: $(tail -1 "$W/fill-$rows.log")" rows="$rows"
+    fi
+    rm -f "$W/big-$rows"/tlsprobe.db* # up to 7.5 GB at 10 M
+  done
 }
 
 # --- machine and config ---------------------------------------------------------------------
@@ -775,7 +794,10 @@ if [ "$MODE" = selftest ]; then
 fi
 describe
 
+want() { [[ ,$ONLY, == *,$1,* ]]; }
+
 for ((rnd = 1; rnd <= R; rnd++)); do
+  want rounds || break
   say "round $rnd of $R"
   limit_round "$rnd" sequential "$PORT_ECDSA" sequential "$PRIORITY"
   limit_round "$rnd" concurrent "$PORT_ECDSA" concurrent "$PRIORITY"
@@ -795,34 +817,16 @@ for ((rnd = 1; rnd <= R; rnd++)); do
   done
 done
 
-say "syscalls per probe (strace -c)"
-for rate in $RATES; do strace_agent "$rate"; done
-strace_limit sequential sequential 100 300
-strace_limit concurrent concurrent 200 600
-
-callgrind_section
-
-say "collector: ingest into an empty database"
-mkdir -p "$W/ingest-0"
-ingest_section "$W/ingest-0" 0
-say "collector: $ROWS rows (bench/report.sh's fill)"
-if fill_db "$W/big/tlsprobe.db" "$ROWS"; then
-  report_section "$W/big/tlsprobe.db" "$ROWS"
-  ingest_section "$W/big" "$ROWS"
-  rm -f "$W"/big/tlsprobe.db*
-else
-  failed report "report --1h" "could not fill $ROWS rows: $(tail -1 "$W/fill-$ROWS.log")"
+if want strace; then
+  say "syscalls per probe (strace -c)"
+  for rate in $RATES; do strace_agent "$rate"; done
+  strace_limit sequential sequential 100 300
+  strace_limit concurrent concurrent 200 600
 fi
-if [ "$TEN_M" -eq 1 ]; then
-  say "collector: 10,000,000 rows"
-  if fill_db "$W/big10/tlsprobe.db" 10000000; then
-    report_section "$W/big10/tlsprobe.db" 10000000
-    ingest_section "$W/big10" 10000000
-    rm -f "$W"/big10/tlsprobe.db*
-  else
-    failed report "report --1h" "could not fill 10000000 rows: $(tail -1 "$W/fill-10000000.log")"
-  fi
-fi
+
+if want callgrind; then callgrind_section; fi
+
+if want collector; then collector_section; fi
 
 results_path
 python3 "$LIB" render "$REC" "$W/machine.json" "$W/config.json" "$OUT_MD" "$OUT_JSON" ||

@@ -436,7 +436,7 @@ INGEST_KEYS = {
     "results_per_s": ("results_per_s", "results_per_second", "results_s", "rate"),
     "ack_p50_ms": ("ack_p50_ms", "ack_ms.p50", "ack.p50_ms", "ack_ms_p50"),
     "ack_p99_ms": ("ack_p99_ms", "ack_ms.p99", "ack.p99_ms", "ack_ms_p99"),
-    "bytes_per_result": ("bytes_per_result", "db_bytes_per_result", "disk_bytes_per_result"),
+    "bytes_per_result": ("db.bytes_per_result", "bytes_per_result", "db_bytes_per_result"),
 }
 
 
@@ -874,18 +874,21 @@ def cmd_render(a):
     md.append("# bench/suite.sh, %s (%s mode)" % (machine_.get("date"), config.get("mode")))
     md.append("")
     md.append(
-        "Machine: %s CPUs (%s), %s, kernel %s; load at start %s; %s build of %s. "
+        "Machine: %s CPUs (%s), %s, %s, kernel %s, GnuTLS %s; load at start %s; %s build of %s. "
         % (
             machine_.get("nproc"),
             machine_.get("model"),
             machine_.get("memory"),
+            machine_.get("os"),
             machine_.get("kernel"),
-            machine_.get("load_start"),
+            machine_.get("gnutls"),
+            " ".join(machine_.get("load_start") or []),
             machine_.get("build_type"),
             machine_.get("commit"),
         )
         + "Each figure is the median over %d interleaved round(s) (range in brackets); load1 / steal %% / busy %% "
-        "of the whole machine were logged next to every measurement." % config.get("rounds", 1)
+        "of the whole machine were logged next to every measurement. How each figure is measured: "
+        "docs/benchmarks.md." % config.get("rounds", 1)
     )
     md.append("")
     md.append(
