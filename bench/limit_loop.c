@@ -699,12 +699,12 @@ static void json_str(const char *s) {
 }
 
 static void json_quantiles(const char *name, samples *s) {
-  qsort(s->v, s->n, sizeof(*s->v), cmp_u64);
   printf(",\"%s\":", name);
   if (s->n == 0) {
     printf("null");
     return;
   }
+  qsort(s->v, s->n, sizeof(*s->v), cmp_u64);
   printf("{\"p50\":%.3f,\"p90\":%.3f,\"p99\":%.3f,\"max\":%.3f}", quantile_ms(s, 0.5),
          quantile_ms(s, 0.9), quantile_ms(s, 0.99), quantile_ms(s, 1.0));
 }
@@ -752,7 +752,8 @@ static void print_json(const options *o, tally *t, double wall, double cpu, doub
 }
 
 static void print_text(const options *o, tally *t, double wall, double cpu) {
-  qsort(t->handshake.v, t->handshake.n, sizeof(uint64_t), cmp_u64);
+  if (t->handshake.n > 0)
+    qsort(t->handshake.v, t->handshake.n, sizeof(uint64_t), cmp_u64);
   printf("limit %-10s: %lu/%lu ok, %.3f ms CPU per probe, %.0f probes/s, handshake p50 %.3f "
          "p99 %.3f ms, %s %s%s%s\n",
          mode_name(o->mode), t->ok, t->ok + t->failed, t->ok ? cpu * 1e3 / (double)t->ok : 0.0,

@@ -62,7 +62,7 @@ R=${ROUNDS:-$R}
 RATES=${RATES:-200 500 1000}
 PACED_RATE=20          # the limit loop's paced probes per second during every round
 AGENT_LOOPS=2          # the agent's probe loops ...
-AGENT_IN_FLIGHT=32     # ... and probes in flight per loop; the concurrent limit uses the same
+AGENT_IN_FLIGHT=64     # ... and probes in flight per loop (its default); the concurrent limit the same
 NGINX_WORKERS=${BENCH_NGINX_WORKERS:-1}
 GROUPS_YAML="X25519, SECP256R1, SECP384R1, SECP521R1" # Go's (blackbox_exporter's) preference
 PRIORITY="NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-GROUP-ALL:+GROUP-X25519:+GROUP-SECP256R1:+GROUP-SECP384R1:+GROUP-SECP521R1"
@@ -406,6 +406,12 @@ agent_round() { # ROUND RATE
   snap "$d/s0" "$AGENT_PID" "$AG_COLLECTOR_PID"
   curl -sf "http://127.0.0.1:$AGENT_MPORT/metrics" >"$d/m0" || true
   sleep "$MEAS"
+  if ! tp_alive "$AGENT_PID"; then
+    wait "$PACED_PID" 2>/dev/null || true
+    failed agent agent "the agent exited during the round: $(tail -2 "$d/agent.log" | tr '\n' ' ')" \
+      --round "$rnd" --rate "$rate"
+    return 0
+  fi
   snap "$d/s1" "$AGENT_PID" "$AG_COLLECTOR_PID"
   curl -sf "http://127.0.0.1:$AGENT_MPORT/metrics" >"$d/m1" || true
   cp "/proc/$AGENT_PID/status" "$d/status1" 2>/dev/null || true
@@ -424,6 +430,10 @@ agent_round() { # ROUND RATE
 
 blackbox_round() { # ROUND RATE
   local rnd=$1 rate=$2 d=$W/blackbox-r$1-$2
+  if [ -n "${BB_PID:-}" ] && ! tp_alive "$BB_PID"; then
+    BB_WHY="blackbox_exporter exited: $(tail -2 "$W/blackbox/blackbox.log" | tr '\n' ' ')"
+    BB_PID=""
+  fi
   if [ -z "${BB_PID:-}" ]; then
     failed blackbox blackbox "$BB_WHY" --round "$rnd" --rate "$rate"
     return 0
