@@ -81,7 +81,7 @@ if [ "$MODE" != selftest ] && [ "${BENCH_NO_INSTALL:-0}" != 1 ]; then
   "$ROOT/deploy/scripts/install-deps.sh" --bench >&2 || die "deploy/scripts/install-deps.sh --bench failed"
 fi
 
-for tool in nginx openssl sqlite3 python3 curl cmake; do
+for tool in nginx openssl sqlite3 python3 curl; do
   command -v "$tool" >/dev/null || die "$tool missing: run deploy/scripts/install-deps.sh"
 done
 HAVE_STRACE=1 HAVE_VALGRIND=1 HAVE_BLACKBOX=1
@@ -95,6 +95,7 @@ if [ -n "${TP_BENCH_BUILD:-}" ]; then
   BUILD=$(cd "$TP_BENCH_BUILD" && pwd)
 else
   BUILD=$ROOT/build-bench
+  command -v cmake >/dev/null || die "cmake missing: run deploy/scripts/install-deps.sh"
   say "building Release in $BUILD"
   cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release >"${TMPDIR:-/tmp}/tp-suite-cmake.log" 2>&1 ||
     die "cmake configure failed: ${TMPDIR:-/tmp}/tp-suite-cmake.log"
