@@ -291,12 +291,19 @@ def cmd_agent(a):
             p = load_json(a.paced)
             d["limit_paced"] = paced_summary(p)
         rec["data"] = d
+        warn = []
         if d["report"].get("successes") is not None and d["report"]["successes"] < d["report"]["probes"]:
-            rec["warning"] = "%d of %d reported probes failed (top error %s)" % (
-                d["report"]["probes"] - d["report"]["successes"],
-                d["report"]["probes"],
-                d["report"]["top_error"],
+            warn.append(
+                "%d of %d reported probes failed (top error %s)"
+                % (d["report"]["probes"] - d["report"]["successes"], d["report"]["probes"], d["report"]["top_error"])
             )
+        if a.rate and d["achieved_per_s"] is not None and d["achieved_per_s"] < 0.9 * a.rate:
+            warn.append(
+                "achieved %.0f of %d probes/s (%d skipped): the machine could not keep up"
+                % (d["achieved_per_s"], a.rate, d["skipped"])
+            )
+        if warn:
+            rec["warning"] = "; ".join(warn)
     except (OSError, ValueError, KeyError, json.JSONDecodeError) as e:
         rec["failed"] = "agent round: %s" % e
     emit(rec)
@@ -644,13 +651,12 @@ def side_by_side(s):
     row("**agent ÷ limit (sequential)**, CPU per probe", lambda r: s.ratio_cell(ag, lim_seq, r))
     row("agent ÷ limit (concurrent)", lambda r: s.ratio_cell(ag, lim_con, r))
     row("blackbox_exporter CPU ms per probe", lambda r: s.cell("blackbox", "cpu_ms_per_probe", r))
-    row("**blackbox ÷ agent**, CPU per probe", lambda r: s.ratio_cell(bb, ag, r, den_rate=True))
+    row(
+        "**blackbox ÷ agent**, CPU per probe (= agent ÷ blackbox probes per CPU-second)",
+        lambda r: s.ratio_cell(bb, ag, r, den_rate=True),
+    )
     row("probes per CPU-second: agent", lambda r: s.cell("agent", "probes_per_cpu_s", r, digits=0))
     row("probes per CPU-second: blackbox_exporter", lambda r: s.cell("blackbox", "probes_per_cpu_s", r, digits=0))
-    row(
-        "agent ÷ blackbox probes per CPU-second",
-        lambda r: s.ratio_cell(("agent", None, "probes_per_cpu_s"), ("blackbox", None, "probes_per_cpu_s"), r, True),
-    )
     row("syscalls per probe: agent", lambda r: s.cell("strace", "syscalls_per_probe", r, name="agent", digits=1))
     row("agent VmRSS / VmHWM MiB", lambda r: pair(s, "agent", "vmrss_mib", "vmhwm_mib", r, 1))
     row("agent series scheduled", lambda r: s.cell("agent", "series", r, digits=0))
