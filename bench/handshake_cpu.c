@@ -2,6 +2,7 @@
  * client loop, side by side against the same local server.
  *
  *   bench-handshake --port P --sni NAME --ca CA.pem [--count N] [--in-flight K]
+ *                   [--side both|bare|engine]
  *
  * "bare": N sequential blocking handshakes (socket, connect, handshake with
  * the same priority cache and credentials built once, verification with
@@ -9,10 +10,12 @@
  * "engine": the same N probes submitted to the probe engine on one libuv
  * loop, K in flight. CPU is getrusage(RUSAGE_SELF) user+sys; the server's
  * CPU is another process and not counted. Prints one line per side and the
- * ratio; max RSS of the process after both runs. */
+ * ratio; max RSS of the process after both runs. --side runs one side only
+ * (after the same warm-up), so callgrind or strace -c can measure it alone. */
 #include <arpa/inet.h>
 #include <gnutls/gnutls.h>
 #include <netinet/in.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,16 +79,20 @@ static void on_done(tp_result *r, void *data) {
 
 int main(int argc, char **argv) {
   unsigned port = 0, count = 1000, in_flight = 32;
-  const char *sni = NULL, *ca = NULL;
+  const char *sni = NULL, *ca = NULL, *side = "both";
   for (int i = 1; i + 1 < argc; i += 2) {
     if (strcmp(argv[i], "--port") == 0) port = (unsigned)strtoul(argv[i + 1], NULL, 10);
     else if (strcmp(argv[i], "--sni") == 0) sni = argv[i + 1];
     else if (strcmp(argv[i], "--ca") == 0) ca = argv[i + 1];
     else if (strcmp(argv[i], "--count") == 0) count = (unsigned)strtoul(argv[i + 1], NULL, 10);
     else if (strcmp(argv[i], "--in-flight") == 0) in_flight = (unsigned)strtoul(argv[i + 1], NULL, 10);
+    else if (strcmp(argv[i], "--side") == 0) side = argv[i + 1];
   }
-  if (port == 0 || sni == NULL || ca == NULL) {
-    fprintf(stderr, "usage: bench-handshake --port P --sni NAME --ca CA.pem [--count N] [--in-flight K]\n");
+  bool run_bare = strcmp(side, "both") == 0 || strcmp(side, "bare") == 0;
+  bool run_engine = strcmp(side, "both") == 0 || strcmp(side, "engine") == 0;
+  if (port == 0 || sni == NULL || ca == NULL || (!run_bare && !run_engine)) {
+    fprintf(stderr, "usage: bench-handshake --port P --sni NAME --ca CA.pem [--count N] [--in-flight K] "
+                    "[--side both|bare|engine]\n");
     return 2;
   }
   gnutls_global_init();
@@ -105,7 +112,7 @@ int main(int argc, char **argv) {
   double c0 = cpu_seconds();
   uint64_t w0 = uv_hrtime();
   unsigned bare_ok = 0;
-  for (unsigned i = 0; i < count; i++)
+  for (unsigned i = 0; run_bare && i < count; i++)
     bare_ok += bare_one(profile, port, sni) == 0;
   double bare_cpu = cpu_seconds() - c0;
   double bare_wall = (double)(uv_hrtime() - w0) / 1e9;
@@ -120,7 +127,7 @@ int main(int argc, char **argv) {
   tally t = {0, 0};
   c0 = cpu_seconds();
   w0 = uv_hrtime();
-  for (unsigned i = 0; i < count; i++)
+  for (unsigned i = 0; run_engine && i < count; i++)
     tp_probe_engine_submit(engine, &target, profile, &to, on_done, &t);
   uv_run(&loop, UV_RUN_DEFAULT);
   double engine_cpu = cpu_seconds() - c0;
@@ -131,13 +138,16 @@ int main(int argc, char **argv) {
 
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
-  printf("bare   : %u/%u ok, %.3f ms CPU per handshake, %.0f handshakes/s wall\n", bare_ok, count,
-         bare_cpu * 1e3 / count, count / bare_wall);
-  printf("engine : %u/%u ok, %.3f ms CPU per probe (in flight %u), %.0f probes/s wall\n", t.ok, count,
-         engine_cpu * 1e3 / count, in_flight, count / engine_wall);
-  printf("ratio  : engine/bare CPU per handshake = %.3f\n", engine_cpu / bare_cpu);
+  if (run_bare)
+    printf("bare   : %u/%u ok, %.3f ms CPU per handshake, %.0f handshakes/s wall\n", bare_ok, count,
+           bare_cpu * 1e3 / count, count / bare_wall);
+  if (run_engine)
+    printf("engine : %u/%u ok, %.3f ms CPU per probe (in flight %u), %.0f probes/s wall\n", t.ok,
+           count, engine_cpu * 1e3 / count, in_flight, count / engine_wall);
+  if (run_bare && run_engine)
+    printf("ratio  : engine/bare CPU per handshake = %.3f\n", engine_cpu / bare_cpu);
   printf("max RSS: %.1f MiB (whole process, after both runs)\n", ru.ru_maxrss / 1024.0);
   tp_profile_free(profile);
   gnutls_global_deinit();
-  return bare_ok == count && t.ok == count ? 0 : 1;
+  return (!run_bare || bare_ok == count) && (!run_engine || t.ok == count) ? 0 : 1;
 }
