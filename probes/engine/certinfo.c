@@ -73,15 +73,87 @@ out:
   return rc;
 }
 
-void tp_certinfo_collect(gnutls_session_t session, int64_t now_unix, tp_result *result) {
+/* ---- the facts cache: one parse per distinct certificate --------------- */
+
+/* Frees what collect_one filled (every owned field of tp_cert_facts). */
+static void facts_clear(tp_cert_facts *f) {
+  free(f->subject);
+  free(f->issuer);
+  for (size_t i = 0; i < f->n_san_dns; i++)
+    free(f->san_dns[i]);
+  free(f->san_dns);
+  free(f->key_type);
+  free(f->signature_algorithm);
+  memset(f, 0, sizeof(*f));
+}
+
+void tp_certinfo_facts_free(tp_cert_facts *facts) {
+  if (facts == NULL)
+    return;
+  facts_clear(facts);
+  free(facts);
+}
+
+/* A deep copy; the leaf's DNS names only where the certificate is the leaf
+ * (the cache holds them for whatever position the certificate is sent at). */
+static void facts_copy(tp_cert_facts *dst, const tp_cert_facts *src, bool leaf) {
+  *dst = *src;
+  dst->subject = tp_xstrdup_or_null(src->subject);
+  dst->issuer = tp_xstrdup_or_null(src->issuer);
+  dst->key_type = tp_xstrdup_or_null(src->key_type);
+  dst->signature_algorithm = tp_xstrdup_or_null(src->signature_algorithm);
+  dst->san_dns = NULL;
+  dst->n_san_dns = 0;
+  if (!leaf || src->n_san_dns == 0)
+    return;
+  dst->san_dns = tp_xcalloc(src->n_san_dns, sizeof(char *));
+  for (size_t i = 0; i < src->n_san_dns; i++)
+    dst->san_dns[i] = tp_xstrdup(src->san_dns[i]);
+  dst->n_san_dns = src->n_san_dns;
+}
+
+/* The facts of certificate i into *out: from the cache when its digest is
+ * there, else parsed (and cached). Returns -1 for an unparsable certificate,
+ * which is never cached (verification reports it). */
+static int facts_of(const tp_certinfo_cache *cache, const gnutls_datum_t *cert, unsigned i,
+                    tp_cert_facts *out) {
+  bool cached = cache != NULL && cache->facts != NULL && cache->digests != NULL &&
+                i < cache->digests->n;
+  if (!cached)
+    return collect_one(cert, i == 0, out);
+  const uint8_t *key = cache->digests->cert[i];
+  const tp_cert_facts *hit = tp__digest_cache_get(cache->facts, key);
+  if (hit != NULL) {
+    (*cache->hits)++;
+    facts_copy(out, hit, i == 0);
+    return 0;
+  }
+  (*cache->misses)++;
+  tp_cert_facts *parsed = tp_xcalloc(1, sizeof(*parsed));
+  if (collect_one(cert, true, parsed) != 0) {
+    tp_certinfo_facts_free(parsed);
+    return -1;
+  }
+  facts_copy(out, parsed, i == 0);
+  tp__digest_cache_put(cache->facts, key, parsed);
+  return 0;
+}
+
+void tp_certinfo_collect(gnutls_session_t session, int64_t now_unix, const tp_certinfo_cache *cache,
+                         tp_result *result) {
   unsigned n = 0;
   const gnutls_datum_t *certs = gnutls_certificate_get_peers(session, &n);
   if (certs != NULL)
-    tp_certinfo_collect_der(certs, n, now_unix, result);
+    tp_certinfo_collect_cached(certs, n, now_unix, cache, result);
 }
 
 void tp_certinfo_collect_der(const gnutls_datum_t *certs, unsigned n, int64_t now_unix,
                              tp_result *result) {
+  tp_certinfo_collect_cached(certs, n, now_unix, NULL, result);
+}
+
+void tp_certinfo_collect_cached(const gnutls_datum_t *certs, unsigned n, int64_t now_unix,
+                                const tp_certinfo_cache *cache, tp_result *result) {
   if (n == 0)
     return;
   result->chain_length_sent = n; /* before the cap: what the server really sent */
@@ -91,8 +163,10 @@ void tp_certinfo_collect_der(const gnutls_datum_t *certs, unsigned n, int64_t no
   int64_t earliest = INT64_MAX;
   for (unsigned i = 0; i < n; i++) {
     tp_cert_facts *facts = &result->chain[result->chain_len];
-    if (collect_one(&certs[i], i == 0, facts) != 0)
+    if (facts_of(cache, &certs[i], i, facts) != 0) {
+      facts_clear(facts); /* what a failed parse left */
       continue; /* an unparsable certificate: verification reports the failure */
+    }
     result->chain_len++;
     if (facts->not_after_unix > 0 && facts->not_after_unix < earliest)
       earliest = facts->not_after_unix;

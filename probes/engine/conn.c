@@ -26,9 +26,9 @@ void tp__conn_begin_phase(tp_conn *c, conn_phase phase, uint64_t now) {
   c->phase_lag = 0;
 }
 
-/* Re-arms the poll handle only when the wanted direction changes: every
- * uv_poll_start is an epoll_ctl. */
-void tp__conn_wait(tp_conn *c, int events) {
+/* Re-arms the poll handle only when the wanted direction changes: libuv's
+ * uv_poll_start is an epoll_ctl DEL and ADD even for the same events. */
+static void arm_poll(tp_conn *c, int events) {
   if (c->poll_events == events)
     return;
   int rc = uv_poll_start(&c->poll, events, on_poll);
@@ -37,6 +37,42 @@ void tp__conn_wait(tp_conn *c, int events) {
     return;
   }
   c->poll_events = events;
+}
+
+static void dispatch(tp_conn *c, int status, uint64_t now);
+
+/* Runs the phase that waits, again while it asks to read what tls.c has
+ * already read ahead of GnuTLS: the socket is drained, so the poll would not
+ * report it. GnuTLS returns GNUTLS_E_AGAIN after a post-handshake message
+ * (a TLS 1.3 NewSessionTicket) without reading further, so the bytes behind
+ * it are still in the buffer. A round that consumed nothing gives up to the
+ * poll (and the phase's deadline) instead of spinning. */
+static void run_phase(tp_conn *c, int status, uint64_t now) {
+  c->dispatching = true;
+  for (;;) {
+    uint64_t before = c->read_consumed;
+    c->buffered_wait = false;
+    dispatch(c, status, now);
+    if (!c->buffered_wait || c->phase == CONN_CLOSING)
+      break;
+    if (c->read_consumed == before) {
+      arm_poll(c, c->wanted_events);
+      break;
+    }
+    now = uv_hrtime();
+  }
+  c->dispatching = false;
+}
+
+void tp__conn_wait(tp_conn *c, int events) {
+  if ((events & UV_READABLE) && c->read_off < c->read_len) {
+    c->buffered_wait = true;
+    c->wanted_events = events;
+    if (!c->dispatching)
+      run_phase(c, 0, uv_hrtime()); /* called from outside a readiness callback */
+    return;
+  }
+  arm_poll(c, events);
 }
 
 void tp__conn_wait_for_session(tp_conn *c) {
@@ -51,6 +87,7 @@ static void free_conn(tp_conn *c) {
   if (c->fd >= 0)
     close(c->fd);
   tp__exchange_free(&c->exchange);
+  free(c->read_buf);
   free(c);
 }
 
@@ -145,6 +182,11 @@ static void on_poll(uv_poll_t *handle, int status, int events) {
   if (c->phase == CONN_CLOSING)
     return;
   uint64_t now = tp__probe_stamp(c->probe, &c->phase_lag);
+  run_phase(c, status, now);
+}
+
+/* Hands readiness to the phase that waits for it. */
+static void dispatch(tp_conn *c, int status, uint64_t now) {
   switch (c->phase) {
   case CONN_CONNECT:
     step_connect(c, status, now);

@@ -7,6 +7,7 @@
 #include "probe_internal.h"
 #include "resolve.h"
 #include "tp_mem.h"
+#include "verify_cache.h"
 
 struct tp_probe_engine {
   uv_loop_t *loop;
@@ -21,6 +22,7 @@ struct tp_probe_engine {
   void *closed_data;
   tp_aia_cache *aia_cache; /* issuers fetched by AIA, per URL (aia.c) */
   tp_resolver *resolver;   /* DNS on this loop (c-ares) */
+  tp_engine_caches caches; /* verified chains, certificate facts (verify_cache.h) */
 };
 
 /* Largest max_in_flight accepted: keeps 16 * max_in_flight and the agent's
@@ -70,6 +72,16 @@ static void start_queued(tp_probe_engine *e) {
   }
 }
 
+tp_engine_caches *tp__engine_caches(tp_probe_engine *e) {
+  return &e->caches;
+}
+
+void tp_probe_engine_cache_stats(const tp_probe_engine *e, tp_probe_cache_stats *out) {
+  *out = e->caches.stats;
+  out->verify_entries = e->caches.verified ? tp__digest_cache_count(e->caches.verified) : 0;
+  out->facts_entries = e->caches.facts ? tp__digest_cache_count(e->caches.facts) : 0;
+}
+
 /* A probe was freed: start the next queued one before its result is handed
  * out, so a callback that submits more work sees a consistent engine. */
 void tp__engine_probe_released(tp_probe_engine *e) {
@@ -112,6 +124,7 @@ tp_err tp_probe_engine_new(uv_loop_t *loop, const tp_probe_engine_options *optio
     return TP_E_CONFIG;
   }
   e->aia_cache = tp__aia_cache_new();
+  tp__engine_caches_init(&e->caches, options);
   *out = e;
   return TP_E_OK;
 }
@@ -186,6 +199,7 @@ static void on_engine_closed(uv_handle_t *handle) {
   void (*cb)(void *) = e->on_closed;
   void *data = e->closed_data;
   tp__aia_cache_free(e->aia_cache);
+  tp__engine_caches_free(&e->caches);
   free(e);
   if (cb != NULL)
     cb(data);

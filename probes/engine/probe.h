@@ -51,7 +51,34 @@ typedef struct tp_probe_engine_options {
   /* DNS servers ("127.0.0.1:5353,[::1]:53", c-ares CSV form); NULL = the
    * system's /etc/resolv.conf. Names resolve on the engine's own loop. */
   const char *dns_servers;
+  /* The engine's caches (docs/internals/engine-caches.md), each bounded and
+   * least recently used out first: chains whose verification succeeded, and
+   * the facts of certificates already parsed, both keyed by digests of the
+   * bytes the server sent. 0 = default (TP_PROBE_VERIFY_CACHE_DEFAULT,
+   * TP_PROBE_FACTS_CACHE_DEFAULT); TP_PROBE_CACHE_OFF = no cache. */
+  unsigned verify_cache_entries;
+  unsigned facts_cache_entries;
+  /* How long a cached verification stands before GnuTLS verifies the chain
+   * again even though nothing seen changed (what the cache cannot see: a
+   * second trust anchor of the same name coming into force); 0 = default
+   * TP_PROBE_VERIFY_MAX_AGE_S. */
+  unsigned verify_cache_max_age_s;
 } tp_probe_engine_options;
+
+#define TP_PROBE_CACHE_OFF UINT32_MAX
+#define TP_PROBE_VERIFY_CACHE_DEFAULT 4096
+#define TP_PROBE_FACTS_CACHE_DEFAULT 1024
+#define TP_PROBE_VERIFY_MAX_AGE_S 3600
+
+/* What the caches did since the engine started. A chain is verified from the
+ * cache (hit), by GnuTLS because it was not cached (miss), or by GnuTLS
+ * although cached (recheck: its validity window no longer holds, a staple
+ * came with it, or the entry is older than the maximum age). */
+typedef struct tp_probe_cache_stats {
+  uint64_t verify_hits, verify_misses, verify_rechecks;
+  uint64_t facts_hits, facts_misses;
+  size_t verify_entries, facts_entries; /* held now */
+} tp_probe_cache_stats;
 
 typedef struct tp_probe_engine tp_probe_engine;
 
@@ -74,6 +101,9 @@ tp_err tp_probe_engine_submit(tp_probe_engine *engine, const tp_target *target,
  * now. The agent lowers it while its own loop is saturated (agent/saturation.h). */
 tp_err tp_probe_engine_set_max_in_flight(tp_probe_engine *engine, unsigned max_in_flight);
 unsigned tp_probe_engine_max_in_flight(const tp_probe_engine *engine);
+
+void tp_probe_engine_cache_stats(const tp_probe_engine *engine, tp_probe_cache_stats *out);
+
 unsigned tp_probe_engine_in_flight(const tp_probe_engine *engine);
 unsigned tp_probe_engine_pending(const tp_probe_engine *engine);
 

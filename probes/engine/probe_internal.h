@@ -88,7 +88,14 @@ typedef struct tp_conn {
   uv_poll_t poll;
   bool poll_open;
   int poll_events; /* what the poll handle watches now; re-armed only on change */
+  /* A wait for readability that bytes already read ahead satisfy (conn.c
+   * run_phase): the phase runs again at once instead of waiting for a poll. */
+  bool dispatching, buffered_wait;
+  int wanted_events;
   gnutls_session_t session;
+  uint8_t *read_buf; /* read ahead of GnuTLS (tls.c on_pull); NULL until the first read */
+  size_t read_off, read_len;
+  uint64_t read_consumed; /* bytes handed to GnuTLS from the buffer, ever */
   bool handshake_done;
   bool server_hello_seen; /* the peer spoke TLS at least once */
   uint8_t server_suite[2]; /* cipher suite of the ServerHello, if one was seen */
@@ -148,6 +155,7 @@ struct tp_probe {
 uint64_t tp__engine_lag_at(const tp_probe_engine *engine, uint64_t now);
 uv_loop_t *tp__engine_loop(const tp_probe_engine *engine);
 struct tp_aia_cache *tp__engine_aia_cache(tp_probe_engine *engine);
+struct tp_engine_caches *tp__engine_caches(tp_probe_engine *engine); /* verify_cache.h */
 struct tp_resolver *tp__engine_resolver(tp_probe_engine *engine);
 void tp__engine_probe_released(tp_probe_engine *engine);
 void tp__probe_start(tp_probe *p); /* probe.c; the engine starts queued probes */

@@ -15,6 +15,7 @@
 #include "tp_limits.h"
 #include "tp_mem.h"
 #include "tp_text.h"
+#include "verify_cache.h"
 
 static void set_fact(char **field, const char *value) {
   free(*field);
@@ -70,6 +71,20 @@ static const char *suite_name(const uint8_t id[2]) {
   }
 }
 
+/* The chain's facts through the engine's facts cache. */
+static void collect_chain_facts(tp_conn *c, const gnutls_datum_t *peers, unsigned n_peers,
+                                const tp_chain_digests *digests) {
+  tp_result *r = c->probe->result;
+  tp_engine_caches *caches = tp__engine_caches(c->probe->engine);
+  tp_certinfo_cache cache = {.facts = caches->facts,
+                             .digests = digests,
+                             .hits = &caches->stats.facts_hits,
+                             .misses = &caches->stats.facts_misses};
+  int64_t now_unix = r->started_unix_ns / 1000000000;
+  if (peers != NULL)
+    tp_certinfo_collect_cached(peers, n_peers, now_unix, &cache, r);
+}
+
 void tp__verify_collect_failure_facts(tp_conn *c) {
   if (!c->server_hello_seen)
     return; /* nothing was negotiated */
@@ -78,8 +93,11 @@ void tp__verify_collect_failure_facts(tp_conn *c) {
   /* gnutls_ciphersuite_get() is NULL until the handshake completes */
   if ((r->cipher == NULL || r->cipher[0] == '\0') && c->have_server_suite)
     set_fact(&r->cipher, suite_name(c->server_suite));
-  int64_t now_unix = c->probe->result->started_unix_ns / 1000000000;
-  tp_certinfo_collect(c->session, now_unix, c->probe->result);
+  unsigned n_peers = 0;
+  const gnutls_datum_t *peers = gnutls_certificate_get_peers(c->session, &n_peers);
+  tp_chain_digests digests;
+  tp__chain_digests(peers, peers != NULL ? n_peers : 0, &digests);
+  collect_chain_facts(c, peers, n_peers, &digests);
 }
 
 /* Keeps a copy of the chain as sent: an AIA fetch re-verifies it after the
@@ -235,12 +253,17 @@ void tp__verify_primary(tp_conn *c, tp_verdict *v) {
   tp_probe *p = c->probe;
   tp_result *r = p->result;
   int64_t now_unix = r->started_unix_ns / 1000000000;
+  unsigned n_peers = 0;
+  const gnutls_datum_t *peers = gnutls_certificate_get_peers(c->session, &n_peers);
+  tp_chain_digests digests; /* hashed once, keys of both caches */
+  tp__chain_digests(peers, peers != NULL ? n_peers : 0, &digests);
   collect_session_facts(c->session, r);
-  tp_certinfo_collect(c->session, now_unix, r);
+  collect_chain_facts(c, peers, n_peers, &digests);
   tp_ocsp_collect(c->session, now_unix, r);
   unsigned status = 0;
   const char *name = tp__probe_expected_name(p);
-  int rc = gnutls_certificate_verify_peers3(c->session, name, &status);
+  int rc = tp__verify_peers_cached(tp__engine_caches(p->engine), c->session, p->profile, name,
+                                   peers, n_peers, &digests, &status);
   if (rc < 0) {
     snprintf(detail, len, "certificate verification could not run: %s", gnutls_strerror(rc));
     v->outcome = TP_OUTCOME_OTHER;

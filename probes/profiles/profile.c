@@ -3,6 +3,7 @@
 #include "profile.h"
 
 #include <errno.h>
+#include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 #include <stdbool.h>
@@ -39,6 +40,8 @@ struct tp_profile {
   bool has_recorded_offer;
   tp_hello_offer recorded_offer; /* only the four lists of profile.h */
   char *fidelity_note;
+  unsigned key_shares; /* 1..3, resolved from the spec */
+  uint8_t verify_id[TP_PROFILE_VERIFY_ID_LEN];
 };
 
 static tp_err load_trust(gnutls_certificate_credentials_t cred, const char *trust, char *err,
@@ -292,6 +295,22 @@ static void copy_recorded_offer(tp_profile *p, const tp_profile_spec *spec) {
   COPY_IDS(dst, src, signature_algorithms);
 }
 
+/* See tp_profile_key_shares in profile.h. */
+static tp_err resolve_key_shares(tp_profile *p, const tp_profile_spec *spec, char *err,
+                                 size_t errlen) {
+  if (spec->key_shares > 3) {
+    snprintf(err, errlen, "key_shares: 1 to 3 (0 = automatic), not %u", spec->key_shares);
+    return TP_E_CONFIG;
+  }
+  if (spec->key_shares != 0)
+    p->key_shares = spec->key_shares;
+  else if (spec->priority == NULL && spec->groups == NULL && !spec->has_recorded_offer)
+    p->key_shares = 1;
+  else
+    p->key_shares = 2; /* GnuTLS's default, GNUTLS_KEY_SHARE_TOP2 */
+  return TP_E_OK;
+}
+
 /* The first structured field a raw priority string would override, or NULL. */
 static const char *first_structured_field(const tp_profile_spec *spec) {
   if (spec->versions != 0)
@@ -366,6 +385,14 @@ tp_err tp_profile_new(const tp_profile_spec *spec, tp_profile **out, char *err, 
   rc = copy_dh_bits(p, spec, err, errlen);
   if (rc != TP_E_OK)
     goto fail;
+  rc = resolve_key_shares(p, spec, err, errlen);
+  if (rc != TP_E_OK)
+    goto fail;
+  if (gnutls_rnd(GNUTLS_RND_NONCE, p->verify_id, sizeof(p->verify_id)) != 0) {
+    snprintf(err, errlen, "cannot draw the profile's verification identity (gnutls_rnd)");
+    rc = TP_E_TLS;
+    goto fail;
+  }
   copy_recorded_offer(p, spec);
   *out = p;
   return TP_E_OK;
@@ -459,6 +486,25 @@ const char *tp_profile_fidelity_note(const tp_profile *profile) {
 const gnutls_datum_t *tp__profile_alpn(const tp_profile *profile, unsigned *count) {
   *count = profile->n_alpn;
   return profile->alpn;
+}
+
+unsigned tp_profile_key_shares(const tp_profile *profile) {
+  return profile->key_shares;
+}
+
+unsigned tp__profile_session_flags(const tp_profile *profile) {
+  switch (profile->key_shares) {
+  case 1:
+    return GNUTLS_KEY_SHARE_TOP;
+  case 3:
+    return GNUTLS_KEY_SHARE_TOP3;
+  default:
+    return GNUTLS_KEY_SHARE_TOP2;
+  }
+}
+
+const uint8_t *tp__profile_verify_id(const tp_profile *profile) {
+  return profile->verify_id;
 }
 
 const gnutls_x509_crt_t *tp__profile_intermediates(const tp_profile *profile, size_t *count) {

@@ -86,6 +86,10 @@ typedef struct tp_profile_spec {
   bool has_recorded_offer;
   tp_hello_offer recorded_offer;
   const char *fidelity_note; /* what the emulation cannot reproduce; may be NULL */
+  /* TLS 1.3 key shares in the first ClientHello, one per group type from the
+   * top of the group list (GnuTLS's GNUTLS_KEY_SHARE_TOP, _TOP2, _TOP3):
+   * 1..3, or 0 = automatic (tp_profile_key_shares says which). */
+  unsigned key_shares;
 } tp_profile_spec;
 
 typedef struct tp_profile tp_profile;
@@ -109,6 +113,16 @@ int tp_profile_aia_fetch(const tp_profile *profile); /* nonzero = on (the defaul
  * Early (RFC 8470 §5.2) can be made to repeat its effect. */
 int tp_http_method_is_unsafe_for_early_data(const char *method);
 const char *tp_profile_fidelity_note(const tp_profile *profile); /* NULL = faithful */
+
+/* How many TLS 1.3 key shares the profile's first ClientHello carries (1..3).
+ * Automatic (spec key_shares 0): one for a generic profile that leaves the
+ * groups at GnuTLS's defaults (its first group is P-256, which RFC 8446 §9.1
+ * makes mandatory for servers, so a second share -- X25519 -- is computed and
+ * thrown away by every server that takes the client's first choice); GnuTLS's
+ * own two for a profile that lists groups, a raw priority string or an
+ * emulated real client, whose recorded offer and fidelity note were measured
+ * with two. */
+unsigned tp_profile_key_shares(const tp_profile *profile);
 
 /* The emulated client's finite-field DH limits: *min and *max are bits of
  * the server's DH prime, 0 = no limit on that side. A real client fails the

@@ -5,6 +5,7 @@
 #include <gnutls/x509.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "profile.h"
 
@@ -19,5 +20,16 @@ bool tp__profile_has_client_certificate(const tp_profile *profile);
 const gnutls_x509_crt_t *tp__profile_intermediates(const tp_profile *profile, size_t *count);
 /* ALPN protocols for gnutls_alpn_set_protocols(); *count = 0 when none. */
 const gnutls_datum_t *tp__profile_alpn(const tp_profile *profile, unsigned *count);
+/* Flags for gnutls_init beyond GNUTLS_CLIENT: the key-share count. */
+unsigned tp__profile_session_flags(const tp_profile *profile);
+
+/* What a verification result depends on besides the chain's bytes, the name
+ * and the time: the trust store, the credentials' verification flags and
+ * limits, and the priority string's verification profile -- all fixed when
+ * the profile is built. A random identity drawn then names them (so a
+ * profile freed and another allocated at the same address never share
+ * cached verifications). */
+#define TP_PROFILE_VERIFY_ID_LEN 16
+const uint8_t *tp__profile_verify_id(const tp_profile *profile);
 
 #endif

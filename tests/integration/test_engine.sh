@@ -137,7 +137,18 @@ once "$PORT_p384"
 tp_expect_eq "secp384r1-only server: outcome" ok "$(fact outcome)"
 tp_expect_eq "secp384r1-only server: HelloRetryRequest seen" 1 "$(fact hello_retry_request)"
 tp_expect_eq "secp384r1-only server: group" SECP384R1 "$(fact group)"
-tp_expect_eq "ClientHello evidence: key shares offered" SECP256R1,X25519 "$(fact key_shares_offered)"
+# A generic profile with GnuTLS's default groups sends one key share, for its first group
+# (P-256, mandatory for TLS 1.3 servers: RFC 8446 §9.1); key_shares: 2 is GnuTLS's own default.
+tp_expect_eq "ClientHello evidence: one key share by default" SECP256R1 "$(fact key_shares_offered)"
+tp_expect_eq "ClientHello evidence: groups offered beyond the share" \
+  SECP256R1,SECP384R1,SECP521R1,X25519 "$(fact groups_offered | cut -d, -f1-4)"
+once "$PORT_p384" --key-shares 2
+tp_expect_eq "key_shares 2: P-256 and X25519 shares" SECP256R1,X25519 "$(fact key_shares_offered)"
+tp_expect_eq "key_shares 2 vs secp384r1-only server: HelloRetryRequest still" 1 \
+  "$(fact hello_retry_request)"
+once "$PORT_full"
+tp_expect_eq "one key share vs a default server: no HelloRetryRequest" 0 "$(fact hello_retry_request)"
+tp_expect_eq "one key share vs a default server: the group shared" SECP256R1 "$(fact group)"
 once "$PORT_full"
 tp_expect_eq "server with default groups: no HelloRetryRequest" 0 "$(fact hello_retry_request)"
 

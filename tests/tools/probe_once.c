@@ -6,7 +6,7 @@
  *   probe-once --host 127.0.0.1 --port 8443 [--sni NAME|--no-sni] [--trust CA]
  *              [--versions TLS1.2,TLS1.3] [--priority STR] [--mode handshake|resumption|early_data]
  *              [--http METHOD PATH] [--alpn h2,http/1.1] [--intermediates PEM]
- *              [--client-cert PEM --client-key PEM]
+ *              [--client-cert PEM --client-key PEM] [--key-shares 1..3]
  *              [--connect-timeout MS] [--handshake-timeout MS]
  *              [--dns-server IP:PORT] [--family any|ipv4|ipv6] [--extra-host NAME]...
  * Exit status: 0 when the outcome is ok, 1 otherwise, 2 on usage errors. */
@@ -175,6 +175,8 @@ int main(int argc, char **argv) {
                                                : TP_FAMILY_ANY;
     else if (strcmp(a, "--extra-host") == 0 && n_extra < MAX_EXTRA)
       extra_hosts[n_extra++] = v;
+    else if (strcmp(a, "--key-shares") == 0)
+      spec.key_shares = (unsigned)strtoul(v, NULL, 10);
     else if (strcmp(a, "--connect-timeout") == 0)
       timeouts.connect_ms = strtoull(v, NULL, 10);
     else if (strcmp(a, "--handshake-timeout") == 0)
