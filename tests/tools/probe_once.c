@@ -9,7 +9,13 @@
  *              [--client-cert PEM --client-key PEM] [--key-shares 1..3]
  *              [--connect-timeout MS] [--handshake-timeout MS]
  *              [--dns-server IP:PORT] [--family any|ipv4|ipv6] [--extra-host NAME]...
- * Exit status: 0 when the outcome is ok, 1 otherwise, 2 on usage errors. */
+ *              [--stdin] [--verify-cache-max-age S]
+ * Exit status: 0 when the outcome is ok, 1 otherwise, 2 on usage errors.
+ *
+ * --stdin: instead of one probe, one probe per line read from stdin (the
+ * line is the port to probe), all on the same engine and profile, so its
+ * caches carry over from one probe to the next; each result is followed by
+ * the engine's cache counters (cache_*=N) and a line "end". Exit status 0. */
 #include <gnutls/gnutls.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -96,6 +102,44 @@ static void on_done_timed(tp_result *result, void *data) {
   probe_ended(box->run);
 }
 
+static void print_cache_stats(const tp_probe_engine *engine) {
+  tp_probe_cache_stats st;
+  tp_probe_engine_cache_stats(engine, &st);
+  printf("cache_verify_hits=%llu\ncache_verify_misses=%llu\ncache_verify_rechecks=%llu\n",
+         (unsigned long long)st.verify_hits, (unsigned long long)st.verify_misses,
+         (unsigned long long)st.verify_rechecks);
+  printf("cache_verify_entries=%zu\ncache_facts_hits=%llu\ncache_facts_misses=%llu\n",
+         st.verify_entries, (unsigned long long)st.facts_hits,
+         (unsigned long long)st.facts_misses);
+  printf("cache_facts_entries=%zu\n", st.facts_entries);
+}
+
+/* --stdin: probes of the ports named on stdin, one at a time, on one engine. */
+static void probe_stdin_ports(uv_loop_t *loop, tp_probe_engine *engine, tp_target target,
+                              const tp_profile *profile, const tp_probe_timeouts *timeouts) {
+  char line[64];
+  while (fgets(line, sizeof(line), stdin) != NULL) {
+    unsigned long port = strtoul(line, NULL, 10);
+    if (port == 0 || port > 65535)
+      continue;
+    target.port = (uint16_t)port;
+    run_state run = {.engine = NULL, .extras_left = 0, .outstanding = 1}; /* engine stays open */
+    outcome_box box = {.run = &run};
+    if (tp_probe_engine_submit(engine, &target, profile, timeouts, on_done_timed, &box) !=
+        TP_E_OK) {
+      printf("outcome=submit_failed\nend\n");
+      fflush(stdout);
+      continue;
+    }
+    (void)uv_run(loop, UV_RUN_DEFAULT); /* until the probe's handles are closed */
+    print_result(box.result);
+    print_cache_stats(engine);
+    printf("end\n");
+    fflush(stdout);
+    tp_result_free(box.result);
+  }
+}
+
 /* Splits "a,b,c" into a NULL-terminated array (strings point into `text`). */
 static const char **split(char *text) {
   size_t n = 1;
@@ -127,11 +171,16 @@ int main(int argc, char **argv) {
   tp_target extra_targets[MAX_EXTRA];
   outcome_box extra_box[MAX_EXTRA];
   memset(extra_box, 0, sizeof(extra_box));
+  int from_stdin = 0;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (strcmp(a, "--no-sni") == 0) {
       spec.sni_mode = TP_SNI_OFF;
+      continue;
+    }
+    if (strcmp(a, "--stdin") == 0) {
+      from_stdin = 1;
       continue;
     }
     if (v == NULL)
@@ -175,6 +224,8 @@ int main(int argc, char **argv) {
                                                : TP_FAMILY_ANY;
     else if (strcmp(a, "--extra-host") == 0 && n_extra < MAX_EXTRA)
       extra_hosts[n_extra++] = v;
+    else if (strcmp(a, "--verify-cache-max-age") == 0)
+      engine_options.verify_cache_max_age_s = (unsigned)strtoul(v, NULL, 10);
     else if (strcmp(a, "--key-shares") == 0)
       spec.key_shares = (unsigned)strtoul(v, NULL, 10);
     else if (strcmp(a, "--connect-timeout") == 0)
@@ -184,7 +235,7 @@ int main(int argc, char **argv) {
     else
       return usage();
   }
-  if (target.host == NULL || target.port == 0)
+  if (target.host == NULL || (target.port == 0 && !from_stdin))
     return usage();
   spec.alpn = alpn;
 
@@ -202,6 +253,11 @@ int main(int argc, char **argv) {
   }
   if (tp_probe_engine_new(&loop, &engine_options, NULL, &engine) != TP_E_OK) {
     fprintf(stderr, "probe-once: cannot start the engine\n");
+    goto out;
+  }
+  if (from_stdin) {
+    probe_stdin_ports(&loop, engine, target, profile, &timeouts);
+    status = 0;
     goto out;
   }
   run_state run = {.engine = engine, .extras_left = n_extra, .outstanding = n_extra + 1};

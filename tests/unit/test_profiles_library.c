@@ -143,8 +143,63 @@ static void test_priority_excludes_structured_fields(void **state) {
   }
 }
 
+static unsigned key_shares_of(const tp_profile_spec *spec) {
+  char err[512] = "";
+  tp_profile *p = NULL;
+  if (tp_profile_new(spec, &p, err, sizeof(err)) != TP_E_OK)
+    fail_msg("%s: %s", spec->name, err);
+  unsigned n = tp_profile_key_shares(p);
+  tp_profile_free(p);
+  return n;
+}
+
+/* One key share only where nothing says which the profile needs: GnuTLS's
+ * default groups (P-256 first, mandatory for servers); lists, raw strings and
+ * emulated clients keep GnuTLS's two, which their notes were measured with. */
+static void test_key_share_policy(void **state) {
+  (void)state;
+  static const char *const groups[] = {"X25519", "SECP256R1", NULL};
+  tp_profile_spec generic = {.name = "generic", .versions = TP_TLS1_3};
+  tp_profile_spec listed = {.name = "listed", .groups = groups};
+  tp_profile_spec raw = {.name = "raw", .priority = "NORMAL"};
+  tp_profile_spec emulated = {.name = "emulated", .has_recorded_offer = true};
+  tp_profile_spec three = {.name = "three", .key_shares = 3};
+  tp_profile_spec two = {.name = "two", .key_shares = 2};
+  assert_int_equal(key_shares_of(&generic), 1);
+  assert_int_equal(key_shares_of(&listed), 2);
+  assert_int_equal(key_shares_of(&raw), 2);
+  assert_int_equal(key_shares_of(&emulated), 2);
+  assert_int_equal(key_shares_of(&three), 3);
+  assert_int_equal(key_shares_of(&two), 2);
+  const tp_builtin_profile *b;
+  for (size_t i = 0; (b = tp_profile_library_at(i)) != NULL; i++)
+    if (b->spec.groups != NULL || b->spec.has_recorded_offer)
+      assert_int_equal(key_shares_of(&b->spec), 2);
+  tp_profile_spec bad = {.name = "bad", .key_shares = 4};
+  char err[512] = "";
+  tp_profile *p = NULL;
+  assert_int_equal(tp_profile_new(&bad, &p, err, sizeof(err)), TP_E_CONFIG);
+  assert_non_null(strstr(err, "key_shares"));
+}
+
+/* Two profiles built from one spec never share cached verifications. */
+static void test_verify_ids_differ(void **state) {
+  (void)state;
+  tp_profile_spec spec = {.name = "same"};
+  char err[512];
+  tp_profile *a = NULL, *b = NULL;
+  assert_int_equal(tp_profile_new(&spec, &a, err, sizeof(err)), TP_E_OK);
+  assert_int_equal(tp_profile_new(&spec, &b, err, sizeof(err)), TP_E_OK);
+  assert_memory_not_equal(tp__profile_verify_id(a), tp__profile_verify_id(b),
+                          TP_PROFILE_VERIFY_ID_LEN);
+  tp_profile_free(a);
+  tp_profile_free(b);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_key_share_policy),
+      cmocka_unit_test(test_verify_ids_differ),
       cmocka_unit_test(test_every_builtin_builds),
       cmocka_unit_test(test_cipher_diagnostic_offers_every_cipher),
       cmocka_unit_test(test_priority_excludes_structured_fields),
