@@ -104,6 +104,15 @@ start_engine() {
     --intermediates "$W/inter.pem" --handshake-timeout 5000 "$@" 2>"$W/engine.err"; }
   ENGINE_IN=${ENGINE[1]}
   ENGINE_OUT=${ENGINE[0]}
+  ENGINE_PROC=$ENGINE_PID # bash unsets ENGINE_PID as soon as the coprocess ends
+}
+# stop_engine: end of input; probe-once closes its engine (caches freed, every handle
+# closed: uv_loop_close must succeed) and exits 0.
+stop_engine() {
+  local rc=0
+  exec {ENGINE_IN}>&-
+  wait "$ENGINE_PROC" 2>/dev/null || rc=$?
+  tp_expect_eq "engine closed cleanly$1" 0 "$rc"
 }
 # probe: one probe of $PORT by the running engine; its lines in $W/last.
 probe() {
@@ -201,8 +210,7 @@ probe
 tp_expect_eq "same chain, past its notAfter: expired" expired "$(fact outcome)"
 tp_expect_eq "same chain, past its notAfter: verified again by GnuTLS" $((rechecks + 1)) \
   "$(fact cache_verify_rechecks)"
-exec {ENGINE_IN}>&-
-wait "$ENGINE_PID" 2>/dev/null || true
+stop_engine ""
 
 # An entry older than the maximum age is verified again even though nothing changed.
 start_engine --verify-cache-max-age 1
@@ -213,7 +221,6 @@ sleep 1.5
 probe
 tp_expect_eq "max age 1 s: after 1.5 s, ok" ok "$(fact outcome)"
 tp_expect_eq "max age 1 s: after 1.5 s, verified again by GnuTLS" 1 "$(fact cache_verify_rechecks)"
-exec {ENGINE_IN}>&-
-wait "$ENGINE_PID" 2>/dev/null || true
+stop_engine " (max age 1 s)"
 
 tp_finish
