@@ -2,7 +2,8 @@
  * client loop, side by side against the same local server.
  *
  *   bench-handshake --port P --sni NAME --ca CA.pem [--count N] [--in-flight K]
- *                   [--side both|bare|engine]
+ *                   [--side both|bare|engine] [--rounds R] [--caches on|off]
+ *                   [--key-shares 0..3]
  *
  * "bare": N sequential blocking handshakes (socket, connect, handshake with
  * the same priority cache and credentials built once, verification with
@@ -11,7 +12,12 @@
  * loop, K in flight. CPU is getrusage(RUSAGE_SELF) user+sys; the server's
  * CPU is another process and not counted. Prints one line per side and the
  * ratio; max RSS of the process after both runs. --side runs one side only
- * (after the same warm-up), so callgrind or strace -c can measure it alone. */
+ * (after the same warm-up), so callgrind or strace -c can measure it alone.
+ * --rounds R alternates the sides in R chunks of N/R (one engine throughout,
+ * its caches kept), so a load that comes and goes on a shared machine weighs
+ * on both alike. --caches off runs the engine without its verification and
+ * facts caches, --key-shares sets the profile's (0 = automatic), to see what
+ * each costs. */
 #include <arpa/inet.h>
 #include <gnutls/gnutls.h>
 #include <netinet/in.h>
@@ -79,7 +85,8 @@ static void on_done(tp_result *r, void *data) {
 
 int main(int argc, char **argv) {
   unsigned port = 0, count = 1000, in_flight = 32;
-  const char *sni = NULL, *ca = NULL, *side = "both";
+  const char *sni = NULL, *ca = NULL, *side = "both", *caches = "on";
+  unsigned rounds = 1, key_shares = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (strcmp(argv[i], "--port") == 0) port = (unsigned)strtoul(argv[i + 1], NULL, 10);
     else if (strcmp(argv[i], "--sni") == 0) sni = argv[i + 1];
@@ -87,7 +94,12 @@ int main(int argc, char **argv) {
     else if (strcmp(argv[i], "--count") == 0) count = (unsigned)strtoul(argv[i + 1], NULL, 10);
     else if (strcmp(argv[i], "--in-flight") == 0) in_flight = (unsigned)strtoul(argv[i + 1], NULL, 10);
     else if (strcmp(argv[i], "--side") == 0) side = argv[i + 1];
+    else if (strcmp(argv[i], "--rounds") == 0) rounds = (unsigned)strtoul(argv[i + 1], NULL, 10);
+    else if (strcmp(argv[i], "--caches") == 0) caches = argv[i + 1];
+    else if (strcmp(argv[i], "--key-shares") == 0) key_shares = (unsigned)strtoul(argv[i + 1], NULL, 10);
   }
+  if (rounds == 0 || rounds > count)
+    rounds = 1;
   bool run_bare = strcmp(side, "both") == 0 || strcmp(side, "bare") == 0;
   bool run_engine = strcmp(side, "both") == 0 || strcmp(side, "engine") == 0;
   if (port == 0 || sni == NULL || ca == NULL || (!run_bare && !run_engine)) {
@@ -98,7 +110,7 @@ int main(int argc, char **argv) {
   gnutls_global_init();
   (void)tp_resolve_global_init(); /* names are never resolved here: IP literals only */
   char err[256];
-  tp_profile_spec spec = {.name = "bench", .versions = TP_TLS1_3, .trust = ca};
+  tp_profile_spec spec = {.name = "bench", .versions = TP_TLS1_3, .trust = ca, .key_shares = key_shares};
   tp_profile *profile;
   if (tp_profile_new(&spec, &profile, err, sizeof(err)) != TP_E_OK) {
     fprintf(stderr, "profile: %s\n", err);
@@ -109,29 +121,36 @@ int main(int argc, char **argv) {
   for (int i = 0; i < 20; i++)
     bare_one(profile, port, sni);
 
-  double c0 = cpu_seconds();
-  uint64_t w0 = uv_hrtime();
-  unsigned bare_ok = 0;
-  for (unsigned i = 0; run_bare && i < count; i++)
-    bare_ok += bare_one(profile, port, sni) == 0;
-  double bare_cpu = cpu_seconds() - c0;
-  double bare_wall = (double)(uv_hrtime() - w0) / 1e9;
-
   uv_loop_t loop;
   uv_loop_init(&loop);
-  tp_probe_engine_options eo = {.max_in_flight = in_flight, .max_pending = count};
+  bool caches_off = strcmp(caches, "off") == 0;
+  tp_probe_engine_options eo = {.max_in_flight = in_flight,
+                                .max_pending = count,
+                                .verify_cache_entries = caches_off ? TP_PROBE_CACHE_OFF : 0,
+                                .facts_cache_entries = caches_off ? TP_PROBE_CACHE_OFF : 0};
   tp_probe_engine *engine;
   tp_probe_engine_new(&loop, &eo, NULL, &engine);
   tp_target target = {.name = "bench", .host = "127.0.0.1", .port = (uint16_t)port, .sni = sni};
   tp_probe_timeouts to = {.connect_ms = 5000, .handshake_ms = 10000};
   tally t = {0, 0};
-  c0 = cpu_seconds();
-  w0 = uv_hrtime();
-  for (unsigned i = 0; run_engine && i < count; i++)
-    tp_probe_engine_submit(engine, &target, profile, &to, on_done, &t);
-  uv_run(&loop, UV_RUN_DEFAULT);
-  double engine_cpu = cpu_seconds() - c0;
-  double engine_wall = (double)(uv_hrtime() - w0) / 1e9;
+  unsigned bare_ok = 0;
+  double bare_cpu = 0, bare_wall = 0, engine_cpu = 0, engine_wall = 0;
+  for (unsigned r = 0; r < rounds; r++) {
+    unsigned chunk = count / rounds + (r < count % rounds);
+    double c0 = cpu_seconds();
+    uint64_t w0 = uv_hrtime();
+    for (unsigned i = 0; run_bare && i < chunk; i++)
+      bare_ok += bare_one(profile, port, sni) == 0;
+    bare_cpu += cpu_seconds() - c0;
+    bare_wall += (double)(uv_hrtime() - w0) / 1e9;
+    c0 = cpu_seconds();
+    w0 = uv_hrtime();
+    for (unsigned i = 0; run_engine && i < chunk; i++)
+      tp_probe_engine_submit(engine, &target, profile, &to, on_done, &t);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    engine_cpu += cpu_seconds() - c0;
+    engine_wall += (double)(uv_hrtime() - w0) / 1e9;
+  }
   tp_probe_engine_close(engine, NULL, NULL);
   uv_run(&loop, UV_RUN_DEFAULT);
   uv_loop_close(&loop);
@@ -145,7 +164,8 @@ int main(int argc, char **argv) {
     printf("engine : %u/%u ok, %.3f ms CPU per probe (in flight %u), %.0f probes/s wall\n", t.ok,
            count, engine_cpu * 1e3 / count, in_flight, count / engine_wall);
   if (run_bare && run_engine)
-    printf("ratio  : engine/bare CPU per handshake = %.3f\n", engine_cpu / bare_cpu);
+    printf("ratio  : engine/bare CPU per handshake = %.3f%s\n", engine_cpu / bare_cpu,
+           rounds > 1 ? " (interleaved rounds)" : "");
   printf("max RSS: %.1f MiB (whole process, after both runs)\n", ru.ru_maxrss / 1024.0);
   tp_profile_free(profile);
   gnutls_global_deinit();
