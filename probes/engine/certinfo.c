@@ -117,8 +117,8 @@ static void facts_copy(tp_cert_facts *dst, const tp_cert_facts *src, bool leaf) 
  * which is never cached (verification reports it). */
 static int facts_of(const tp_certinfo_cache *cache, const gnutls_datum_t *cert, unsigned i,
                     tp_cert_facts *out) {
-  bool cached = cache != NULL && cache->facts != NULL && cache->digests != NULL &&
-                i < cache->digests->n;
+  bool cached =
+      cache != NULL && cache->facts != NULL && cache->digests != NULL && i < cache->digests->n;
   if (!cached)
     return collect_one(cert, i == 0, out);
   const uint8_t *key = cache->digests->cert[i];
@@ -165,7 +165,7 @@ void tp_certinfo_collect_cached(const gnutls_datum_t *certs, unsigned n, int64_t
     tp_cert_facts *facts = &result->chain[result->chain_len];
     if (facts_of(cache, &certs[i], i, facts) != 0) {
       facts_clear(facts); /* what a failed parse left */
-      continue; /* an unparsable certificate: verification reports the failure */
+      continue;           /* an unparsable certificate: verification reports the failure */
     }
     result->chain_len++;
     if (facts->not_after_unix > 0 && facts->not_after_unix < earliest)

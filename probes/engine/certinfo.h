@@ -20,9 +20,9 @@ _Static_assert(TP_CERTINFO_MAX_SANS <= TP_V_MAX_SANS, "SAN cap within the wire l
  * each result. What depends on the time (days_to_earliest_expiry) is worked
  * out for every result. */
 typedef struct tp_certinfo_cache {
-  tp_digest_cache *facts;           /* digest -> tp_cert_facts; NULL = parse every time */
-  const tp_chain_digests *digests;  /* of the certificates passed in */
-  uint64_t *hits, *misses;          /* counters to bump */
+  tp_digest_cache *facts;          /* digest -> tp_cert_facts; NULL = parse every time */
+  const tp_chain_digests *digests; /* of the certificates passed in */
+  uint64_t *hits, *misses;         /* counters to bump */
 } tp_certinfo_cache;
 
 /* Fills result->chain, chain_len and days_to_earliest_expiry from the peer

@@ -163,13 +163,9 @@ bool tp__digest_cache_remove(tp_digest_cache *c, const uint8_t key[TP_DIGEST_LEN
   return true;
 }
 
-size_t tp__digest_cache_count(const tp_digest_cache *c) {
-  return c->count;
-}
+size_t tp__digest_cache_count(const tp_digest_cache *c) { return c->count; }
 
-size_t tp__digest_cache_capacity(const tp_digest_cache *c) {
-  return c->capacity;
-}
+size_t tp__digest_cache_capacity(const tp_digest_cache *c) { return c->capacity; }
 
 void tp__chain_digests(const gnutls_datum_t *certs, unsigned n_sent, tp_chain_digests *out) {
   out->n = 0;

@@ -20,13 +20,9 @@ typedef struct verified_chain {
   uint64_t verified_ns;            /* uv_hrtime() of the full verification */
 } verified_chain;
 
-static void free_verified(void *value) {
-  free(value);
-}
+static void free_verified(void *value) { free(value); }
 
-static void free_facts(void *value) {
-  tp_certinfo_facts_free(value);
-}
+static void free_facts(void *value) { tp_certinfo_facts_free(value); }
 
 static size_t bound(unsigned configured, unsigned fallback) {
   return configured == 0 ? fallback : configured;
@@ -35,11 +31,11 @@ static size_t bound(unsigned configured, unsigned fallback) {
 void tp__engine_caches_init(tp_engine_caches *c, const tp_probe_engine_options *o) {
   unsigned verify = o ? o->verify_cache_entries : 0;
   unsigned facts = o ? o->facts_cache_entries : 0;
-  unsigned age_s = o && o->verify_cache_max_age_s ? o->verify_cache_max_age_s : TP_PROBE_VERIFY_MAX_AGE_S;
+  unsigned age_s =
+      o && o->verify_cache_max_age_s ? o->verify_cache_max_age_s : TP_PROBE_VERIFY_MAX_AGE_S;
   memset(c, 0, sizeof(*c));
   if (verify != TP_PROBE_CACHE_OFF)
-    c->verified =
-        tp__digest_cache_new(bound(verify, TP_PROBE_VERIFY_CACHE_DEFAULT), free_verified);
+    c->verified = tp__digest_cache_new(bound(verify, TP_PROBE_VERIFY_CACHE_DEFAULT), free_verified);
   if (facts != TP_PROBE_CACHE_OFF)
     c->facts = tp__digest_cache_new(bound(facts, TP_PROBE_FACTS_CACHE_DEFAULT), free_facts);
   c->max_age_ns = (uint64_t)age_s * 1000000000u;

@@ -169,7 +169,8 @@ static void make_cert(made_cert *m, const char *cn, time_t nb, time_t na, made_c
                       bool must_staple) {
   assert_int_equal(gnutls_x509_privkey_init(&m->key), 0);
   assert_int_equal(gnutls_x509_privkey_generate(m->key, GNUTLS_PK_ECDSA,
-                                                GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), 0),
+                                                GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1),
+                                                0),
                    0);
   assert_int_equal(gnutls_x509_crt_init(&m->crt), 0);
   assert_int_equal(gnutls_x509_crt_set_version(m->crt, 3), 0);
