@@ -1,8 +1,9 @@
 /* digest_cache.c - see digest_cache.h. Slots live in one array allocated at
- * the first put; a slot is in exactly one of two lists: the recency list
- * (most recent at head) or the free list. Buckets chain slots by the
- * digest's first bytes: a SHA-256 output is already uniform, so no further
- * hashing is needed. */
+ * the first put and handed out in order, so only slots in use are ever
+ * written (a large bound costs address space, not resident memory, until it
+ * is needed); a slot in use is on the recency list (most recent at head), a
+ * removed one on the free list. Buckets chain slots by the digest's first
+ * bytes: a SHA-256 output is already uniform, so no further hashing. */
 #include "digest_cache.h"
 
 #include <gnutls/crypto.h>
@@ -28,6 +29,7 @@ struct tp_digest_cache {
   uint32_t *buckets; /* mask + 1 heads */
   uint32_t mask;
   uint32_t newest, oldest, free_head;
+  uint32_t fresh; /* slots [fresh, capacity) were never used */
 };
 
 tp_digest_cache *tp__digest_cache_new(size_t max_entries, tp_digest_free_fn free_value) {
@@ -48,18 +50,32 @@ void tp__digest_cache_free(tp_digest_cache *c) {
   free(c);
 }
 
+static void drop(tp_digest_cache *c, uint32_t i);
+
+/* One bucket per four slots: chains stay short, and the bucket array (which
+ * is written whole) stays a sixteenth of the slots' size. */
 static void allocate(tp_digest_cache *c) {
   uint32_t n_buckets = 16;
-  while (n_buckets < c->capacity)
+  while (n_buckets * 4 < c->capacity)
     n_buckets <<= 1;
   c->mask = n_buckets - 1;
   c->buckets = tp_xmalloc(n_buckets * sizeof(uint32_t));
   for (uint32_t i = 0; i < n_buckets; i++)
     c->buckets[i] = NIL;
   c->slots = tp_xmalloc(c->capacity * sizeof(slot));
-  for (uint32_t i = 0; i < c->capacity; i++)
-    c->slots[i].older = i + 1 < c->capacity ? i + 1 : NIL;
-  c->free_head = 0;
+  c->fresh = 0;
+}
+
+/* A slot to fill: a removed one, a never used one, else the least recently
+ * used one, whose value goes. */
+static uint32_t take_slot(tp_digest_cache *c) {
+  if (c->free_head == NIL && c->fresh < c->capacity)
+    return c->fresh++;
+  if (c->free_head == NIL)
+    drop(c, c->oldest); /* full: the least recently used goes */
+  uint32_t i = c->free_head;
+  c->free_head = c->slots[i].older;
+  return i;
 }
 
 static uint32_t bucket_of(const tp_digest_cache *c, const uint8_t key[TP_DIGEST_LEN]) {
@@ -141,10 +157,7 @@ void tp__digest_cache_put(tp_digest_cache *c, const uint8_t key[TP_DIGEST_LEN], 
     push_newest(c, i);
     return;
   }
-  if (c->free_head == NIL)
-    drop(c, c->oldest); /* full: the least recently used goes */
-  i = c->free_head;
-  c->free_head = c->slots[i].older;
+  i = take_slot(c);
   slot *s = &c->slots[i];
   memcpy(s->key, key, TP_DIGEST_LEN);
   s->value = value;
