@@ -53,7 +53,7 @@ void tp__digest_cache_free(tp_digest_cache *c) {
 static void drop(tp_digest_cache *c, uint32_t i);
 
 /* One bucket per four slots: chains stay short, and the bucket array (which
- * is written whole) stays a sixteenth of the slots' size. */
+ * is written whole) stays small next to the slots, which are not. */
 static void allocate(tp_digest_cache *c) {
   uint32_t n_buckets = 16;
   while (n_buckets * 4 < c->capacity)
