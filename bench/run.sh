@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/run.sh [COUNT] [IN_FLIGHT] - CPU per probe of the engine vs a bare GnuTLS loop,
+# bench/run.sh [COUNT] [IN_FLIGHT] [ROUNDS] - CPU per probe of the engine vs a bare GnuTLS loop,
 # side by side in one run, against a local nginx-less openssl s_server (TLS 1.3,
 # ECDSA P-256 leaf + intermediate, chain verified with hostname check).
 # Build first: cmake --build build --target bench-handshake bench-spool bench-rollup
@@ -8,6 +8,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${TP_BENCH_BIN:-$ROOT/build/bench/bench-handshake}
 COUNT=${1:-2000}
 IN_FLIGHT=${2:-32}
+ROUNDS=${3:-1} # >1: the two sides alternate in ROUNDS chunks (bench-handshake --rounds)
 [ -x "$BIN" ] || { echo "build bench-handshake first (cmake --build build --target bench-handshake)" >&2; exit 2; }
 W=$(mktemp -d /tmp/tp-bench.XXXXXX)
 trap 'kill $(cat "$W/pid" 2>/dev/null) 2>/dev/null || true; rm -rf "$W"' EXIT
@@ -26,7 +27,8 @@ openssl s_server -accept "127.0.0.1:$PORT" -cert "$W/leaf.pem" -key "$W/leaf.key
 echo $! >"$W/pid"
 for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.1; done
 echo "bench: $COUNT handshakes each, TLS 1.3, ECDSA P-256, chain verified; server: openssl s_server on 127.0.0.1:$PORT"
-"$BIN" --port "$PORT" --sni bench.test --ca "$W/root.pem" --count "$COUNT" --in-flight "$IN_FLIGHT"
+"$BIN" --port "$PORT" --sni bench.test --ca "$W/root.pem" --count "$COUNT" --in-flight "$IN_FLIGHT" \
+  --rounds "$ROUNDS"
 # What the durable spool costs per result next to a handshake (same run, same machine).
 SPOOL_BIN=${TP_BENCH_SPOOL_BIN:-$(dirname "$BIN")/bench-spool}
 if [ -x "$SPOOL_BIN" ]; then "$SPOOL_BIN" 20000 800 "$W"; fi
