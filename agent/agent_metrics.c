@@ -92,6 +92,39 @@ static void loops(tp_prom_writer *w, const tp_agent_metrics_snapshot *s) {
   }
 }
 
+/* The engine's chain-verification cache (docs/internals/engine-caches.md): a hit
+ * skipped the chain's signature checks; a recheck was cached but verified again. */
+static void caches(tp_prom_writer *w, const tp_agent_metrics_snapshot *s) {
+  static const char VERIFY[] = "tlsprobe_agent_verify_cache_total";
+  tp_prom_family(w, VERIFY, "counter",
+                 "Chains verified per loop: from the cache (hit), by GnuTLS because not cached "
+                 "(miss) or by GnuTLS although cached (recheck: validity window, staple, age).");
+  char loop[16];
+  for (unsigned i = 0; i < s->loops; i++) {
+    snprintf(loop, sizeof(loop), "%u", i);
+    const tp_probe_cache_stats *c = &s->loop[i].caches;
+    const struct {
+      const char *result;
+      uint64_t n;
+    } rows[] = {{"hit", c->verify_hits}, {"miss", c->verify_misses}, {"recheck", c->verify_rechecks}};
+    for (size_t r = 0; r < sizeof(rows) / sizeof(rows[0]); r++) {
+      tp_prom_label l[2] = {{"loop", loop}, {"result", rows[r].result}};
+      tp_prom_u64(w, VERIFY, l, 2, rows[r].n);
+    }
+  }
+  static const char ENTRIES[] = "tlsprobe_agent_cache_entries";
+  tp_prom_family(w, ENTRIES, "gauge",
+                 "Entries held per loop by the engine's caches (verify: chains that verified; "
+                 "facts: certificates parsed), each bounded.");
+  for (unsigned i = 0; i < s->loops; i++) {
+    snprintf(loop, sizeof(loop), "%u", i);
+    tp_prom_label lv[2] = {{"loop", loop}, {"cache", "verify"}};
+    tp_prom_u64(w, ENTRIES, lv, 2, s->loop[i].caches.verify_entries);
+    tp_prom_label lf[2] = {{"loop", loop}, {"cache", "facts"}};
+    tp_prom_u64(w, ENTRIES, lf, 2, s->loop[i].caches.facts_entries);
+  }
+}
+
 static void results(tp_prom_writer *w, const tp_agent_metrics_snapshot *s) {
   static const char NAME[] = "tlsprobe_agent_results_total";
   tp_prom_family(w, NAME, "counter",
@@ -173,6 +206,7 @@ tp_err tp_agent_metrics_render(const tp_agent_metrics_snapshot *s, tp_buf *out) 
   tp_prom_begin(&w, out);
   info(&w, s);
   loops(&w, s);
+  caches(&w, s);
   results(&w, s);
   spool(&w, s);
   push(&w, s);

@@ -59,6 +59,12 @@ void tp_loop_stats_judged(tp_loop_stats *s, bool saturated, unsigned in_flight_l
   uv_mutex_unlock(&s->mu);
 }
 
+void tp_loop_stats_caches(tp_loop_stats *s, const tp_probe_cache_stats *caches) {
+  uv_mutex_lock(&s->mu);
+  s->n.caches = *caches;
+  uv_mutex_unlock(&s->mu);
+}
+
 void tp_loop_stats_read(tp_loop_stats *s, tp_loop_numbers *out) {
   uv_mutex_lock(&s->mu);
   *out = s->n;

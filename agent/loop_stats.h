@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "probe.h"
 #include "tp_error.h"
 
 /* Lateness buckets, seconds: a timer on an idle loop fires within a millisecond; a
@@ -25,6 +26,7 @@ typedef struct tp_loop_numbers {
   uint64_t late_sum_ns;
   uint64_t saturated;       /* results marked as taken under saturation (saturation.h) */
   unsigned in_flight_limit; /* the adaptive in-flight limit after the last result; 0 = none */
+  tp_probe_cache_stats caches; /* the engine's, after the last result */
 } tp_loop_numbers;
 
 typedef struct tp_loop_stats {
@@ -41,6 +43,7 @@ void tp_loop_stats_skipped(tp_loop_stats *s);
 void tp_loop_stats_load(tp_loop_stats *s, unsigned in_flight, unsigned pending);
 /* A result was judged: saturated or not, and the in-flight limit now. */
 void tp_loop_stats_judged(tp_loop_stats *s, bool saturated, unsigned in_flight_limit);
+void tp_loop_stats_caches(tp_loop_stats *s, const tp_probe_cache_stats *caches);
 /* A consistent copy, from any thread. */
 void tp_loop_stats_read(tp_loop_stats *s, tp_loop_numbers *out);
 

@@ -109,6 +109,11 @@ static void on_probe_done(tp_result *result, void *data) {
   if (result == NULL) /* cancelled before it started, nothing to report */
     return;
   set_lateness(se, result);
+  if (s->stats != NULL) {
+    tp_probe_cache_stats caches;
+    tp_probe_engine_cache_stats(s->engine, &caches);
+    tp_loop_stats_caches(s->stats, &caches);
+  }
   if (s->saturation != NULL) {
     tp_saturation_judge(s->saturation, result, se->tick_ns);
     if (s->stats != NULL)

@@ -166,6 +166,19 @@ started_enough() {
     [ "$(sample "$WORK/agent-late.prom" tlsprobe_agent_probes_started_total)" -ge "$MIN_STARTED" ]
 }
 tp_wait_for 120 "the agent to start $MIN_STARTED probes" started_enough || true
+# The engine's chain-verification cache: the same good chains come back every second.
+tp_expect_ge "agent: chains verified from the cache (hits)" 1 \
+  "$(sample "$WORK/agent-late.prom" tlsprobe_agent_verify_cache_total result=hit)"
+tp_expect_ge "agent: ... after GnuTLS verified them once (misses)" 1 \
+  "$(sample "$WORK/agent-late.prom" tlsprobe_agent_verify_cache_total result=miss)"
+tp_expect_ge "agent: cached chains held" 1 \
+  "$(sample "$WORK/agent-late.prom" tlsprobe_agent_cache_entries cache=verify)"
+tp_expect_eq "agent: an adaptive in-flight limit per loop" \
+  "$(sample --count "$WORK/agent-late.prom" tlsprobe_agent_probes_in_flight)" \
+  "$(sample --count "$WORK/agent-late.prom" tlsprobe_agent_in_flight_limit)"
+tp_expect_eq "agent: a saturated-results counter per loop" \
+  "$(sample --count "$WORK/agent-late.prom" tlsprobe_agent_probes_in_flight)" \
+  "$(sample --count "$WORK/agent-late.prom" tlsprobe_agent_saturated_results_total)"
 rc=0
 tp_stop "$agent_pid" agent 30 || rc=$?
 tp_expect_eq "agent exits 0 on SIGTERM" 0 "$rc"
