@@ -5,7 +5,7 @@
 # the collector's ingest, `report` over a large database and instruction counts.
 #
 #   bench/suite.sh [--quick] [--10m] [--rounds N] [--rates "200 500 1000"] [--out DIR] [--keep]
-#                  [--only rounds,strace,callgrind,collector]
+#                  [--only rounds,contention,strace,callgrind,collector]
 #   bench/suite.sh --selftest     the tools' correctness against a real nginx (no timing)
 #
 # What it starts, all on 127.0.0.1 and all stopped on exit: its own nginx (ECDSA P-256 and
@@ -28,7 +28,8 @@ LIB=$ROOT/bench/suite_lib.py
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
 
-MODE=full TEN_M=0 KEEP=0 ROUNDS='' RATES='' OUT_DIR=$ROOT/bench/results ONLY=rounds,strace,callgrind,collector
+MODE=full TEN_M=0 KEEP=0 ROUNDS='' RATES='' OUT_DIR=$ROOT/bench/results
+ONLY=rounds,contention,strace,callgrind,collector
 while [ $# -gt 0 ]; do
   case $1 in
     --quick) MODE=quick ;;
@@ -39,7 +40,7 @@ while [ $# -gt 0 ]; do
     --rounds) ROUNDS=${2:?--rounds N}; shift ;;
     --rates) RATES=${2:?--rates \"200 500\"}; shift ;;
     --out) OUT_DIR=${2:?--out DIR}; shift ;;
-    --only) ONLY=${2:?--only rounds,strace,callgrind,collector}; shift ;;
+    --only) ONLY=${2:?--only rounds,contention,strace,callgrind,collector}; shift ;;
     -h | --help) usage; exit 0 ;;
     *) echo "suite.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
   esac
@@ -395,8 +396,9 @@ paced_limit() { # OUT SECONDS: the limit loop at PACED_RATE in the background; s
 
 # --- rounds ---------------------------------------------------------------------------------
 
-agent_round() { # ROUND RATE
-  local rnd=$1 rate=$2 d=$W/agent-r$1-$2 region=bench-r$1-$2 n since until
+agent_round() { # ROUND RATE [SECTION]: SECTION contention runs it beside CPU hogs
+  local rnd=$1 rate=$2 section=${3:-agent}
+  local d=$W/$section-r$1-$2 region=$section-r$1-$2 n since until
   n=$((rate * INTERVAL))
   if ! start_agent "$d" "$region" "$n" $((WARM + MEAS + 60)); then
     failed agent agent "$AGENT_WHY" --round "$rnd" --rate "$rate"
@@ -421,7 +423,11 @@ agent_round() { # ROUND RATE
   read -r since until < <(window "$d")
   "$COLLECTOR" report --db "$AG_DB" --source raw --since "$since" --until "$until" \
     --by region --region "$region" --format json >"$d/report.json" 2>"$d/report.err" || true
-  record agent-record --round "$rnd" --rate "$rate" --sys0 "$d/s0.sys" --sys1 "$d/s1.sys" \
+  "$COLLECTOR" report --db "$AG_DB" --source raw --since "$since" --until "$until" \
+    --by region --region "$region" --format json --include-saturated \
+    >"$d/report-all.json" 2>>"$d/report.err" || true
+  record agent-record --section "$section" --report-all "$d/report-all.json" \
+    --round "$rnd" --rate "$rate" --sys0 "$d/s0.sys" --sys1 "$d/s1.sys" \
     --stat0 "$d/s0.$AGENT_PID.stat" --stat1 "$d/s1.$AGENT_PID.stat" --status1 "$d/status1" \
     --cstat0 "$d/s0.$AG_COLLECTOR_PID.stat" --cstat1 "$d/s1.$AG_COLLECTOR_PID.stat" \
     --metrics0 "$d/m0" --metrics1 "$d/m1" --report "$d/report.json" --region "$region" \
@@ -827,6 +833,24 @@ for ((rnd = 1; rnd <= R; rnd++)); do
     fi
   done
 done
+
+# Under contention: one busy loop per CPU (nice 0, as a noisy neighbour would be) beside
+# the agent and the paced limit loop. What the agent reports, with the results it marked
+# saturated left out (its default) and with them, against the limit loop's p50 at the same
+# moment (issue #9: within 1.5x).
+if want contention; then
+  say "contention: $(nproc) CPU hogs beside the agent"
+  for rate in ${CONTENTION_RATES:-200 500}; do
+    HOGS=()
+    for ((i = 0; i < $(nproc); i++)); do
+      timeout $((WARM + MEAS + 90)) sh -c 'while :; do :; done' &
+      HOGS+=($!)
+    done
+    agent_round 1 "$rate" contention
+    kill "${HOGS[@]}" 2>/dev/null || true
+    wait "${HOGS[@]}" 2>/dev/null || true
+  done
+fi
 
 if want strace; then
   say "syscalls per probe (strace -c)"

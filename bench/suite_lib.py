@@ -228,8 +228,18 @@ def db_lateness(db, region, t0, t1):
     }
 
 
+def saturation_of(series, series_all):
+    """What the report says about results the agent marked saturated."""
+    sat = (series or {}).get("saturated") or {}
+    out = {"results": sat.get("results"), "excluded_from_latency": sat.get("excluded_from_latency")}
+    hs = (series_all or {}).get("handshake_ms") or {}
+    out["handshake_p50_ms_with_saturated"] = hs.get("p50")
+    out["handshake_p99_ms_with_saturated"] = hs.get("p99")
+    return out
+
+
 def cmd_agent(a):
-    rec = base(a, "agent", "agent")
+    rec = base(a, a.section, a.section)
     try:
         s0, s1 = read_sys(a.sys0), read_sys(a.sys1)
         wall = s1["t"] - s0["t"]
@@ -287,6 +297,12 @@ def cmd_agent(a):
                 "handshake_p99_ms": hs.get("p99"),
                 "top_error": series.get("top_error"),
             }
+            series_all = None
+            if a.report_all and os.path.exists(a.report_all):
+                _, series_all = report_series(a.report_all, a.region)
+            d["report"]["saturated"] = saturation_of(series, series_all)
+        name = "tlsprobe_agent_in_flight_limit"
+        d["in_flight_limit_at_end"] = [v for n, _, v in prom_samples(a.metrics1) if n == name]
         if a.paced:
             p = load_json(a.paced)
             d["limit_paced"] = paced_summary(p)
@@ -637,6 +653,32 @@ class Side:
         return spread(vals, digits)
 
 
+def contention_rows(s):
+    rows = []
+    for r in s.get("contention"):
+        d = r.get("data")
+        if not d:
+            rows.append([str(r.get("rate")), "failed: %s" % r.get("failed", "?")] + ["-"] * 7)
+            continue
+        rep, lim = d.get("report", {}), d.get("limit_paced", {})
+        sat = rep.get("saturated", {})
+        p50, lp50 = rep.get("handshake_p50_ms"), lim.get("handshake_p50_ms")
+        m = r.get("machine") or {}
+        rows.append([
+            str(r.get("rate")),
+            "%s / %s" % (fmt(p50), fmt(rep.get("handshake_p99_ms"))),
+            "%s / %s" % (fmt(sat.get("handshake_p50_ms_with_saturated")),
+                         fmt(sat.get("handshake_p99_ms_with_saturated"))),
+            "%s / %s" % (fmt(lp50), fmt(lim.get("handshake_p99_ms"))),
+            fmt(p50 / lp50, 2) if p50 and lp50 else "-",
+            "%s / %s" % (sat.get("results"), rep.get("probes")),
+            " ".join(str(int(v)) for v in d.get("in_flight_limit_at_end", [])) or "-",
+            fmt(d.get("achieved_per_s"), 0),
+            "%s / %s / %s" % (fmt(m.get("load1"), 2), fmt(m.get("steal_pct"), 1), fmt(m.get("busy_pct"), 0)),
+        ])
+    return rows
+
+
 def side_by_side(s):
     rows = []
     lim_seq = ("limit", "sequential", "cpu_ms_per_probe")
@@ -919,6 +961,19 @@ def cmd_render(a):
     md.append("")
     md.append(md_table(["figure"] + ["%d probes/s" % r for r in s.rates], side_by_side(s)))
     md.append("")
+    cr_rows = contention_rows(s)
+    if cr_rows:
+        md.append("## Under contention: one CPU hog per core beside the agent")
+        md.append("")
+        md.append(
+            md_table(
+                ["rate", "reported p50 / p99 ms", "with saturated p50 / p99 ms", "limit paced p50 / p99 ms",
+                 "reported p50 ÷ limit p50", "saturated / results", "in-flight limit at end",
+                 "achieved probes/s", "load1 / steal % / busy %"],
+                cr_rows,
+            )
+        )
+        md.append("")
     md.append("## The limit (bench-limit), flat out")
     md.append("")
     md.append(
@@ -1017,8 +1072,9 @@ def main():
     common(sp)
     for k in ("stat0", "stat1", "status1", "metrics0", "metrics1", "report", "region"):
         sp.add_argument("--" + k, required=True)
-    for k in ("paced", "cstat0", "cstat1", "db"):
+    for k in ("paced", "cstat0", "cstat1", "db", "report-all"):
         sp.add_argument("--" + k)
+    sp.add_argument("--section", default="agent")
     sp.add_argument("--series", type=int, required=True)
     sp.add_argument("--interval", type=float, required=True)
     sp.set_defaults(fn=cmd_agent)
