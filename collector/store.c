@@ -1,18 +1,55 @@
 /* store.c - dispatch from the public tp_store_* functions to the backend vtable. */
 #include "store_impl.h"
 
+#include <stdio.h>
 #include <stdlib.h>
+
+/* A group of one: the single-batch API keeps its meaning (durable on TP_E_OK,
+ * nothing stored on failure). */
+static tp_err put_one(tp_store *store, const Tlsprobe__V1__ResultBatch *batch,
+                      int64_t received_unix_ns, tp_store_put_outcome *out,
+                      const tp_store_put_marks *marks, char *err, size_t errlen) {
+  tp_store_put put = {.batch = batch, .received_unix_ns = received_unix_ns, .marks = marks};
+  tp_err rc = tp_store_put_batches(store, &put, 1, err, errlen);
+  if (rc == TP_E_OK && put.rc != TP_E_OK) {
+    snprintf(err, errlen, "%s", put.err);
+    rc = put.rc;
+  }
+  *out = rc == TP_E_OK ? put.out : (tp_store_put_outcome){0};
+  return rc;
+}
 
 tp_err tp_store_put_batch(tp_store *store, const Tlsprobe__V1__ResultBatch *batch,
                           int64_t received_unix_ns, tp_store_put_outcome *out, char *err,
                           size_t errlen) {
-  return store->ops->put_batch(store, batch, received_unix_ns, out, NULL, err, errlen);
+  return put_one(store, batch, received_unix_ns, out, NULL, err, errlen);
 }
 
 tp_err tp_store_put_batch_marked(tp_store *store, const Tlsprobe__V1__ResultBatch *batch,
                                  int64_t received_unix_ns, tp_store_put_outcome *out,
                                  const tp_store_put_marks *marks, char *err, size_t errlen) {
-  return store->ops->put_batch(store, batch, received_unix_ns, out, marks, err, errlen);
+  return put_one(store, batch, received_unix_ns, out, marks, err, errlen);
+}
+
+tp_err tp_store_put_batches(tp_store *store, tp_store_put *puts, size_t n, char *err,
+                            size_t errlen) {
+  for (size_t i = 0; i < n; i++) {
+    puts[i].rc = TP_E_STORE;
+    puts[i].out = (tp_store_put_outcome){0};
+    puts[i].err[0] = '\0';
+  }
+  return n == 0 ? TP_E_OK : store->ops->put_batches(store, puts, n, err, errlen);
+}
+
+tp_err tp_store_prepare(tp_store *store, const Tlsprobe__V1__ResultBatch *batch,
+                        tp_store_prep **out, char *err, size_t errlen) {
+  *out = NULL;
+  return store->ops->prepare != NULL ? store->ops->prepare(batch, out, err, errlen) : TP_E_OK;
+}
+
+void tp_store_prep_free(tp_store *store, tp_store_prep *prep) {
+  if (prep != NULL && store->ops->prep_free != NULL)
+    store->ops->prep_free(prep);
 }
 
 tp_err tp_store_scan(tp_store *store, const tp_store_filter *filter, tp_store_row_fn fn,

@@ -2,9 +2,11 @@
  * these functions only; the backend (SQLite today, PostgreSQL later) sits behind a
  * vtable inside the struct (store_impl.h), so ingest and report never know which.
  *
- * Threading: a tp_store is used by one thread at a time. While serving, the MHD
- * thread has one (ingest) and the maintenance thread (maintenance.h) another, on
- * the same database; the report command has its own, read-only.
+ * Threading: a tp_store is used by one thread at a time -- except tp_store_prepare,
+ * which touches no connection and may run on any thread at once. While serving, the
+ * ingest writer thread (ingest_queue.h) has one and the maintenance thread
+ * (maintenance.h) another, on the same database; the report command has its own,
+ * read-only.
  *
  * Long windows: raw results are kept for the raw retention (7 days by default);
  * rollups per minute and per hour (counters and latency sketches per target x
@@ -65,6 +67,48 @@ tp_err tp_store_put_batch_marked(tp_store *store, const Tlsprobe__V1__ResultBatc
                                  int64_t received_unix_ns, tp_store_put_outcome *out,
                                  const tp_store_put_marks *marks, char *err, size_t errlen);
 
+/* ---- group commit ------------------------------------------------------------------ */
+
+/* What a backend can work out from a batch alone, before it has the connection (the
+ * SQLite backend: each result's content keys -- its series, its facts, its chain as
+ * JSON -- and their hashes): made by tp_store_prepare on the decoding thread, so the
+ * one thread that writes only looks them up. Opaque; free with tp_store_prep_free. */
+typedef struct tp_store_prep tp_store_prep;
+
+/* Thread-safe (no connection is touched; any number of threads at once, also while
+ * another thread writes). *out = NULL when the backend needs nothing (then put
+ * works it out itself). TP_E_STORE with err when the batch cannot be encoded. The
+ * prep borrows nothing from the batch, but belongs to it: pass it with that batch
+ * only. */
+tp_err tp_store_prepare(tp_store *store, const Tlsprobe__V1__ResultBatch *batch,
+                        tp_store_prep **out, char *err, size_t errlen);
+void tp_store_prep_free(tp_store *store, tp_store_prep *prep);
+
+/* One batch of a group: the caller fills the inputs, the store the results. */
+typedef struct tp_store_put {
+  const Tlsprobe__V1__ResultBatch *batch; /* validated */
+  const tp_store_prep *prep;              /* tp_store_prepare's, or NULL */
+  int64_t received_unix_ns;
+  const tp_store_put_marks *marks; /* NULL: none */
+  /* results */
+  tp_err rc;                /* TP_E_OK: stored by the commit; TP_E_STORE: nothing of it */
+  tp_store_put_outcome out; /* meaningful when rc == TP_E_OK */
+  char err[256];            /* when rc != TP_E_OK */
+} tp_store_put;
+
+/* Stores n validated batches in ONE transaction (group commit: one fsync for all).
+ * Each batch is stored as if put alone, in array order -- a result two batches of
+ * the group carry is new for the first and a duplicate for the second -- so each
+ * outcome and its marks are what tp_store_put_batch_marked would have given. A batch
+ * that fails by itself (puts[i].rc = TP_E_STORE) leaves no trace and the others go
+ * on. Returns TP_E_OK when the commit succeeded: every put with rc == TP_E_OK is
+ * durable and may be acknowledged. When the transaction itself fails (BEGIN, COMMIT,
+ * a failure that ends the transaction such as a full disk) nothing of the group is
+ * stored: every put gets rc = TP_E_STORE and the function returns TP_E_STORE with a
+ * message in err. */
+tp_err tp_store_put_batches(tp_store *store, tp_store_put *puts, size_t n, char *err,
+                            size_t errlen);
+
 /* A column that may be NULL: not reported on the wire (an absent message) or
  * stored before the schema version that added it. */
 typedef struct tp_store_opt {
@@ -107,9 +151,9 @@ typedef struct tp_store_row {
   /* What was outside the real client's offer; "" = exact (or not checked). */
   const char *emulation_divergence;
   bool early_data_policy_violation; /* a non-safe request was processed as 0-RTT data */
-  /* schema version 6 */
-  uint64_t schedule_lateness_ns; /* actual start - planned start on the agent */
-  bool saturated; /* taken while the agent was saturated: its timings measure the agent too */
+  /* schema version 6; 0/false for rows stored before it */
+  uint64_t schedule_lateness_ns; /* actual start - planned start, on the agent */
+  bool saturated;                /* the agent was saturated: the latencies measure it too */
 } tp_store_row;
 
 /* Which results a scan returns: started in [since, until), and of one target when
@@ -345,10 +389,13 @@ typedef struct tp_store_rollup_row {
   tp_store_opt min_days_to_expiry;
   uint64_t loop_lag_max_ns; /* over every result */
   uint64_t loop_lag_sum_ns; /* over every result (mean = sum / probes) */
-  /* Over exact successes; never NULL, empty when successes == 0. */
-  const tp_sketch *handshake_ns, *connect_ns, *total_ns;
-  /* schema version 6: results marked saturated; the sketches leave their latencies out */
+  /* Results taken while their agent was saturated (any outcome; schema version 6:
+   * 0 for spans rolled up before). Their latencies measure the agent as much as the
+   * server, so they are left out of the sketches below; every other counter has them. */
   uint64_t saturated;
+  /* Over exact successes that were not saturated; never NULL, empty when there are
+   * none. */
+  const tp_sketch *handshake_ns, *connect_ns, *total_ns;
 } tp_store_rollup_row;
 
 typedef tp_err (*tp_store_rollup_fn)(const tp_store_rollup_row *row, void *ctx);

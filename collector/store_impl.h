@@ -7,10 +7,13 @@
 
 typedef struct tp_store_ops {
   const char *name;
-  /* marks may be NULL (see tp_store_put_batch_marked) */
-  tp_err (*put_batch)(tp_store *store, const Tlsprobe__V1__ResultBatch *batch,
-                      int64_t received_unix_ns, tp_store_put_outcome *out,
-                      const tp_store_put_marks *marks, char *err, size_t errlen);
+  /* tp_store_put_batches; the single-batch functions are a group of one */
+  tp_err (*put_batches)(tp_store *store, tp_store_put *puts, size_t n, char *err,
+                        size_t errlen);
+  /* optional (NULL: nothing to prepare); thread-safe, see tp_store_prepare */
+  tp_err (*prepare)(const Tlsprobe__V1__ResultBatch *batch, tp_store_prep **out, char *err,
+                    size_t errlen);
+  void (*prep_free)(tp_store_prep *prep);
   tp_err (*scan)(tp_store *store, const tp_store_filter *filter, tp_store_row_fn fn, void *ctx,
                  char *err, size_t errlen);
   tp_err (*scan_chain)(tp_store *store, int64_t row_id, tp_store_cert_fn fn, void *ctx,

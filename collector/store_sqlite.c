@@ -1,9 +1,11 @@
 /* store_sqlite.c - the SQLite storage backend.
  *
- * Owns the sqlite3 connection and every prepared statement (prepared once at open,
- * reset after each use). Durability: WAL + synchronous=FULL, i.e. a committed batch
- * survives a collector crash and an OS crash; the ack is only sent after COMMIT
- * returned, and the agent then deletes its copy.
+ * Owns the sqlite3 connection, the schema and its migrations; the statements are
+ * prepared once at open by the files that use them (store_sqlite_internal.h lists
+ * them). Durability: WAL + synchronous=FULL, i.e. a committed batch survives a
+ * collector crash and an OS crash; the ack is only sent after COMMIT returned, and
+ * the agent then deletes its copy. Group commit (store_sqlite_write.c) makes that one
+ * fsync per group of batches instead of one per batch.
  *
  * Schema versions live in PRAGMA user_version; `migrations[i]` upgrades version i to
  * i+1 and runs inside one IMMEDIATE transaction, so two collectors starting on the
@@ -23,18 +25,11 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "chain_json.h"
-#include "json_out.h"
-#include "outcome.h"
 #include "store_sqlite_internal.h"
-#include "tp_buf.h"
 #include "tp_mem.h"
 
-#define SCHEMA_VERSION 5
+#define SCHEMA_VERSION 6
 #define BUSY_TIMEOUT_MS 5000
-/* Chain JSON is built from at most max_body_bytes of input; escaping can grow it
- * six-fold, so this only stops a bug, never a legal batch. */
-#define CHAIN_JSON_CAP ((size_t)2 * 1024 * 1024 * 1024)
 
 /* Migration SQL, then an optional step in C for what SQL alone cannot do. */
 typedef struct migration {
@@ -43,6 +38,7 @@ typedef struct migration {
 } migration;
 
 static tp_err relax_days_not_null(sqlite_store *s, char *err, size_t errlen);
+static tp_err finish_v6(sqlite_store *s, char *err, size_t errlen);
 
 static const migration migrations[SCHEMA_VERSION] = {
     /* 0 -> 1 */
@@ -203,61 +199,146 @@ static const migration migrations[SCHEMA_VERSION] = {
      "INSERT INTO rollup_state VALUES (1, 0, 0, 0);"
      "CREATE INDEX batches_received ON batches (received_unix_ns);",
      NULL},
+    /* 5 -> 6: one narrow row per result (store_sqlite_internal.h). What repeats is
+     * stored once in a dictionary and referenced by id -- spool_keys, series, shapes
+     * (outcome and negotiated facts), chains -- booleans are bits of `flags`, and
+     * exactly-once moves from the unique index results_identity to `seen`, each spool's
+     * stored result_seq values as intervals (store_sqlite_write.c): 0.87-1.4 KiB per
+     * result becomes ~110 bytes, indexes included. Every row is copied (ids kept: the
+     * rollup watermark refers to them) and checked counted before `results` is
+     * dropped; `results` becomes a view with every version 5 column, so SQL written
+     * against earlier versions reads on. The dictionaries' `h` is tp_intern_hash of
+     * their content, the key the writer finds them by. rollups gain `saturated`. The
+     * copy rewrites the database: minutes for millions of rows, the file keeps the
+     * old pages free (VACUUM returns them). */
+    {"CREATE TABLE spool_keys ("
+     "  id INTEGER PRIMARY KEY,"
+     "  agent_id TEXT NOT NULL,"
+     "  instance_id INTEGER NOT NULL,"
+     "  UNIQUE (agent_id, instance_id));"
+     "CREATE TABLE seen ("
+     "  spool INTEGER NOT NULL,"
+     "  first_seq INTEGER NOT NULL,"
+     "  last_seq INTEGER NOT NULL,"
+     "  PRIMARY KEY (spool, first_seq)) WITHOUT ROWID;"
+     "CREATE TABLE series ("
+     "  id INTEGER PRIMARY KEY,"
+     "  h INTEGER,"
+     "  target TEXT NOT NULL,"
+     "  profile TEXT NOT NULL,"
+     "  region TEXT NOT NULL,"
+     "  host TEXT NOT NULL,"
+     "  port INTEGER NOT NULL,"
+     "  sni TEXT NOT NULL,"
+     "  address TEXT NOT NULL,"
+     "  address_family TEXT);"
+     "CREATE INDEX series_h ON series (h);"
+     "CREATE INDEX series_name ON series (target, profile, region);"
+     "CREATE TABLE shapes ("
+     "  id INTEGER PRIMARY KEY,"
+     "  h INTEGER,"
+     "  error_class TEXT NOT NULL,"
+     "  tls_version TEXT NOT NULL,"
+     "  cipher TEXT NOT NULL,"
+     "  grp TEXT NOT NULL,"
+     "  alpn TEXT NOT NULL,"
+     "  server_signature_algorithm TEXT NOT NULL,"
+     "  mode TEXT,"
+     "  groups_offered TEXT,"
+     "  key_shares_offered TEXT,"
+     "  fidelity_note TEXT,"
+     "  emulation_divergence TEXT,"
+     "  ocsp_cert_status TEXT);"
+     "CREATE INDEX shapes_h ON shapes (h);"
+     "CREATE TABLE chains ("
+     "  id INTEGER PRIMARY KEY,"
+     "  h INTEGER,"
+     "  chain_json TEXT NOT NULL);"
+     "CREATE INDEX chains_h ON chains (h);"
+     "CREATE TABLE result_rows ("
+     "  id INTEGER PRIMARY KEY,"
+     "  spool INTEGER NOT NULL,"
+     "  result_seq INTEGER NOT NULL,"
+     "  series INTEGER NOT NULL,"
+     "  shape INTEGER NOT NULL,"
+     "  chain INTEGER,"
+     "  started_unix_ns INTEGER NOT NULL,"
+     "  received_delay_ns INTEGER NOT NULL,"
+     "  batch_seq INTEGER NOT NULL,"
+     "  dns_ns INTEGER NOT NULL,"
+     "  connect_ns INTEGER NOT NULL,"
+     "  handshake_ns INTEGER NOT NULL,"
+     "  total_ns INTEGER NOT NULL,"
+     "  loop_lag_ns INTEGER NOT NULL,"
+     "  schedule_lateness_ns INTEGER,"
+     "  resumption_handshake_ns INTEGER,"
+     "  flags INTEGER NOT NULL,"
+     "  error_detail TEXT NOT NULL,"
+     "  days_to_earliest_expiry INTEGER,"
+     "  chain_length_sent INTEGER,"
+     "  ocsp_this_update_unix INTEGER,"
+     "  ocsp_next_update_unix INTEGER,"
+     "  ocsp_age_seconds INTEGER,"
+     "  http_status INTEGER,"
+     "  http_first_byte_ns INTEGER);"
+     "INSERT INTO spool_keys (agent_id, instance_id)"
+     " SELECT DISTINCT agent_id, instance_id FROM results ORDER BY agent_id, instance_id;"
+     "INSERT INTO series (h, target, profile, region, host, port, sni, address, address_family)"
+     " SELECT tp_intern_hash(target, profile, region, host, port, sni, address, address_family),"
+     " * FROM (SELECT DISTINCT target, profile, region, host, port, sni, address, address_family"
+     " FROM results);"
+     "INSERT INTO shapes (h, error_class, tls_version, cipher, grp, alpn,"
+     " server_signature_algorithm, mode, groups_offered, key_shares_offered, fidelity_note,"
+     " emulation_divergence, ocsp_cert_status)"
+     " SELECT tp_intern_hash(error_class, tls_version, cipher, grp, alpn,"
+     " server_signature_algorithm, mode, groups_offered, key_shares_offered, fidelity_note,"
+     " emulation_divergence, ocsp_cert_status), * FROM (SELECT DISTINCT error_class,"
+     " tls_version, cipher, grp, alpn, server_signature_algorithm, mode, groups_offered,"
+     " key_shares_offered, fidelity_note, emulation_divergence, ocsp_cert_status FROM results);"
+     "INSERT INTO chains (h, chain_json) SELECT tp_intern_hash(chain_json), chain_json"
+     " FROM (SELECT DISTINCT chain_json FROM results WHERE chain_json <> '[]');"
+     "INSERT INTO result_rows (id, spool, result_seq, series, shape, chain, started_unix_ns,"
+     " received_delay_ns, batch_seq, dns_ns, connect_ns, handshake_ns, total_ns, loop_lag_ns,"
+     " schedule_lateness_ns, resumption_handshake_ns, flags, error_detail,"
+     " days_to_earliest_expiry, chain_length_sent, ocsp_this_update_unix,"
+     " ocsp_next_update_unix, ocsp_age_seconds, http_status, http_first_byte_ns)"
+     " SELECT r.id, k.id, r.result_seq,"
+     " (SELECT s.id FROM series AS s WHERE s.h = tp_intern_hash(r.target, r.profile, r.region,"
+     "  r.host, r.port, r.sni, r.address, r.address_family) AND s.target IS r.target"
+     "  AND s.profile IS r.profile AND s.region IS r.region AND s.host IS r.host"
+     "  AND s.port IS r.port AND s.sni IS r.sni AND s.address IS r.address"
+     "  AND s.address_family IS r.address_family ORDER BY s.id LIMIT 1),"
+     " (SELECT f.id FROM shapes AS f WHERE f.h = tp_intern_hash(r.error_class, r.tls_version,"
+     "  r.cipher, r.grp, r.alpn, r.server_signature_algorithm, r.mode, r.groups_offered,"
+     "  r.key_shares_offered, r.fidelity_note, r.emulation_divergence, r.ocsp_cert_status)"
+     "  AND f.error_class IS r.error_class AND f.tls_version IS r.tls_version"
+     "  AND f.cipher IS r.cipher AND f.grp IS r.grp AND f.alpn IS r.alpn"
+     "  AND f.server_signature_algorithm IS r.server_signature_algorithm AND f.mode IS r.mode"
+     "  AND f.groups_offered IS r.groups_offered AND f.key_shares_offered IS r.key_shares_offered"
+     "  AND f.fidelity_note IS r.fidelity_note AND f.emulation_divergence IS r.emulation_divergence"
+     "  AND f.ocsp_cert_status IS r.ocsp_cert_status ORDER BY f.id LIMIT 1),"
+     " CASE WHEN r.chain_json <> '[]' THEN (SELECT c.id FROM chains AS c"
+     "  WHERE c.h = tp_intern_hash(r.chain_json) AND c.chain_json = r.chain_json"
+     "  ORDER BY c.id LIMIT 1) END,"
+     " r.started_unix_ns, r.received_unix_ns - r.started_unix_ns, r.batch_seq, r.dns_ns,"
+     " r.connect_ns, r.handshake_ns, r.total_ns, r.loop_lag_ns, NULL, r.resumption_handshake_ns,"
+     " (r.ok <> 0) | ((r.resumed <> 0) << 1) | ((r.hello_retry_request <> 0) << 2)"
+     " | ((coalesce(r.ticket_received, 0) <> 0) << 3)"
+     " | ((coalesce(r.early_data_attempted, 0) <> 0) << 4)"
+     " | ((coalesce(r.early_data_accepted, 0) <> 0) << 5)"
+     " | ((coalesce(r.ocsp_stapled, 0) <> 0) << 6) | ((coalesce(r.chain_complete, 0) <> 0) << 7)"
+     " | ((coalesce(r.http_hsts, 0) <> 0) << 8) | ((coalesce(r.emulation_checked, 0) <> 0) << 9)"
+     " | ((coalesce(r.early_data_policy_violation, 0) <> 0) << 10)"
+     " | ((r.ticket_received IS NULL) << 12) | ((r.early_data_attempted IS NULL) << 13)"
+    " | ((r.early_data_accepted IS NULL) << 14) | ((r.ocsp_stapled IS NULL) << 15)"
+    " | ((r.chain_complete IS NULL) << 16) | ((r.emulation_checked IS NULL) << 17)"
+    " | ((r.early_data_policy_violation IS NULL) << 18),"
+     " r.error_detail, r.days_to_earliest_expiry, r.chain_length_sent, r.ocsp_this_update_unix,"
+     " r.ocsp_next_update_unix, r.ocsp_age_seconds, r.http_status, r.http_first_byte_ns"
+     " FROM results AS r JOIN spool_keys AS k ON k.agent_id = r.agent_id"
+     " AND k.instance_id = r.instance_id ORDER BY r.id;",
+     finish_v6},
 };
-
-/* ON CONFLICT ... DO NOTHING names the identity constraint, so a re-sent row is
- * skipped while any other constraint still fails loudly (OR IGNORE would hide a
- * NOT NULL violation too). */
-static const char SQL_INSERT_BATCH[] =
-    "INSERT INTO batches (agent_id, instance_id, batch_seq, received_unix_ns, result_count)"
-    " VALUES (?, ?, ?, ?, ?) ON CONFLICT (agent_id, instance_id, batch_seq) DO NOTHING";
-static const char SQL_INSERT_RESULT[] =
-    "INSERT INTO results (received_unix_ns, agent_id, instance_id, batch_seq, region, target,"
-    " host, port, sni, profile, address, result_seq, started_unix_ns, dns_ns, connect_ns,"
-    " handshake_ns, total_ns, loop_lag_ns, ok, error_class, error_detail, tls_version, cipher,"
-    " grp, alpn, resumed, hello_retry_request, server_signature_algorithm, chain_json,"
-    " days_to_earliest_expiry, groups_offered, key_shares_offered, mode, ticket_received,"
-    " resumption_handshake_ns, early_data_attempted, early_data_accepted, fidelity_note,"
-    " ocsp_stapled, ocsp_cert_status, ocsp_this_update_unix, ocsp_next_update_unix,"
-    " ocsp_age_seconds, chain_length_sent, chain_complete, http_status, http_first_byte_ns,"
-    " http_hsts, address_family, emulation_checked, emulation_divergence,"
-    " early_data_policy_violation)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
-    " ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    " ON CONFLICT (agent_id, instance_id, result_seq) DO NOTHING";
-#define SQL_SCAN_COLUMNS                                                                        \
-  "SELECT target, profile, region, ok, error_class, handshake_ns, loop_lag_ns,"                 \
-  " started_unix_ns, coalesce(mode, ''), resumed, hello_retry_request,"                         \
-  " coalesce(early_data_attempted, 0), coalesce(early_data_accepted, 0), " SQL_DAYS ","         \
-  " CASE WHEN ocsp_stapled THEN ocsp_age_seconds END, coalesce(address_family, ''),"            \
-  " coalesce(emulation_checked, 0), coalesce(emulation_divergence, ''),"                        \
-  " coalesce(early_data_policy_violation, 0), agent_id, error_detail, connect_ns, total_ns,"    \
-  " tls_version, cipher, grp, coalesce(ocsp_stapled, 0), id FROM results"
-/* Range scans: the started index (or the series index for one target) bounds the
- * rows read by the window, so a short window over a large table stays cheap. */
-static const char SQL_SCAN_ALL[] = SQL_SCAN_COLUMNS
-    " WHERE started_unix_ns >= ?1 AND started_unix_ns < ?2 ORDER BY started_unix_ns, id";
-static const char SQL_SCAN_TARGET[] = SQL_SCAN_COLUMNS
-    " WHERE target = ?3 AND started_unix_ns >= ?1 AND started_unix_ns < ?2"
-    " ORDER BY started_unix_ns, id";
-/* One row's chain, unpacked by SQLite's JSON functions so callers get structured
- * fields whatever the stored encoding (chain_json.c). */
-static const char SQL_CHAIN[] =
-    "SELECT CAST(c.key AS INTEGER), json_extract(c.value, '$.subject'),"
-    " json_extract(c.value, '$.issuer'), json_extract(c.value, '$.not_before_unix'),"
-    " json_extract(c.value, '$.not_after_unix')"
-    " FROM results AS r, json_each(r.chain_json) AS c"
-    " WHERE r.id = ?1 AND json_valid(r.chain_json) ORDER BY c.key";
-static const char SQL_LATEST[] =
-    "SELECT tls_version, cipher, grp, alpn, error_detail, chain_json, " SQL_DAYS ","
-    " started_unix_ns, resumed, hello_retry_request, groups_offered, key_shares_offered, mode,"
-    " fidelity_note, ticket_received, resumption_handshake_ns, early_data_attempted,"
-    " early_data_accepted, chain_length_sent, chain_complete, ocsp_stapled, ocsp_cert_status,"
-    " ocsp_this_update_unix, ocsp_next_update_unix, ocsp_age_seconds, http_status,"
-    " http_first_byte_ns, http_hsts, address_family, emulation_checked, emulation_divergence,"
-    " early_data_policy_violation, id FROM results"
-    " WHERE target = ?1 AND profile = ?2 AND region = ?3 AND started_unix_ns >= ?4"
-    " ORDER BY started_unix_ns DESC, id DESC LIMIT 1";
 
 /* ---- open / migrate ---------------------------------------------------------- */
 
@@ -334,6 +415,157 @@ static tp_err relax_days_not_null(sqlite_store *s, char *err, size_t errlen) {
   return rc;
 }
 
+/* The second half of 5 -> 6, once every row was copied: count them (a row the copy's
+ * join had missed would vanish with the table), then the seen intervals, drop the old
+ * table, index the new one (built sorted, after the copy), and the compatibility view
+ * and trigger. */
+static const char SQL_V6_FINISH[] =
+    "INSERT INTO seen (spool, first_seq, last_seq)"
+    " SELECT spool, min(result_seq), max(result_seq) FROM (SELECT spool, result_seq,"
+    "  result_seq - row_number() OVER (PARTITION BY spool ORDER BY result_seq) AS island"
+    "  FROM result_rows) GROUP BY spool, island;"
+    "DROP TABLE results;"
+    "CREATE INDEX result_rows_started ON result_rows (started_unix_ns);"
+    "CREATE INDEX result_rows_series ON result_rows (series, started_unix_ns);"
+    "ALTER TABLE rollups ADD COLUMN saturated INTEGER NOT NULL DEFAULT 0;"
+    /* Every version 5 column in version 5's order, then version 6's. */
+    "CREATE VIEW results AS SELECT r.id AS id,"
+    " r.started_unix_ns + r.received_delay_ns AS received_unix_ns, k.agent_id AS agent_id,"
+    " k.instance_id AS instance_id, r.batch_seq AS batch_seq, s.region AS region,"
+    " s.target AS target, s.host AS host, s.port AS port, s.sni AS sni, s.profile AS profile,"
+    " s.address AS address, r.result_seq AS result_seq, r.started_unix_ns AS started_unix_ns,"
+    " r.dns_ns AS dns_ns, r.connect_ns AS connect_ns, r.handshake_ns AS handshake_ns,"
+    " r.total_ns AS total_ns, r.loop_lag_ns AS loop_lag_ns, r.flags & 1 AS ok,"
+    " f.error_class AS error_class, r.error_detail AS error_detail,"
+    " f.tls_version AS tls_version, f.cipher AS cipher, f.grp AS grp, f.alpn AS alpn,"
+    " (r.flags >> 1) & 1 AS resumed, (r.flags >> 2) & 1 AS hello_retry_request,"
+    " f.server_signature_algorithm AS server_signature_algorithm,"
+    " coalesce(c.chain_json, '[]') AS chain_json,"
+    " r.days_to_earliest_expiry AS days_to_earliest_expiry,"
+    " f.groups_offered AS groups_offered, f.key_shares_offered AS key_shares_offered,"
+    " f.mode AS mode,"
+    " CASE WHEN r.flags & 4096 THEN NULL ELSE (r.flags >> 3) & 1 END AS ticket_received,"
+    " r.resumption_handshake_ns AS resumption_handshake_ns,"
+    " CASE WHEN r.flags & 8192 THEN NULL ELSE (r.flags >> 4) & 1 END AS early_data_attempted,"
+    " CASE WHEN r.flags & 16384 THEN NULL ELSE (r.flags >> 5) & 1 END AS early_data_accepted,"
+    " f.fidelity_note AS fidelity_note,"
+    " CASE WHEN r.flags & 32768 THEN NULL ELSE (r.flags >> 6) & 1 END AS ocsp_stapled,"
+    " f.ocsp_cert_status AS ocsp_cert_status, r.ocsp_this_update_unix AS ocsp_this_update_unix,"
+    " r.ocsp_next_update_unix AS ocsp_next_update_unix, r.ocsp_age_seconds AS ocsp_age_seconds,"
+    " r.chain_length_sent AS chain_length_sent,"
+    " CASE WHEN r.flags & 65536 THEN NULL ELSE (r.flags >> 7) & 1 END AS chain_complete,"
+    " r.http_status AS http_status, r.http_first_byte_ns AS http_first_byte_ns,"
+    " CASE WHEN r.http_status IS NULL THEN NULL ELSE (r.flags >> 8) & 1 END AS http_hsts,"
+    " s.address_family AS address_family,"
+    " CASE WHEN r.flags & 131072 THEN NULL ELSE (r.flags >> 9) & 1 END AS emulation_checked,"
+    " f.emulation_divergence AS emulation_divergence,"
+    " CASE WHEN r.flags & 262144 THEN NULL ELSE (r.flags >> 10) & 1 END"
+    "  AS early_data_policy_violation,"
+    " r.schedule_lateness_ns AS schedule_lateness_ns,"
+    " CASE WHEN r.schedule_lateness_ns IS NULL THEN NULL ELSE (r.flags >> 11) & 1 END"
+    "  AS saturated"
+    " FROM result_rows AS r JOIN spool_keys AS k ON k.id = r.spool"
+    " JOIN series AS s ON s.id = r.series JOIN shapes AS f ON f.id = r.shape"
+    " LEFT JOIN chains AS c ON c.id = r.chain;"
+    /* A row written through the view (by hand, or a tool of an earlier version) goes
+     * into the tables the way the writer puts it: dictionaries found or added (without
+     * `h`: the writer then adds its own copy once, harmless), a result its spool has
+     * seen skipped, else stored and added to `seen`. last_insert_rowid() inside a
+     * trigger is the trigger's own last insert (lang_createtrigger.html), so it names
+     * the new row only if there is one. */
+    "CREATE TRIGGER results_insert INSTEAD OF INSERT ON results BEGIN"
+    " INSERT INTO spool_keys (agent_id, instance_id) SELECT NEW.agent_id, NEW.instance_id"
+    "  WHERE NOT EXISTS (SELECT 1 FROM spool_keys WHERE agent_id = NEW.agent_id"
+    "  AND instance_id = NEW.instance_id);"
+    " INSERT INTO series (target, profile, region, host, port, sni, address, address_family)"
+    "  SELECT NEW.target, NEW.profile, NEW.region, NEW.host, NEW.port, NEW.sni, NEW.address,"
+    "  NEW.address_family WHERE NOT EXISTS (SELECT 1 FROM series WHERE target IS NEW.target"
+    "  AND profile IS NEW.profile AND region IS NEW.region AND host IS NEW.host"
+    "  AND port IS NEW.port AND sni IS NEW.sni AND address IS NEW.address"
+    "  AND address_family IS NEW.address_family);"
+    " INSERT INTO shapes (error_class, tls_version, cipher, grp, alpn,"
+    "  server_signature_algorithm, mode, groups_offered, key_shares_offered, fidelity_note,"
+    "  emulation_divergence, ocsp_cert_status)"
+    "  SELECT NEW.error_class, NEW.tls_version, NEW.cipher, NEW.grp, NEW.alpn,"
+    "  NEW.server_signature_algorithm, NEW.mode, NEW.groups_offered, NEW.key_shares_offered,"
+    "  NEW.fidelity_note, NEW.emulation_divergence, NEW.ocsp_cert_status"
+    "  WHERE NOT EXISTS (SELECT 1 FROM shapes WHERE error_class IS NEW.error_class"
+    "  AND tls_version IS NEW.tls_version AND cipher IS NEW.cipher AND grp IS NEW.grp"
+    "  AND alpn IS NEW.alpn AND server_signature_algorithm IS NEW.server_signature_algorithm"
+    "  AND mode IS NEW.mode AND groups_offered IS NEW.groups_offered"
+    "  AND key_shares_offered IS NEW.key_shares_offered AND fidelity_note IS NEW.fidelity_note"
+    "  AND emulation_divergence IS NEW.emulation_divergence"
+    "  AND ocsp_cert_status IS NEW.ocsp_cert_status);"
+    " INSERT INTO chains (chain_json) SELECT NEW.chain_json"
+    "  WHERE coalesce(NEW.chain_json, '[]') <> '[]'"
+    "  AND NOT EXISTS (SELECT 1 FROM chains WHERE chain_json = NEW.chain_json);"
+    " INSERT INTO result_rows (id, spool, result_seq, series, shape, chain, started_unix_ns,"
+    "  received_delay_ns, batch_seq, dns_ns, connect_ns, handshake_ns, total_ns, loop_lag_ns,"
+    "  schedule_lateness_ns, resumption_handshake_ns, flags, error_detail,"
+    "  days_to_earliest_expiry, chain_length_sent, ocsp_this_update_unix,"
+    "  ocsp_next_update_unix, ocsp_age_seconds, http_status, http_first_byte_ns)"
+    "  SELECT NEW.id, k.id, NEW.result_seq,"
+    "  (SELECT id FROM series WHERE target IS NEW.target AND profile IS NEW.profile"
+    "   AND region IS NEW.region AND host IS NEW.host AND port IS NEW.port AND sni IS NEW.sni"
+    "   AND address IS NEW.address AND address_family IS NEW.address_family"
+    "   ORDER BY id LIMIT 1),"
+    "  (SELECT id FROM shapes WHERE error_class IS NEW.error_class"
+    "   AND tls_version IS NEW.tls_version AND cipher IS NEW.cipher AND grp IS NEW.grp"
+    "   AND alpn IS NEW.alpn AND server_signature_algorithm IS NEW.server_signature_algorithm"
+    "   AND mode IS NEW.mode AND groups_offered IS NEW.groups_offered"
+    "   AND key_shares_offered IS NEW.key_shares_offered AND fidelity_note IS NEW.fidelity_note"
+    "   AND emulation_divergence IS NEW.emulation_divergence"
+    "   AND ocsp_cert_status IS NEW.ocsp_cert_status ORDER BY id LIMIT 1),"
+    "  (SELECT id FROM chains WHERE chain_json = NEW.chain_json AND NEW.chain_json <> '[]'"
+    "   ORDER BY id LIMIT 1),"
+    "  NEW.started_unix_ns, NEW.received_unix_ns - NEW.started_unix_ns, NEW.batch_seq,"
+    "  NEW.dns_ns, NEW.connect_ns, NEW.handshake_ns, NEW.total_ns, NEW.loop_lag_ns,"
+    "  NEW.schedule_lateness_ns, NEW.resumption_handshake_ns,"
+    "  (NEW.ok <> 0) | ((NEW.resumed <> 0) << 1) | ((NEW.hello_retry_request <> 0) << 2)"
+    "  | ((coalesce(NEW.ticket_received, 0) <> 0) << 3)"
+    "  | ((coalesce(NEW.early_data_attempted, 0) <> 0) << 4)"
+    "  | ((coalesce(NEW.early_data_accepted, 0) <> 0) << 5)"
+    "  | ((coalesce(NEW.ocsp_stapled, 0) <> 0) << 6)"
+    "  | ((coalesce(NEW.chain_complete, 0) <> 0) << 7)"
+    "  | ((coalesce(NEW.http_hsts, 0) <> 0) << 8)"
+    "  | ((coalesce(NEW.emulation_checked, 0) <> 0) << 9)"
+    "  | ((coalesce(NEW.early_data_policy_violation, 0) <> 0) << 10)"
+    "  | ((coalesce(NEW.saturated, 0) <> 0) << 11)"
+    "  | ((NEW.ticket_received IS NULL) << 12) | ((NEW.early_data_attempted IS NULL) << 13)"
+    "  | ((NEW.early_data_accepted IS NULL) << 14) | ((NEW.ocsp_stapled IS NULL) << 15)"
+    "  | ((NEW.chain_complete IS NULL) << 16) | ((NEW.emulation_checked IS NULL) << 17)"
+    "  | ((NEW.early_data_policy_violation IS NULL) << 18),"
+    "  NEW.error_detail, NEW.days_to_earliest_expiry, NEW.chain_length_sent,"
+    "  NEW.ocsp_this_update_unix, NEW.ocsp_next_update_unix, NEW.ocsp_age_seconds,"
+    "  NEW.http_status, NEW.http_first_byte_ns"
+    "  FROM spool_keys AS k WHERE k.agent_id = NEW.agent_id AND k.instance_id = NEW.instance_id"
+    "  AND NOT EXISTS (SELECT 1 FROM seen WHERE spool = k.id AND first_seq <= NEW.result_seq"
+    "  AND last_seq >= NEW.result_seq);"
+    " INSERT OR IGNORE INTO seen (spool, first_seq, last_seq)"
+    "  SELECT r.spool, r.result_seq, r.result_seq FROM result_rows AS r"
+    "  JOIN spool_keys AS k ON k.id = r.spool WHERE r.id = last_insert_rowid()"
+    "  AND k.agent_id = NEW.agent_id AND k.instance_id = NEW.instance_id"
+    "  AND r.result_seq = NEW.result_seq;"
+    " END;";
+
+static tp_err finish_v6(sqlite_store *s, char *err, size_t errlen) {
+  int old_rows = 0, new_rows = 0;
+  tp_err rc = query_int(s, "SELECT count(*) FROM results", &old_rows, err, errlen);
+  if (rc == TP_E_OK)
+    rc = query_int(s, "SELECT count(*) FROM result_rows", &new_rows, err, errlen);
+  if (rc != TP_E_OK)
+    return rc;
+  if (old_rows != new_rows) {
+    snprintf(err, errlen,
+             "%s: migration to version 6 copied %d of %d results; refusing to drop the rest",
+             s->path, new_rows, old_rows);
+    return TP_E_STORE;
+  }
+  if (sqlite3_exec(s->db, SQL_V6_FINISH, NULL, NULL, NULL) != SQLITE_OK)
+    return fail(s, err, errlen, "schema migration to version 6 failed");
+  return TP_E_OK;
+}
+
 static tp_err migrate(sqlite_store *s, char *err, size_t errlen) {
   int version = 0;
   char sql[64];
@@ -390,35 +622,14 @@ static tp_err set_pragmas(sqlite_store *s, char *err, size_t errlen) {
   return TP_E_OK;
 }
 
-static tp_err prepare(sqlite_store *s, const char *sql, sqlite3_stmt **out, char *err,
-                      size_t errlen) {
-  if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, out, NULL) != SQLITE_OK)
-    return fail(s, err, errlen, "cannot prepare statement");
-  return TP_E_OK;
-}
-
 static tp_err prepare_all(sqlite_store *s, tp_store_mode mode, char *err, size_t errlen) {
   tp_err rc = TP_E_OK;
-  if (mode == TP_STORE_READWRITE) {
-    if (rc == TP_E_OK)
-      rc = prepare(s, "BEGIN IMMEDIATE", &s->begin, err, errlen);
-    if (rc == TP_E_OK)
-      rc = prepare(s, "COMMIT", &s->commit, err, errlen);
-    if (rc == TP_E_OK)
-      rc = prepare(s, "ROLLBACK", &s->rollback, err, errlen);
-    if (rc == TP_E_OK)
-      rc = prepare(s, SQL_INSERT_BATCH, &s->insert_batch, err, errlen);
-    if (rc == TP_E_OK)
-      rc = prepare(s, SQL_INSERT_RESULT, &s->insert_result, err, errlen);
-  }
+  if (mode == TP_STORE_READWRITE)
+    rc = tp__sqlite_prepare_write(s, err, errlen);
   if (rc == TP_E_OK)
-    rc = prepare(s, SQL_SCAN_ALL, &s->scan_all, err, errlen);
+    rc = tp__sqlite_prepare_read(s, err, errlen);
   if (rc == TP_E_OK)
-    rc = prepare(s, SQL_SCAN_TARGET, &s->scan_target, err, errlen);
-  if (rc == TP_E_OK)
-    rc = prepare(s, SQL_CHAIN, &s->chain_of, err, errlen);
-  if (rc == TP_E_OK)
-    rc = prepare(s, SQL_LATEST, &s->latest, err, errlen);
+    rc = tp__sqlite_dicts_prepare(s, err, errlen);
   if (rc == TP_E_OK)
     rc = tp__sqlite_prepare_delivery(s, mode == TP_STORE_READWRITE, err, errlen);
   return rc;
@@ -499,9 +710,6 @@ tp_err tp_store_open_sqlite(const char *path, tp_store_mode mode, tp_store **out
   s->base.ops = &sqlite_ops;
   s->path = tp_xstrdup(path);
   s->writable = mode == TP_STORE_READWRITE;
-  tp_buf_init(&s->chain, CHAIN_JSON_CAP);
-  tp_buf_init(&s->groups, CHAIN_JSON_CAP);
-  tp_buf_init(&s->shares, CHAIN_JSON_CAP);
   if (mode == TP_STORE_READONLY && stat(path, &st) != 0) {
     snprintf(err, errlen, "%s: cannot open database: %s", path, strerror(errno));
     rc = errno == ENOENT ? TP_E_NOTFOUND : TP_E_STORE;
@@ -523,6 +731,8 @@ tp_err tp_store_open_sqlite(const char *path, tp_store_mode mode, tp_store **out
   }
   if (mode == TP_STORE_READWRITE) {
     rc = set_pragmas(s, err, errlen);
+    if (rc == TP_E_OK)
+      rc = tp__sqlite_register_intern_function(s, err, errlen); /* the migration uses it */
     if (rc == TP_E_OK)
       rc = migrate(s, err, errlen);
     if (rc == TP_E_OK)
@@ -547,379 +757,30 @@ out:
 
 static void sqlite_close(tp_store *store) {
   sqlite_store *s = from_base(store);
-  sqlite3_stmt *stmts[] = {s->begin,         s->commit,   s->rollback,    s->insert_batch,
-                           s->insert_result, s->scan_all, s->scan_target, s->latest,
-                           s->chain_of};
-  for (size_t i = 0; i < sizeof(stmts) / sizeof(stmts[0]); i++)
-    sqlite3_finalize(stmts[i]); /* returns the last step's error, not a finalize failure */
+  tp__sqlite_finalize_write(s);
+  tp__sqlite_finalize_read(s);
+  tp__sqlite_dicts_finalize(s);
   tp__sqlite_finalize_delivery(s);
   /* With every statement finalized, close cannot be SQLITE_BUSY; sqlite3_close_v2
    * would defer instead of failing if one was missed. */
   (void)sqlite3_close_v2(s->db);
-  tp_buf_free(&s->chain);
-  tp_buf_free(&s->groups);
-  tp_buf_free(&s->shares);
   free(s->path);
   free(s);
 }
 
-/* ---- write path -------------------------------------------------------------- */
-
-static tp_err insert_result(sqlite_store *s, const Tlsprobe__V1__ResultBatch *batch,
-                            const Tlsprobe__V1__ProbeResult *r, int64_t received_unix_ns, char *err,
-                            size_t errlen) {
-  tp_buf_reset(&s->chain);
-  tp_buf_reset(&s->groups);
-  tp_buf_reset(&s->shares);
-  if (tp_chain_json_encode(r->chain, r->n_chain, &s->chain) != TP_E_OK ||
-      tp_json_str_array(&s->groups, r->groups_offered, r->n_groups_offered) != TP_E_OK ||
-      tp_json_str_array(&s->shares, r->key_shares_offered, r->n_key_shares_offered) != TP_E_OK) {
-    snprintf(err, errlen, "%s: result too large to encode", s->path);
-    return TP_E_STORE;
-  }
-  const Tlsprobe__V1__OcspFacts *ocsp = r->ocsp;
-  const Tlsprobe__V1__HttpFacts *http = r->http;
-  const char *error_class = tp_outcome_name((int)r->error_class);
-  binder b = {.stmt = s->insert_result, .idx = 0, .rc = SQLITE_OK};
-  bind_i64(&b, received_unix_ns);
-  bind_text(&b, batch->agent_id); /* ingest checked r->agent_id is empty or equal */
-  bind_i64(&b, u64_bits(batch->instance_id));
-  bind_i64(&b, u64_bits(batch->batch_seq));
-  bind_text(&b, r->region);
-  bind_text(&b, r->target);
-  bind_text(&b, r->host);
-  bind_i64(&b, r->port);
-  bind_text(&b, r->sni);
-  bind_text(&b, r->profile);
-  bind_text(&b, r->address);
-  bind_i64(&b, u64_bits(r->result_seq));
-  bind_i64(&b, r->started_unix_ns);
-  bind_i64(&b, u64_bits(r->dns_ns));
-  bind_i64(&b, u64_bits(r->connect_ns));
-  bind_i64(&b, u64_bits(r->handshake_ns));
-  bind_i64(&b, u64_bits(r->total_ns));
-  bind_i64(&b, u64_bits(r->loop_lag_ns));
-  bind_i64(&b, r->ok ? 1 : 0);
-  bind_text(&b, error_class ? error_class : "other");
-  bind_text(&b, r->error_detail);
-  bind_text(&b, r->tls_version);
-  bind_text(&b, r->cipher);
-  bind_text(&b, r->group);
-  bind_text(&b, r->alpn);
-  bind_i64(&b, r->resumed ? 1 : 0);
-  bind_i64(&b, r->hello_retry_request ? 1 : 0);
-  bind_text(&b, r->server_signature_algorithm);
-  bind_text(&b, (const char *)s->chain.data); /* encode wrote at least "[]" */
-  if (r->n_chain > 0)
-    bind_i64(&b, r->days_to_earliest_expiry);
-  else
-    bind_null(&b); /* meaningless without a chain (tlsprobe.proto) */
-  bind_text(&b, (const char *)s->groups.data);
-  bind_text(&b, (const char *)s->shares.data);
-  bind_text(&b, r->mode);
-  bind_i64(&b, r->ticket_received ? 1 : 0);
-  bind_i64(&b, u64_bits(r->resumption_handshake_ns));
-  bind_i64(&b, r->early_data_attempted ? 1 : 0);
-  bind_i64(&b, r->early_data_accepted ? 1 : 0);
-  bind_text(&b, r->fidelity_note);
-  bind_i64(&b, ocsp != NULL ? 1 : 0);
-  if (ocsp != NULL) {
-    bind_text(&b, ocsp->cert_status);
-    bind_i64(&b, ocsp->this_update_unix);
-    bind_i64(&b, ocsp->next_update_unix);
-    bind_i64(&b, ocsp->age_seconds);
-  } else {
-    for (int i = 0; i < 4; i++)
-      bind_null(&b);
-  }
-  bind_i64(&b, r->chain_length_sent);
-  bind_i64(&b, r->chain_complete ? 1 : 0);
-  if (http != NULL) {
-    bind_i64(&b, http->status);
-    bind_i64(&b, u64_bits(http->first_byte_ns));
-    bind_i64(&b, http->hsts ? 1 : 0);
-  } else {
-    for (int i = 0; i < 3; i++)
-      bind_null(&b);
-  }
-  bind_text(&b, r->address_family);
-  bind_i64(&b, r->emulation_checked ? 1 : 0);
-  bind_text(&b, r->emulation_divergence);
-  bind_i64(&b, r->early_data_policy_violation ? 1 : 0);
-  tp_err rc = TP_E_OK;
-  if (b.rc != SQLITE_OK || run(s->insert_result) != SQLITE_OK)
-    rc = fail(s, err, errlen, "cannot insert result");
-  /* Bindings point into the batch; drop them so no statement outlives its data. */
-  (void)sqlite3_clear_bindings(s->insert_result);
-  return rc;
-}
-
-/* The batches row is a log of deliveries; a re-sent batch keeps its first row. */
-static tp_err insert_batch_row(sqlite_store *s, const Tlsprobe__V1__ResultBatch *batch,
-                               int64_t received_unix_ns, char *err, size_t errlen) {
-  binder b = {.stmt = s->insert_batch, .idx = 0, .rc = SQLITE_OK};
-  bind_text(&b, batch->agent_id);
-  bind_i64(&b, u64_bits(batch->instance_id));
-  bind_i64(&b, u64_bits(batch->batch_seq));
-  bind_i64(&b, received_unix_ns);
-  bind_i64(&b, (sqlite3_int64)batch->n_results);
-  int rc = b.rc == SQLITE_OK ? run(s->insert_batch) : b.rc;
-  (void)sqlite3_clear_bindings(s->insert_batch);
-  return rc == SQLITE_OK ? TP_E_OK : fail(s, err, errlen, "cannot insert batch");
-}
-
-/* Inserts every result not stored before (by its identity) and counts the new ones. */
-static tp_err insert_results(sqlite_store *s, const Tlsprobe__V1__ResultBatch *batch,
-                             int64_t received_unix_ns, tp_store_put_outcome *out,
-                             const tp_store_put_marks *marks, uint64_t *max_seq,
-                             int64_t *last_started, char *err, size_t errlen) {
-  for (size_t i = 0; i < batch->n_results; i++) {
-    const Tlsprobe__V1__ProbeResult *r = batch->results[i];
-    tp_err rc = insert_result(s, batch, r, received_unix_ns, err, errlen);
-    if (rc != TP_E_OK)
-      return rc;
-    if (sqlite3_changes(s->db) != 1)
-      continue; /* stored before: a re-send */
-    out->results_stored++;
-    if (marks != NULL)
-      marks->results[i] = true;
-    if (r->result_seq > *max_seq)
-      *max_seq = r->result_seq;
-    if (r->started_unix_ns > *last_started)
-      *last_started = r->started_unix_ns;
-  }
-  return TP_E_OK;
-}
-
-static tp_err sqlite_put_batch(tp_store *store, const Tlsprobe__V1__ResultBatch *batch,
-                               int64_t received_unix_ns, tp_store_put_outcome *out,
-                               const tp_store_put_marks *marks, char *err, size_t errlen) {
-  sqlite_store *s = from_base(store);
-  uint64_t max_seq = 0;
-  int64_t last_started = 0;
-  *out = (tp_store_put_outcome){0};
-  if (run(s->begin) != SQLITE_OK)
-    return fail(s, err, errlen, "cannot begin transaction");
-  tp_err rc = insert_batch_row(s, batch, received_unix_ns, err, errlen);
-  if (rc == TP_E_OK)
-    rc = insert_results(s, batch, received_unix_ns, out, marks, &max_seq, &last_started, err,
-                        errlen);
-  if (rc == TP_E_OK)
-    rc = tp__sqlite_put_delivery(s, batch, received_unix_ns, out, max_seq, last_started,
-                                 marks != NULL ? marks->drops : NULL, &out->drops_stored, err,
-                                 errlen);
-  if (rc == TP_E_OK) {
-    /* synchronous=FULL: when COMMIT returns, the batch is on disk and may be acked. */
-    if (run(s->commit) == SQLITE_OK) {
-      out->duplicate = out->results_stored == 0 && out->drops_stored == 0;
-      return TP_E_OK;
-    }
-    rc = fail(s, err, errlen, "cannot commit batch");
-  }
-  *out = (tp_store_put_outcome){0};
-  /* Nothing of this batch may remain. If ROLLBACK itself fails SQLite has already
-   * rolled back (that is when ROLLBACK errors). */
-  (void)run(s->rollback);
-  return rc;
-}
-
-/* ---- read path --------------------------------------------------------------- */
-
-static const char *col_text(sqlite3_stmt *stmt, int col) {
-  const unsigned char *t = sqlite3_column_text(stmt, col);
-  return t ? (const char *)t : "";
-}
-
-/* A NULL column stays NULL (not recorded), as opposed to col_text's "". */
-static char *col_dup_or_null(sqlite3_stmt *stmt, int col) {
-  const unsigned char *t = sqlite3_column_text(stmt, col);
-  return t ? tp_xstrdup((const char *)t) : NULL;
-}
-
-static tp_store_opt col_opt(sqlite3_stmt *stmt, int col) {
-  if (sqlite3_column_type(stmt, col) == SQLITE_NULL)
-    return (tp_store_opt){.set = false};
-  return (tp_store_opt){.set = true, .v = sqlite3_column_int64(stmt, col)};
-}
-
-/* Binds ?1 since, ?2 until and (when set) ?3 target. */
-static bool bind_filter(sqlite3_stmt *stmt, const tp_store_filter *f) {
-  binder b = {.stmt = stmt, .idx = 0, .rc = SQLITE_OK};
-  bind_i64(&b, f->since_unix_ns);
-  bind_i64(&b, f->until_unix_ns);
-  if (f->target != NULL)
-    bind_text(&b, f->target);
-  return b.rc == SQLITE_OK;
-}
-
-static tp_store_row row_from(sqlite3_stmt *stmt) {
-  return (tp_store_row){
-      .target = col_text(stmt, 0),
-      .profile = col_text(stmt, 1),
-      .region = col_text(stmt, 2),
-      .ok = sqlite3_column_int(stmt, 3) != 0,
-      .error_class = col_text(stmt, 4),
-      .handshake_ns = (uint64_t)sqlite3_column_int64(stmt, 5),
-      .loop_lag_ns = (uint64_t)sqlite3_column_int64(stmt, 6),
-      .started_unix_ns = sqlite3_column_int64(stmt, 7),
-      .mode = col_text(stmt, 8),
-      .resumed = sqlite3_column_int(stmt, 9) != 0,
-      .hello_retry_request = sqlite3_column_int(stmt, 10) != 0,
-      .early_data_attempted = sqlite3_column_int(stmt, 11) != 0,
-      .early_data_accepted = sqlite3_column_int(stmt, 12) != 0,
-      .days_to_earliest_expiry = col_opt(stmt, 13),
-      .ocsp_age_seconds = col_opt(stmt, 14),
-      .address_family = col_text(stmt, 15),
-      .emulation_checked = sqlite3_column_int(stmt, 16) != 0,
-      .emulation_divergence = col_text(stmt, 17),
-      .early_data_policy_violation = sqlite3_column_int(stmt, 18) != 0,
-      .agent_id = col_text(stmt, 19),
-      .error_detail = col_text(stmt, 20),
-      .connect_ns = (uint64_t)sqlite3_column_int64(stmt, 21),
-      .total_ns = (uint64_t)sqlite3_column_int64(stmt, 22),
-      .tls_version = col_text(stmt, 23),
-      .cipher = col_text(stmt, 24),
-      .group = col_text(stmt, 25),
-      .ocsp_stapled = sqlite3_column_int(stmt, 26) != 0,
-      .row_id = sqlite3_column_int64(stmt, 27),
-  };
-}
-
-static tp_err sqlite_scan(tp_store *store, const tp_store_filter *filter, tp_store_row_fn fn,
-                          void *ctx, char *err, size_t errlen) {
-  sqlite_store *s = from_base(store);
-  if (s->no_schema)
-    return TP_E_OK;
-  sqlite3_stmt *stmt = filter->target ? s->scan_target : s->scan_all;
-  tp_err rc = TP_E_OK;
-  if (!bind_filter(stmt, filter)) {
-    rc = fail(s, err, errlen, "cannot bind scan");
-    goto out;
-  }
-  int step;
-  while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
-    tp_store_row row = row_from(stmt);
-    rc = fn(&row, ctx);
-    if (rc != TP_E_OK)
-      goto out;
-  }
-  if (step != SQLITE_DONE)
-    rc = fail(s, err, errlen, "scan failed");
-out:
-  (void)sqlite3_reset(stmt);
-  (void)sqlite3_clear_bindings(stmt);
-  return rc;
-}
-
-static tp_err sqlite_scan_chain(tp_store *store, int64_t row_id, tp_store_cert_fn fn, void *ctx,
-                               char *err, size_t errlen) {
-  sqlite_store *s = from_base(store);
-  if (s->no_schema)
-    return TP_E_OK;
-  sqlite3_stmt *stmt = s->chain_of;
-  tp_err rc = TP_E_OK;
-  if (sqlite3_bind_int64(stmt, 1, row_id) != SQLITE_OK) {
-    rc = fail(s, err, errlen, "cannot bind chain scan");
-    goto out;
-  }
-  int step;
-  while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
-    tp_store_chain_cert cert = {
-        .position = (uint32_t)sqlite3_column_int(stmt, 0),
-        .subject = col_text(stmt, 1),
-        .issuer = col_text(stmt, 2),
-        .not_before_unix = sqlite3_column_int64(stmt, 3),
-        .not_after_unix = sqlite3_column_int64(stmt, 4),
-    };
-    rc = fn(&cert, ctx);
-    if (rc != TP_E_OK)
-      goto out;
-  }
-  if (step != SQLITE_DONE)
-    rc = fail(s, err, errlen, "chain scan failed");
-out:
-  (void)sqlite3_reset(stmt);
-  (void)sqlite3_clear_bindings(stmt);
-  return rc;
-}
-
-static tp_err sqlite_latest(tp_store *store, const char *target, const char *profile,
-                            const char *region, int64_t since_unix_ns, tp_store_facts *out,
-                            char *err, size_t errlen) {
-  sqlite_store *s = from_base(store);
-  *out = (tp_store_facts){0};
-  if (s->no_schema)
-    return TP_E_NOTFOUND;
-  tp_err rc = TP_E_OK;
-  binder b = {.stmt = s->latest, .idx = 0, .rc = SQLITE_OK};
-  bind_text(&b, target);
-  bind_text(&b, profile);
-  bind_text(&b, region);
-  bind_i64(&b, since_unix_ns);
-  if (b.rc != SQLITE_OK) {
-    rc = fail(s, err, errlen, "cannot bind latest");
-    goto out;
-  }
-  int step = sqlite3_step(s->latest);
-  if (step == SQLITE_DONE) {
-    rc = TP_E_NOTFOUND;
-    goto out;
-  }
-  if (step != SQLITE_ROW) {
-    rc = fail(s, err, errlen, "latest query failed");
-    goto out;
-  }
-  out->tls_version = tp_xstrdup(col_text(s->latest, 0));
-  out->cipher = tp_xstrdup(col_text(s->latest, 1));
-  out->group = tp_xstrdup(col_text(s->latest, 2));
-  out->alpn = tp_xstrdup(col_text(s->latest, 3));
-  out->error_detail = tp_xstrdup(col_text(s->latest, 4));
-  sqlite3_stmt *st = s->latest;
-  out->days_to_earliest_expiry = col_opt(st, 6);
-  out->started_unix_ns = sqlite3_column_int64(st, 7);
-  out->resumed = sqlite3_column_int(st, 8) != 0;
-  out->hello_retry_request = sqlite3_column_int(st, 9) != 0;
-  bool v2_lists = sqlite3_column_type(st, 10) != SQLITE_NULL;
-  int64_t id = sqlite3_column_int64(st, 32);
-  out->mode = col_dup_or_null(st, 12);
-  out->fidelity_note = col_dup_or_null(st, 13);
-  out->ticket_received = col_opt(st, 14);
-  out->resumption_handshake_ns = col_opt(st, 15);
-  out->early_data_attempted = col_opt(st, 16);
-  out->early_data_accepted = col_opt(st, 17);
-  out->chain_length_sent = col_opt(st, 18);
-  out->chain_complete = col_opt(st, 19);
-  out->ocsp_stapled = sqlite3_column_int(st, 20) != 0;
-  if (out->ocsp_stapled) {
-    out->ocsp_cert_status = col_dup_or_null(st, 21);
-    out->ocsp_this_update_unix = col_opt(st, 22);
-    out->ocsp_next_update_unix = col_opt(st, 23);
-    out->ocsp_age_seconds = col_opt(st, 24);
-  }
-  out->http_status = col_opt(st, 25);
-  out->http_present = out->http_status.set;
-  out->http_first_byte_ns = col_opt(st, 26);
-  out->http_hsts = col_opt(st, 27);
-  out->address_family = col_dup_or_null(st, 28);
-  out->emulation_checked = col_opt(st, 29);
-  out->emulation_divergence = col_dup_or_null(st, 30);
-  out->early_data_policy_violation = col_opt(st, 31);
-  (void)sqlite3_reset(s->latest);
-  rc = tp__sqlite_latest_lists(s, id, v2_lists, out, err, errlen);
-  if (rc != TP_E_OK)
-    tp_store_facts_clear(out);
-out:
-  (void)sqlite3_reset(s->latest);
-  (void)sqlite3_clear_bindings(s->latest);
-  return rc;
+static tp_err sqlite_prepare(const Tlsprobe__V1__ResultBatch *batch, tp_store_prep **out,
+                             char *err, size_t errlen) {
+  return tp__sqlite_prepare_batch(batch, out, err, errlen);
 }
 
 static const tp_store_ops sqlite_ops = {
     .name = "sqlite",
-    .put_batch = sqlite_put_batch,
-    .scan = sqlite_scan,
-    .scan_chain = sqlite_scan_chain,
-    .latest = sqlite_latest,
+    .put_batches = tp__sqlite_put_batches,
+    .prepare = sqlite_prepare,
+    .prep_free = tp__sqlite_prep_free,
+    .scan = tp__sqlite_scan,
+    .scan_chain = tp__sqlite_scan_chain,
+    .latest = tp__sqlite_latest,
     .scan_spools = tp__sqlite_scan_spools,
     .scan_drops = tp__sqlite_scan_drops,
     .maintain = tp__sqlite_maintain,

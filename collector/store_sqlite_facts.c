@@ -1,30 +1,32 @@
 /* store_sqlite_facts.c - the latest result's lists, structured: the chain (certificates
  * with their SAN lists) and the offered groups and key shares are kept as JSON text in
- * their columns (chain_json.c, tp_json_str_array), and SQLite's JSON functions unpack
- * them here, so the report gets the same structs from any backend. */
+ * their dictionaries (chains.chain_json, shapes.groups_offered / key_shares_offered:
+ * chain_json.c, tp_json_str_array), and SQLite's JSON functions unpack them here, so
+ * the report gets the same structs from any backend. */
 #include <stdlib.h>
 
 #include "store_sqlite_internal.h"
 #include "tp_mem.h"
 
-/* json_each over one column of one row: ?1 = id. The column is named in the text
- * (never user input). NULL or invalid JSON yields no rows. */
+/* json_each over one list of the result's shape: ?1 = the result's id. The column is
+ * named in the text (never user input). NULL or invalid JSON yields no rows. */
 #define SQL_LIST(column)                                                                       \
-  "SELECT CAST(e.value AS TEXT) FROM results AS r, json_each(r." column ") AS e"             \
-  " WHERE r.id = ?1 AND json_valid(r." column ") ORDER BY e.key"
+  "SELECT CAST(e.value AS TEXT) FROM result_rows AS r JOIN shapes AS f ON f.id = r.shape,"    \
+  " json_each(f." column ") AS e WHERE r.id = ?1 AND json_valid(f." column ") ORDER BY e.key"
 static const char SQL_GROUPS[] = SQL_LIST("groups_offered");
 static const char SQL_SHARES[] = SQL_LIST("key_shares_offered");
+#define SQL_CHAIN_OF_ROW                                                                       \
+  " FROM result_rows AS r JOIN chains AS ch ON ch.id = r.chain, json_each(ch.chain_json) AS c"
 static const char SQL_CERTS[] =
     "SELECT CAST(c.key AS INTEGER), json_extract(c.value, '$.subject'),"
     " json_extract(c.value, '$.issuer'), json_extract(c.value, '$.not_before_unix'),"
     " json_extract(c.value, '$.not_after_unix'), json_extract(c.value, '$.key_type'),"
     " json_extract(c.value, '$.key_bits'), json_extract(c.value, '$.signature_algorithm')"
-    " FROM results AS r, json_each(r.chain_json) AS c"
-    " WHERE r.id = ?1 AND json_valid(r.chain_json) ORDER BY c.key";
+    SQL_CHAIN_OF_ROW " WHERE r.id = ?1 AND json_valid(ch.chain_json) ORDER BY c.key";
 static const char SQL_SANS[] =
-    "SELECT CAST(c.key AS INTEGER), CAST(s.value AS TEXT)"
-    " FROM results AS r, json_each(r.chain_json) AS c, json_each(c.value, '$.san_dns') AS s"
-    " WHERE r.id = ?1 AND json_valid(r.chain_json) ORDER BY c.key, s.key";
+    "SELECT CAST(c.key AS INTEGER), CAST(s.value AS TEXT)" SQL_CHAIN_OF_ROW
+    ", json_each(c.value, '$.san_dns') AS s"
+    " WHERE r.id = ?1 AND json_valid(ch.chain_json) ORDER BY c.key, s.key";
 
 static char *text_dup(sqlite3_stmt *stmt, int col) {
   const unsigned char *t = sqlite3_column_text(stmt, col);

@@ -6,7 +6,7 @@
  * longer than one chunk for the write lock; between chunks the caller's `between`
  * yields and can stop the pass (shutdown).
  *
- * Exactly once. The watermark (rollup_state.watermark) is the highest results.id
+ * Exactly once. The watermark (rollup_state.watermark) is the highest result_rows.id
  * already in the rollups; a chunk takes the next ids above it, folds them and moves
  * the watermark in the same transaction. That needs ids that only grow: a result
  * inserted later must get an id above every id the watermark has passed. The
@@ -20,9 +20,11 @@
  * rowid itself). Raw rows are only deleted at or below the watermark, so nothing
  * leaves before it is rolled up.
  *
- * A re-sent result is deduplicated by its identity against the raw rows only; the
- * config keeps raw retention >= max_result_age (config.c), so every result ingest
- * still accepts has its first copy among the raw rows. */
+ * A re-sent result is deduplicated by its spool's seen intervals (schema version 6),
+ * which retention leaves alone; the config still keeps raw retention >=
+ * max_result_age (config.c), so every result ingest accepts has its raw row. Dictionary
+ * rows (series, shapes, chains, spool_keys) are never deleted: they are as many as
+ * the content is varied, not as the results. */
 #include <time.h>
 
 #include "store_sqlite_internal.h"
@@ -30,14 +32,15 @@
 static const char SQL_WATERMARK[] = "SELECT watermark FROM rollup_state WHERE id = 1";
 static const char SQL_NEXT_RANGE[] =
     "SELECT coalesce(max(id), 0), count(*) FROM"
-    " (SELECT id FROM results WHERE id > ?1 ORDER BY id LIMIT ?2)";
+    " (SELECT id FROM result_rows WHERE id > ?1 ORDER BY id LIMIT ?2)";
 static const char SQL_ADVANCE[] = "UPDATE rollup_state SET watermark = ?1 WHERE id = 1";
 /* INDEXED BY: the age range is the selective one (usually empty); walking the id
  * range instead would read every rolled-up row on every pass. */
 static const char SQL_DELETE_RAW[] =
-    "DELETE FROM results WHERE id IN (SELECT id FROM results INDEXED BY results_started"
+    "DELETE FROM result_rows WHERE id IN (SELECT id FROM result_rows"
+    " INDEXED BY result_rows_started"
     " WHERE started_unix_ns < ?1 AND id <= (SELECT watermark FROM rollup_state WHERE id = 1)"
-    " AND id < (SELECT max(id) FROM results) LIMIT ?2)";
+    " AND id < (SELECT max(id) FROM result_rows) LIMIT ?2)";
 static const char SQL_NOTE_RAW[] =
     "UPDATE rollup_state SET raw_complete_since_unix_ns = max(raw_complete_since_unix_ns, ?1)"
     " WHERE id = 1";
@@ -256,9 +259,9 @@ tp_err tp__sqlite_maintain(tp_store *store, int64_t now_unix_ns,
 
 static const char SQL_HORIZON[] =
     "SELECT raw_complete_since_unix_ns, rollups_complete_since_unix_ns,"
-    " (SELECT min(started_unix_ns) FROM results),"
+    " (SELECT min(started_unix_ns) FROM result_rows),"
     " (SELECT min(start_unix_ns) FROM rollups WHERE span_ns = 60000000000),"
-    " (SELECT count(*) FROM results WHERE id > watermark) FROM rollup_state WHERE id = 1";
+    " (SELECT count(*) FROM result_rows WHERE id > watermark) FROM rollup_state WHERE id = 1";
 
 tp_err tp__sqlite_horizon(tp_store *store, tp_store_horizon *out, char *err, size_t errlen) {
   sqlite_store *s = from_base(store);

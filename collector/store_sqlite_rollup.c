@@ -16,7 +16,9 @@
  * The counters follow report.c's definitions exactly (docs in store.h): an exact
  * success is ok with no emulation divergence; rates and sketches are over exact
  * successes; NULL columns of rows stored before schema versions 2 and 3 read as the
- * report reads them (0 / ""). */
+ * report reads them (0 / ""). Schema version 6: the raw rows are ids into
+ * dictionaries and bits (store_sqlite_internal.h), and saturated results are counted
+ * (`saturated`) but kept out of the sketches. */
 #include <stdlib.h>
 
 #include "outcome.h"
@@ -32,36 +34,56 @@
   "probes, successes, divergent, classes, hrr, resumption_probes, resumed,"                    \
   " early_data_attempts, early_data_accepts, early_data_violations, emulation_checked,"        \
   " ocsp_stapled, ocsp_max_age_seconds, min_days_to_expiry, loop_lag_max_ns, loop_lag_sum_ns," \
-  " handshake_sketch, connect_sketch, total_sketch"
+  " handshake_sketch, connect_sketch, total_sketch, saturated"
 #define ROLLUP_KEY "target, profile, region, agent_id, address_family"
 
 static const char SQL_CHUNK_TABLE[] =
     "CREATE TEMP TABLE IF NOT EXISTS fold_chunk (start_unix_ns, " ROLLUP_KEY ", " ROLLUP_VALUES
     ")";
 static const char SQL_CHUNK_CLEAR[] = "DELETE FROM temp.fold_chunk";
-/* results with ?1 < id <= ?2, per minute x group. */
+/* results with ?1 < id <= ?2, per minute x group. The rows are narrow (ids and bits):
+ * they are grouped per minute x series x spool first, then named through the
+ * dictionaries once per part, and the parts that share a group's names (series of
+ * other hosts or addresses, other spools of the agent) merged. Saturated results
+ * count everywhere but in the latency sketches (their latencies measure the agent
+ * too). */
 static const char SQL_CHUNK_FILL[] =
     "INSERT INTO temp.fold_chunk"
-    " SELECT start, target, profile, region, agent_id, family, count(*), sum(exact),"
-    " sum(ok AND NOT exact), tp_classes_of(error_class), sum(exact AND hrr),"
-    " sum(exact AND resumable), sum(exact AND resumable AND resumed), sum(exact AND ed_sent),"
-    " sum(exact AND ed_sent AND ed_accepted), sum(violation), sum(exact AND checked),"
-    " sum(stapled), max(staple_age), min(days), max(loop_lag_ns), sum(loop_lag_ns),"
-    " tp_sketch_of(CASE WHEN exact THEN handshake_ns END),"
-    " tp_sketch_of(CASE WHEN exact THEN connect_ns END),"
-    " tp_sketch_of(CASE WHEN exact THEN total_ns END)"
-    " FROM (SELECT target, profile, region, agent_id, coalesce(address_family, '') AS family,"
-    "  started_unix_ns - started_unix_ns % 60000000000 AS start, ok <> 0 AS ok,"
-    "  ok <> 0 AND coalesce(emulation_divergence, '') = '' AS exact, error_class,"
-    "  hello_retry_request <> 0 AS hrr,"
-    "  coalesce(mode, '') IN ('resumption', 'early_data') AS resumable, resumed <> 0 AS resumed,"
-    "  coalesce(early_data_attempted, 0) <> 0 AS ed_sent,"
-    "  coalesce(early_data_accepted, 0) <> 0 AS ed_accepted,"
-    "  coalesce(early_data_policy_violation, 0) <> 0 AS violation,"
-    "  coalesce(emulation_checked, 0) <> 0 AS checked, coalesce(ocsp_stapled, 0) <> 0 AS stapled,"
-    "  CASE WHEN ocsp_stapled THEN ocsp_age_seconds END AS staple_age, " SQL_DAYS " AS days,"
-    "  loop_lag_ns, handshake_ns, connect_ns, total_ns"
-    "  FROM results WHERE id > ?1 AND id <= ?2)"
+    " SELECT start, target, profile, region, agent_id, family, sum(probes), sum(successes),"
+    " sum(divergent), tp_classes_sum(classes), sum(hrr), sum(resumption_probes), sum(resumed),"
+    " sum(ed_attempts), sum(ed_accepts), sum(violations), sum(checked), sum(stapled),"
+    " max(staple_age), min(days), max(lag_max), sum(lag_sum), tp_sketch_sum(hs),"
+    " tp_sketch_sum(conn), tp_sketch_sum(tot), sum(saturated)"
+    " FROM (SELECT s.target AS target, s.profile AS profile, s.region AS region,"
+    " k.agent_id AS agent_id, coalesce(s.address_family, '') AS family, g.*"
+    " FROM (SELECT series, spool, start, count(*) AS probes, sum(exact) AS successes,"
+    "  sum(ok AND NOT exact) AS divergent, tp_classes_of(error_class) AS classes,"
+    "  sum(exact AND hrr) AS hrr, sum(exact AND resumable) AS resumption_probes,"
+    "  sum(exact AND resumable AND resumed) AS resumed, sum(exact AND ed_sent) AS ed_attempts,"
+    "  sum(exact AND ed_sent AND ed_accepted) AS ed_accepts, sum(violation) AS violations,"
+    "  sum(exact AND checked) AS checked, sum(stapled) AS stapled, max(staple_age) AS staple_age,"
+    "  min(days) AS days, max(loop_lag_ns) AS lag_max, sum(loop_lag_ns) AS lag_sum,"
+    "  tp_sketch_of(CASE WHEN exact AND NOT saturated THEN handshake_ns END) AS hs,"
+    "  tp_sketch_of(CASE WHEN exact AND NOT saturated THEN connect_ns END) AS conn,"
+    "  tp_sketch_of(CASE WHEN exact AND NOT saturated THEN total_ns END) AS tot,"
+    "  sum(saturated) AS saturated"
+    "  FROM (SELECT r.series AS series, r.spool AS spool,"
+    "   r.started_unix_ns - r.started_unix_ns % 60000000000 AS start, (r.flags & 1) <> 0 AS ok,"
+    "   (r.flags & 1) <> 0 AND coalesce(f.emulation_divergence, '') = '' AS exact,"
+    "   f.error_class AS error_class, (r.flags & 4) <> 0 AS hrr,"
+    "   coalesce(f.mode, '') IN ('resumption', 'early_data') AS resumable,"
+    "   (r.flags & 2) <> 0 AS resumed, (r.flags & 16) <> 0 AS ed_sent,"
+    "   (r.flags & 32) <> 0 AS ed_accepted, (r.flags & 1024) <> 0 AS violation,"
+    "   (r.flags & 512) <> 0 AS checked, (r.flags & 64) <> 0 AS stapled,"
+    "   CASE WHEN r.flags & 64 THEN r.ocsp_age_seconds END AS staple_age,"
+    "   CASE WHEN r.days_to_earliest_expiry = 0 AND r.chain IS NULL THEN NULL"
+    "    ELSE r.days_to_earliest_expiry END AS days,"
+    "   r.loop_lag_ns AS loop_lag_ns, r.handshake_ns AS handshake_ns,"
+    "   r.connect_ns AS connect_ns, r.total_ns AS total_ns, (r.flags & 2048) <> 0 AS saturated"
+    "   FROM result_rows AS r JOIN shapes AS f ON f.id = r.shape"
+    "   WHERE r.id > ?1 AND r.id <= ?2)"
+    "  GROUP BY series, spool, start) AS g"
+    " JOIN series AS s ON s.id = g.series JOIN spool_keys AS k ON k.id = g.spool)"
     " GROUP BY target, profile, region, agent_id, family, start";
 
 /* The upsert's merge of a new part into an existing row: counts add, extremes
@@ -87,7 +109,8 @@ static const char SQL_CHUNK_FILL[] =
   " loop_lag_sum_ns = loop_lag_sum_ns + excluded.loop_lag_sum_ns,"                             \
   " handshake_sketch = tp_sketch_merge(handshake_sketch, excluded.handshake_sketch),"          \
   " connect_sketch = tp_sketch_merge(connect_sketch, excluded.connect_sketch),"                \
-  " total_sketch = tp_sketch_merge(total_sketch, excluded.total_sketch)"
+  " total_sketch = tp_sketch_merge(total_sketch, excluded.total_sketch),"                      \
+  " saturated = saturated + excluded.saturated"
 
 #define ROLLUP_INSERT "INSERT INTO rollups (span_ns, start_unix_ns, " ROLLUP_KEY ", " ROLLUP_VALUES ")"
 /* WHERE true: SQLite's documented way to keep "ON CONFLICT" from parsing as a join
@@ -104,7 +127,7 @@ static const char SQL_MERGE_HOURS[] =
     " sum(early_data_violations), sum(emulation_checked), sum(ocsp_stapled),"
     " max(ocsp_max_age_seconds), min(min_days_to_expiry), max(loop_lag_max_ns),"
     " sum(loop_lag_sum_ns), tp_sketch_sum(handshake_sketch), tp_sketch_sum(connect_sketch),"
-    " tp_sketch_sum(total_sketch)"
+    " tp_sketch_sum(total_sketch), sum(saturated)"
     " FROM temp.fold_chunk WHERE true GROUP BY " ROLLUP_KEY ", hour" ROLLUP_MERGE;
 
 /* ---- SQL functions ---------------------------------------------------------------- */
@@ -345,7 +368,7 @@ tp_err tp__sqlite_fold(sqlite_store *s, int64_t watermark, int64_t hi, uint64_t 
   " successes, divergent, classes, hrr, resumption_probes, resumed, early_data_attempts,"     \
   " early_data_accepts, early_data_violations, emulation_checked, ocsp_stapled,"              \
   " ocsp_max_age_seconds, min_days_to_expiry, loop_lag_max_ns, loop_lag_sum_ns,"              \
-  " handshake_sketch, connect_sketch, total_sketch"                                           \
+  " handshake_sketch, connect_sketch, total_sketch, saturated"                                \
   " FROM rollups INDEXED BY rollups_start"                                                    \
   " WHERE span_ns = ?8 AND start_unix_ns > ?1 AND start_unix_ns < ?2 AND target GLOB ?3"      \
   " AND profile GLOB ?4 AND region GLOB ?5 AND agent_id GLOB ?6 AND address_family GLOB ?7"
@@ -441,6 +464,7 @@ static tp_err read_row(scan *sc, int64_t span_ns, tp_store_rollup_row *row) {
       .min_days_to_expiry = opt_at(st, 19),
       .loop_lag_max_ns = count_at(st, 20),
       .loop_lag_sum_ns = count_at(st, 21),
+      .saturated = count_at(st, 25),
   };
   return decode_blobs(sc, row);
 }

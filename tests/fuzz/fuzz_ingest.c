@@ -4,10 +4,13 @@
  * JSON-escaped and printed.
  *
  * Every input starts from an empty database, so a crash reproduces from that one
- * input, whatever ran before. Opening and migrating a store per input would cap
- * the fuzzer at ~150 inputs/s, so one shared-cache in-memory store stays open and
- * a second connection to it empties both tables after each input; the store code
- * under test is unchanged. Beyond sanitizer findings, it aborts when an
+ * input, whatever ran before. Creating and migrating a store per input would cap
+ * the fuzzer at ~150 inputs/s, so one shared-cache in-memory database stays open
+ * through a second connection, which empties every table after each input; the
+ * store is then closed and opened again (no migration left to do), so the writer's
+ * in-memory dictionaries and seen sets start empty too, as they would on a fresh
+ * file. The store code under test is unchanged. Beyond sanitizer findings, it
+ * aborts when an
  * invariant breaks: a batch that passed validation must store (503 would make the
  * agent retry forever), a stored batch must be acknowledged with a decodable ack
  * and be a duplicate the second time, and a report must render. */
@@ -29,7 +32,7 @@
 #define NOW_NS INT64_C(4102444800000000000) /* 2100-01-01 */
 #define DB_URI "file:tp_fuzz_ingest?mode=memory&cache=shared"
 
-static tp_store *g_store; /* opened on the first input, closed by tp_fuzz_ingest_cleanup */
+static tp_store *g_store; /* opened for each input, closed after it */
 static sqlite3 *g_side;   /* empties the store between inputs; keeps the memory DB alive */
 
 static void check(int ok, const char *what) {
@@ -85,11 +88,13 @@ static tp_store *open_once(void) {
   char err[512];
   if (g_store != NULL)
     return g_store;
-  /* URI filenames are off by default; this must run before SQLite initializes. */
-  check(sqlite3_config(SQLITE_CONFIG_URI, 1) == SQLITE_OK, "enable SQLite URIs");
-  check(sqlite3_open_v2(DB_URI, &g_side, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) ==
-            SQLITE_OK,
-        "open the side connection");
+  if (g_side == NULL) {
+    /* URI filenames are off by default; this must run before SQLite initializes. */
+    check(sqlite3_config(SQLITE_CONFIG_URI, 1) == SQLITE_OK, "enable SQLite URIs");
+    check(sqlite3_open_v2(DB_URI, &g_side, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) ==
+              SQLITE_OK,
+          "open the side connection");
+  }
   if (tp_store_open_sqlite(DB_URI, TP_STORE_READWRITE, &g_store, err, sizeof(err)) != TP_E_OK) {
     fprintf(stderr, "fuzz_ingest: %s\n", err);
     abort();
@@ -125,11 +130,13 @@ int tp_fuzz_ingest_one(const uint8_t *data, size_t size) {
     report_all(store);
   }
   tp_ingest_reply_clear(&reply);
+  tp_store_close(g_store);
+  g_store = NULL;
   check(sqlite3_exec(g_side,
-                     "DELETE FROM results; DELETE FROM batches; DELETE FROM drops;"
-                     " DELETE FROM spools",
-                     NULL, NULL, NULL) ==
-            SQLITE_OK,
+                     "DELETE FROM result_rows; DELETE FROM seen; DELETE FROM spool_keys;"
+                     " DELETE FROM series; DELETE FROM shapes; DELETE FROM chains;"
+                     " DELETE FROM batches; DELETE FROM drops; DELETE FROM spools",
+                     NULL, NULL, NULL) == SQLITE_OK,
         "empty the store");
   return status;
 }

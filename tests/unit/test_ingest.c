@@ -729,12 +729,12 @@ static void test_store_failure_is_503_and_rolled_back(void **state) {
   sqlite3 *db = NULL;
   /* Break the schema behind the store's back: the prepared insert fails. */
   assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
-  assert_int_equal(sqlite3_exec(db, "DROP TABLE results", NULL, NULL, NULL), SQLITE_OK);
+  assert_int_equal(sqlite3_exec(db, "DROP TABLE result_rows", NULL, NULL, NULL), SQLITE_OK);
   sqlite3_close(db);
   make_batch(&t, 2);
   assert_int_equal(ingest(f, &t, &reply), TP_E_STORE);
   assert_int_equal(reply.http_status, 503);
-  assert_non_null(strstr(reply.reason, "results"));
+  assert_non_null(strstr(reply.reason, "result_rows"));
   tp_ingest_reply_clear(&reply);
   assert_int_equal(query_int(f->db, "SELECT count(*) FROM batches"), 0);
 }
@@ -750,7 +750,7 @@ static void test_reopen_keeps_rows(void **state) {
   f->store = NULL;
   open_store(f); /* migration must be idempotent */
   assert_int_equal(rows(f), 3);
-  assert_int_equal(query_int(f->db, "PRAGMA user_version"), 5);
+  assert_int_equal(query_int(f->db, "PRAGMA user_version"), 6);
   /* The reopened store still dedupes against the earlier batch. */
   assert_int_equal(ingest(f, &t, &reply), TP_E_OK);
   assert_true(reply.duplicate);

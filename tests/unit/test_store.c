@@ -132,9 +132,9 @@ static void test_create_and_migrate(void **state) {
   tp_store *s = NULL;
   assert_int_equal(tp_store_open_sqlite(f->db, TP_STORE_READWRITE, &s, err, sizeof(err)), TP_E_OK);
   tp_store_close(s);
-  assert_int_equal(query_int(f->db, "PRAGMA user_version"), 5);
+  assert_int_equal(query_int(f->db, "PRAGMA user_version"), 6);
   assert_int_equal(query_int(f->db, "SELECT count(*) FROM sqlite_master WHERE type='index'"
-                                    " AND name IN ('results_started','results_series')"),
+                                    " AND name IN ('result_rows_started','result_rows_series')"),
                    2);
   /* WAL is a property of the file: it persists. */
   sqlite3 *db = NULL;
@@ -148,7 +148,7 @@ static void test_create_and_migrate(void **state) {
   /* Second open: nothing to migrate, nothing lost. */
   assert_int_equal(tp_store_open_sqlite(f->db, TP_STORE_READWRITE, &s, err, sizeof(err)), TP_E_OK);
   tp_store_close(s);
-  assert_int_equal(query_int(f->db, "PRAGMA user_version"), 5);
+  assert_int_equal(query_int(f->db, "PRAGMA user_version"), 6);
 }
 
 typedef struct collected {
@@ -216,10 +216,10 @@ static void test_migrate_real_v1_database(void **state) {
   /* Read-only opens refuse to migrate and say what to do. */
   assert_int_equal(tp_store_open_sqlite(f->db, TP_STORE_READONLY, &s, err, sizeof(err)),
                    TP_E_STORE);
-  assert_non_null(strstr(err, "schema version 1 is older than 5; start the collector once"));
+  assert_non_null(strstr(err, "schema version 1 is older than 6; start the collector once"));
 
   assert_int_equal(tp_store_open_sqlite(f->db, TP_STORE_READWRITE, &s, err, sizeof(err)), TP_E_OK);
-  assert_int_equal(query_int(f->db, "PRAGMA user_version"), 5);
+  assert_int_equal(query_int(f->db, "PRAGMA user_version"), 6);
   assert_int_equal(query_int(f->db, "SELECT count(*) FROM pragma_integrity_check"
                                     " WHERE integrity_check = 'ok'"),
                    1);
@@ -262,9 +262,9 @@ static void test_migrate_real_v1_database(void **state) {
   assert_int_equal(query_int(f->db, "SELECT count(*) FROM sqlite_master WHERE name='results'"
                                     " AND sql LIKE '%days_to_earliest_expiry INTEGER NOT NULL%'"),
                    0);
-  assert_int_equal(sqlite3_exec(early, "UPDATE results SET days_to_earliest_expiry = NULL"
+  assert_int_equal(sqlite3_exec(early, "UPDATE result_rows SET days_to_earliest_expiry = NULL"
                                        " WHERE id = 2;"
-                                       "UPDATE results SET days_to_earliest_expiry = 0"
+                                       "UPDATE result_rows SET days_to_earliest_expiry = 0"
                                        " WHERE id = 2", /* back to the version 1 value */
                                 NULL, NULL, NULL),
                    SQLITE_OK);
@@ -308,7 +308,7 @@ static void test_migrate_real_v1_database(void **state) {
   /* Reopening: nothing left to migrate. */
   assert_int_equal(tp_store_open_sqlite(f->db, TP_STORE_READWRITE, &s, err, sizeof(err)), TP_E_OK);
   tp_store_close(s);
-  assert_int_equal(query_int(f->db, "PRAGMA user_version"), 5);
+  assert_int_equal(query_int(f->db, "PRAGMA user_version"), 6);
 }
 
 /* The version 2 schema as a version 2 collector left it: version 1's tables with
@@ -361,11 +361,11 @@ static void test_migrate_real_v2_database(void **state) {
 
   assert_int_equal(tp_store_open_sqlite(f->db, TP_STORE_READONLY, &s, err, sizeof(err)),
                    TP_E_STORE);
-  assert_non_null(strstr(err, "schema version 2 is older than 5; start the collector once"));
+  assert_non_null(strstr(err, "schema version 2 is older than 6; start the collector once"));
   assert_int_equal(query_int(f->db, "PRAGMA user_version"), 2);
 
   assert_int_equal(tp_store_open_sqlite(f->db, TP_STORE_READWRITE, &s, err, sizeof(err)), TP_E_OK);
-  assert_int_equal(query_int(f->db, "PRAGMA user_version"), 5);
+  assert_int_equal(query_int(f->db, "PRAGMA user_version"), 6);
   assert_int_equal(query_int(f->db, "SELECT count(*) FROM pragma_integrity_check"
                                     " WHERE integrity_check = 'ok'"),
                    1);
@@ -410,7 +410,7 @@ static void test_migrate_real_v2_database(void **state) {
   /* Reopening: nothing left to migrate, the row still there. */
   assert_int_equal(tp_store_open_sqlite(f->db, TP_STORE_READWRITE, &s, err, sizeof(err)), TP_E_OK);
   tp_store_close(s);
-  assert_int_equal(query_int(f->db, "PRAGMA user_version"), 5);
+  assert_int_equal(query_int(f->db, "PRAGMA user_version"), 6);
   assert_int_equal(query_int(f->db, "SELECT count(*) FROM results"), 1);
 }
 
