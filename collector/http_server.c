@@ -1,6 +1,10 @@
 /* http_server.c - libmicrohttpd glue: routing, authentication, per-request body
  * accumulation within the per-body and all-bodies caps, status codes, request logs,
- * and the connection guard. Decoding, validation and storage are ingest.c's job.
+ * and the connection guard. Decoding, validation and storage are ingest.c's job, on
+ * the ingest queue's threads (ingest_queue.h): a complete body is handed over and its
+ * connection suspended (MHD_suspend_connection) until the queue answers -- after the
+ * commit that stored it -- and resumes it, so this one MHD thread keeps serving every
+ * other connection meanwhile, and everything else here stays single-threaded.
  *
  * Per-connection state (conn_ctx) lives from MHD's STARTED to its CLOSED notification
  * (MHD closes the socket only after CLOSED, so the watchdog may shut a listed socket
@@ -27,6 +31,7 @@
 
 #include "auth_tokens.h"
 #include "ingest.h"
+#include "ingest_queue.h"
 #include "rate_limit.h"
 #include "tp_mem.h"
 
@@ -69,7 +74,9 @@ typedef struct conn_ctx {
 struct tp_http_server {
   struct MHD_Daemon *daemon;
   int listen_fd; /* ours until MHD starts */
-  tp_store *store; /* borrowed; used only from the MHD thread */
+  tp_store *store; /* borrowed; used only by the ingest queue's writer thread */
+  tp_ingest_queue *queue;
+  pthread_mutex_t answer_mu; /* a request's answer, handed from the queue's threads */
   const tp_log *log; /* borrowed */
   tp_http_options opt; /* with defaults applied */
   tp_listen_addr listen;
@@ -88,7 +95,17 @@ struct tp_http_server {
   uint64_t slow_logged_ms;
 };
 
+typedef enum {
+  REQ_BODY,     /* the body is being read */
+  REQ_QUEUED,   /* with the ingest queue; the connection is suspended */
+  REQ_ANSWERED, /* the queue's answer is in `reply`; the connection is resumed */
+} req_state;
+
 typedef struct request {
+  tp_http_server *srv;
+  struct MHD_Connection *conn;
+  req_state state; /* under srv->answer_mu once queued */
+  tp_ingest_reply reply;
   uint8_t *body;
   size_t len, alloc;
   unsigned fail_status; /* 413 or 503 once the body is being discarded */
@@ -595,46 +612,86 @@ static enum MHD_Result on_body_chunk(tp_http_server *srv, request *req, const ch
   return MHD_YES;
 }
 
-static enum MHD_Result on_body_done(tp_http_server *srv, struct MHD_Connection *conn,
-                                    request *req) {
-  static const uint8_t empty[1];
-  tp_ingest_reply reply;
+/* The queue's answer (a worker's refusal, or the writer's after the commit): kept for
+ * the MHD thread, which answers when the connection is resumed. */
+static void on_answered(void *ctx, tp_ingest_reply *reply) {
+  request *req = ctx;
+  pthread_mutex_lock(&req->srv->answer_mu);
+  req->reply = *reply; /* the ack moves over */
+  req->state = REQ_ANSWERED;
+  pthread_mutex_unlock(&req->srv->answer_mu);
+  MHD_resume_connection(req->conn);
+}
+
+/* The answer to a request the queue has answered (the connection was resumed). */
+static enum MHD_Result send_answer(tp_http_server *srv, struct MHD_Connection *conn,
+                                   request *req) {
   char peer[80];
-  if (req->fail_status == MHD_HTTP_SERVICE_UNAVAILABLE)
-    return busy(srv, conn, req->fail_reason);
-  if (req->fail_status != 0)
-    return reject(srv, conn, req->fail_status, req->fail_reason);
-  tp_ingest_params params = {
-      .received_unix_ns = now_unix_ns(),
-      .window = srv->opt.max_result_age_ms ? &srv->window : NULL,
-      .identity = req->authenticated ? req->identity : NULL,
-      .metrics = srv->opt.metrics,
-  };
-  srv->window.now_unix_ns = params.received_unix_ns;
-  tp_err rc = tp_ingest_batch_ex(srv->store, req->body ? req->body : empty, req->len, &params,
-                                 &reply);
+  tp_ingest_reply *reply = &req->reply;
   /* The body is no longer needed: give its bytes back before answering. */
   body_release(srv, req);
   enum MHD_Result result;
-  if (rc == TP_E_OK) {
+  if (reply->http_status == MHD_HTTP_OK) {
     peer_name(conn, peer, sizeof(peer));
     tp_log_debug(srv->log, "request",
                  "method=POST path=%s status=200 peer=%s agent=%s results=%zu stored=%" PRIu32
                  " duplicate=%s",
-                 PATH_RESULTS, peer, reply.agent_id, reply.results, reply.stored,
-                 reply.duplicate ? "true" : "false");
-    result = respond(conn, MHD_HTTP_OK, PROTOBUF_TYPE, reply.ack, reply.ack_len, NULL, NULL);
-  } else if (rc == TP_E_STORE) {
-    tp_log_error(srv->log, "store failed", "error=\"%s\"", reply.reason);
-    result = busy(srv, conn, "storage unavailable, retry later");
-  } else if (reply.http_status == MHD_HTTP_SERVICE_UNAVAILABLE) {
-    log_busy(srv, "malloc");
-    result = busy(srv, conn, reply.reason);
+                 PATH_RESULTS, peer, reply->agent_id, reply->results, reply->stored,
+                 reply->duplicate ? "true" : "false");
+    result = respond(conn, MHD_HTTP_OK, PROTOBUF_TYPE, reply->ack, reply->ack_len, NULL, NULL);
+  } else if (reply->http_status == MHD_HTTP_SERVICE_UNAVAILABLE) {
+    /* A store failure says why in the log; the agent only hears "retry". */
+    if (strstr(reply->reason, "out of memory") != NULL || strstr(reply->reason, "busy") != NULL) {
+      log_busy(srv, "malloc");
+      result = busy(srv, conn, reply->reason);
+    } else {
+      tp_log_error(srv->log, "store failed", "error=\"%s\"", reply->reason);
+      result = busy(srv, conn, "storage unavailable, retry later");
+    }
   } else {
-    result = reject(srv, conn, (unsigned)reply.http_status, reply.reason);
+    result = reject(srv, conn, (unsigned)reply->http_status, reply->reason);
   }
-  tp_ingest_reply_clear(&reply);
+  tp_ingest_reply_clear(reply);
   return result;
+}
+
+static const char BUSY_QUEUE[] =
+    "collector busy: too many batches waiting to be stored, retry later";
+
+static enum MHD_Result on_body_done(tp_http_server *srv, struct MHD_Connection *conn,
+                                    request *req) {
+  static const uint8_t empty[1];
+  pthread_mutex_lock(&srv->answer_mu);
+  req_state state = req->state;
+  pthread_mutex_unlock(&srv->answer_mu);
+  if (state == REQ_ANSWERED)
+    return send_answer(srv, conn, req);
+  if (state == REQ_QUEUED)
+    return MHD_YES; /* not resumed yet: nothing to say */
+  if (req->fail_status == MHD_HTTP_SERVICE_UNAVAILABLE)
+    return busy(srv, conn, req->fail_reason);
+  if (req->fail_status != 0)
+    return reject(srv, conn, req->fail_status, req->fail_reason);
+  if (tp_ingest_queue_reserve(srv->queue) != TP_E_OK) {
+    log_busy(srv, "ingest queue");
+    return busy(srv, conn, BUSY_QUEUE);
+  }
+  tp_time_window window = srv->window;
+  tp_ingest_params params = {
+      .received_unix_ns = now_unix_ns(),
+      .window = srv->opt.max_result_age_ms ? &window : NULL,
+      .identity = req->authenticated ? req->identity : NULL,
+      .metrics = srv->opt.metrics,
+  };
+  window.now_unix_ns = params.received_unix_ns;
+  req->srv = srv;
+  req->conn = conn;
+  req->state = REQ_QUEUED; /* before the queue can see it */
+  /* Suspended before it is handed over: the answer may come (and resume it) at once. */
+  MHD_suspend_connection(conn);
+  tp_ingest_queue_submit(srv->queue, req->body ? req->body : empty, req->len, &params,
+                         on_answered, req);
+  return MHD_YES;
 }
 
 /* Every answer to POST /v1/results, by status, whichever step gave it (the metrics'
@@ -677,6 +734,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
   set_phase(srv, conn_of(conn), CONN_AWAIT_HEAD);
   if (req == NULL)
     return;
+  /* Never while queued: a suspended connection is not completed (the queue answers and
+   * resumes every request before the daemon stops). An answer not sent is dropped. */
+  if (req->state == REQ_ANSWERED)
+    tp_ingest_reply_clear(&req->reply);
   body_release(srv, req);
   free(req);
   *req_cls = NULL;
@@ -739,9 +800,16 @@ tp_err tp_http_server_new(const tp_http_options *options, const tp_log *log,
     snprintf(err, errlen, "cannot create a mutex");
     return TP_E_NOMEM;
   }
+  if (pthread_mutex_init(&srv->answer_mu, NULL) != 0) {
+    pthread_mutex_destroy(&srv->guard_mu);
+    free(srv);
+    snprintf(err, errlen, "cannot create a mutex");
+    return TP_E_NOMEM;
+  }
   if (pthread_condattr_init(&attr) != 0 || pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) != 0 ||
       pthread_cond_init(&srv->guard_cond, &attr) != 0) {
     pthread_mutex_destroy(&srv->guard_mu);
+    pthread_mutex_destroy(&srv->answer_mu);
     free(srv);
     snprintf(err, errlen, "cannot create a condition variable");
     return TP_E_NOMEM;
@@ -790,7 +858,7 @@ tp_err tp_http_server_run(tp_http_server *srv, tp_store *store, char *err, size_
     snprintf(err, errlen, "this libmicrohttpd has no HTTPS support (or no certificate callback)");
     return TP_E_HTTP;
   }
-  unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
+  unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
   if (srv->listen.ss.ss_family == AF_INET6)
     flags |= MHD_USE_IPv6;
   if (srv->opt.tls != NULL)
@@ -801,6 +869,11 @@ tp_err tp_http_server_run(tp_http_server *srv, tp_store *store, char *err, size_
     return TP_E_HTTP;
   }
   srv->watchdog_started = true;
+  tp_ingest_queue_options qopt = {.workers = srv->opt.ingest_workers,
+                                  .max_pending = srv->opt.ingest_max_pending};
+  tp_err rc = tp_ingest_queue_new(store, &qopt, &srv->queue, err, errlen);
+  if (rc != TP_E_OK)
+    return rc;
   srv->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, srv, MHD_OPTION_ARRAY, ops,
                                  MHD_OPTION_END);
   if (srv->daemon == NULL) {
@@ -826,10 +899,14 @@ uint16_t tp_http_server_port(const tp_http_server *server) { return server->port
 void tp_http_server_stop(tp_http_server *server) {
   if (server == NULL)
     return;
-  /* MHD_stop_daemon joins the MHD thread and closes the listening socket; every
-   * connection's CLOSED notification has run when it returns. */
+  /* Every request the queue took is stored and answered first (each suspended
+   * connection resumed); requests after that are answered 503. Then MHD_stop_daemon
+   * joins the MHD thread and closes the listening socket; every connection's CLOSED
+   * notification has run when it returns, and nothing can reach the queue any more. */
+  tp_ingest_queue_stop(server->queue);
   if (server->daemon != NULL)
     MHD_stop_daemon(server->daemon);
+  tp_ingest_queue_free(server->queue);
   if (server->listen_fd >= 0)
     close(server->listen_fd);
   if (server->watchdog_started) {
@@ -841,6 +918,7 @@ void tp_http_server_stop(tp_http_server *server) {
   }
   pthread_cond_destroy(&server->guard_cond);
   pthread_mutex_destroy(&server->guard_mu);
+  pthread_mutex_destroy(&server->answer_mu);
   tp_rate_limit_free(server->rate);
   free(server);
 }

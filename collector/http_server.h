@@ -3,8 +3,9 @@
  *   POST /v1/results  body: ResultBatch (application/x-protobuf) -> ingest.c
  *   GET  /healthz     "ok\n" (no credentials needed)
  *
- * One internal MHD thread serves every connection, so the store is only ever used
- * from that thread (SQLite connections must not be shared unsynchronized). The
+ * One internal MHD thread serves every connection; complete bodies go to the ingest
+ * queue (ingest_queue.h: decoding workers, one writer thread that is the store's
+ * only user, group commit), and the connection waits suspended for its answer. The
  * listening socket is bound here, not by MHD, so a port in use is reported with its
  * errno and `listen: ...:0` can report the port the kernel chose -- and binding is a
  * step of its own (tp_http_server_new) so serve can claim the port before it touches
@@ -49,13 +50,16 @@ typedef struct tp_http_options {
   tp_tls_server *tls; /* HTTPS when set [plaintext]; borrowed */
   tp_auth *auth;      /* agent credentials [anyone]; borrowed */
   tp_metrics *metrics; /* counts answers and stored results [none]; borrowed */
+  unsigned ingest_workers;     /* decoding threads [the CPUs] */
+  unsigned ingest_max_pending; /* requests in the ingest queue; 503 beyond [1024] */
 } tp_http_options;
 
 /* Binds and listens (no thread yet). TP_E_IO with err set when the address is taken. */
 tp_err tp_http_server_new(const tp_http_options *options, const tp_log *log,
                           tp_http_server **out, char *err, size_t errlen);
-/* Starts serving with store. The server borrows store, log, tls and auth: all must
- * outlive it. TP_E_HTTP with err set when libmicrohttpd refuses. */
+/* Starts serving with store (from now on used by the ingest queue's writer thread
+ * only, until the server is stopped). The server borrows store, log, tls and auth: all
+ * must outlive it. TP_E_HTTP with err set when libmicrohttpd refuses. */
 tp_err tp_http_server_run(tp_http_server *server, tp_store *store, char *err, size_t errlen);
 /* new + run. */
 tp_err tp_http_server_start(const tp_http_options *options, tp_store *store, const tp_log *log,

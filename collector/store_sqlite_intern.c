@@ -3,10 +3,15 @@
  * What repeats from result to result -- a series' names, the negotiated facts and the
  * profile's fidelity note, the certificate chain -- is stored once, in a dictionary
  * table, and each result row holds its id. The key of a dictionary row is its content
- * (tp__key_*: every field tagged, so NULL and '' differ) and its hash, kept in the
- * table's `h` column and indexed: the writer finds an existing row by hash and compares
- * the content, and inserts a new row otherwise. A hash collision therefore costs a
- * comparison, never a wrong id.
+ * as the table stores it (tp__key_*: every column tagged, so NULL and '' differ) and
+ * its hash, kept in the table's `h` column and indexed: the writer finds an existing
+ * row by hash and compares the content, and inserts a new row otherwise. A hash
+ * collision therefore costs a comparison, never a wrong id.
+ *
+ * The writer's cache may know a row by a cheaper key of the same content: a chain by
+ * its certificates' fields rather than its JSON (encoding the JSON of every result's
+ * chain was a third of the decoding threads' time). The table's key is then built
+ * only on a cache miss, once per distinct content.
  *
  * The writer (one thread, the ingest writer) keeps what it has interned in memory,
  * bounded: a miss costs one indexed lookup, so the cache may be emptied at any time --
@@ -71,24 +76,43 @@ static uint64_t load_le(const uint8_t *p, size_t n) {
   return v;
 }
 
-static uint64_t mix(uint64_t h) {
-  h ^= h >> 31;
-  h *= UINT64_C(0x7FB5D329728EA185);
-  h ^= h >> 27;
-  h *= UINT64_C(0x81DADEF4BC2DD44D);
-  h ^= h >> 33;
-  return h;
+static inline uint64_t le64(const uint8_t *p) {
+  uint64_t v;
+  memcpy(&v, p, sizeof(v));
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+  v = __builtin_bswap64(v);
+#endif
+  return v;
 }
 
+/* 64 x 64 -> 128-bit multiply, folded (wyhash's mixing step). */
+static inline uint64_t mum(uint64_t a, uint64_t b) {
+  __uint128_t r = (__uint128_t)a * b;
+  return (uint64_t)r ^ (uint64_t)(r >> 64);
+}
+
+#define K0 UINT64_C(0xa0761d6478bd642f)
+#define K1 UINT64_C(0xe7037ed1a0b428db)
+#define K2 UINT64_C(0x8ebc6af09c88c6e3)
+#define K3 UINT64_C(0x589965cc75374cc3)
+
 /* Not cryptographic (a collision costs a comparison), but the same on every machine
- * (bytes are read little-endian), so a database's `h` columns stay valid when the
- * file moves. */
+ * (bytes are read little-endian), so a database's `h` columns stay valid when the file
+ * moves. wyhash's construction: one 128-bit multiply per 16 bytes, two lanes at once;
+ * every result's keys (about a kilobyte) are hashed, so this is on the hot path. */
 uint64_t tp__key_hash(const void *data, size_t n) {
   const uint8_t *p = data;
-  uint64_t h = UINT64_C(0x243F6A8885A308D3) ^ ((uint64_t)n * UINT64_C(0x9E3779B97F4A7C15));
-  for (; n >= 8; p += 8, n -= 8)
-    h = mix(h ^ load_le(p, 8)) + UINT64_C(0x9E3779B97F4A7C15);
-  return mix(h ^ load_le(p, n) ^ ((uint64_t)n << 59));
+  uint64_t len = n, a = K0 ^ mum(len ^ K1, K2), b = a ^ K3;
+  for (; n >= 32; p += 32, n -= 32) {
+    a = mum(le64(p) ^ K1, le64(p + 8) ^ a);
+    b = mum(le64(p + 16) ^ K2, le64(p + 24) ^ b);
+  }
+  a ^= b;
+  for (; n >= 16; p += 16, n -= 16)
+    a = mum(le64(p) ^ K1, le64(p + 8) ^ a);
+  uint64_t w0 = load_le(p, n < 8 ? n : 8), w1 = n > 8 ? load_le(p + 8, n - 8) : 0;
+  a = mum(w0 ^ K1, w1 ^ a);
+  return mum(a ^ K3, len ^ K0);
 }
 
 /* tp_intern_hash(field, ...): the hash of these fields' key, for the migration to
@@ -253,7 +277,8 @@ static int bind_key(sqlite3_stmt *st, const uint8_t *p, size_t len, uint64_t h) 
 }
 
 tp_err tp__sqlite_intern(sqlite_store *s, tp__dict_kind kind, const void *key, size_t len,
-                         uint64_t h, int64_t *id, char *err, size_t errlen) {
+                         uint64_t h, tp__db_key_fn db_key, const void *arg, int64_t *id,
+                         char *err, size_t errlen) {
   tp__dict *d = &s->dicts[kind];
   *id = dict_lookup(d, key, len, h);
   if (*id != 0) {
@@ -261,11 +286,24 @@ tp_err tp__sqlite_intern(sqlite_store *s, tp__dict_kind kind, const void *key, s
     return TP_E_OK;
   }
   d->misses++;
-  tp_err rc = dict_find(s, d, key, len, h, id, err, errlen);
+  const void *dk = key;
+  size_t dlen = len;
+  uint64_t dh = h;
+  if (db_key != NULL) {
+    tp_buf_reset(&d->db_key);
+    if (db_key(arg, &d->db_key) != TP_E_OK) {
+      snprintf(err, errlen, "%s: result too large to encode", s->path);
+      return TP_E_STORE;
+    }
+    dk = d->db_key.data;
+    dlen = d->db_key.len;
+    dh = tp__key_hash(dk, dlen);
+  }
+  tp_err rc = dict_find(s, d, dk, dlen, dh, id, err, errlen);
   if (rc != TP_E_OK)
     return rc;
   if (*id == 0) {
-    if (len > INT32_MAX || bind_key(d->insert, key, len, h) != SQLITE_OK ||
+    if (dlen > INT32_MAX || bind_key(d->insert, dk, dlen, dh) != SQLITE_OK ||
         run(d->insert) != SQLITE_OK) {
       rc = fail(s, err, errlen, "cannot insert into a dictionary");
       (void)sqlite3_clear_bindings(d->insert);
@@ -303,6 +341,7 @@ static tp_err prepare_dict(sqlite_store *s, tp__dict *d, const char *table,
   d->n_columns = n;
   tp_buf_init(&d->arena, DICT_MAX_ARENA);
   tp_buf_init(&d->scratch, KEY_CAP);
+  tp_buf_init(&d->db_key, KEY_CAP);
   if (sqlite3_prepare_v3(s->db, find, -1, SQLITE_PREPARE_PERSISTENT, &d->find, NULL) !=
           SQLITE_OK ||
       sqlite3_prepare_v3(s->db, insert, -1, SQLITE_PREPARE_PERSISTENT, &d->insert, NULL) !=
@@ -438,6 +477,7 @@ void tp__sqlite_dicts_finalize(sqlite_store *s) {
     dict_clear(d);
     tp_buf_free(&d->arena);
     tp_buf_free(&d->scratch);
+    tp_buf_free(&d->db_key);
   }
   tp__sqlite_names_free(s);
 }

@@ -83,6 +83,7 @@ typedef struct tp__dict {
   sqlite3_stmt *find;   /* SELECT id, columns... FROM table WHERE h = ?1 */
   sqlite3_stmt *insert; /* INSERT INTO table (h, columns...) VALUES (...) */
   tp_buf scratch;       /* a found row's key, re-encoded */
+  tp_buf db_key;        /* the table's key of what is looked up */
   uint64_t hits, misses, inserted;
 } tp__dict;
 
@@ -123,6 +124,12 @@ typedef struct tp__spool {
   size_t n_touched, alloc_touched;
 } tp__spool;
 
+/* A series' newest row (table series_latest: what tp_store_latest reads instead of an
+ * index of every row by series). */
+typedef struct tp__latest {
+  int64_t series, started, id; /* series 0: an empty slot */
+} tp__latest;
+
 typedef struct sqlite_store sqlite_store;
 
 struct sqlite_store {
@@ -134,11 +141,12 @@ struct sqlite_store {
   sqlite3_stmt *begin;
   sqlite3_stmt *commit;
   sqlite3_stmt *rollback;
-  sqlite3_stmt *savepoint, *release, *rollback_to;
   sqlite3_stmt *insert_batch;
   sqlite3_stmt *insert_row;
+  sqlite3_stmt *insert_rows; /* the multi-row form (store_sqlite_write.c) */
   sqlite3_stmt *spool_find, *spool_insert;
   sqlite3_stmt *seen_load, *seen_upsert, *seen_delete;
+  sqlite3_stmt *latest_upsert;
   sqlite3_stmt *scan_all;
   sqlite3_stmt *scan_target;
   sqlite3_stmt *chain_of; /* one row's chain, unpacked */
@@ -153,6 +161,12 @@ struct sqlite_store {
   tp__dict dicts[N_DICTS];
   tp__spool **spools; /* open addressing on (agent_id, instance_id) */
   size_t spools_cap, spools_used, seen_cached;
+  /* the newest row per series: of the batch being stored, and of the group's batches
+   * stored so far (open addressing on series), written before the group's COMMIT */
+  tp__latest *batch_latest;
+  size_t n_batch_latest, alloc_batch_latest;
+  tp__latest *group_latest;
+  size_t cap_group_latest, n_group_latest;
   /* the readers' id -> names caches */
   tp__names names[N_NAMES];
 };
@@ -223,10 +237,16 @@ static inline void bind_null(binder *b) {
 tp_err tp__sqlite_dicts_prepare(sqlite_store *s, char *err, size_t errlen);
 void tp__sqlite_dicts_finalize(sqlite_store *s);
 tp_err tp__sqlite_register_intern_function(sqlite_store *s, char *err, size_t errlen);
-/* The id of the row with this content key, inserted if there is none. Inside the
- * writer's transaction. */
+/* Builds the key of the row as the table stores it (its columns: tp_intern_hash's
+ * input) into out. */
+typedef tp_err (*tp__db_key_fn)(const void *arg, tp_buf *out);
+/* The id of the row with this content, inserted if there is none. Inside the writer's
+ * transaction. key/h is what the writer's cache knows it by (cheap to build for every
+ * result); db_key(arg) is called only on a cache miss, for the table's own key (NULL:
+ * key is that too). */
 tp_err tp__sqlite_intern(sqlite_store *s, tp__dict_kind kind, const void *key, size_t len,
-                         uint64_t h, int64_t *id, char *err, size_t errlen);
+                         uint64_t h, tp__db_key_fn db_key, const void *arg, int64_t *id,
+                         char *err, size_t errlen);
 /* After a rollback: what the caches remember may no longer be in the file. */
 void tp__sqlite_dicts_forget(sqlite_store *s);
 /* The text columns of dictionary row id (cols[i] may be NULL); *cols = NULL when the

@@ -13,8 +13,10 @@
   "SELECT series, shape, spool, flags, handshake_ns, loop_lag_ns, started_unix_ns, " SQL_DAYS6 \
   ", CASE WHEN flags & 64 THEN ocsp_age_seconds END, error_detail, connect_ns, total_ns, id,"   \
   " coalesce(schedule_lateness_ns, 0) FROM result_rows"
-/* Range scans: the started index (or the series index for one target) bounds the
- * rows read by the window, so a short window over a large table stays cheap. */
+/* Range scans: the started index bounds the rows read by the window, so a short
+ * window over a large table stays cheap. One target's scan reads the window too
+ * (there is no index of rows by series: it would cost every group commit a page per
+ * series), skipping the other targets' rows by their series id. */
 static const char SQL_SCAN_ALL[] = SQL_SCAN_COLUMNS
     " WHERE started_unix_ns >= ?1 AND started_unix_ns < ?2 ORDER BY started_unix_ns, id";
 static const char SQL_SCAN_TARGET[] = SQL_SCAN_COLUMNS
@@ -29,7 +31,7 @@ static const char SQL_CHAIN[] =
     " FROM result_rows AS r JOIN chains AS ch ON ch.id = r.chain, json_each(ch.chain_json) AS c"
     " WHERE r.id = ?1 AND json_valid(ch.chain_json) ORDER BY c.key";
 /* The newest row of each series with these names (one per host, port, address...),
- * found through the series index, then the newest of those. */
+ * from series_latest, then the newest of those. */
 static const char SQL_LATEST[] =
     "SELECT f.tls_version, f.cipher, f.grp, f.alpn, r.error_detail, "
     "CASE WHEN r.days_to_earliest_expiry = 0 AND r.chain IS NULL THEN NULL"
@@ -38,11 +40,9 @@ static const char SQL_LATEST[] =
     " r.resumption_handshake_ns, r.chain_length_sent, f.ocsp_cert_status,"
     " r.ocsp_this_update_unix, r.ocsp_next_update_unix, r.ocsp_age_seconds, r.http_status,"
     " r.http_first_byte_ns, s.address_family, f.emulation_divergence, r.id"
-    " FROM series AS s JOIN result_rows AS r ON r.id = (SELECT id FROM result_rows"
-    "  WHERE series = s.id AND started_unix_ns >= ?4"
-    "  ORDER BY started_unix_ns DESC, id DESC LIMIT 1)"
-    " JOIN shapes AS f ON f.id = r.shape"
-    " WHERE s.target = ?1 AND s.profile = ?2 AND s.region = ?3"
+    " FROM series AS s JOIN series_latest AS l ON l.series = s.id"
+    " JOIN result_rows AS r ON r.id = l.id JOIN shapes AS f ON f.id = r.shape"
+    " WHERE s.target = ?1 AND s.profile = ?2 AND s.region = ?3 AND r.started_unix_ns >= ?4"
     " ORDER BY r.started_unix_ns DESC, r.id DESC LIMIT 1";
 
 enum { C_SERIES, C_SHAPE, C_SPOOL, C_FLAGS, C_HANDSHAKE, C_LAG, C_STARTED, C_DAYS, C_OCSP_AGE,
