@@ -906,6 +906,14 @@ void tp_http_server_stop(tp_http_server *server) {
   tp_ingest_queue_stop(server->queue);
   if (server->daemon != NULL)
     MHD_stop_daemon(server->daemon);
+  if (server->queue != NULL) {
+    tp_ingest_queue_stats st;
+    tp_ingest_queue_stats_get(server->queue, &st);
+    tp_log_info(server->log, "ingest stopped",
+                "transactions=%" PRIu64 " batches=%" PRIu64 " max_batches_per_transaction=%" PRIu64
+                " refused_busy=%" PRIu64,
+                st.groups, st.batches, st.max_group, st.full);
+  }
   tp_ingest_queue_free(server->queue);
   if (server->listen_fd >= 0)
     close(server->listen_fd);

@@ -1,8 +1,9 @@
 /* test_store.c - the SQLite backend's open/migrate contract: schema created on
- * first open, version recorded, real version 1 and version 2 databases migrated
- * with their rows intact, the version 3 columns round-tripped, newer schemas
- * refused, read-only opens never create or migrate, and a missing file is
- * reported as such. */
+ * first open, version recorded, real version 1, 2 and 5 databases migrated with their
+ * rows intact (version 5 -> 6 rewrites every row into the narrow layout: every column
+ * of every row reads back the same through the `results` view and the store API),
+ * the version 3 columns round-tripped, newer schemas refused, read-only opens never
+ * create or migrate, and a missing file is reported as such. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -153,17 +154,17 @@ static void test_create_and_migrate(void **state) {
 }
 
 typedef struct collected {
-  tp_store_row rows[4];
-  char family[4][16];      /* copies of address_family */
-  char divergence[4][128]; /* copies of emulation_divergence */
+  tp_store_row rows[8];
+  char family[8][16];      /* copies of address_family */
+  char divergence[8][128]; /* copies of emulation_divergence */
   size_t n;
 } collected;
 
-/* Keeps the non-string fields of up to 4 rows (strings die with the callback),
+/* Keeps the non-string fields of up to 8 rows (strings die with the callback),
  * and copies of the version 3 strings. */
 static tp_err collect_row(const tp_store_row *row, void *ctx) {
   collected *c = ctx;
-  assert_true(c->n < 4);
+  assert_true(c->n < 8);
   assert_non_null(row->address_family);
   assert_non_null(row->emulation_divergence);
   snprintf(c->family[c->n], sizeof(c->family[0]), "%s", row->address_family);
@@ -415,6 +416,318 @@ static void test_migrate_real_v2_database(void **state) {
   assert_int_equal(query_int(f->db, "SELECT count(*) FROM results"), 1);
 }
 
+/* The version 5 schema as a version 5 collector left it: version 1's tables with the
+ * expiry column relaxed, then migrations 1 -> 2 ... 4 -> 5 (every column and index). */
+static const char V5_DDL[] =
+    "CREATE TABLE batches (agent_id TEXT NOT NULL, instance_id INTEGER NOT NULL,"
+    " batch_seq INTEGER NOT NULL, received_unix_ns INTEGER NOT NULL,"
+    " result_count INTEGER NOT NULL, PRIMARY KEY (agent_id, instance_id, batch_seq));"
+    "CREATE TABLE results (id INTEGER PRIMARY KEY, received_unix_ns INTEGER NOT NULL,"
+    " agent_id TEXT NOT NULL, instance_id INTEGER NOT NULL, batch_seq INTEGER NOT NULL,"
+    " region TEXT NOT NULL, target TEXT NOT NULL, host TEXT NOT NULL, port INTEGER NOT NULL,"
+    " sni TEXT NOT NULL, profile TEXT NOT NULL, address TEXT NOT NULL,"
+    " result_seq INTEGER NOT NULL, started_unix_ns INTEGER NOT NULL, dns_ns INTEGER NOT NULL,"
+    " connect_ns INTEGER NOT NULL, handshake_ns INTEGER NOT NULL, total_ns INTEGER NOT NULL,"
+    " loop_lag_ns INTEGER NOT NULL, ok INTEGER NOT NULL, error_class TEXT NOT NULL,"
+    " error_detail TEXT NOT NULL, tls_version TEXT NOT NULL, cipher TEXT NOT NULL,"
+    " grp TEXT NOT NULL, alpn TEXT NOT NULL, resumed INTEGER NOT NULL,"
+    " hello_retry_request INTEGER NOT NULL, server_signature_algorithm TEXT NOT NULL,"
+    " chain_json TEXT NOT NULL, days_to_earliest_expiry INTEGER,"
+    " groups_offered TEXT, key_shares_offered TEXT, mode TEXT, ticket_received INTEGER,"
+    " resumption_handshake_ns INTEGER, early_data_attempted INTEGER,"
+    " early_data_accepted INTEGER, fidelity_note TEXT, ocsp_stapled INTEGER,"
+    " ocsp_cert_status TEXT, ocsp_this_update_unix INTEGER, ocsp_next_update_unix INTEGER,"
+    " ocsp_age_seconds INTEGER, chain_length_sent INTEGER, chain_complete INTEGER,"
+    " http_status INTEGER, http_first_byte_ns INTEGER, http_hsts INTEGER,"
+    " address_family TEXT, emulation_checked INTEGER, emulation_divergence TEXT,"
+    " early_data_policy_violation INTEGER);"
+    "CREATE INDEX results_started ON results (started_unix_ns);"
+    "CREATE INDEX results_series ON results (target, profile, region, started_unix_ns);"
+    "CREATE UNIQUE INDEX results_identity ON results (agent_id, instance_id, result_seq);"
+    "CREATE TABLE drops (agent_id TEXT NOT NULL, instance_id INTEGER NOT NULL,"
+    " drop_id INTEGER NOT NULL, received_unix_ns INTEGER NOT NULL, count INTEGER NOT NULL,"
+    " reason TEXT NOT NULL, first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL,"
+    " first_unix_ns INTEGER NOT NULL, last_unix_ns INTEGER NOT NULL,"
+    " PRIMARY KEY (agent_id, instance_id, drop_id)) WITHOUT ROWID;"
+    "CREATE INDEX drops_time ON drops (last_unix_ns);"
+    "CREATE TABLE spools (agent_id TEXT NOT NULL, instance_id INTEGER NOT NULL,"
+    " first_received_unix_ns INTEGER NOT NULL, last_received_unix_ns INTEGER NOT NULL,"
+    " last_started_unix_ns INTEGER NOT NULL, results INTEGER NOT NULL, max_seq INTEGER NOT NULL,"
+    " dropped INTEGER NOT NULL, dropped_with_seq INTEGER NOT NULL,"
+    " PRIMARY KEY (agent_id, instance_id)) WITHOUT ROWID;"
+    "CREATE TABLE rollups (id INTEGER PRIMARY KEY, span_ns INTEGER NOT NULL,"
+    " start_unix_ns INTEGER NOT NULL, target TEXT NOT NULL, profile TEXT NOT NULL,"
+    " region TEXT NOT NULL, agent_id TEXT NOT NULL, address_family TEXT NOT NULL,"
+    " probes INTEGER NOT NULL, successes INTEGER NOT NULL, divergent INTEGER NOT NULL,"
+    " classes BLOB NOT NULL, hrr INTEGER NOT NULL, resumption_probes INTEGER NOT NULL,"
+    " resumed INTEGER NOT NULL, early_data_attempts INTEGER NOT NULL,"
+    " early_data_accepts INTEGER NOT NULL, early_data_violations INTEGER NOT NULL,"
+    " emulation_checked INTEGER NOT NULL, ocsp_stapled INTEGER NOT NULL,"
+    " ocsp_max_age_seconds INTEGER, min_days_to_expiry INTEGER,"
+    " loop_lag_max_ns INTEGER NOT NULL, loop_lag_sum_ns INTEGER NOT NULL,"
+    " handshake_sketch BLOB, connect_sketch BLOB, total_sketch BLOB);"
+    "CREATE UNIQUE INDEX rollups_key ON rollups"
+    " (span_ns, target, profile, region, agent_id, address_family, start_unix_ns);"
+    "CREATE INDEX rollups_start ON rollups (span_ns, start_unix_ns);"
+    "CREATE TABLE rollup_state (id INTEGER PRIMARY KEY CHECK (id = 1),"
+    " watermark INTEGER NOT NULL, raw_complete_since_unix_ns INTEGER NOT NULL,"
+    " rollups_complete_since_unix_ns INTEGER NOT NULL);"
+    "INSERT INTO rollup_state VALUES (1, 0, 0, 0);"
+    "CREATE INDEX batches_received ON batches (received_unix_ns);";
+
+/* The chain as chain_json.c writes it: three certificates, SANs on the leaf. */
+#define V5_CHAIN                                                                              \
+  "'[{\"subject\":\"CN=web.test\",\"issuer\":\"CN=Mid\",\"san_dns\":[\"web.test\","          \
+  "\"www.web.test\"],\"not_before_unix\":1690000000,\"not_after_unix\":1710000000,"           \
+  "\"key_type\":\"EC/ECDSA\",\"key_bits\":256,\"signature_algorithm\":\"ECDSA-SHA256\"},"     \
+  "{\"subject\":\"CN=Mid\",\"issuer\":\"CN=Root\",\"san_dns\":[],\"not_before_unix\":1600000000," \
+  "\"not_after_unix\":1800000000,\"key_type\":\"RSA\",\"key_bits\":2048,"                    \
+  "\"signature_algorithm\":\"RSA-SHA256\"},{\"subject\":\"CN=Root\",\"issuer\":\"CN=Root\","  \
+  "\"san_dns\":[],\"not_before_unix\":1500000000,\"not_after_unix\":1900000000,"              \
+  "\"key_type\":\"RSA\",\"key_bits\":4096,\"signature_algorithm\":\"RSA-SHA256\"}]'"
+
+/* Rows as version 1..5 collectors left them in a version 5 file: agent-1's spool 9
+ * holds numbers 1, 2, 3 and 5 (4 was lost), agent-2's spool 4 number 1. Every NULL a
+ * column could hold is somewhere: version 1 and 2 rows (later columns NULL), no staple,
+ * no HTTP, no chain. Rows 1 and 2 share the chain and the series. */
+static const char V5_ROWS[] =
+    "INSERT INTO batches VALUES ('agent-1', 9, 1, 1700000000900000000, 4),"
+    " ('agent-2', 4, 1, 1700000000900000000, 1);"
+    "INSERT INTO results VALUES"
+    /* 1: version 5, every fact */
+    " (1, 1700000000900000000, 'agent-1', 9, 1, 'eu', 'web', 'web.test', 443, 'web.test',"
+    "  'firefox', '::1', 1, 1700000000000000000, 100, 200, 3000000, 4000000, 7, 1, 'ok', '',"
+    "  'TLS1.3', 'TLS_AES_128_GCM_SHA256', 'X25519', 'h2', 1, 1, 'ECDSA-SHA256', " V5_CHAIN ","
+    "  42, '[\"X25519\",\"SECP256R1\"]', '[\"X25519\"]', 'early_data', 1, 700000, 1, 1,"
+    "  'GREASE not reproduced', 1, 'good', 1699990000, 1700590000, 10000, 3, 1, 200,"
+    "  1500000, 1, 'ipv6', 1, 'cipher X not offered', 1),"
+    /* 2: version 5, a failure with the same chain, no staple, no HTTP */
+    " (2, 1700000000900000000, 'agent-1', 9, 1, 'eu', 'web', 'web.test', 443, 'web.test',"
+    "  'firefox', '::1', 2, 1700000001000000000, 100, 200, 0, 300, 0, 0, 'expired',"
+    "  'certificate expired 3 days ago', '', '', '', '', 0, 0, '', " V5_CHAIN ", -3,"
+    "  '[\"X25519\",\"SECP256R1\"]', '[\"X25519\"]', 'handshake', 0, 0, 0, 0, '', 0, NULL,"
+    "  NULL, NULL, NULL, 3, 0, NULL, NULL, NULL, 'ipv6', 0, '', 0),"
+    /* 3: as a version 1 collector stored it (no chain: days 0) */
+    " (3, 1700000000900000000, 'agent-1', 9, 1, 'eu', 'web', 'web.test', 443, 'web.test',"
+    "  'firefox', '::1', 3, 1700000002000000000, 10, 20, 0, 40, 0, 0, 'connection_refused',"
+    "  'ECONNREFUSED', '', '', '', '', 0, 0, '', '[]', 0, NULL, NULL, NULL, NULL, NULL, NULL,"
+    "  NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,"
+    "  NULL, NULL),"
+    /* 5: as a version 2 collector stored it (version 3 columns NULL) */
+    " (4, 1700000000900000000, 'agent-1', 9, 1, 'us', 'api', 'api.test', 8443, '',"
+    "  'modern', '10.0.0.1', 5, 1700000003000000000, 0, 300, 2000000, 2500000, 3, 1, 'ok',"
+    "  '', 'TLS1.2', 'ECDHE-RSA-AES128-GCM-SHA256', 'SECP256R1', '', 0, 0, 'RSA-SHA256', '[]',"
+    "  NULL, '[]', '[]', 'resumption', 1, 900000, 0, 0, '', 1, 'revoked', 1699000000, 0, 99,"
+    "  0, 0, 204, 800000, 0, NULL, NULL, NULL, NULL),"
+    /* agent-2's: version 5, nothing optional */
+    " (5, 1700000000900000000, 'agent-2', 4, 1, '', 'web', 'web.test', 443, 'web.test',"
+    "  'firefox', '::1', 1, 1700000004000000000, 0, 1, 2, 3, 0, 1, 'ok', '', 'TLS1.3', 'c',"
+    "  'g', '', 0, 0, 's', '[]', NULL, '[]', '[]', 'handshake', 0, 0, 0, 0, '', 0, NULL, NULL,"
+    "  NULL, NULL, 0, 0, NULL, NULL, NULL, '', 0, '', 0);"
+    "INSERT INTO drops VALUES ('agent-1', 9, 1, 1700000000900000000, 1, 'spool_full', 4, 4,"
+    " 1700000002500000000, 1700000002500000000);"
+    "INSERT INTO spools VALUES ('agent-1', 9, 1700000000900000000, 1700000000900000000,"
+    " 1700000003000000000, 4, 5, 1, 1), ('agent-2', 4, 1700000000900000000,"
+    " 1700000000900000000, 1700000004000000000, 1, 1, 0, 0);"
+    "UPDATE rollup_state SET watermark = 2;" /* a pass had rolled up rows 1 and 2 */
+    "PRAGMA user_version = 5;";
+
+/* Every version 5 column of every row, in one string: what the migration must keep. */
+#define V5_COLUMNS                                                                           \
+  "id, received_unix_ns, agent_id, instance_id, batch_seq, region, target, host, port, sni,"  \
+  " profile, address, result_seq, started_unix_ns, dns_ns, connect_ns, handshake_ns,"         \
+  " total_ns, loop_lag_ns, ok, error_class, error_detail, tls_version, cipher, grp, alpn,"    \
+  " resumed, hello_retry_request, server_signature_algorithm, chain_json,"                   \
+  " days_to_earliest_expiry, groups_offered, key_shares_offered, mode, ticket_received,"     \
+  " resumption_handshake_ns, early_data_attempted, early_data_accepted, fidelity_note,"      \
+  " ocsp_stapled, ocsp_cert_status, ocsp_this_update_unix, ocsp_next_update_unix,"           \
+  " ocsp_age_seconds, chain_length_sent, chain_complete, http_status, http_first_byte_ns,"   \
+  " http_hsts, address_family, emulation_checked, emulation_divergence,"                     \
+  " early_data_policy_violation"
+
+static char *all_columns(const char *path) {
+  sqlite3 *db = NULL;
+  sqlite3_stmt *st = NULL;
+  assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+  assert_int_equal(sqlite3_prepare_v2(db, "SELECT " V5_COLUMNS " FROM results ORDER BY id", -1,
+                                      &st, NULL),
+                   SQLITE_OK);
+  size_t cap = 1 << 16, len = 0;
+  char *out = calloc(1, cap);
+  assert_non_null(out);
+  while (sqlite3_step(st) == SQLITE_ROW) {
+    for (int c = 0; c < sqlite3_column_count(st); c++) {
+      const char *kind = sqlite3_column_type(st, c) == SQLITE_NULL      ? "N"
+                         : sqlite3_column_type(st, c) == SQLITE_INTEGER ? "I"
+                                                                        : "T";
+      const unsigned char *t = sqlite3_column_text(st, c);
+      len += (size_t)snprintf(out + len, cap - len, "%s:%s|", kind, t ? (const char *)t : "");
+      assert_true(len < cap);
+    }
+    len += (size_t)snprintf(out + len, cap - len, "\n");
+  }
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  return out;
+}
+
+static tp_err count_cert(const tp_store_chain_cert *c, void *ctx) {
+  int *n = ctx;
+  assert_int_equal(c->position, *n);
+  (*n)++;
+  return TP_E_OK;
+}
+
+static void test_migrate_populated_v5_database(void **state) {
+  fixture *f = *state;
+  char err[512] = "";
+  tp_store *s = NULL;
+  tp_store_facts facts;
+  exec_sql(f->db, V5_DDL);
+  exec_sql(f->db, V5_ROWS);
+  char *before = all_columns(f->db);
+  assert_int_equal(tp_store_open_sqlite(f->db, TP_STORE_READONLY, &s, err, sizeof(err)),
+                   TP_E_STORE);
+  assert_non_null(strstr(err, "schema version 5 is older than 6"));
+  assert_int_equal(tp_store_open_sqlite(f->db, TP_STORE_READWRITE, &s, err, sizeof(err)), TP_E_OK);
+  assert_int_equal(query_int(f->db, "PRAGMA user_version"), 6);
+  assert_int_equal(query_int(f->db, "SELECT count(*) FROM pragma_integrity_check"
+                                    " WHERE integrity_check = 'ok'"),
+                   1);
+  /* Every column of every row, NULLs included, reads the same through the view. */
+  char *after = all_columns(f->db);
+  assert_string_equal(before, after);
+  free(before);
+  free(after);
+  assert_int_equal(query_int(f->db, "SELECT count(*) FROM sqlite_master WHERE name = 'results'"
+                                    " AND type = 'view'"),
+                   1);
+  /* Stored once: the shared chain, the shared series (row 3's is its own: its
+   * address_family is NULL, "not recorded", not "ipv6"). */
+  assert_int_equal(query_int(f->db, "SELECT count(*) FROM chains"), 1);
+  assert_int_equal(query_int(f->db, "SELECT count(*) FROM series"), 4);
+  assert_int_equal(query_int(f->db, "SELECT count(*) FROM spool_keys"), 2);
+  assert_int_equal(query_int(f->db, "SELECT count(*) FROM chains WHERE h IS NULL"), 0);
+  assert_int_equal(query_int(f->db, "SELECT watermark FROM rollup_state"), 2);
+  /* The numbers each spool has: agent-1 1-3 and 5, agent-2 1. */
+  assert_int_equal(query_int(f->db, "SELECT group_concat(first_seq || '-' || last_seq) ="
+                                    " '1-3,5-5' FROM seen JOIN spool_keys k ON k.id = spool"
+                                    " WHERE k.agent_id = 'agent-1' ORDER BY first_seq"),
+                   1);
+  assert_int_equal(query_int(f->db, "SELECT count(*) FROM drops"), 1);
+  assert_int_equal(query_int(f->db, "SELECT results + max_seq + dropped FROM spools"
+                                    " WHERE agent_id = 'agent-1'"),
+                   10);
+
+  /* The store API reads the migrated rows as it read version 5's. */
+  collected c = {.n = 0};
+  assert_int_equal(tp_store_scan(s, &all_rows, collect_row, &c, err, sizeof(err)), TP_E_OK);
+  assert_int_equal(c.n, 5);
+  assert_true(c.rows[0].ok && c.rows[0].resumed && c.rows[0].hello_retry_request);
+  assert_true(c.rows[0].early_data_accepted && c.rows[0].ocsp_stapled);
+  assert_true(c.rows[0].emulation_checked && c.rows[0].early_data_policy_violation);
+  assert_string_equal(c.family[0], "ipv6");
+  assert_string_equal(c.divergence[0], "cipher X not offered");
+  assert_int_equal(c.rows[0].days_to_earliest_expiry.v, 42);
+  assert_int_equal(c.rows[0].ocsp_age_seconds.v, 10000);
+  assert_int_equal(c.rows[0].schedule_lateness_ns, 0); /* not recorded before version 6 */
+  assert_false(c.rows[0].saturated);
+  assert_int_equal(c.rows[1].days_to_earliest_expiry.v, -3);
+  assert_false(c.rows[2].days_to_earliest_expiry.set); /* version 1: 0 without a chain */
+  assert_int_equal(tp_store_latest(s, "web", "firefox", "eu", 0, &facts, err, sizeof(err)),
+                   TP_E_OK);
+  assert_int_equal(facts.started_unix_ns, 1700000002000000000); /* row 3, version 1 */
+  assert_null(facts.mode);
+  assert_false(facts.groups_offered.set);
+  assert_false(facts.ticket_received.set);
+  assert_false(facts.emulation_checked.set);
+  assert_int_equal(facts.n_chain, 0);
+  tp_store_facts_clear(&facts);
+  assert_int_equal(tp_store_latest(s, "api", "modern", "us", 0, &facts, err, sizeof(err)),
+                   TP_E_OK);
+  assert_string_equal(facts.mode, "resumption");
+  assert_true(facts.ticket_received.set && facts.ticket_received.v == 1);
+  assert_true(facts.ocsp_stapled);
+  assert_string_equal(facts.ocsp_cert_status, "revoked");
+  assert_true(facts.http_present && facts.http_status.v == 204 && facts.http_hsts.v == 0);
+  assert_false(facts.emulation_checked.set); /* version 2 */
+  assert_null(facts.address_family);
+  tp_store_facts_clear(&facts);
+  int certs = 0;
+  assert_int_equal(tp_store_scan_chain(s, 1, count_cert, &certs, err, sizeof(err)), TP_E_OK);
+  assert_int_equal(certs, 3);
+
+  /* Exactly once across the migration: agent-1's spool re-sends 1..6; only 4 and 6 are
+   * new. */
+  Tlsprobe__V1__ProbeResult r[6];
+  Tlsprobe__V1__ProbeResult *rp[6];
+  bool marks_r[6] = {false}, marks_d[1] = {false};
+  for (int i = 0; i < 6; i++) {
+    tlsprobe__v1__probe_result__init(&r[i]);
+    r[i].target = "web";
+    r[i].profile = "firefox";
+    r[i].region = "eu";
+    r[i].port = 443;
+    r[i].ok = 1;
+    r[i].error_class = TLSPROBE__V1__ERROR_CLASS__ERROR_CLASS_OK;
+    r[i].started_unix_ns = 1700000010000000000 + i;
+    r[i].result_seq = (uint64_t)i + 1;
+    r[i].schedule_lateness_ns = 1234;
+    r[i].saturated = i == 5;
+    rp[i] = &r[i];
+  }
+  Tlsprobe__V1__ResultBatch b = TLSPROBE__V1__RESULT_BATCH__INIT;
+  b.agent_id = "agent-1";
+  b.instance_id = 9;
+  b.batch_seq = 2;
+  b.results = rp;
+  b.n_results = 6;
+  tp_store_put_outcome put;
+  tp_store_put_marks marks = {.results = marks_r, .drops = marks_d};
+  assert_int_equal(tp_store_put_batch_marked(s, &b, 1700000011000000000, &put, &marks, err,
+                                             sizeof(err)),
+                   TP_E_OK);
+  assert_int_equal(put.results_stored, 2);
+  assert_false(put.duplicate);
+  for (int i = 0; i < 6; i++)
+    assert_int_equal(marks_r[i], i == 3 || i == 5);
+  assert_int_equal(query_int(f->db, "SELECT group_concat(first_seq || '-' || last_seq) ="
+                                    " '1-6' FROM seen JOIN spool_keys k ON k.id = spool"
+                                    " WHERE k.agent_id = 'agent-1'"),
+                   1);
+  assert_int_equal(query_int(f->db, "SELECT count(*) FROM results WHERE result_seq = 6"
+                                    " AND agent_id = 'agent-1' AND saturated = 1"
+                                    " AND schedule_lateness_ns = 1234"),
+                   1);
+  /* The new rows joined the migrated series and spool. */
+  assert_int_equal(query_int(f->db, "SELECT count(*) FROM spool_keys"), 2);
+  assert_int_equal(tp_store_latest(s, "web", "firefox", "eu", 0, &facts, err, sizeof(err)),
+                   TP_E_OK);
+  assert_int_equal(facts.started_unix_ns, 1700000010000000005);
+  tp_store_facts_clear(&facts);
+
+  /* The first maintenance pass rolls up what the old watermark had not reached (rows 3,
+   * 4, 5 and the two new ones), saturated counted apart. */
+  tp_store_maintain_limits limits = {0};
+  tp_store_maintain_stats st;
+  assert_int_equal(tp_store_maintain(s, 1700000020000000000, &limits, &st, err, sizeof(err)),
+                   TP_E_OK);
+  assert_int_equal(st.rolled_up, 5);
+  assert_int_equal(query_int(f->db, "SELECT sum(saturated) FROM rollups WHERE span_ns ="
+                                    " 60000000000"),
+                   1);
+  tp_store_close(s);
+
+  /* Reopening: nothing left to migrate; read-only opens read it. */
+  assert_int_equal(tp_store_open_sqlite(f->db, TP_STORE_READONLY, &s, err, sizeof(err)), TP_E_OK);
+  collected ro = {.n = 0};
+  assert_int_equal(tp_store_scan(s, &all_rows, collect_row, &ro, err, sizeof(err)), TP_E_OK);
+  assert_int_equal(ro.n, 7);
+  assert_true(ro.rows[6].saturated);
+  assert_int_equal(ro.rows[6].schedule_lateness_ns, 1234);
+  tp_store_close(s);
+}
+
 /* The version 3 facts through the store API: one result with each of them, one
  * with none (an agent older than the fields). */
 static void test_v3_fields_round_trip(void **state) {
@@ -590,6 +903,7 @@ int main(void) {
       T(test_create_and_migrate),
       T(test_migrate_real_v1_database),
       T(test_migrate_real_v2_database),
+      T(test_migrate_populated_v5_database),
       T(test_v3_fields_round_trip),
       T(test_migration_failure_rolls_back),
       T(test_newer_schema_is_refused),
