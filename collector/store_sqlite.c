@@ -548,13 +548,25 @@ static const char SQL_V6_FINISH[] =
     "  NEW.ocsp_this_update_unix, NEW.ocsp_next_update_unix, NEW.ocsp_age_seconds,"
     "  NEW.http_status, NEW.http_first_byte_ns"
     "  FROM spool_keys AS k WHERE k.agent_id = NEW.agent_id AND k.instance_id = NEW.instance_id"
-    "  AND NOT EXISTS (SELECT 1 FROM seen WHERE spool = k.id AND first_seq <= NEW.result_seq"
-    "  AND last_seq >= NEW.result_seq);"
+    /* covered: the interval starting last at or before the number reaches it (one seek
+     * in the primary key, whatever the number of intervals) */
+    "  AND NOT EXISTS (SELECT 1 FROM (SELECT last_seq FROM seen WHERE spool = k.id"
+    "  AND first_seq <= NEW.result_seq ORDER BY first_seq DESC LIMIT 1)"
+    "  WHERE last_seq >= NEW.result_seq);"
+    /* A new row's number extends the interval just below it, or starts one. */
+    " UPDATE seen SET last_seq = NEW.result_seq"
+    "  WHERE last_seq = NEW.result_seq - 1 AND (spool, first_seq) = (SELECT r.spool,"
+    "  (SELECT max(first_seq) FROM seen WHERE spool = r.spool AND first_seq <= NEW.result_seq)"
+    "  FROM result_rows AS r JOIN spool_keys AS k ON k.id = r.spool"
+    "  WHERE r.id = last_insert_rowid() AND k.agent_id = NEW.agent_id"
+    "  AND k.instance_id = NEW.instance_id AND r.result_seq = NEW.result_seq);"
     " INSERT OR IGNORE INTO seen (spool, first_seq, last_seq)"
     "  SELECT r.spool, r.result_seq, r.result_seq FROM result_rows AS r"
     "  JOIN spool_keys AS k ON k.id = r.spool WHERE r.id = last_insert_rowid()"
     "  AND k.agent_id = NEW.agent_id AND k.instance_id = NEW.instance_id"
-    "  AND r.result_seq = NEW.result_seq;"
+    "  AND r.result_seq = NEW.result_seq AND NOT EXISTS (SELECT 1 FROM (SELECT last_seq"
+    "  FROM seen WHERE spool = r.spool AND first_seq <= NEW.result_seq"
+    "  ORDER BY first_seq DESC LIMIT 1) WHERE last_seq >= NEW.result_seq);"
     /* both WITHOUT ROWID: last_insert_rowid() is still the new row's */
     " INSERT OR REPLACE INTO series_latest (series, started_unix_ns, id)"
     "  SELECT r.series, r.started_unix_ns, r.id FROM result_rows AS r"
