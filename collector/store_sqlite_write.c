@@ -414,6 +414,8 @@ static int cmp_i64(const void *a, const void *b) {
 /* Writes the intervals whose keys changed: the current ones upserted, the merged-away
  * ones deleted. Inside the batch's transaction. */
 static tp_err seen_flush(sqlite_store *s, tp__spool *sp, char *err, size_t errlen) {
+  if (sp->n_touched == 0)
+    return TP_E_OK; /* nothing new (a re-send, or drop reports alone) */
   qsort(sp->touched, sp->n_touched, sizeof(sp->touched[0]), cmp_i64);
   tp_err rc = TP_E_OK;
   for (size_t i = 0; rc == TP_E_OK && i < sp->n_touched; i++) {
