@@ -7,6 +7,8 @@
 #           fits your time (the fill runs at the ingest rate measured).
 #   env     TP_BENCH_BUILD  build directory with collector/tlsprobe-collector and
 #                           bench/bench-ingest [build]
+#           TP_BENCH_COLLECTOR, TP_BENCH_INGEST  the two binaries, when elsewhere (an older
+#                           collector, to compare)
 #           TP_BENCH_BATCHES  batches per measured run [200] (500 results each)
 #           TP_BENCH_OUT    also write the figures as JSON lines to this file
 #
@@ -15,12 +17,13 @@
 # agents push far more often than real ones) and maintenance every hour, so the figures
 # are ingest alone (bench-rollup measures maintenance's share). Output: one Markdown
 # table; bytes per result = page_count x page_size / rows (indexes and dictionaries
-# included, the WAL's pages too).
+# included, the WAL's pages too); collector CPU per result = its utime + stime over the run
+# (steadier than results/s on a shared machine).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${TP_BENCH_BUILD:-$ROOT/build}
-COLLECTOR=$BUILD/collector/tlsprobe-collector
-PUSH=$BUILD/bench/bench-ingest
+COLLECTOR=${TP_BENCH_COLLECTOR:-$BUILD/collector/tlsprobe-collector}
+PUSH=${TP_BENCH_INGEST:-$BUILD/bench/bench-ingest}
 STAGES=${1:-0,1000000}
 BATCHES=${TP_BENCH_BATCHES:-200}
 BATCH_SIZE=500
@@ -42,12 +45,14 @@ DB=$TP_DB
 rows() { sqlite3 "$DB" "SELECT count(*) FROM $(sqlite3 "$DB" \
   "SELECT CASE WHEN count(*) THEN 'result_rows' ELSE 'results' END FROM sqlite_master WHERE name = 'result_rows'")"; }
 json_field() { sed -n "s/.*\"$2\":\([0-9.]*\).*/\1/p" <<<"$1"; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$TP_COLLECTOR_PID/stat"; }
+TICK=$(getconf CLK_TCK)
 
 echo "bench/ingest.sh: $(uname -m), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg); collector $COLLECTOR"
 echo "collector: 127.0.0.1:$TP_COLLECTOR_PORT, plain HTTP, synchronous=FULL; $BATCHES batches of $BATCH_SIZE per run"
 echo
-echo "| stored rows | pushers | results/s | ack p50 ms | ack p99 ms | bytes/result | load |"
-echo "|---:|---:|---:|---:|---:|---:|---|"
+echo "| stored rows | pushers | results/s | ack p50 ms | ack p99 ms | bytes/result | collector CPU µs/result | load |"
+echo "|---:|---:|---:|---:|---:|---:|---:|---|"
 IFS=, read -ra stage_list <<<"$STAGES"
 for stage in "${stage_list[@]}"; do
   have=$(rows)
@@ -58,12 +63,14 @@ for stage in "${stage_list[@]}"; do
   fi
   for pushers in 1 4 8; do
     start=$(rows)
+    c0=$(cpu_ticks)
     out=$("$PUSH" --url "$URL" --pushers "$pushers" --batches "$BATCHES" --batch-size $BATCH_SIZE \
       --db "$DB" --json)
-    [ -n "${TP_BENCH_OUT:-}" ] && echo "{\"stored_rows\":$start,\"result\":$out}" >>"$TP_BENCH_OUT"
-    printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$start" "$pushers" \
+    cpu_us=$(echo "($(cpu_ticks) - $c0) * 1000000 / $TICK / ($BATCHES * $BATCH_SIZE)" | bc -l)
+    [ -n "${TP_BENCH_OUT:-}" ] && echo "{\"stored_rows\":$start,\"collector_cpu_us_per_result\":$(printf %.2f "$cpu_us"),\"result\":$out}" >>"$TP_BENCH_OUT"
+    printf '| %s | %s | %s | %s | %s | %s | %.1f | %s |\n' "$start" "$pushers" \
       "$(json_field "$out" results_per_second)" "$(json_field "$out" p50)" \
-      "$(json_field "$out" p99)" "$(json_field "$out" bytes_per_result)" \
+      "$(json_field "$out" p99)" "$(json_field "$out" bytes_per_result)" "$cpu_us" \
       "$(cut -d' ' -f1 /proc/loadavg)"
   done
 done

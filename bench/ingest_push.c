@@ -33,8 +33,8 @@
 #include <curl/curl.h>
 #include <inttypes.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <sqlite3.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -79,7 +79,7 @@ typedef struct run {
   const options *opt;
   agent *agents;
   char auth_header[600];
-  atomic_uint_fast64_t next;  /* batches handed out, all pushers */
+  atomic_uint_fast64_t next;   /* batches handed out, all pushers */
   atomic_uint_fast64_t stored; /* results the acks said were stored */
   atomic_uint_fast64_t retries;
   atomic_int failed;
@@ -139,10 +139,10 @@ static char *fmt(const char *f, ...) {
 static const char *const PROFILE_NAMES[PROFILES] = {"modern", "intermediate", "android-7.0",
                                                     "firefox-115"};
 static char *GROUPS_MODERN[] = {"X25519", "SECP256R1", "SECP384R1"};
-static char *GROUPS_WIDE[] = {"X25519", "SECP256R1", "SECP384R1", "SECP521R1", "FFDHE2048",
-                              "FFDHE3072"};
+static char *GROUPS_WIDE[] = {"X25519",    "SECP256R1", "SECP384R1",
+                              "SECP521R1", "FFDHE2048", "FFDHE3072"};
 static char *GROUPS_ANDROID[] = {"X25519", "SECP256R1", "SECP384R1"};
-static char *GROUPS_FIREFOX[] = {"X25519", "SECP256R1", "SECP384R1", "SECP521R1", "FFDHE2048",
+static char *GROUPS_FIREFOX[] = {"X25519",    "SECP256R1", "SECP384R1", "SECP521R1", "FFDHE2048",
                                  "FFDHE3072", "FFDHE4096", "FFDHE6144", "FFDHE8192"};
 static char *SHARES_ONE[] = {"X25519"};
 static char *SHARES_TWO[] = {"X25519", "SECP256R1"};
@@ -563,10 +563,10 @@ static void measure_db(const char *path, db_figures *f) {
   /* The raw table's own count: version 6 keeps results in result_rows (results is a
    * view that joins its dictionaries). */
   bool v6 = db_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'result_rows'", &ok) > 0;
-  f->rows = db_int(db, v6 ? "SELECT count(*) FROM result_rows" : "SELECT count(*) FROM results",
-                   &ok);
-  f->bytes = db_int(db, "SELECT page_count * page_size FROM pragma_page_count, pragma_page_size",
-                    &ok);
+  f->rows =
+      db_int(db, v6 ? "SELECT count(*) FROM result_rows" : "SELECT count(*) FROM results", &ok);
+  f->bytes =
+      db_int(db, "SELECT page_count * page_size FROM pragma_page_count, pragma_page_size", &ok);
   f->ok = ok;
   if (!ok)
     snprintf(f->err, sizeof(f->err), "%s: %s", path, sqlite3_errmsg(db));

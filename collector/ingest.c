@@ -110,8 +110,8 @@ typedef struct arena_block {
 typedef struct decode_budget {
   size_t initial;
   size_t left;
-  bool exhausted; /* a request went over the budget */
-  bool nomem;     /* malloc itself failed */
+  bool exhausted;      /* a request went over the budget */
+  bool nomem;          /* malloc itself failed */
   arena_block *blocks; /* newest first */
 } decode_budget;
 
@@ -319,8 +319,7 @@ tp_err tp_ingest_prepare(tp_store *store, const uint8_t *body, size_t len,
     goto out;
   rc = tp_validate_batch(job->batch, reply->reason, sizeof(reply->reason));
   if (rc == TP_E_OK && params->window != NULL)
-    rc = tp_validate_batch_window(job->batch, params->window, reply->reason,
-                                  sizeof(reply->reason));
+    rc = tp_validate_batch_window(job->batch, params->window, reply->reason, sizeof(reply->reason));
   if (rc != TP_E_OK) {
     reply->http_status = 400;
     goto out;

@@ -131,8 +131,9 @@ static void decode_one(tp_ingest_queue *q, item *it) {
   pthread_mutex_unlock(&q->mu);
   if (over) {
     it->job = NULL;
-    tp_ingest_job_abandon(job, &reply, "collector busy: decoded batches waiting at their limit,"
-                                       " retry later");
+    tp_ingest_job_abandon(job, &reply,
+                          "collector busy: decoded batches waiting at their limit,"
+                          " retry later");
     answer(q, it, &reply);
   }
 }

@@ -26,11 +26,11 @@ typedef struct tp_ingest_queue tp_ingest_queue;
 
 /* Zero values are the defaults in brackets. */
 typedef struct tp_ingest_queue_options {
-  unsigned workers;          /* decoding threads [the CPUs, 1..16] */
-  unsigned max_pending;      /* requests taken and not yet answered [1024] */
-  size_t max_decoded_bytes;  /* decoded batches waiting in memory [256 MiB] */
-  unsigned max_group;        /* batches per transaction [256] */
-  size_t max_group_results;  /* results per transaction, unless one batch has more [100000] */
+  unsigned workers;         /* decoding threads [the CPUs, 1..16] */
+  unsigned max_pending;     /* requests taken and not yet answered [1024] */
+  size_t max_decoded_bytes; /* decoded batches waiting in memory [256 MiB] */
+  unsigned max_group;       /* batches per transaction [256] */
+  size_t max_group_results; /* results per transaction, unless one batch has more [100000] */
 } tp_ingest_queue_options;
 
 /* The answer to one request, from a worker (refused, 400/403/503) or from the writer
@@ -54,10 +54,10 @@ void tp_ingest_queue_submit(tp_ingest_queue *q, const uint8_t *body, size_t len,
                             const tp_ingest_params *params, tp_ingest_done_fn done, void *ctx);
 
 typedef struct tp_ingest_queue_stats {
-  uint64_t groups;      /* transactions */
-  uint64_t batches;     /* batches stored through them */
-  uint64_t max_group;   /* the most batches one transaction held */
-  uint64_t full;        /* reservations refused */
+  uint64_t groups;    /* transactions */
+  uint64_t batches;   /* batches stored through them */
+  uint64_t max_group; /* the most batches one transaction held */
+  uint64_t full;      /* reservations refused */
 } tp_ingest_queue_stats;
 void tp_ingest_queue_stats_get(tp_ingest_queue *q, tp_ingest_queue_stats *out);
 

@@ -34,13 +34,20 @@
  * with escaping): this only stops a bug. */
 #define KEY_CAP ((size_t)2 * 1024 * 1024 * 1024)
 
-static const char *const SERIES_COLUMNS[] = {"target", "profile", "region", "host",
+static const char *const SERIES_COLUMNS[] = {"target", "profile", "region",  "host",
                                              "port",   "sni",     "address", "address_family"};
-static const char *const SHAPES_COLUMNS[] = {
-    "error_class",   "tls_version",    "cipher",        "grp",
-    "alpn",          "server_signature_algorithm",      "mode",
-    "groups_offered", "key_shares_offered",             "fidelity_note",
-    "emulation_divergence", "ocsp_cert_status"};
+static const char *const SHAPES_COLUMNS[] = {"error_class",
+                                             "tls_version",
+                                             "cipher",
+                                             "grp",
+                                             "alpn",
+                                             "server_signature_algorithm",
+                                             "mode",
+                                             "groups_offered",
+                                             "key_shares_offered",
+                                             "fidelity_note",
+                                             "emulation_divergence",
+                                             "ocsp_cert_status"};
 static const char *const CHAINS_COLUMNS[] = {"chain_json"};
 
 #define N_OF(a) (sizeof(a) / sizeof((a)[0]))
@@ -277,8 +284,8 @@ static int bind_key(sqlite3_stmt *st, const uint8_t *p, size_t len, uint64_t h) 
 }
 
 tp_err tp__sqlite_intern(sqlite_store *s, tp__dict_kind kind, const void *key, size_t len,
-                         uint64_t h, tp__db_key_fn db_key, const void *arg, int64_t *id,
-                         char *err, size_t errlen) {
+                         uint64_t h, tp__db_key_fn db_key, const void *arg, int64_t *id, char *err,
+                         size_t errlen) {
   tp__dict *d = &s->dicts[kind];
   *id = dict_lookup(d, key, len, h);
   if (*id != 0) {
@@ -342,8 +349,7 @@ static tp_err prepare_dict(sqlite_store *s, tp__dict *d, const char *table,
   tp_buf_init(&d->arena, DICT_MAX_ARENA);
   tp_buf_init(&d->scratch, KEY_CAP);
   tp_buf_init(&d->db_key, KEY_CAP);
-  if (sqlite3_prepare_v3(s->db, find, -1, SQLITE_PREPARE_PERSISTENT, &d->find, NULL) !=
-          SQLITE_OK ||
+  if (sqlite3_prepare_v3(s->db, find, -1, SQLITE_PREPARE_PERSISTENT, &d->find, NULL) != SQLITE_OK ||
       sqlite3_prepare_v3(s->db, insert, -1, SQLITE_PREPARE_PERSISTENT, &d->insert, NULL) !=
           SQLITE_OK)
     return fail(s, err, errlen, "cannot prepare a dictionary statement");

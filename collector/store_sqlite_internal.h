@@ -173,8 +173,8 @@ struct sqlite_store {
 
 /* Rows stored before schema version 2 hold 0 in days_to_earliest_expiry when there
  * was no chain; the CASE makes both generations read NULL. Over result_rows. */
-#define SQL_DAYS6                                                                            \
-  "CASE WHEN days_to_earliest_expiry = 0 AND chain IS NULL THEN NULL"                        \
+#define SQL_DAYS6                                                                                  \
+  "CASE WHEN days_to_earliest_expiry = 0 AND chain IS NULL THEN NULL"                              \
   " ELSE days_to_earliest_expiry END"
 
 static inline sqlite_store *from_base(tp_store *store) { return (sqlite_store *)store; }
@@ -245,8 +245,8 @@ typedef tp_err (*tp__db_key_fn)(const void *arg, tp_buf *out);
  * result); db_key(arg) is called only on a cache miss, for the table's own key (NULL:
  * key is that too). */
 tp_err tp__sqlite_intern(sqlite_store *s, tp__dict_kind kind, const void *key, size_t len,
-                         uint64_t h, tp__db_key_fn db_key, const void *arg, int64_t *id,
-                         char *err, size_t errlen);
+                         uint64_t h, tp__db_key_fn db_key, const void *arg, int64_t *id, char *err,
+                         size_t errlen);
 /* After a rollback: what the caches remember may no longer be in the file. */
 void tp__sqlite_dicts_forget(sqlite_store *s);
 /* The text columns of dictionary row id (cols[i] may be NULL); *cols = NULL when the
@@ -274,8 +274,8 @@ tp_err tp__sqlite_scan(tp_store *store, const tp_store_filter *filter, tp_store_
 tp_err tp__sqlite_scan_chain(tp_store *store, int64_t row_id, tp_store_cert_fn fn, void *ctx,
                              char *err, size_t errlen);
 tp_err tp__sqlite_latest(tp_store *store, const char *target, const char *profile,
-                         const char *region, int64_t since_unix_ns, tp_store_facts *out,
-                         char *err, size_t errlen);
+                         const char *region, int64_t since_unix_ns, tp_store_facts *out, char *err,
+                         size_t errlen);
 
 /* ---- delivery accounting (store_sqlite_delivery.c) ---- */
 
@@ -286,12 +286,12 @@ void tp__sqlite_finalize_delivery(sqlite_store *s);
  * spool's counters with what this batch newly added. */
 tp_err tp__sqlite_put_delivery(sqlite_store *s, const Tlsprobe__V1__ResultBatch *batch,
                                int64_t received_unix_ns, const tp_store_put_outcome *results,
-                               uint64_t max_seq_stored, int64_t last_started_stored,
-                               bool *drop_new, uint32_t *drops_stored, char *err, size_t errlen);
+                               uint64_t max_seq_stored, int64_t last_started_stored, bool *drop_new,
+                               uint32_t *drops_stored, char *err, size_t errlen);
 tp_err tp__sqlite_scan_spools(tp_store *store, tp_store_spool_fn fn, void *ctx, char *err,
                               size_t errlen);
-tp_err tp__sqlite_scan_drops(tp_store *store, int64_t since_unix_ns, tp_store_drop_fn fn,
-                             void *ctx, char *err, size_t errlen);
+tp_err tp__sqlite_scan_drops(tp_store *store, int64_t since_unix_ns, tp_store_drop_fn fn, void *ctx,
+                             char *err, size_t errlen);
 
 /* ---- long windows (store_sqlite_rollup.c, store_sqlite_maintain.c) ---- */
 

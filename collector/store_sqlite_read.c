@@ -9,9 +9,9 @@
 #include "store_sqlite_internal.h"
 #include "tp_mem.h"
 
-#define SQL_SCAN_COLUMNS                                                                        \
-  "SELECT series, shape, spool, flags, handshake_ns, loop_lag_ns, started_unix_ns, " SQL_DAYS6 \
-  ", CASE WHEN flags & 64 THEN ocsp_age_seconds END, error_detail, connect_ns, total_ns, id,"   \
+#define SQL_SCAN_COLUMNS                                                                           \
+  "SELECT series, shape, spool, flags, handshake_ns, loop_lag_ns, started_unix_ns, " SQL_DAYS6     \
+  ", CASE WHEN flags & 64 THEN ocsp_age_seconds END, error_detail, connect_ns, total_ns, id,"      \
   " coalesce(schedule_lateness_ns, 0) FROM result_rows"
 /* Range scans: the started index bounds the rows read by the window, so a short
  * window over a large table stays cheap. One target's scan reads the window too
@@ -45,8 +45,22 @@ static const char SQL_LATEST[] =
     " WHERE s.target = ?1 AND s.profile = ?2 AND s.region = ?3 AND r.started_unix_ns >= ?4"
     " ORDER BY r.started_unix_ns DESC, r.id DESC LIMIT 1";
 
-enum { C_SERIES, C_SHAPE, C_SPOOL, C_FLAGS, C_HANDSHAKE, C_LAG, C_STARTED, C_DAYS, C_OCSP_AGE,
-       C_DETAIL, C_CONNECT, C_TOTAL, C_ID, C_LATENESS };
+enum {
+  C_SERIES,
+  C_SHAPE,
+  C_SPOOL,
+  C_FLAGS,
+  C_HANDSHAKE,
+  C_LAG,
+  C_STARTED,
+  C_DAYS,
+  C_OCSP_AGE,
+  C_DETAIL,
+  C_CONNECT,
+  C_TOTAL,
+  C_ID,
+  C_LATENESS
+};
 
 static const char *col_text(sqlite3_stmt *stmt, int col) {
   const unsigned char *t = sqlite3_column_text(stmt, col);
@@ -82,8 +96,8 @@ static bool bind_filter(sqlite3_stmt *stmt, const tp_store_filter *f) {
 static tp_err row_from(sqlite_store *s, sqlite3_stmt *st, tp_store_row *row, char *err,
                        size_t errlen) {
   char *const *series = NULL, *const *shape = NULL, *const *spool = NULL;
-  tp_err rc = tp__sqlite_names(s, NAMES_SERIES, sqlite3_column_int64(st, C_SERIES), &series, err,
-                               errlen);
+  tp_err rc =
+      tp__sqlite_names(s, NAMES_SERIES, sqlite3_column_int64(st, C_SERIES), &series, err, errlen);
   if (rc == TP_E_OK)
     rc = tp__sqlite_names(s, NAMES_SHAPES, sqlite3_column_int64(st, C_SHAPE), &shape, err, errlen);
   if (rc == TP_E_OK)
@@ -93,7 +107,9 @@ static tp_err row_from(sqlite_store *s, sqlite3_stmt *st, tp_store_row *row, cha
   if (series == NULL || shape == NULL || spool == NULL) {
     snprintf(err, errlen, "%s: result row %lld refers to a %s that is not stored", s->path,
              (long long)sqlite3_column_int64(st, C_ID),
-             series == NULL ? "series" : shape == NULL ? "shape" : "spool");
+             series == NULL  ? "series"
+             : shape == NULL ? "shape"
+                             : "spool");
     return TP_E_STORE;
   }
   int64_t flags = sqlite3_column_int64(st, C_FLAGS);
@@ -199,9 +215,30 @@ static tp_store_opt flag_opt(int64_t flags, int64_t bit, int64_t null_bit) {
   return (tp_store_opt){.set = true, .v = (flags & bit) != 0};
 }
 
-enum { L_VERSION, L_CIPHER, L_GROUP, L_ALPN, L_DETAIL, L_DAYS, L_STARTED, L_FLAGS, L_GROUPS,
-       L_MODE, L_NOTE, L_RESUMPTION, L_CHAIN_LEN, L_OCSP_STATUS, L_OCSP_THIS, L_OCSP_NEXT,
-       L_OCSP_AGE, L_HTTP_STATUS, L_HTTP_FIRST_BYTE, L_FAMILY, L_DIVERGENCE, L_ID };
+enum {
+  L_VERSION,
+  L_CIPHER,
+  L_GROUP,
+  L_ALPN,
+  L_DETAIL,
+  L_DAYS,
+  L_STARTED,
+  L_FLAGS,
+  L_GROUPS,
+  L_MODE,
+  L_NOTE,
+  L_RESUMPTION,
+  L_CHAIN_LEN,
+  L_OCSP_STATUS,
+  L_OCSP_THIS,
+  L_OCSP_NEXT,
+  L_OCSP_AGE,
+  L_HTTP_STATUS,
+  L_HTTP_FIRST_BYTE,
+  L_FAMILY,
+  L_DIVERGENCE,
+  L_ID
+};
 
 static void facts_from(sqlite3_stmt *st, tp_store_facts *out) {
   int64_t flags = sqlite3_column_int64(st, L_FLAGS);
@@ -241,8 +278,8 @@ static void facts_from(sqlite3_stmt *st, tp_store_facts *out) {
 }
 
 tp_err tp__sqlite_latest(tp_store *store, const char *target, const char *profile,
-                         const char *region, int64_t since_unix_ns, tp_store_facts *out,
-                         char *err, size_t errlen) {
+                         const char *region, int64_t since_unix_ns, tp_store_facts *out, char *err,
+                         size_t errlen) {
   sqlite_store *s = from_base(store);
   *out = (tp_store_facts){0};
   if (s->no_schema)

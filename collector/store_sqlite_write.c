@@ -56,9 +56,26 @@ enum { KEY_SERIES, KEY_SHAPE, KEY_CHAIN, N_KEYS };
  * worker on another core, and chasing their pointers was most of the writer's own
  * time (cache misses). */
 #define NO_VALUE INT64_MIN
-enum { V_SEQ, V_STARTED, V_DNS, V_CONNECT, V_HANDSHAKE, V_TOTAL, V_LAG, V_LATENESS,
-       V_RESUMPTION, V_FLAGS, V_DAYS, V_CHAIN_LEN, V_OCSP_THIS, V_OCSP_NEXT, V_OCSP_AGE,
-       V_HTTP_STATUS, V_HTTP_FIRST_BYTE, N_VALUES };
+enum {
+  V_SEQ,
+  V_STARTED,
+  V_DNS,
+  V_CONNECT,
+  V_HANDSHAKE,
+  V_TOTAL,
+  V_LAG,
+  V_LATENESS,
+  V_RESUMPTION,
+  V_FLAGS,
+  V_DAYS,
+  V_CHAIN_LEN,
+  V_OCSP_THIS,
+  V_OCSP_NEXT,
+  V_OCSP_AGE,
+  V_HTTP_STATUS,
+  V_HTTP_FIRST_BYTE,
+  N_VALUES
+};
 
 typedef struct prep_row {
   int64_t v[N_VALUES];
@@ -113,8 +130,9 @@ static const char *class_name(const Tlsprobe__V1__ProbeResult *r) {
  * server_signature_algorithm, mode, groups_offered, key_shares_offered, fidelity_note,
  * emulation_divergence, ocsp_cert_status. */
 static tp_err shape_texts(tp_buf *k, const Tlsprobe__V1__ProbeResult *r) {
-  const char *texts[] = {class_name(r), r->tls_version, r->cipher, r->group, r->alpn,
-                         r->server_signature_algorithm, r->mode};
+  const char *texts[] = {class_name(r), r->tls_version, r->cipher,
+                         r->group,      r->alpn,        r->server_signature_algorithm,
+                         r->mode};
   tp_err rc = TP_E_OK;
   for (size_t i = 0; rc == TP_E_OK && i < sizeof(texts) / sizeof(texts[0]); i++)
     rc = tp__key_text(k, texts[i]);
@@ -523,7 +541,8 @@ static void batch_latest_add(sqlite_store *s, int64_t series, int64_t started, i
     s->batch_latest =
         tp_xrealloc(s->batch_latest, s->alloc_batch_latest * sizeof(s->batch_latest[0]));
   }
-  s->batch_latest[s->n_batch_latest++] = (tp__latest){.series = series, .started = started, .id = id};
+  s->batch_latest[s->n_batch_latest++] =
+      (tp__latest){.series = series, .started = started, .id = id};
 }
 
 static void group_latest_put(sqlite_store *s, const tp__latest *e) {
@@ -648,8 +667,8 @@ typedef struct pending_rows {
 /* Inserts the pending rows; their ids are consecutive (a new row gets max(id) + 1, and
  * this connection holds the write lock), so each row's id, for series_latest, is
  * known from the last. */
-static tp_err flush_rows(sqlite_store *s, const Tlsprobe__V1__ResultBatch *batch,
-                         pending_rows *pr, int64_t received_unix_ns, char *err, size_t errlen) {
+static tp_err flush_rows(sqlite_store *s, const Tlsprobe__V1__ResultBatch *batch, pending_rows *pr,
+                         int64_t received_unix_ns, char *err, size_t errlen) {
   size_t done = 0;
   while (done < pr->n) {
     size_t k = pr->n - done >= ROWS_PER_INSERT ? ROWS_PER_INSERT : 1;
@@ -678,8 +697,7 @@ static tp_err intern_key(sqlite_store *s, tp__dict_kind kind, const tp_store_pre
 }
 
 static tp_err refs_of(sqlite_store *s, const tp_store_prep *p, const prep_row *row,
-                      const Tlsprobe__V1__ProbeResult *r, row_refs *ref, char *err,
-                      size_t errlen) {
+                      const Tlsprobe__V1__ProbeResult *r, row_refs *ref, char *err, size_t errlen) {
   const prep_key *k = row->k;
   tp_err rc = intern_key(s, DICT_SERIES, p, &k[KEY_SERIES], NULL, r, &ref->series, err, errlen);
   if (rc == TP_E_OK)
@@ -763,8 +781,8 @@ static tp_err put_one(sqlite_store *s, tp_store_put *put) {
   if (rc == TP_E_OK)
     rc = insert_results(s, put, p, &max_seq, &last_started);
   if (rc == TP_E_OK)
-    rc = tp__sqlite_put_delivery(s, batch, put->received_unix_ns, &put->out, max_seq,
-                                 last_started, put->marks != NULL ? put->marks->drops : NULL,
+    rc = tp__sqlite_put_delivery(s, batch, put->received_unix_ns, &put->out, max_seq, last_started,
+                                 put->marks != NULL ? put->marks->drops : NULL,
                                  &put->out.drops_stored, put->err, sizeof(put->err));
   tp__sqlite_prep_free(local);
   return rc;
@@ -901,11 +919,11 @@ tp_err tp__sqlite_put_batches(tp_store *store, tp_store_put *puts, size_t n, cha
 static const char SQL_INSERT_BATCH[] =
     "INSERT INTO batches (agent_id, instance_id, batch_seq, received_unix_ns, result_count)"
     " VALUES (?, ?, ?, ?, ?) ON CONFLICT (agent_id, instance_id, batch_seq) DO NOTHING";
-#define SQL_INSERT_ROWS_HEAD                                                                  \
-  "INSERT INTO result_rows (spool, result_seq, series, shape, chain, started_unix_ns,"         \
-  " received_delay_ns, batch_seq, dns_ns, connect_ns, handshake_ns, total_ns, loop_lag_ns,"    \
-  " schedule_lateness_ns, resumption_handshake_ns, flags, error_detail,"                      \
-  " days_to_earliest_expiry, chain_length_sent, ocsp_this_update_unix, ocsp_next_update_unix," \
+#define SQL_INSERT_ROWS_HEAD                                                                       \
+  "INSERT INTO result_rows (spool, result_seq, series, shape, chain, started_unix_ns,"             \
+  " received_delay_ns, batch_seq, dns_ns, connect_ns, handshake_ns, total_ns, loop_lag_ns,"        \
+  " schedule_lateness_ns, resumption_handshake_ns, flags, error_detail,"                           \
+  " days_to_earliest_expiry, chain_length_sent, ocsp_this_update_unix, ocsp_next_update_unix,"     \
   " ocsp_age_seconds, http_status, http_first_byte_ns) VALUES "
 #define SQL_ROW_VALUES "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 static const char SQL_INSERT_ROW[] = SQL_INSERT_ROWS_HEAD SQL_ROW_VALUES;
@@ -955,19 +973,18 @@ tp_err tp__sqlite_prepare_write(sqlite_store *s, char *err, size_t errlen) {
     if (rc == TP_E_OK)
       rc = tp_buf_append(&sql, SQL_ROW_VALUES, strlen(SQL_ROW_VALUES));
   }
-  if (rc == TP_E_OK && sqlite3_prepare_v3(s->db, (const char *)sql.data, -1,
-                                          SQLITE_PREPARE_PERSISTENT, &s->insert_rows,
-                                          NULL) != SQLITE_OK)
+  if (rc == TP_E_OK &&
+      sqlite3_prepare_v3(s->db, (const char *)sql.data, -1, SQLITE_PREPARE_PERSISTENT,
+                         &s->insert_rows, NULL) != SQLITE_OK)
     rc = fail(s, err, errlen, "cannot prepare statement");
   tp_buf_free(&sql);
   return rc;
 }
 
 void tp__sqlite_finalize_write(sqlite_store *s) {
-  sqlite3_stmt *stmts[] = {s->begin,       s->commit,       s->rollback,    s->insert_batch,
-                           s->insert_row,
-                           s->spool_find,  s->spool_insert, s->seen_load,   s->seen_upsert,
-                           s->seen_delete, s->latest_upsert, s->insert_rows};
+  sqlite3_stmt *stmts[] = {s->begin,       s->commit,      s->rollback,      s->insert_batch,
+                           s->insert_row,  s->spool_find,  s->spool_insert,  s->seen_load,
+                           s->seen_upsert, s->seen_delete, s->latest_upsert, s->insert_rows};
   for (size_t i = 0; i < sizeof(stmts) / sizeof(stmts[0]); i++)
     sqlite3_finalize(stmts[i]);
   spools_forget(s);

@@ -371,7 +371,7 @@ static tp_err check_result(vctx *v, const char *batch_agent_id,
 }
 
 tp_err tp_validate_batch(const Tlsprobe__V1__ResultBatch *batch, char *reason, size_t len) {
-  vctx v = {.reason = reason, .len = len, };
+  vctx v = {.reason = reason, .len = len};
   /* First: a zero-length body decodes to an empty batch, and "empty batch" is
    * what its sender needs to hear. */
   if (batch->n_results == 0 && batch->n_drops == 0) {
@@ -452,7 +452,7 @@ static tp_err check_time(vctx *v, const char *field, int64_t t, const tp_time_wi
 
 tp_err tp_validate_batch_window(const Tlsprobe__V1__ResultBatch *batch, const tp_time_window *w,
                                 char *reason, size_t len) {
-  vctx v = {.reason = reason, .len = len, };
+  vctx v = {.reason = reason, .len = len};
   tp_err rc = TP_E_OK;
   for (size_t i = 0; rc == TP_E_OK && i < batch->n_results; i++) {
     v.top = "results";
@@ -479,7 +479,7 @@ const char *const tp_wire_drop_reasons[TP_WIRE_DROP_REASONS] = {"spool_full", "s
 
 tp_err tp_validate_result(const char *batch_agent_id, const Tlsprobe__V1__ProbeResult *result,
                           char *reason, size_t len) {
-  vctx v = {.reason = reason, .len = len, };
+  vctx v = {.reason = reason, .len = len};
   return check_result(&v, batch_agent_id, result);
 }
 
@@ -502,13 +502,13 @@ static tp_err identity_reason(tp_err rc, const char *scratch, char *reason, size
 
 tp_err tp_wire_check_agent_id(const char *id, char *reason, size_t len) {
   char scratch[256] = "";
-  vctx v = {.reason = scratch, .len = sizeof(scratch), };
+  vctx v = {.reason = scratch, .len = sizeof(scratch)};
   return identity_reason(check_agent_id(&v, "x", id, true), scratch, reason, len);
 }
 
 static tp_err identity_str(const char *s, size_t max, char *reason, size_t len) {
   char scratch[256] = "";
-  vctx v = {.reason = scratch, .len = sizeof(scratch), };
+  vctx v = {.reason = scratch, .len = sizeof(scratch)};
   return identity_reason(check_str(&v, "x", s, max, true), scratch, reason, len);
 }
 

@@ -220,8 +220,7 @@ static void test_batch_failing_alone(void **state) {
   for (int i = 0; i < 40; i++) /* the retried group's marks, not the first try's */
     assert_true(marks_a[i] && marks_d[i]);
   assert_int_equal(rows(f), 80);
-  assert_int_equal(query_int(f->db, "SELECT count(*) FROM results WHERE agent_id = 'agent-2'"),
-                   0);
+  assert_int_equal(query_int(f->db, "SELECT count(*) FROM results WHERE agent_id = 'agent-2'"), 0);
   assert_int_equal(query_int(f->db, "SELECT count(*) FROM seen JOIN spool_keys k ON k.id = spool"
                                     " WHERE k.agent_id = 'agent-2'"),
                    0);
