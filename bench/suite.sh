@@ -774,17 +774,18 @@ selftest() {
   rc=0; "$AGENT" --config "$d/check.yaml" --check >"$d/check.log" 2>&1 || rc=$?
   tp_expect_eq "the suite's agent config passes tlsprobe-agent --check" 0 $rc
 
-  # One short round of each kind through the whole pipeline: records without "failed".
+  # One short round of each kind through the whole pipeline: records without "failed" (a
+  # warning that the machine could not keep up is timing, which a self-test does not judge).
   limit_round 1 sequential "$PORT_ECDSA" sequential "$PRIORITY"
   agent_round 1 20
-  tp_expect_eq "agent round: a complete record" "ok" "$(tail -1 "$REC" | python3 -c 'import json,sys; r=json.load(sys.stdin); print(r.get("failed") or r.get("warning") or "ok")')"
+  tp_expect_eq "agent round: a complete record" "ok" "$(tail -1 "$REC" | python3 -c 'import json,sys; r=json.load(sys.stdin); print(r.get("failed") or "ok")')"
   tp_expect_match "agent round: CPU per probe and a reported p50" '^[0-9.]+ [0-9.]+$' \
     "$(tail -1 "$REC" | python3 -c 'import json,sys; d=json.load(sys.stdin)["data"]; print(d["cpu_ms_per_probe"], d["report"]["handshake_p50_ms"])' 2>/dev/null)"
   tp_expect_eq "agent round: every probe in the interval reported ok" "ok" \
     "$(tail -1 "$REC" | python3 -c 'import json,sys; r=json.load(sys.stdin)["data"]["report"]; print("ok" if r["probes"] > 0 and r["probes"] == r["successes"] else r)' 2>/dev/null)"
   if [ -n "${BB_PID:-}" ]; then
     blackbox_round 1 20
-    tp_expect_eq "blackbox round: a complete record" "ok" "$(tail -1 "$REC" | python3 -c 'import json,sys; r=json.load(sys.stdin); print(r.get("failed") or r.get("warning") or "ok")')"
+    tp_expect_eq "blackbox round: a complete record" "ok" "$(tail -1 "$REC" | python3 -c 'import json,sys; r=json.load(sys.stdin); print(r.get("failed") or "ok")')"
   else
     tp_say "skip blackbox round: $BB_WHY"
   fi
