@@ -142,7 +142,7 @@ static void lease_acknowledged(tp_pusher *p, const Tlsprobe__V1__BatchAck *ack) 
                ack->duplicate ? 1 : 0);
   p->lease = NULL;
   if (tp_spool_ack(p->lease_spool, l) != TP_E_OK)
-    tp__pusher_log_spool_trouble(p, "cannot delete an acknowledged batch from the spool (it will be re-sent)");
+    tp__pusher_log_spool_trouble(p, "cannot delete an acknowledged batch from the spool (new results stay in memory until it can)");
   if (p->cap_records < p->batch_size)
     p->cap_records = p->cap_records * 2 < p->batch_size ? p->cap_records * 2 : p->batch_size;
 }

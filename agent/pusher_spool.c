@@ -104,7 +104,7 @@ void tp__pusher_next_lease(tp_pusher *p) {
                   (unsigned long long)p->max_result_age_ms);
     size_t max_records = p->drops_only_next ? 0 : p->cap_records;
     if (tp_spool_lease_next(order[i], max_records, p->max_batch_bytes, &p->lease) != TP_E_OK) {
-      tp__pusher_log_spool_trouble(p, "cannot read the spool");
+      tp__pusher_log_spool_trouble(p, "cannot lease from the spool (reading it, or deleting a batch already delivered, failed)");
       p->lease = NULL;
       continue;
     }

@@ -32,8 +32,28 @@ void tp_spool_lease_free(tp_spool_lease *lease) {
 }
 
 void tp_spool_close(tp_spool *s) {
-  if (s != NULL)
-    s->ops->close(s);
+  if (s == NULL)
+    return;
+  tp_spool_lease_free(s->delivered);
+  s->delivered = NULL;
+  s->ops->close(s);
+}
+
+/* Retries deleting a delivered lease. Until it is gone the spool takes no record
+ * and cuts no lease: a new lease would re-send what the collector holds (an ack
+ * that fails, a re-send, again: a loop against the collector), and the records it
+ * protects from the size bound must not be reported lost. */
+static tp_err settle_delivered(tp_spool *s) {
+  if (s->delivered == NULL)
+    return TP_E_OK;
+  if (s->ops->ack(s, s->delivered) != TP_E_OK) {
+    s->stats.io_errors++;
+    return TP_E_IO;
+  }
+  tp_spool_lease_free(s->delivered);
+  s->delivered = NULL;
+  s->lease_last_seq = 0;
+  return TP_E_OK;
 }
 
 uint64_t tp_spool_id(const tp_spool *s) { return s->id; }
@@ -128,8 +148,11 @@ static tp_err make_room(tp_spool *s, size_t len) {
 tp_err tp_spool_append(tp_spool *s, const uint8_t *data, size_t len, int64_t produced_unix_ns,
                        uint64_t *seq) {
   uint64_t assigned = 0;
+  tp_err rc = settle_delivered(s);
+  if (rc != TP_E_OK)
+    return rc; /* the caller keeps it elsewhere, as for a failed write */
   report_all_pending(s);
-  tp_err rc = make_room(s, len);
+  rc = make_room(s, len);
   if (rc == TP_E_OK)
     rc = s->ops->append(s, data, len, produced_unix_ns, &assigned);
   if (rc != TP_E_OK) {
@@ -147,8 +170,11 @@ tp_err tp_spool_lease_next(tp_spool *s, size_t max_records, size_t max_bytes, tp
   *out = NULL;
   if (s->leased)
     return TP_E_INVAL; /* one lease at a time: a caller bug */
+  tp_err rc = settle_delivered(s);
+  if (rc != TP_E_OK)
+    return rc;
   report_all_pending(s);
-  tp_err rc = s->ops->lease(s, max_records, max_bytes, out);
+  rc = s->ops->lease(s, max_records, max_bytes, out);
   if (rc != TP_E_OK) {
     s->stats.io_errors++;
     return rc;
@@ -162,17 +188,20 @@ tp_err tp_spool_lease_next(tp_spool *s, size_t max_records, size_t max_bytes, tp
 
 tp_err tp_spool_ack(tp_spool *s, tp_spool_lease *lease) {
   tp_err rc = s->ops->ack(s, lease);
-  if (rc != TP_E_OK) {
-    /* Still leased and persisted: re-sent, and the collector's dedupe absorbs it. */
-    s->stats.io_errors++;
-  } else {
-    s->records -= lease->n_records < s->records ? lease->n_records : s->records;
-    s->bytes -= lease->bytes < s->bytes ? lease->bytes : s->bytes;
-    s->lease_last_seq = 0;
-  }
+  /* Delivered either way: no longer waiting. */
+  s->records -= lease->n_records < s->records ? lease->n_records : s->records;
+  s->bytes -= lease->bytes < s->bytes ? lease->bytes : s->bytes;
   s->leased = false;
+  if (rc != TP_E_OK) {
+    /* Still persisted: kept (with lease_last_seq guarding it) until its deletion
+     * succeeds; see settle_delivered. */
+    s->stats.io_errors++;
+    s->delivered = lease;
+    return rc;
+  }
+  s->lease_last_seq = 0;
   tp_spool_lease_free(lease);
-  return rc;
+  return TP_E_OK;
 }
 
 void tp_spool_nack(tp_spool *s, tp_spool_lease *lease, bool keep_batch) {

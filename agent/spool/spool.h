@@ -104,7 +104,11 @@ void tp_spool_count_drop(tp_spool *spool, const char *reason, uint64_t seq,
  * *out = NULL when there is nothing to send. One lease at a time. */
 tp_err tp_spool_lease_next(tp_spool *spool, size_t max_records, size_t max_bytes,
                       tp_spool_lease **out);
-/* The collector stored the lease: delete its records and drop reports. Frees it. */
+/* The collector stored the lease: delete its records and drop reports. Takes it.
+ * TP_E_IO: the deletion failed (disk full); the records count as delivered (not
+ * waiting, never leased again by this process) and the deletion is retried by the
+ * next append or lease, which fail with TP_E_IO until it succeeds. A restart before
+ * that re-sends them as the same batch. */
 tp_err tp_spool_ack(tp_spool *spool, tp_spool_lease *lease);
 /* Not delivered; keep everything. keep_batch: the next lease re-sends the same
  * batch (a retry); false: the lease is dissolved so the next one may be cut

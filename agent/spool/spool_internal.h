@@ -47,6 +47,11 @@ struct tp_spool {
    * dropped, since that batch may be on its way or stored already. */
   uint64_t lease_last_seq;
   bool leased;                 /* a lease is handed out to the caller (one at a time) */
+  /* Acknowledged by the collector, but deleting it failed (disk full): it is not
+   * waiting any more and this process never sends it again; its deletion is
+   * retried before the next append or lease, which fail until it succeeds (a
+   * restart re-sends it as the same batch, which the collector recognises). */
+  tp_spool_lease *delivered;
   tp_spool_pending pending_error, pending_invalid;
   tp_spool_stats stats;
   char description[160];

@@ -10,14 +10,19 @@
  *     contiguous run once (count = range size), merges consecutive drops;
  *   - counted losses (invalid results) travel as drop reports;
  *   - replace swaps a record's bytes under the same number;
- *   - a second process cannot open a spool file in use. */
+ *   - a second process cannot open a spool file in use;
+ *   - an ack whose deletion fails (a full disk) never re-sends the batch from this
+ *     process: appends and leases fail until the deletion succeeds. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -390,6 +395,87 @@ static void test_not_a_spool_is_refused(void **state) {
   assert_non_null(strstr(err, f->path));
 }
 
+/* A full disk: RLIMIT_FSIZE at the files' current size makes the next write that
+ * grows the WAL fail with EFBIG (SIGXFSZ ignored), as a full filesystem would. */
+static struct rlimit fill_disk(const fixture *f) {
+  char wal[160];
+  snprintf(wal, sizeof(wal), "%s-wal", f->path);
+  struct stat db_st, wal_st;
+  assert_int_equal(stat(f->path, &db_st), 0);
+  assert_int_equal(stat(wal, &wal_st), 0);
+  struct rlimit old;
+  assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+  struct rlimit full = old;
+  full.rlim_cur = (rlim_t)(db_st.st_size > wal_st.st_size ? db_st.st_size : wal_st.st_size);
+  assert_true(signal(SIGXFSZ, SIG_IGN) != SIG_ERR);
+  assert_int_equal(setrlimit(RLIMIT_FSIZE, &full), 0);
+  return old;
+}
+
+static void free_disk(struct rlimit old) {
+  assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+  assert_true(signal(SIGXFSZ, SIG_DFL) != SIG_ERR);
+}
+
+static void test_failed_ack_is_never_resent(void **state) {
+  fixture *f = *state;
+  f->spool = open_spool(f, TP_SPOOL_DEFAULT_MAX_BYTES);
+  for (int i = 1; i <= 5; i++)
+    put(f->spool, 10, (uint8_t)i, i);
+  tp_spool_lease *l = lease(f->spool, 3, 1 << 20);
+  assert_int_equal(l->batch_seq, 1);
+  struct rlimit old = fill_disk(f);
+  assert_int_equal(tp_spool_ack(f->spool, l), TP_E_IO); /* the collector has it; the delete failed */
+  tp_spool_stats st;
+  tp_spool_get_stats(f->spool, &st);
+  assert_int_equal(st.records, 2); /* delivered: not waiting */
+  assert_int_equal(st.bytes, 20);
+  assert_true(st.io_errors >= 1);
+  /* Neither the delivered batch again nor anything behind it while the disk is full. */
+  l = NULL;
+  assert_int_equal(tp_spool_lease_next(f->spool, 100, 1 << 20, &l), TP_E_IO);
+  assert_null(l);
+  uint8_t rec[10] = {9};
+  assert_int_equal(tp_spool_append(f->spool, rec, sizeof(rec), 9, NULL), TP_E_IO);
+  free_disk(old);
+  /* Space again: the deletion goes through and the next batch is what was left. */
+  l = lease(f->spool, 100, 1 << 20);
+  assert_non_null(l);
+  assert_int_equal(l->batch_seq, 2);
+  assert_int_equal(l->n_records, 2);
+  assert_int_equal(l->records[0].seq, 4);
+  assert_int_equal(tp_spool_ack(f->spool, l), TP_E_OK);
+  tp_spool_get_stats(f->spool, &st);
+  assert_int_equal(st.records, 0);
+  assert_int_equal(st.dropped_full, 0);
+  /* Gone from the file too: a reopen offers nothing. */
+  tp_spool_close(f->spool);
+  f->spool = open_spool(f, TP_SPOOL_DEFAULT_MAX_BYTES);
+  assert_null(lease(f->spool, 100, 1 << 20));
+}
+
+static void test_failed_ack_then_restart_resends_same_batch(void **state) {
+  fixture *f = *state;
+  f->spool = open_spool(f, TP_SPOOL_DEFAULT_MAX_BYTES);
+  for (int i = 1; i <= 3; i++)
+    put(f->spool, 10, (uint8_t)i, i);
+  tp_spool_lease *l = lease(f->spool, 2, 1 << 20);
+  struct rlimit old = fill_disk(f);
+  assert_int_equal(tp_spool_ack(f->spool, l), TP_E_IO);
+  tp_spool_close(f->spool); /* stopped before the disk had room again */
+  free_disk(old);
+  f->spool = open_spool(f, TP_SPOOL_DEFAULT_MAX_BYTES);
+  /* Persisted: the same batch, which the collector recognises as a re-send. */
+  l = lease(f->spool, 100, 1 << 20);
+  assert_int_equal(l->batch_seq, 1);
+  assert_int_equal(l->n_records, 2);
+  assert_int_equal(tp_spool_ack(f->spool, l), TP_E_OK);
+  l = lease(f->spool, 100, 1 << 20);
+  assert_int_equal(l->batch_seq, 2);
+  assert_int_equal(l->records[0].seq, 3);
+  tp_spool_nack(f->spool, l, true);
+}
+
 #define BOTH(fn)                                                                                 \
   cmocka_unit_test_setup_teardown(fn, setup_file, teardown),                                   \
       cmocka_unit_test_setup_teardown(fn, setup_memory, teardown)
@@ -409,6 +495,9 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_reopen_keeps_everything, setup_file, teardown),
       cmocka_unit_test_setup_teardown(test_file_in_use_is_refused, setup_file, teardown),
       cmocka_unit_test_setup_teardown(test_not_a_spool_is_refused, setup_file, teardown),
+      cmocka_unit_test_setup_teardown(test_failed_ack_is_never_resent, setup_file, teardown),
+      cmocka_unit_test_setup_teardown(test_failed_ack_then_restart_resends_same_batch, setup_file,
+                                      teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
