@@ -174,6 +174,7 @@ static void on_timeout(uv_timer_t *timer) {
  * iteration that time is stale and the deadline would come early. */
 void tp__probe_arm_timer(tp_probe *p, uint64_t ms) {
   uv_update_time(tp__engine_loop(p->engine));
+  p->timer_due_ns = uv_hrtime() + ms * 1000000ull;
   int rc = uv_timer_start(&p->timer, on_timeout, ms, 0);
   if (rc < 0)
     finish(p, TP_OUTCOME_OTHER, uv_strerror(rc));

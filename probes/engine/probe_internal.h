@@ -102,6 +102,7 @@ typedef struct tp_conn {
   bool have_server_suite;
   tp_exchange exchange;
   uint64_t t_phase, phase_lag; /* uv_hrtime() at phase start; loop lag seen since */
+  uint64_t t_active; /* uv_hrtime() after this attempt last did work (last sent bytes) */
   uint64_t connect_budget_ms;  /* this attempt's connect deadline */
   tp_verdict verdict;          /* set by tp__conn_end, reported once closed */
   bool report;                 /* false after tp__conn_abort */
@@ -126,6 +127,7 @@ struct tp_probe {
 
   probe_state state;
   uv_timer_t timer; /* one deadline for whatever phase runs now */
+  uint64_t timer_due_ns; /* uv_hrtime() the deadline is due at */
   struct tp_resolve_req *dns; /* the lookup running now, or NULL */
   uint64_t t_resolve;
   int open_handles; /* close callbacks still to come before the probe may be freed */

@@ -9,17 +9,23 @@
  *              [--client-cert PEM --client-key PEM] [--key-shares 1..3]
  *              [--connect-timeout MS] [--handshake-timeout MS]
  *              [--dns-server IP:PORT] [--family any|ipv4|ipv6] [--extra-host NAME]...
- *              [--stdin] [--verify-cache-max-age S]
+ *              [--stdin] [--verify-cache-max-age S] [--stall-ms MS [--stall-at-ms AT]]
  * Exit status: 0 when the outcome is ok, 1 otherwise, 2 on usage errors.
  *
  * --stdin: instead of one probe, one probe per line read from stdin (the
  * line is the port to probe), all on the same engine and profile, so its
  * caches carry over from one probe to the next; each result is followed by
- * the engine's cache counters (cache_*=N) and a line "end". Exit status 0. */
+ * the engine's cache counters (cache_*=N) and a line "end". Exit status 0.
+ *
+ * --stall-ms MS [--stall-at-ms AT]: AT ms (default 50) after the probe started, the
+ * loop's thread blocks for MS ms (once) -- an agent whose loop is
+ * stalled by a CPU hog or a long callback: the probe's deadline passes while the
+ * server's answer waits unread (tests/tools/delay_proxy.py makes it come later). */
 #include <gnutls/gnutls.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <uv.h>
 
 #include "probe.h"
@@ -44,7 +50,8 @@ static void print_result(const tp_result *r) {
          (unsigned long long)r->loop_lag_ns);
   printf("tls_version=%s\ncipher=%s\ngroup=%s\nalpn=%s\nserver_signature_algorithm=%s\n",
          r->tls_version ? r->tls_version : "", r->cipher ? r->cipher : "", r->group ? r->group : "",
-         r->alpn ? r->alpn : "", r->server_signature_algorithm ? r->server_signature_algorithm : "");
+         r->alpn ? r->alpn : "",
+         r->server_signature_algorithm ? r->server_signature_algorithm : "");
   printf("hello_retry_request=%d\nresumed=%d\nticket_received=%d\n", r->hello_retry_request,
          r->resumed, r->ticket_received);
   printf("resumption_handshake_ns=%llu\n", (unsigned long long)r->resumption_handshake_ns);
@@ -59,9 +66,11 @@ static void print_result(const tp_result *r) {
   printf("chain_length=%zu\nchain_length_sent=%u\nchain_complete=%d\ndays_to_earliest_expiry=%d\n",
          r->chain_len, r->chain_length_sent, r->chain_complete, r->days_to_earliest_expiry);
   for (size_t i = 0; i < r->chain_len; i++)
-    printf("chain[%zu]=%s | issuer %s | %s %u | %s\n", i, r->chain[i].subject ? r->chain[i].subject : "",
-           r->chain[i].issuer ? r->chain[i].issuer : "", r->chain[i].key_type ? r->chain[i].key_type : "",
-           r->chain[i].key_bits, r->chain[i].signature_algorithm ? r->chain[i].signature_algorithm : "");
+    printf("chain[%zu]=%s | issuer %s | %s %u | %s\n", i,
+           r->chain[i].subject ? r->chain[i].subject : "",
+           r->chain[i].issuer ? r->chain[i].issuer : "",
+           r->chain[i].key_type ? r->chain[i].key_type : "", r->chain[i].key_bits,
+           r->chain[i].signature_algorithm ? r->chain[i].signature_algorithm : "");
 }
 
 /* Shared by every probe of the run: when the last one ends the engine is
@@ -109,8 +118,7 @@ static void print_cache_stats(const tp_probe_engine *engine) {
          (unsigned long long)st.verify_hits, (unsigned long long)st.verify_misses,
          (unsigned long long)st.verify_rechecks);
   printf("cache_verify_entries=%zu\ncache_facts_hits=%llu\ncache_facts_misses=%llu\n",
-         st.verify_entries, (unsigned long long)st.facts_hits,
-         (unsigned long long)st.facts_misses);
+         st.verify_entries, (unsigned long long)st.facts_hits, (unsigned long long)st.facts_misses);
   printf("cache_facts_entries=%zu\n", st.facts_entries);
 }
 
@@ -152,6 +160,31 @@ static const char **split(char *text) {
   return v;
 }
 
+/* --stall-ms: the timer starts a check handle, whose callback (after this round of
+ * callbacks, before the next round's timers) blocks the thread: the next round runs
+ * the timers that came due first, as a busy agent's loop would. */
+typedef struct {
+  uv_timer_t timer;
+  uv_check_t check;
+  unsigned long long ms;
+} stall_state;
+
+static void stall_now(uv_check_t *check) {
+  stall_state *st = check->data;
+  struct timespec left = {.tv_sec = (time_t)(st->ms / 1000),
+                          .tv_nsec = (long)(st->ms % 1000) * 1000000L};
+  while (nanosleep(&left, &left) != 0)
+    ; /* EINTR: sleep the rest */
+  uv_close((uv_handle_t *)check, NULL);
+}
+
+static void stall_soon(uv_timer_t *timer) {
+  stall_state *st = timer->data;
+  uv_close((uv_handle_t *)timer, NULL);
+  if (uv_check_start(&st->check, stall_now) != 0)
+    uv_close((uv_handle_t *)&st->check, NULL);
+}
+
 static int usage(void) {
   fprintf(stderr, "usage: probe-once --host H --port P [options] (see the source header)\n");
   return 2;
@@ -172,6 +205,7 @@ int main(int argc, char **argv) {
   outcome_box extra_box[MAX_EXTRA];
   memset(extra_box, 0, sizeof(extra_box));
   int from_stdin = 0;
+  unsigned long long stall_ms = 0, stall_at_ms = 50;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -232,6 +266,10 @@ int main(int argc, char **argv) {
       timeouts.connect_ms = strtoull(v, NULL, 10);
     else if (strcmp(a, "--handshake-timeout") == 0)
       timeouts.handshake_ms = strtoull(v, NULL, 10);
+    else if (strcmp(a, "--stall-ms") == 0)
+      stall_ms = strtoull(v, NULL, 10);
+    else if (strcmp(a, "--stall-at-ms") == 0)
+      stall_at_ms = strtoull(v, NULL, 10);
     else
       return usage();
   }
@@ -278,6 +316,15 @@ int main(int argc, char **argv) {
   if (tp_probe_engine_submit(engine, &target, profile, &timeouts, on_done_timed, &box) != TP_E_OK) {
     fprintf(stderr, "probe-once: cannot start the probe\n");
     goto out;
+  }
+  stall_state stall = {.ms = stall_ms};
+  if (stall_ms > 0) {
+    stall.timer.data = stall.check.data = &stall;
+    if (uv_timer_init(&loop, &stall.timer) != 0 || uv_check_init(&loop, &stall.check) != 0 ||
+        uv_timer_start(&stall.timer, stall_soon, stall_at_ms, 0) != 0) {
+      fprintf(stderr, "probe-once: cannot arm --stall-ms\n");
+      goto out;
+    }
   }
   (void)uv_run(&loop, UV_RUN_DEFAULT);
   engine = run.engine; /* NULL: closed by the last probe's callback */
