@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "outcome_counts.h"
+#include "negotiated_mix.h"
 #include "sketch.h"
 #include "tlsprobe.pb-c.h"
 #include "tp_error.h"
@@ -396,6 +397,9 @@ typedef struct tp_store_rollup_row {
   /* Over exact successes that were not saturated; never NULL, empty when there are
    * none. */
   const tp_sketch *handshake_ns, *connect_ns, *total_ns;
+  /* Exact successes per negotiated (version, cipher, group); NULL when the span was
+   * rolled up before schema version 7 (not recorded). Valid during the callback. */
+  const tp_mix *negotiated;
 } tp_store_rollup_row;
 
 typedef tp_err (*tp_store_rollup_fn)(const tp_store_rollup_row *row, void *ctx);

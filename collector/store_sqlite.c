@@ -28,7 +28,7 @@
 #include "store_sqlite_internal.h"
 #include "tp_mem.h"
 
-#define SCHEMA_VERSION 6
+#define SCHEMA_VERSION 7
 #define BUSY_TIMEOUT_MS 5000
 
 /* Migration SQL, then an optional step in C for what SQL alone cannot do. */
@@ -338,6 +338,10 @@ static const migration migrations[SCHEMA_VERSION] = {
      " FROM results AS r JOIN spool_keys AS k ON k.agent_id = r.agent_id"
      " AND k.instance_id = r.instance_id ORDER BY r.id;",
      finish_v6},
+    /* 6 -> 7: the negotiated mix of rollups (negotiated_mix.h), so version, cipher and
+     * group distributions hold over windows only rollups cover. NULL in spans rolled
+     * up before: not recorded (the report counts them apart). */
+    {"ALTER TABLE rollups ADD COLUMN negotiated BLOB;", NULL},
 };
 
 /* ---- open / migrate ---------------------------------------------------------- */

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 
 #include "outcome.h"
+#include "negotiated_mix.h"
 #include "outcome_counts.h"
 #include "sketch.h"
 #include "store_sqlite_internal.h"
@@ -34,7 +35,7 @@
   "probes, successes, divergent, classes, hrr, resumption_probes, resumed,"                    \
   " early_data_attempts, early_data_accepts, early_data_violations, emulation_checked,"        \
   " ocsp_stapled, ocsp_max_age_seconds, min_days_to_expiry, loop_lag_max_ns, loop_lag_sum_ns," \
-  " handshake_sketch, connect_sketch, total_sketch, saturated"
+  " handshake_sketch, connect_sketch, total_sketch, saturated, negotiated"
 #define ROLLUP_KEY "target, profile, region, agent_id, address_family"
 
 static const char SQL_CHUNK_TABLE[] =
@@ -53,7 +54,7 @@ static const char SQL_CHUNK_FILL[] =
     " sum(divergent), tp_classes_sum(classes), sum(hrr), sum(resumption_probes), sum(resumed),"
     " sum(ed_attempts), sum(ed_accepts), sum(violations), sum(checked), sum(stapled),"
     " max(staple_age), min(days), max(lag_max), sum(lag_sum), tp_sketch_sum(hs),"
-    " tp_sketch_sum(conn), tp_sketch_sum(tot), sum(saturated)"
+    " tp_sketch_sum(conn), tp_sketch_sum(tot), sum(saturated), tp_mix_sum(mix)"
     " FROM (SELECT s.target AS target, s.profile AS profile, s.region AS region,"
     " k.agent_id AS agent_id, coalesce(s.address_family, '') AS family, g.*"
     " FROM (SELECT series, spool, start, count(*) AS probes, sum(exact) AS successes,"
@@ -66,11 +67,13 @@ static const char SQL_CHUNK_FILL[] =
     "  tp_sketch_of(CASE WHEN exact AND NOT saturated THEN handshake_ns END) AS hs,"
     "  tp_sketch_of(CASE WHEN exact AND NOT saturated THEN connect_ns END) AS conn,"
     "  tp_sketch_of(CASE WHEN exact AND NOT saturated THEN total_ns END) AS tot,"
-    "  sum(saturated) AS saturated"
+    "  sum(saturated) AS saturated,"
+    "  tp_mix_of(CASE WHEN exact THEN coalesce(tls_version, '') END, cipher, grp) AS mix"
     "  FROM (SELECT r.series AS series, r.spool AS spool,"
     "   r.started_unix_ns - r.started_unix_ns % 60000000000 AS start, (r.flags & 1) <> 0 AS ok,"
     "   (r.flags & 1) <> 0 AND coalesce(f.emulation_divergence, '') = '' AS exact,"
-    "   f.error_class AS error_class, (r.flags & 4) <> 0 AS hrr,"
+    "   f.error_class AS error_class, f.tls_version AS tls_version, f.cipher AS cipher,"
+    "   f.grp AS grp, (r.flags & 4) <> 0 AS hrr,"
     "   coalesce(f.mode, '') IN ('resumption', 'early_data') AS resumable,"
     "   (r.flags & 2) <> 0 AS resumed, (r.flags & 16) <> 0 AS ed_sent,"
     "   (r.flags & 32) <> 0 AS ed_accepted, (r.flags & 1024) <> 0 AS violation,"
@@ -110,7 +113,8 @@ static const char SQL_CHUNK_FILL[] =
   " handshake_sketch = tp_sketch_merge(handshake_sketch, excluded.handshake_sketch),"          \
   " connect_sketch = tp_sketch_merge(connect_sketch, excluded.connect_sketch),"                \
   " total_sketch = tp_sketch_merge(total_sketch, excluded.total_sketch),"                      \
-  " saturated = saturated + excluded.saturated"
+  " saturated = saturated + excluded.saturated,"                                             \
+  " negotiated = tp_mix_merge(negotiated, excluded.negotiated)"
 
 #define ROLLUP_INSERT "INSERT INTO rollups (span_ns, start_unix_ns, " ROLLUP_KEY ", " ROLLUP_VALUES ")"
 /* WHERE true: SQLite's documented way to keep "ON CONFLICT" from parsing as a join
@@ -127,7 +131,7 @@ static const char SQL_MERGE_HOURS[] =
     " sum(early_data_violations), sum(emulation_checked), sum(ocsp_stapled),"
     " max(ocsp_max_age_seconds), min(min_days_to_expiry), max(loop_lag_max_ns),"
     " sum(loop_lag_sum_ns), tp_sketch_sum(handshake_sketch), tp_sketch_sum(connect_sketch),"
-    " tp_sketch_sum(total_sketch), sum(saturated)"
+    " tp_sketch_sum(total_sketch), sum(saturated), tp_mix_sum(negotiated)"
     " FROM temp.fold_chunk WHERE true GROUP BY " ROLLUP_KEY ", hour" ROLLUP_MERGE;
 
 /* ---- SQL functions ---------------------------------------------------------------- */
@@ -302,6 +306,107 @@ static void classes_sum_step(sqlite3_context *ctx, int argc, sqlite3_value **arg
     sqlite3_result_error(ctx, "tp_classes_sum: too many probes", -1);
 }
 
+/* ---- the negotiated mix: tp_mix_of / tp_mix_merge / tp_mix_sum ---------------------- */
+
+static void result_mix(sqlite3_context *ctx, const tp_mix *mix) {
+  tp_buf b;
+  tp_buf_init(&b, 64 * 1024);
+  if (tp_mix_encode(mix, &b) != TP_E_OK)
+    sqlite3_result_error(ctx, "negotiated mix too large to encode", -1);
+  else
+    sqlite3_result_blob(ctx, b.data, (int)b.len, SQLITE_TRANSIENT);
+  tp_buf_free(&b);
+}
+
+/* The aggregate's mix, made on the first step; NULL after setting an error. */
+static tp_mix *aggregate_mix(sqlite3_context *ctx) {
+  tp_mix **mix = sqlite3_aggregate_context(ctx, sizeof(*mix));
+  if (mix == NULL) {
+    sqlite3_result_error_nomem(ctx);
+    return NULL;
+  }
+  if (*mix == NULL)
+    *mix = tp_mix_new();
+  return *mix;
+}
+
+static bool arg_mix(sqlite3_context *ctx, sqlite3_value *v, tp_mix *mix) {
+  char err[160], msg[200];
+  const void *blob = sqlite3_value_blob(v);
+  int len = sqlite3_value_bytes(v);
+  if (tp_mix_decode(mix, blob ? blob : "", blob ? (size_t)len : 0, err, sizeof(err)) == TP_E_OK)
+    return true;
+  snprintf(msg, sizeof(msg), "stored %s", err);
+  sqlite3_result_error(ctx, msg, -1);
+  return false;
+}
+
+/* tp_mix_of(version, cipher, group): aggregate; a NULL version skips the row. */
+static void mix_step(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  (void)argc;
+  tp_mix *mix = aggregate_mix(ctx);
+  if (mix == NULL || sqlite3_value_type(argv[0]) == SQLITE_NULL)
+    return;
+  const char *names[3];
+  for (int k = 0; k < 3; k++) {
+    const unsigned char *t = sqlite3_value_text(argv[k]);
+    names[k] = t ? (const char *)t : "";
+  }
+  tp_err rc = tp_mix_add(mix, names[0], names[1], names[2], 1);
+  if (rc == TP_E_INVAL) /* longer than the wire allows: only a hand-edited row */
+    rc = tp_mix_add(mix, "?", "?", "?", 1);
+  if (rc != TP_E_OK)
+    sqlite3_result_error(ctx, "tp_mix_of: too many successes for one mix", -1);
+}
+
+/* tp_mix_sum(blob): aggregate merge; NULL blobs are skipped. */
+static void mix_sum_step(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  (void)argc;
+  tp_mix *mix = aggregate_mix(ctx);
+  if (mix == NULL || sqlite3_value_type(argv[0]) == SQLITE_NULL)
+    return;
+  tp_mix *part = tp_mix_new();
+  if (arg_mix(ctx, argv[0], part) && tp_mix_merge(mix, part) != TP_E_OK)
+    sqlite3_result_error(ctx, "tp_mix_sum: too many successes for one mix", -1);
+  tp_mix_free(part);
+}
+
+/* Both aggregates: an empty mix when no row counted (NULL means "not recorded"). */
+static void mix_final(sqlite3_context *ctx) {
+  tp_mix **mix = sqlite3_aggregate_context(ctx, 0);
+  if (mix == NULL || *mix == NULL) {
+    tp_mix *empty = tp_mix_new();
+    result_mix(ctx, empty);
+    tp_mix_free(empty);
+    return;
+  }
+  result_mix(ctx, *mix);
+  tp_mix_free(*mix);
+  *mix = NULL;
+}
+
+/* tp_mix_merge(a, b): NULL (a span rolled up before schema version 7) yields the other. */
+static void mix_merge(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
+  (void)argc;
+  if (sqlite3_value_type(argv[1]) == SQLITE_NULL) {
+    sqlite3_result_value(ctx, argv[0]);
+    return;
+  }
+  if (sqlite3_value_type(argv[0]) == SQLITE_NULL) {
+    sqlite3_result_value(ctx, argv[1]);
+    return;
+  }
+  tp_mix *a = tp_mix_new(), *b = tp_mix_new();
+  if (arg_mix(ctx, argv[0], a) && arg_mix(ctx, argv[1], b)) {
+    if (tp_mix_merge(a, b) != TP_E_OK)
+      sqlite3_result_error(ctx, "tp_mix_merge: too many successes for one mix", -1);
+    else
+      result_mix(ctx, a);
+  }
+  tp_mix_free(a);
+  tp_mix_free(b);
+}
+
 tp_err tp__sqlite_register_rollup_functions(sqlite_store *s, char *err, size_t errlen) {
   /* DIRECTONLY: usable in our statements, never from a trigger or view someone
    * planted in the file. */
@@ -317,7 +422,13 @@ tp_err tp__sqlite_register_rollup_functions(sqlite_store *s, char *err, size_t e
       sqlite3_create_function(s->db, "tp_sketch_sum", 1, flags, NULL, NULL, sketch_sum_step,
                               sketch_final) != SQLITE_OK ||
       sqlite3_create_function(s->db, "tp_classes_sum", 1, flags, NULL, NULL, classes_sum_step,
-                              classes_final) != SQLITE_OK)
+                              classes_final) != SQLITE_OK ||
+      sqlite3_create_function(s->db, "tp_mix_of", 3, flags, NULL, NULL, mix_step, mix_final) !=
+          SQLITE_OK ||
+      sqlite3_create_function(s->db, "tp_mix_sum", 1, flags, NULL, NULL, mix_sum_step,
+                              mix_final) != SQLITE_OK ||
+      sqlite3_create_function(s->db, "tp_mix_merge", 2, flags, NULL, mix_merge, NULL, NULL) !=
+          SQLITE_OK)
     return fail(s, err, errlen, "cannot register the rollup functions");
   return TP_E_OK;
 }
@@ -368,7 +479,7 @@ tp_err tp__sqlite_fold(sqlite_store *s, int64_t watermark, int64_t hi, uint64_t 
   " successes, divergent, classes, hrr, resumption_probes, resumed, early_data_attempts,"     \
   " early_data_accepts, early_data_violations, emulation_checked, ocsp_stapled,"              \
   " ocsp_max_age_seconds, min_days_to_expiry, loop_lag_max_ns, loop_lag_sum_ns,"              \
-  " handshake_sketch, connect_sketch, total_sketch, saturated"                                \
+  " handshake_sketch, connect_sketch, total_sketch, saturated, negotiated"                    \
   " FROM rollups INDEXED BY rollups_start"                                                    \
   " WHERE span_ns = ?8 AND start_unix_ns > ?1 AND start_unix_ns < ?2 AND target GLOB ?3"      \
   " AND profile GLOB ?4 AND region GLOB ?5 AND agent_id GLOB ?6 AND address_family GLOB ?7"
@@ -384,6 +495,7 @@ typedef struct scan {
   sqlite_store *s;
   sqlite3_stmt *stmt;
   tp_sketch *sk[3];
+  tp_mix *mix;
   char *err;
   size_t errlen;
 } scan;
@@ -436,6 +548,14 @@ static tp_err decode_blobs(scan *sc, tp_store_rollup_row *row) {
   row->handshake_ns = sc->sk[0];
   row->connect_ns = sc->sk[1];
   row->total_ns = sc->sk[2];
+  row->negotiated = NULL;
+  if (sqlite3_column_type(st, 26) != SQLITE_NULL) { /* NULL: rolled up before version 7 */
+    const void *blob = sqlite3_column_blob(st, 26);
+    size_t len = (size_t)sqlite3_column_bytes(st, 26);
+    if (tp_mix_decode(sc->mix, blob ? blob : "", blob ? len : 0, why, sizeof(why)) != TP_E_OK)
+      return bad_blob(sc, row, "negotiated", why);
+    row->negotiated = sc->mix;
+  }
   return TP_E_OK;
 }
 
@@ -499,6 +619,7 @@ tp_err tp__sqlite_scan_rollups(tp_store *store, tp_store_rollup_span span, int64
   }
   for (int i = 0; i < 3; i++)
     sc.sk[i] = tp_sketch_new();
+  sc.mix = tp_mix_new();
   int step;
   while ((step = sqlite3_step(sc.stmt)) == SQLITE_ROW) {
     tp_store_rollup_row row;
@@ -513,6 +634,7 @@ tp_err tp__sqlite_scan_rollups(tp_store *store, tp_store_rollup_span span, int64
 out:
   for (int i = 0; i < 3; i++)
     tp_sketch_free(sc.sk[i]);
+  tp_mix_free(sc.mix);
   sqlite3_finalize(sc.stmt);
   return rc;
 }

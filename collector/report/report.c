@@ -150,19 +150,40 @@ static size_t find_group(agg *a, const tp_store_row *row) {
 
 /* ---- adding one row ------------------------------------------------------------- */
 
-static void dist_add(tp_report_dist *d, const char *name) {
-  if (name == NULL || name[0] == '\0')
+static void dist_add_n(tp_report_dist *d, const char *name, uint64_t n) {
+  if (name == NULL || name[0] == '\0' || n == 0)
     return;
   for (size_t i = 0; i < d->n; i++)
     if (strcmp(d->items[i].name, name) == 0) {
-      d->items[i].count++;
+      d->items[i].count += n;
       return;
     }
   if (d->n == d->alloc) {
     d->alloc = d->alloc ? 2 * d->alloc : 4;
     d->items = tp_xrealloc(d->items, d->alloc * sizeof(d->items[0]));
   }
-  d->items[d->n++] = (tp_report_count){.name = tp_xstrdup(name), .count = 1};
+  d->items[d->n++] = (tp_report_count){.name = tp_xstrdup(name), .count = n};
+}
+
+static void dist_add(tp_report_dist *d, const char *name) { dist_add_n(d, name, 1); }
+
+/* A rollup row's negotiated mix into the group's distributions. Successes past the
+ * mix's distinct combinations count as "(other)" in each. */
+static void add_mix(agg *a, tp_report_series *s, const tp_store_rollup_row *row) {
+  if (row->negotiated == NULL) {
+    a->report->mix_unrecorded += row->successes;
+    return;
+  }
+  for (size_t i = 0; i < tp_mix_entries(row->negotiated); i++) {
+    tp_mix_entry e = tp_mix_entry_at(row->negotiated, i);
+    dist_add_n(&s->versions, e.version, e.count);
+    dist_add_n(&s->ciphers, e.cipher, e.count);
+    dist_add_n(&s->groups, e.group, e.count);
+  }
+  uint64_t other = tp_mix_overflow(row->negotiated);
+  dist_add_n(&s->versions, "(other)", other);
+  dist_add_n(&s->ciphers, "(other)", other);
+  dist_add_n(&s->groups, "(other)", other);
 }
 
 /* Keeps `text` as the example when it is at least as recent as the current one
@@ -325,6 +346,7 @@ static tp_err merge_rollup(agg *a, size_t g, const tp_store_rollup_row *row) {
   s->early_data_violations += row->early_data_violations;
   s->emulation_checked += row->emulation_checked;
   s->ocsp_stapled += row->ocsp_stapled;
+  add_mix(a, s, row);
   if (row->ocsp_max_age_seconds.set &&
       (!s->ocsp_max_age_seconds.set || row->ocsp_max_age_seconds.v > s->ocsp_max_age_seconds.v))
     s->ocsp_max_age_seconds = row->ocsp_max_age_seconds;

@@ -28,6 +28,7 @@ struct tp_report {
   size_t n_slo_warnings;
   bool from_rollups;
   uint64_t not_rolled_up;
+  uint64_t mix_unrecorded; /* rollup successes without a negotiated mix (before v7) */
 };
 
 /* report.c: whether a row passes the query's glob filters. */

@@ -98,9 +98,13 @@ static tp_err header(const tp_report *r, const char *what, tp_buf *b) {
   free(window);
   if (rc == TP_E_OK && r->from_rollups)
     rc = add(b, tp_xasprintf("from rollups: percentiles within 1 %% (merged sketches), no"
-                             " negotiated mix or error details, loop-lag p99 = the maximum;"
+                             " error details, loop-lag p99 = the maximum;"
                              " %" PRIu64 " results not rolled up yet\n",
                              r->not_rolled_up));
+  if (rc == TP_E_OK && r->from_rollups && r->mix_unrecorded > 0)
+    rc = add(b, tp_xasprintf("negotiated mix: not recorded for %" PRIu64
+                             " successes (spans rolled up before schema version 7)\n",
+                             r->mix_unrecorded));
   return rc;
 }
 

@@ -1,12 +1,13 @@
 /* fuzz_sketch.c - libFuzzer target for the blobs the collector reads back from its
  * rollups table: the input is given to tp_sketch_decode (a latency sketch,
- * collector/sketch.h) and to tp_outcome_counts_decode (the outcome counts,
- * collector/outcome_counts.h). A database file is as untrusted as the network:
+ * collector/sketch.h), to tp_outcome_counts_decode (the outcome counts,
+ * collector/outcome_counts.h) and to tp_mix_decode (the negotiated mix,
+ * collector/negotiated_mix.h). A database file is as untrusted as the network:
  * a disk error, a hand edit or another program's writes can put anything there.
  *
  * Besides sanitizer findings it aborts when a decoder's contract breaks: a
  * refusal that is not TP_E_DECODE with a message, or leaves data behind; an
- * accepted blob that does not re-encode to exactly the input (both codecs accept
+ * accepted blob that does not re-encode to exactly the input (the codecs accept
  * only canonical bytes); a sketch whose count exceeds TP_SKETCH_MAX_COUNT, whose
  * quantiles are not ascending in q or outside [min, max], or that does not merge
  * with a copy of itself into twice its count. */
@@ -16,6 +17,7 @@
 
 #include "fuzz_file.h"
 #include "fuzz_seed.h"
+#include "negotiated_mix.h"
 #include "outcome_counts.h"
 #include "sketch.h"
 
@@ -101,11 +103,42 @@ static void run_counts(const uint8_t *data, size_t size) {
   tp_buf_free(&b);
 }
 
+static void run_mix(const uint8_t *data, size_t size) {
+  char err[256] = "";
+  tp_mix *m = tp_mix_new();
+  tp_err rc = tp_mix_decode(m, data, size, err, sizeof(err));
+  if (rc != TP_E_OK) {
+    check(rc == TP_E_DECODE && err[0] != '\0', "mix: a refusal is TP_E_DECODE with a message", err);
+    check(tp_mix_total(m) == 0 && tp_mix_entries(m) == 0, "mix: refused leaves it empty", err);
+    tp_mix_free(m);
+    return;
+  }
+  check(tp_mix_total(m) <= TP_MIX_COUNT_MAX, "mix: total within the limit", NULL);
+  check(tp_mix_entries(m) <= TP_MIX_MAX_ENTRIES, "mix: entries within the limit", NULL);
+  tp_buf b;
+  tp_buf_init(&b, 64 * 1024);
+  check(tp_mix_encode(m, &b) == TP_E_OK, "mix: encode", NULL);
+  check_reencodes(&b, data, size, "mix: a decoded mix re-encodes to its blob");
+  /* Merged with itself: twice the total, the same combinations. */
+  tp_mix *twice = tp_mix_new();
+  check(tp_mix_merge(twice, m) == TP_E_OK, "mix: merge into empty", NULL);
+  if (tp_mix_total(m) <= TP_MIX_COUNT_MAX / 2) {
+    check(tp_mix_merge(twice, m) == TP_E_OK, "mix: merge with itself", NULL);
+    check(tp_mix_total(twice) == 2 * tp_mix_total(m), "mix: merged total", NULL);
+    check(tp_mix_entries(twice) == tp_mix_entries(m), "mix: merged combinations", NULL);
+  }
+  tp_mix_free(twice);
+  tp_buf_free(&b);
+  tp_mix_free(m);
+}
+
 /* Seeds named ok-* must decode as a sketch, reject-* must not; others (counts-*
- * for the outcome counts, crash inputs) only have to run. */
+ * for the outcome counts, mix-* for the negotiated mix, crash inputs) only have to
+ * run. */
 int tp_fuzz_seed_run(const char *name, const uint8_t *data, size_t size) {
   int ok = run_sketch(data, size);
   run_counts(data, size);
+  run_mix(data, size);
   return tp_fuzz_seed_verdict(name, ok, "decoded", "refused");
 }
 
@@ -117,5 +150,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   (void)run_sketch(data, size);
   run_counts(data, size);
+  run_mix(data, size);
   return 0;
 }

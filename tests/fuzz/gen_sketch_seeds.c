@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "outcome.h"
+#include "negotiated_mix.h"
 #include "outcome_counts.h"
 #include "sketch.h"
 
@@ -121,11 +122,39 @@ static int counts_seeds(const char *dir) {
   return rc;
 }
 
+static int write_mix(const char *dir, const char *name, const tp_mix *m) {
+  tp_buf b;
+  tp_buf_init(&b, 64 * 1024);
+  int rc = tp_mix_encode(m, &b) != TP_E_OK || write_file(dir, name, b.data, b.len);
+  tp_buf_free(&b);
+  return rc;
+}
+
+static int mix_seeds(const char *dir) {
+  tp_mix *m = tp_mix_new();
+  int rc = write_mix(dir, "mix-empty", m);
+  rc |= tp_mix_add(m, "TLS1.3", "TLS_AES_128_GCM_SHA256", "X25519", 57) != TP_E_OK;
+  rc |= write_mix(dir, "mix-one", m);
+  rc |= tp_mix_add(m, "TLS1.2", "AES128-GCM-SHA256", "", 3) != TP_E_OK;
+  rc |= write_mix(dir, "mix-two", m);
+  char cipher[16];
+  for (int i = 0; i < TP_MIX_MAX_ENTRIES + 2; i++) {
+    snprintf(cipher, sizeof(cipher), "C%03d", i);
+    rc |= tp_mix_add(m, "TLS1.2", cipher, "SECP256R1", 1) != TP_E_OK;
+  }
+  rc |= write_mix(dir, "mix-full-overflow", m);
+  tp_mix_free(m);
+  /* header: format 1, overflow 0, 1 entry; names "b" then "a"... out of order */
+  rc |= write_file(dir, "mix-descending", "\x01\x00\x02\x01b\x00\x00\x01\x01a\x00\x00\x01", 13);
+  rc |= write_file(dir, "mix-zero-count", "\x01\x00\x01\x01a\x00\x00\x00", 8);
+  return rc;
+}
+
 int main(int argc, char **argv) {
   if (argc != 2) {
     fprintf(stderr, "usage: %s CORPUS_DIR\n", argv[0]);
     return 2;
   }
-  int rc = ok_seeds(argv[1]) | reject_seeds(argv[1]) | counts_seeds(argv[1]);
+  int rc = ok_seeds(argv[1]) | reject_seeds(argv[1]) | counts_seeds(argv[1]) | mix_seeds(argv[1]);
   return rc ? 1 : 0;
 }

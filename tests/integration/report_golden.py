@@ -272,6 +272,10 @@ def check_rollup(raw_path, rollup_path):
             expect(f"rollup {key(x)} {field}", x[field], y.get(field))
         expect(f"rollup {key(x)} errors", {e["class"]: e["count"] for e in x["errors"]},
                {e["class"]: e["count"] for e in y.get("errors", [])})
+        # The negotiated mix (schema version 7): the same counts as the raw rows'.
+        for dist in ("versions", "ciphers", "groups"):
+            expect(f"rollup {key(x)} {dist}", {d["name"]: d["count"] for d in x[dist]},
+                   {d["name"]: d["count"] for d in y.get(dist, [])})
         for lat in ("handshake_ms", "connect_ms", "total_ms"):
             if x[lat] is None:
                 expect(f"rollup {key(x)} {lat} null", None, y.get(lat))

@@ -39,6 +39,11 @@ static const char *const PROFILES[] = {"modern", "android-7"};
 static const char *const REGIONS[] = {"eu", "us"};
 static const char *const AGENTS[] = {"agent-a", "agent-b"};
 static const char *const FAMILIES[] = {"", "ipv4", "ipv6"};
+/* Negotiated (version, cipher, group) combinations; "" = none negotiated. */
+static const char *const MIXES[][3] = {{"TLS1.3", "TLS_AES_128_GCM_SHA256", "X25519"},
+                                       {"TLS1.2", "ECDHE-ECDSA-AES128-GCM-SHA256", "SECP256R1"},
+                                       {"TLS1.2", "AES128-GCM-SHA256", ""}};
+#define N_MIX 3
 #define N_T 3
 #define N_P 2
 #define N_R 2
@@ -51,6 +56,7 @@ typedef struct probe {
   int t, p, r, a, f; /* indices into the tables above */
   int64_t started;
   int cls; /* ErrorClass = outcome value */
+  int mix;  /* index into MIXES: what a success negotiated */
   bool divergent;
   uint64_t handshake, connect, total, lag;
   bool hrr, resumed, ed_sent, ed_accepted, violation, checked;
@@ -157,6 +163,11 @@ static void fill_result(const probe *pr, uint64_t seq, Tlsprobe__V1__ProbeResult
   r->early_data_policy_violation = pr->violation;
   r->emulation_checked = pr->checked;
   r->emulation_divergence = pr->divergent ? "cipher X not offered by the real client" : "";
+  if (r->ok) {
+    r->tls_version = (char *)MIXES[pr->mix][0];
+    r->cipher = (char *)MIXES[pr->mix][1];
+    r->group = (char *)MIXES[pr->mix][2];
+  }
   if (pr->stapled) {
     tlsprobe__v1__ocsp_facts__init(ocsp);
     ocsp->cert_status = "good";
@@ -251,6 +262,7 @@ static probe random_probe(uint64_t *s, int64_t started) {
   pr.connect = 100000 + rng_next(s) % 900000;
   pr.total = pr.handshake + pr.connect + rng_next(s) % 500000;
   pr.lag = rng_next(s) % 50000;
+  pr.mix = (int)(pr.connect % N_MIX); /* no extra draw: the other facts stay as they were */
   if (pr.cls == TP_OUTCOME_OK) {
     pr.checked = chance(s, 50);
     pr.divergent = pr.checked && chance(s, 10);
@@ -284,7 +296,8 @@ static probe *generate(uint64_t seed, size_t n) {
 
 typedef struct expect {
   uint64_t probes, successes, divergent, classes[TP_OUTCOME_SLOTS], hrr, resumption_probes,
-      resumed, ed_attempts, ed_accepts, violations, checked, stapled, lag_max, lag_sum;
+      resumed, ed_attempts, ed_accepts, violations, checked, stapled, lag_max, lag_sum,
+      mix[N_MIX];
   bool have_age, have_days;
   int64_t max_age, min_days;
   int seen;
@@ -310,6 +323,7 @@ static void expect_add(expect *e, const probe *pr) {
   e->divergent += pr->cls == TP_OUTCOME_OK && pr->divergent;
   e->classes[pr->cls]++;
   e->hrr += exact && pr->hrr;
+  e->mix[pr->mix] += exact;
   e->resumption_probes += exact && resumable;
   e->resumed += exact && resumable && pr->resumed;
   e->ed_attempts += exact && pr->ed_sent;
@@ -378,6 +392,24 @@ static tp_err check_row(const tp_store_rollup_row *row, void *data) {
   assert_int_equal(row->loop_lag_max_ns, e->lag_max);
   assert_int_equal(row->loop_lag_sum_ns, e->lag_sum);
   assert_int_equal(tp_sketch_count(row->handshake_ns), e->successes);
+  /* The negotiated mix: exact successes per combination, nothing else. */
+  assert_non_null(row->negotiated);
+  assert_int_equal(tp_mix_total(row->negotiated), e->successes);
+  assert_int_equal(tp_mix_overflow(row->negotiated), 0);
+  size_t combos = 0;
+  for (int m = 0; m < N_MIX; m++)
+    combos += e->mix[m] > 0;
+  assert_int_equal(tp_mix_entries(row->negotiated), combos);
+  for (size_t i = 0; i < tp_mix_entries(row->negotiated); i++) {
+    tp_mix_entry me = tp_mix_entry_at(row->negotiated, i);
+    int m = 0;
+    while (m < N_MIX && !(strcmp(MIXES[m][0], me.version) == 0 &&
+                          strcmp(MIXES[m][1], me.cipher) == 0 && strcmp(MIXES[m][2], me.group) == 0))
+      m++;
+    if (m == N_MIX)
+      fail_msg("rollup mix holds an unknown combination %s/%s/%s", me.version, me.cipher, me.group);
+    assert_int_equal(me.count, e->mix[m]);
+  }
   assert_int_equal(tp_sketch_count(row->connect_ns), e->successes);
   assert_int_equal(tp_sketch_count(row->total_ns), e->successes);
   tp_sketch **m = c->merged[(t * N_P + p) * N_R + r];
@@ -879,9 +911,9 @@ static void test_migration_from_v4(void **state) {
   exec_sql(v4, V4_DDL);
   exec_sql(v4, V4_ROWS);
   assert_int_equal(tp_store_open_sqlite(v4, TP_STORE_READONLY, &s, err, sizeof(err)), TP_E_STORE);
-  assert_non_null(strstr(err, "schema version 4 is older than 6"));
+  assert_non_null(strstr(err, "schema version 4 is older than 7"));
   assert_int_equal(tp_store_open_sqlite(v4, TP_STORE_READWRITE, &s, err, sizeof(err)), TP_E_OK);
-  assert_int_equal(query_int(v4, "PRAGMA user_version"), 6);
+  assert_int_equal(query_int(v4, "PRAGMA user_version"), 7);
   assert_int_equal(query_int(v4, "SELECT watermark FROM rollup_state"), 0);
   tp_store_horizon h;
   assert_int_equal(tp_store_horizon_get(s, &h, err, sizeof(err)), TP_E_OK);
@@ -950,6 +982,44 @@ static tp_err count_rows(const tp_store_rollup_row *row, void *ctx) {
 
 /* A damaged blob is refused when read and when merged into, naming the row; the
  * failed pass rolls back, watermark included. */
+/* A span rolled up before schema version 7 has no negotiated mix (NULL): it reads as
+ * "not recorded", and a late result merged into it records its own combination. */
+static tp_err first_row_mix(const tp_store_rollup_row *row, void *data) {
+  uint64_t *out = data;
+  out[0]++;
+  out[1] = row->negotiated == NULL ? UINT64_MAX : tp_mix_total(row->negotiated);
+  out[2] = row->successes;
+  return TP_E_OK;
+}
+
+static void test_mix_not_recorded_before_v7(void **state) {
+  fixture *f = *state;
+  char err[512] = "";
+  probe one = simple_probe(0, T0 + 5);
+  put_probes_seq(f, &one, 1, T0, 0, 0);
+  tp_store_maintain_stats st;
+  maintain(f, T0, &st);
+  exec_sql(f->db, "UPDATE rollups SET negotiated = NULL");
+  uint64_t got[3] = {0};
+  assert_int_equal(tp_store_scan_rollups(f->store, TP_STORE_ROLLUP_MINUTE, 0, INT64_MAX, NULL,
+                                         TP_STORE_ROLLUPS_BY_GROUP, first_row_mix, got, err,
+                                         sizeof(err)),
+                   TP_E_OK);
+  assert_int_equal(got[0], 1);
+  assert_int_equal(got[1], UINT64_MAX);
+  probe late = simple_probe(0, T0 + 10);
+  put_probes_seq(f, &late, 1, T0, 0, 0);
+  maintain(f, T0, &st);
+  memset(got, 0, sizeof(got));
+  assert_int_equal(tp_store_scan_rollups(f->store, TP_STORE_ROLLUP_MINUTE, 0, INT64_MAX, NULL,
+                                         TP_STORE_ROLLUPS_BY_GROUP, first_row_mix, got, err,
+                                         sizeof(err)),
+                   TP_E_OK);
+  assert_int_equal(got[0], 1);
+  assert_int_equal(got[2], 2); /* both successes counted */
+  assert_int_equal(got[1], 1); /* only the late one's combination is known */
+}
+
 static void test_damaged_blob(void **state) {
   fixture *f = *state;
   char err[512] = "";
@@ -973,6 +1043,13 @@ static void test_damaged_blob(void **state) {
                                          count_rows, &n, err, sizeof(err)),
                    TP_E_STORE);
   assert_non_null(strstr(err, "damaged classes"));
+  exec_sql(f->db, "UPDATE rollups SET classes = X'010101', negotiated = X'0100'||X'02'");
+  assert_int_equal(tp_store_scan_rollups(f->store, TP_STORE_ROLLUP_MINUTE, 0, INT64_MAX, NULL,
+                                         TP_STORE_ROLLUPS_BY_GROUP, count_rows, &n, err,
+                                         sizeof(err)),
+                   TP_E_STORE); /* two entries announced, none there */
+  assert_non_null(strstr(err, "damaged negotiated"));
+  exec_sql(f->db, "UPDATE rollups SET classes = X'01'||X'19'||X'01', negotiated = NULL");
 
   probe late = simple_probe(0, T0 + 10);
   put_probes_seq(f, &late, 1, T0, 0, 0);
@@ -1201,6 +1278,7 @@ int main(void) {
       T(test_newest_row_kept_ids_grow),
       T(test_migration_from_v4),
       T(test_damaged_blob),
+      T(test_mix_not_recorded_before_v7),
       T(test_scan_filters_orders_and_edges),
       T(test_hour_rows_are_merged_minutes),
   };
