@@ -172,7 +172,7 @@ static tp_err worker_init(tp_agent *a, worker *w, unsigned index) {
                               .adaptive = c->adaptive_in_flight,
                               .min_in_flight = c->min_in_flight,
                               .max_in_flight = c->max_in_flight};
-  if (tp_saturation_new(&w->loop, &so, w->engine, &w->saturation) != TP_E_OK)
+  if (tp_saturation_new(&w->loop, &so, w->engine, a->log, &w->saturation) != TP_E_OK)
     return TP_E_LOOP;
   tp_err rc = tp_scheduler_new(&w->loop, c, a->profiles, index, a->n_workers, w->engine, a->log,
                                on_probe_result, w, &w->scheduler);

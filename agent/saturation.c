@@ -66,12 +66,20 @@ struct tp_saturation {
   tp_cpu_wait_ring ring;
   int schedstat_fd; /* -1 = not open */
   bool cpu_wait_available;
+  const tp_log *log; /* borrowed; NULL = tp_log defaults (stderr) */
 };
 
 static void sample(tp_saturation *s) {
   uint64_t waited;
-  if (!s->cpu_wait_available || tp_cpu_wait_read_thread(&s->schedstat_fd, &waited) != TP_E_OK) {
-    s->cpu_wait_available = false; /* one failure: stop asking (no log spam at 10 Hz) */
+  if (!s->cpu_wait_available)
+    return;
+  tp_err rc = tp_cpu_wait_read_thread(&s->schedstat_fd, &waited);
+  if (rc != TP_E_OK) {
+    /* One failure: stop asking (no log spam at 10 Hz), but say so once: from now on
+     * only loop lag and lateness mark results saturated. */
+    s->cpu_wait_available = false;
+    tp_log_warn(s->log, "cannot read the loop thread's CPU wait; saturation judged without it",
+                "source=/proc/thread-self/schedstat error=\"%s\"", tp_err_name(rc));
     return;
   }
   tp_cpu_wait_ring_add(&s->ring, uv_hrtime(), waited);
@@ -91,7 +99,7 @@ static void on_tick(uv_timer_t *timer) {
 }
 
 tp_err tp_saturation_new(uv_loop_t *loop, const tp_saturation_options *options,
-                         tp_probe_engine *engine, tp_saturation **out) {
+                         tp_probe_engine *engine, const tp_log *log, tp_saturation **out) {
   if (options->max_in_flight == 0)
     return TP_E_INVAL;
   tp_saturation *s = tp_xcalloc(1, sizeof(*s));
@@ -101,6 +109,7 @@ tp_err tp_saturation_new(uv_loop_t *loop, const tp_saturation_options *options,
   }
   s->timer.data = s;
   s->engine = engine;
+  s->log = log;
   s->schedstat_fd = -1;
   s->cpu_wait_available = true;
   tp_saturation_ctl_init(&s->ctl, options);

@@ -27,6 +27,7 @@
 #include "probe.h"
 #include "result.h"
 #include "tp_error.h"
+#include "tp_log.h"
 
 typedef struct tp_saturation_options {
   uint64_t max_loop_lag_ns;
@@ -61,7 +62,7 @@ unsigned tp_saturation_ctl_tick(tp_saturation_ctl *ctl, uint64_t now_ns, bool cp
 typedef struct tp_saturation tp_saturation;
 
 tp_err tp_saturation_new(uv_loop_t *loop, const tp_saturation_options *options,
-                         tp_probe_engine *engine, tp_saturation **out);
+                         tp_probe_engine *engine, const tp_log *log, tp_saturation **out);
 /* Call on the loop's thread (the CPU-wait counter is per thread). */
 void tp_saturation_start(tp_saturation *s);
 /* Judges a finished probe that was due at started_ns (uv_hrtime). */

@@ -11,7 +11,8 @@
 #      database up -- as an operator runs it (auto: raw rows up to 6 h, rollups beyond,
 #      SLO burn rates from rollups for all but the last hour), by region, the expiry
 #      view, JSON, 30 days.
-# Output: a Markdown table on stdout; with BENCH_RESULTS=FILE also appended there.
+# Output: a Markdown table on stdout; with BENCH_RESULTS=FILE also appended there;
+# BENCH_KEEP=1 keeps the work directory (databases, logs) and prints its path.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 COLLECTOR=${TP_COLLECTOR:-$ROOT/build/collector/tlsprobe-collector}
@@ -19,7 +20,12 @@ COLLECTOR=${TP_COLLECTOR:-$ROOT/build/collector/tlsprobe-collector}
 command -v sqlite3 >/dev/null || { echo "sqlite3 missing: deploy/scripts/install-deps.sh" >&2; exit 2; }
 ROWS_LIST=("${@:-1000000}")
 W=$(mktemp -d /tmp/tp-bench-report.XXXXXX)
-trap 'rm -rf "$W"' EXIT
+# BENCH_KEEP=1 keeps the databases (and logs) for profiling; the path is printed.
+if [ "${BENCH_KEEP:-0}" = 1 ]; then
+  trap 'echo "kept: $W" >&2' EXIT
+else
+  trap 'rm -rf "$W"' EXIT
+fi
 
 # roll_up DB: a collector with a maintenance pass every second folds every result into
 # the rollups (as production does every minute); prints how long that took.
