@@ -361,6 +361,10 @@ typedef enum {
   /* start, then the group fields: every group's row of one minute (hour) together
    * -- for time series. */
   TP_STORE_ROLLUPS_BY_MINUTE,
+  /* start only, ties in whatever order the index holds them: no sort (a sort of a
+   * 7-day window's hour rows is a third of a report's time) -- for aggregates that
+   * group by hashing and do not depend on the order. */
+  TP_STORE_ROLLUPS_BY_START,
 } tp_store_rollup_order;
 
 /* One span of one group, as the report needs it. Strings and sketches are

@@ -490,6 +490,7 @@ static const char SQL_SCAN_BY_GROUP[] = SQL_ROLLUP_COLUMNS
     " ORDER BY target, profile, region, agent_id, address_family, start_unix_ns";
 static const char SQL_SCAN_BY_MINUTE[] = SQL_ROLLUP_COLUMNS
     " ORDER BY start_unix_ns, target, profile, region, agent_id, address_family";
+static const char SQL_SCAN_BY_START[] = SQL_ROLLUP_COLUMNS " ORDER BY start_unix_ns";
 
 typedef struct scan {
   sqlite_store *s;
@@ -601,7 +602,9 @@ tp_err tp__sqlite_scan_rollups(tp_store *store, tp_store_rollup_span span, int64
     return TP_E_OK;
   scan sc = {.s = s, .err = err, .errlen = errlen};
   tp_err rc = TP_E_OK;
-  const char *sql = order == TP_STORE_ROLLUPS_BY_MINUTE ? SQL_SCAN_BY_MINUTE : SQL_SCAN_BY_GROUP;
+  const char *sql = order == TP_STORE_ROLLUPS_BY_MINUTE  ? SQL_SCAN_BY_MINUTE
+                    : order == TP_STORE_ROLLUPS_BY_START ? SQL_SCAN_BY_START
+                                                         : SQL_SCAN_BY_GROUP;
   if (sqlite3_prepare_v2(s->db, sql, -1, &sc.stmt, NULL) != SQLITE_OK)
     return fail(s, err, errlen, "cannot prepare the rollup scan");
   binder b = {.stmt = sc.stmt, .idx = 0, .rc = SQLITE_OK};

@@ -350,8 +350,12 @@ static tp_err merge_rollup(agg *a, size_t g, const tp_store_rollup_row *row) {
   if (row->ocsp_max_age_seconds.set &&
       (!s->ocsp_max_age_seconds.set || row->ocsp_max_age_seconds.v > s->ocsp_max_age_seconds.v))
     s->ocsp_max_age_seconds = row->ocsp_max_age_seconds;
-  /* The latest span's certificate is the current one. */
-  if (row->min_days_to_expiry.set && row->start_unix_ns >= s->expiry_seen_ns) {
+  /* The latest span's certificate is the current one; spans of the same start (other
+   * agents of the group) give the soonest expiry, whatever order they come in. */
+  if (row->min_days_to_expiry.set &&
+      (row->start_unix_ns > s->expiry_seen_ns || !s->min_days_to_expiry.set ||
+       (row->start_unix_ns == s->expiry_seen_ns &&
+        row->min_days_to_expiry.v < s->min_days_to_expiry.v))) {
     s->min_days_to_expiry = row->min_days_to_expiry;
     s->expiry_seen_ns = row->start_unix_ns;
   }

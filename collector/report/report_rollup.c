@@ -11,16 +11,16 @@ tp_err tp__report_scan_rollups(tp_store *store, int64_t since, int64_t until,
   int64_t last_hour = floor_to(until, hour);
   if (first_hour >= last_hour) /* no whole hour inside: minutes throughout */
     return tp_store_scan_rollups(store, TP_STORE_ROLLUP_MINUTE, since, until, filter,
-                                 TP_STORE_ROLLUPS_BY_GROUP, fn, ctx, err, errlen);
+                                 TP_STORE_ROLLUPS_BY_START, fn, ctx, err, errlen);
   tp_err rc = TP_E_OK;
   if (since < first_hour)
     rc = tp_store_scan_rollups(store, TP_STORE_ROLLUP_MINUTE, since, first_hour, filter,
-                               TP_STORE_ROLLUPS_BY_GROUP, fn, ctx, err, errlen);
+                               TP_STORE_ROLLUPS_BY_START, fn, ctx, err, errlen);
   if (rc == TP_E_OK)
     rc = tp_store_scan_rollups(store, TP_STORE_ROLLUP_HOUR, first_hour, last_hour, filter,
-                               TP_STORE_ROLLUPS_BY_GROUP, fn, ctx, err, errlen);
+                               TP_STORE_ROLLUPS_BY_START, fn, ctx, err, errlen);
   if (rc == TP_E_OK && last_hour < until)
     rc = tp_store_scan_rollups(store, TP_STORE_ROLLUP_MINUTE, last_hour, until, filter,
-                               TP_STORE_ROLLUPS_BY_GROUP, fn, ctx, err, errlen);
+                               TP_STORE_ROLLUPS_BY_START, fn, ctx, err, errlen);
   return rc;
 }

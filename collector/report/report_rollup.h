@@ -14,7 +14,8 @@
 #define TP_REPORT_RAW_MAX_WINDOW_NS (6 * INT64_C(3600000000000))
 
 /* Calls fn for every rollup row of [since, until), hours in the middle and minutes at
- * the edges, with the query's glob filters. */
+ * the edges, with the query's glob filters, in start order (groups interleaved: callers
+ * aggregate by hashing). */
 tp_err tp__report_scan_rollups(tp_store *store, int64_t since, int64_t until,
                                const tp_store_rollup_filter *filter, tp_store_rollup_fn fn,
                                void *ctx, char *err, size_t errlen);

@@ -1089,6 +1089,20 @@ static tp_err check_order(const tp_store_rollup_row *row, void *ctx) {
   return TP_E_OK;
 }
 
+typedef struct start_order {
+  size_t rows;
+  int64_t last;
+  bool decreased;
+} start_order;
+
+static tp_err check_start_order(const tp_store_rollup_row *row, void *data) {
+  start_order *so = data;
+  if (so->rows++ > 0 && row->start_unix_ns < so->last)
+    so->decreased = true;
+  so->last = row->start_unix_ns;
+  return TP_E_OK;
+}
+
 static void test_scan_filters_orders_and_edges(void **state) {
   fixture *f = *state;
   char err[512] = "";
@@ -1122,6 +1136,14 @@ static void test_scan_filters_orders_and_edges(void **state) {
                                                 " address_family <> '' AND profile = 'android-7'"
                                                 " AND agent_id = 'agent-b'"));
   assert_true(n > 0);
+  /* By start, unsorted groups: the same rows, starts never decreasing. */
+  start_order so = {0};
+  assert_int_equal(tp_store_scan_rollups(f->store, TP_STORE_ROLLUP_MINUTE, 0, INT64_MAX, &flt,
+                                         TP_STORE_ROLLUPS_BY_START, check_start_order, &so, err,
+                                         sizeof(err)),
+                   TP_E_OK);
+  assert_int_equal(so.rows, n);
+  assert_false(so.decreased);
   /* Window edges: minutes overlapping [T0 + 90 s, T0 + 180 s) are minutes 1 and 2. */
   n = 0;
   assert_int_equal(tp_store_scan_rollups(f->store, TP_STORE_ROLLUP_MINUTE, T0 + 90 * INT64_C(1000000000),
