@@ -170,10 +170,12 @@ static void dist_add(tp_report_dist *d, const char *name) { dist_add_n(d, name, 
 /* A rollup row's negotiated mix into the group's distributions. Successes past the
  * mix's distinct combinations count as "(other)" in each. */
 static void add_mix(agg *a, tp_report_series *s, const tp_store_rollup_row *row) {
-  if (row->negotiated == NULL) {
-    a->report->mix_unrecorded += row->successes;
+  /* NULL: rolled up before schema version 7. A span of that time that later results
+   * were merged into holds only theirs: the rest is not recorded either. */
+  uint64_t recorded = row->negotiated ? tp_mix_total(row->negotiated) : 0;
+  a->report->mix_unrecorded += row->successes > recorded ? row->successes - recorded : 0;
+  if (row->negotiated == NULL)
     return;
-  }
   for (size_t i = 0; i < tp_mix_entries(row->negotiated); i++) {
     tp_mix_entry e = tp_mix_entry_at(row->negotiated, i);
     dist_add_n(&s->versions, e.version, e.count);

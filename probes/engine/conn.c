@@ -25,6 +25,7 @@ void tp__conn_begin_phase(tp_conn *c, conn_phase phase, uint64_t now) {
   c->phase = phase;
   c->t_phase = now;
   c->t_active = now;
+  c->deadline_extended = false;
   c->phase_lag = 0;
 }
 
@@ -64,8 +65,6 @@ static void run_phase(tp_conn *c, int status, uint64_t now) {
     now = uv_hrtime();
   }
   c->dispatching = false;
-  /* Whatever the phase sent went out during this call: the peer's clock starts now. */
-  c->t_active = uv_hrtime();
 }
 
 void tp__conn_wait(tp_conn *c, int events) {
@@ -215,18 +214,13 @@ static void dispatch(tp_conn *c, int status, uint64_t now) {
 /* A stall shorter than this is scheduling noise, not a reason to doubt a timeout. */
 #define TP_CONN_STALL_TOLERANCE_NS (10 * 1000000ull)
 
-/* True when what the phase waits for is already there: the socket is ready in the
- * direction watched (connect finished, the server's bytes arrived) or tls.c holds
- * bytes read ahead. */
+/* True when the peer's answer is already there, unread: bytes tls.c read ahead, or
+ * the socket readable -- or, while connecting, writable (the connect finished). */
 static bool answer_waiting(const tp_conn *c) {
   if (c->read_off < c->read_len)
     return true;
-  short events = 0;
-  if (c->poll_events & UV_READABLE)
-    events |= POLLIN;
-  if (c->poll_events & UV_WRITABLE)
-    events |= POLLOUT;
-  struct pollfd pfd = {.fd = c->fd, .events = events ? events : POLLIN | POLLOUT};
+  short events = c->phase == CONN_CONNECT ? POLLOUT : POLLIN;
+  struct pollfd pfd = {.fd = c->fd, .events = events};
   return poll(&pfd, 1, 0) == 1 && pfd.revents != 0;
 }
 
@@ -241,13 +235,16 @@ static uint64_t phase_stall_ns(const tp_conn *c) {
 /* A timeout blames the server (or the path) only with evidence. When the agent's
  * loop kept up (stall within tolerance), the deadline is the evidence. After a
  * stall (the timer fired late, or the phase's wake-ups came late):
- *  - what the phase waits for may be waiting unread: it is processed now, and the
- *    real answer decides (refused, the next phase under its own deadline, a verdict
- *    on the handshake);
- *  - otherwise the server is blamed only if it stayed silent for at least half the
- *    budget after the agent's last bytes went out; if the stall delayed those bytes
- *    so that the server had less, the verdict is "other" (the prober's own,
- *    category internal), saying why.
+ *  1. what the phase waits for, if already waiting unread, is processed now, and
+ *     the real answer decides (refused, the next phase under its own deadline, a
+ *     verdict on the handshake);
+ *  2. a server silent for at least half the budget after the agent's last bytes
+ *     went out is blamed: it had its time;
+ *  3. otherwise the stall took the server's time: the deadline moves once, by the
+ *     stall (at most the budget), and the next timeout judges again;
+ *  4. if the agent stalled again and the server still had less than half its
+ *     budget, the verdict is "other" (the prober's own, category internal), saying
+ *     why.
  * Returns true when the timeout was settled so (c may be closing). */
 static bool settle_stalled_timeout(tp_conn *c, uint64_t budget_ms, const char *what) {
   uint64_t stall = phase_stall_ns(c);
@@ -256,24 +253,31 @@ static bool settle_stalled_timeout(tp_conn *c, uint64_t budget_ms, const char *w
   /* The loop's lag now is the result's too (it marks the result saturated) and,
    * subtracted from the phase's time, keeps the stall out of its timings. */
   uint64_t now = tp__probe_stamp(c->probe, &c->phase_lag);
-  bool waiting = answer_waiting(c);
-  if (waiting) {
+  bool answered = answer_waiting(c);
+  if (answered) {
     conn_phase before = c->phase;
     run_phase(c, 0, now);
     if (c->phase != before)
       return true;
     now = uv_hrtime();
   }
+  uint64_t budget_ns = budget_ms * 1000000ull;
   uint64_t server_had = now > c->t_active ? now - c->t_active : 0;
-  if (server_had * 2 >= budget_ms * 1000000ull)
+  if (server_had * 2 >= budget_ns)
     return false; /* silent for half its budget after our last bytes: its timeout */
+  if (!c->deadline_extended) {
+    c->deadline_extended = true;
+    uint64_t extra_ms = (stall < budget_ns ? stall : budget_ns) / 1000000ull;
+    tp__probe_arm_timer(c->probe, extra_ms > 0 ? extra_ms : 1);
+    return true;
+  }
   tp_verdict v = {.outcome = TP_OUTCOME_OTHER};
   snprintf(v.detail, sizeof(v.detail),
-           "inconclusive: the %s timed out (%llu ms) while this agent's loop was stalled "
-           "%llu ms%s; the server had only %llu ms after the agent's last bytes: the agent's "
-           "own saturation, not evidence against the server",
+           "inconclusive: the %s timed out (%llu ms, extended once) while this agent's loop was"
+           " stalled %llu ms%s; the server had only %llu ms after the agent's last bytes: the"
+           " agent's own saturation, not evidence against the server",
            what, (unsigned long long)budget_ms, (unsigned long long)(stall / 1000000ull),
-           waiting ? " (the server had answered; the agent fell behind)" : "",
+           answered ? " (the server had answered; the agent fell behind)" : "",
            (unsigned long long)(server_had / 1000000ull));
   tp__conn_end(c, &v);
   return true;

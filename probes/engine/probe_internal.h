@@ -102,7 +102,8 @@ typedef struct tp_conn {
   bool have_server_suite;
   tp_exchange exchange;
   uint64_t t_phase, phase_lag; /* uv_hrtime() at phase start; loop lag seen since */
-  uint64_t t_active; /* uv_hrtime() after this attempt last did work (last sent bytes) */
+  uint64_t t_active; /* uv_hrtime() of the phase's start or of our last bytes sent */
+  bool deadline_extended; /* the phase's deadline was moved once for a stall of ours */
   uint64_t connect_budget_ms;  /* this attempt's connect deadline */
   tp_verdict verdict;          /* set by tp__conn_end, reported once closed */
   bool report;                 /* false after tp__conn_abort */

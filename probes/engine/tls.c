@@ -133,11 +133,24 @@ static int on_pull_timeout(gnutls_transport_ptr_t ptr, unsigned int ms) {
   return ms == 0 ? 0 : 1;
 }
 
+/* One sendmsg per flight, as GnuTLS's own writev would, and the time the peer's
+ * clock starts: a timeout blames the server only for time it had after our last
+ * bytes (conn.c). giovec_t is struct iovec. MSG_NOSIGNAL: a peer that closed gives
+ * EPIPE, not SIGPIPE. */
+static ssize_t on_vec_push(gnutls_transport_ptr_t ptr, const giovec_t *iov, int iovcnt) {
+  tp_conn *c = ptr;
+  struct msghdr msg = {.msg_iov = (struct iovec *)(uintptr_t)iov, .msg_iovlen = (size_t)iovcnt};
+  ssize_t n = sendmsg(c->fd, &msg, MSG_NOSIGNAL);
+  if (n > 0)
+    c->t_active = uv_hrtime();
+  return n; /* -1: errno says why (EAGAIN...), GnuTLS reads it */
+}
+
 static void set_transport(tp_conn *c) {
-  /* recv side: this connection (on_pull); send side: the fd, for GnuTLS's own writev */
-  gnutls_transport_set_ptr2(c->session, c, (gnutls_transport_ptr_t)(intptr_t)c->fd);
+  gnutls_transport_set_ptr(c->session, c);
   gnutls_transport_set_pull_function(c->session, on_pull);
   gnutls_transport_set_pull_timeout_function(c->session, on_pull_timeout);
+  gnutls_transport_set_vec_push_function(c->session, on_vec_push);
 }
 
 /* ---- session setup ---------------------------------------------------- */
