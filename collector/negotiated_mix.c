@@ -123,27 +123,22 @@ tp_mix_entry tp_mix_entry_at(const tp_mix *mix, size_t i) {
 uint64_t tp_mix_overflow(const tp_mix *mix) { return mix->overflow; }
 uint64_t tp_mix_total(const tp_mix *mix) { return mix->total; }
 
-static tp_err put(tp_buf *out, uint64_t v) {
-  uint8_t tmp[TP_VARINT_MAX_LEN];
-  return tp_buf_append(out, tmp, tp_varint_put(tmp, v));
-}
-
 tp_err tp_mix_encode(const tp_mix *mix, tp_buf *out) {
   uint8_t format = FORMAT_V1;
   tp_err rc = tp_buf_append(out, &format, 1);
   if (rc == TP_E_OK)
-    rc = put(out, mix->overflow);
+    rc = tp_varint_append(out, mix->overflow);
   if (rc == TP_E_OK)
-    rc = put(out, mix->n);
+    rc = tp_varint_append(out, mix->n);
   for (size_t i = 0; rc == TP_E_OK && i < mix->n; i++) {
     for (int k = 0; rc == TP_E_OK && k < 3; k++) {
       size_t len = strlen(mix->items[i].name[k]);
-      rc = put(out, len);
+      rc = tp_varint_append(out, len);
       if (rc == TP_E_OK)
         rc = tp_buf_append(out, mix->items[i].name[k], len);
     }
     if (rc == TP_E_OK)
-      rc = put(out, mix->items[i].count);
+      rc = tp_varint_append(out, mix->items[i].count);
   }
   return rc;
 }

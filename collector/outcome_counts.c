@@ -25,20 +25,15 @@ tp_err tp_outcome_counts_merge(tp_outcome_counts *into, const tp_outcome_counts 
   return TP_E_OK;
 }
 
-static tp_err put(tp_buf *out, uint64_t v) {
-  uint8_t tmp[TP_VARINT_MAX_LEN];
-  return tp_buf_append(out, tmp, tp_varint_put(tmp, v));
-}
-
 tp_err tp_outcome_counts_encode(const tp_outcome_counts *counts, tp_buf *out) {
   uint8_t format = FORMAT_V1;
   tp_err rc = tp_buf_append(out, &format, 1);
   for (size_t i = 0; rc == TP_E_OK && i < TP_OUTCOME_SLOTS; i++) {
     if (counts->n[i] == 0)
       continue;
-    rc = put(out, i);
+    rc = tp_varint_append(out, i);
     if (rc == TP_E_OK)
-      rc = put(out, counts->n[i]);
+      rc = tp_varint_append(out, counts->n[i]);
   }
   return rc;
 }

@@ -212,25 +212,20 @@ bool tp_sketch_quantile(const tp_sketch *sketch, double q, uint64_t *out) {
 
 /* ---- the blob ------------------------------------------------------------------- */
 
-static tp_err put(tp_buf *out, uint64_t v) {
-  uint8_t tmp[TP_VARINT_MAX_LEN];
-  return tp_buf_append(out, tmp, tp_varint_put(tmp, v));
-}
-
 tp_err tp_sketch_encode(const tp_sketch *sketch, tp_buf *out) {
   uint8_t format = FORMAT_V1;
   tp_err rc = tp_buf_append(out, &format, 1);
   if (rc == TP_E_OK)
-    rc = put(out, sketch->n);
+    rc = tp_varint_append(out, sketch->n);
   if (rc == TP_E_OK && sketch->n > 0)
-    rc = put(out, sketch->min);
+    rc = tp_varint_append(out, sketch->min);
   if (rc == TP_E_OK && sketch->n > 0)
-    rc = put(out, sketch->max);
+    rc = tp_varint_append(out, sketch->max);
   uint32_t prev = 0;
   for (size_t k = 0; rc == TP_E_OK && k < sketch->n; k++) {
-    rc = put(out, sketch->b[k].index - prev);
+    rc = tp_varint_append(out, sketch->b[k].index - prev);
     if (rc == TP_E_OK)
-      rc = put(out, sketch->b[k].count);
+      rc = tp_varint_append(out, sketch->b[k].count);
     prev = sketch->b[k].index;
   }
   return rc;

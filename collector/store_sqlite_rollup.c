@@ -192,16 +192,20 @@ static bool arg_sketch(sqlite3_context *ctx, sqlite3_value *v, tp_sketch *sk) {
 }
 
 /* tp_sketch_merge(a, b): NULL stands for empty. */
+/* The two-argument merges: a NULL side yields the other. True when that answered. */
+static bool merge_with_null(sqlite3_context *ctx, sqlite3_value **argv) {
+  for (int i = 0; i < 2; i++)
+    if (sqlite3_value_type(argv[i]) == SQLITE_NULL) {
+      sqlite3_result_value(ctx, argv[1 - i]);
+      return true;
+    }
+  return false;
+}
+
 static void sketch_merge(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   (void)argc;
-  if (sqlite3_value_type(argv[1]) == SQLITE_NULL) {
-    sqlite3_result_value(ctx, argv[0]);
+  if (merge_with_null(ctx, argv))
     return;
-  }
-  if (sqlite3_value_type(argv[0]) == SQLITE_NULL) {
-    sqlite3_result_value(ctx, argv[1]);
-    return;
-  }
   tp_sketch *a = tp_sketch_new(), *b = tp_sketch_new();
   if (arg_sketch(ctx, argv[0], a) && arg_sketch(ctx, argv[1], b)) {
     if (tp_sketch_merge(a, b) != TP_E_OK)
@@ -388,14 +392,8 @@ static void mix_final(sqlite3_context *ctx) {
 /* tp_mix_merge(a, b): NULL (a span rolled up before schema version 7) yields the other. */
 static void mix_merge(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   (void)argc;
-  if (sqlite3_value_type(argv[1]) == SQLITE_NULL) {
-    sqlite3_result_value(ctx, argv[0]);
+  if (merge_with_null(ctx, argv))
     return;
-  }
-  if (sqlite3_value_type(argv[0]) == SQLITE_NULL) {
-    sqlite3_result_value(ctx, argv[1]);
-    return;
-  }
   tp_mix *a = tp_mix_new(), *b = tp_mix_new();
   if (arg_mix(ctx, argv[0], a) && arg_mix(ctx, argv[1], b)) {
     if (tp_mix_merge(a, b) != TP_E_OK)

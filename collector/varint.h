@@ -9,6 +9,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "tp_buf.h"
+#include "tp_error.h"
+
 #define TP_VARINT_MAX_LEN 10 /* 64 bits in 7-bit groups */
 
 /* Writes v into out (room for TP_VARINT_MAX_LEN bytes); returns the length. */
@@ -20,6 +23,12 @@ static inline size_t tp_varint_put(uint8_t *out, uint64_t v) {
   }
   out[n++] = (uint8_t)v;
   return n;
+}
+
+/* Appends v's varint to out (TP_E_TOOBIG when out's cap is reached). */
+static inline tp_err tp_varint_append(tp_buf *out, uint64_t v) {
+  uint8_t tmp[TP_VARINT_MAX_LEN];
+  return tp_buf_append(out, tmp, tp_varint_put(tmp, v));
 }
 
 /* Reads one varint at *p (< end) and advances *p. False, *p unchanged, when the
