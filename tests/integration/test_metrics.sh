@@ -40,6 +40,19 @@ tp__keep_evidence() {
 
 # sample FILE NAME [LABEL=VALUE...]: the summed value of the matching samples ("none").
 sample() { python3 "$PROM" "$@"; }
+# scrape URL FILE: GET with up to 5 s of retries (a collector just restarted under a
+# sanitizer may still be starting its listener); on failure the test fails saying why,
+# with the collector's log, instead of set -e ending it without a word.
+scrape() {
+  local i err=""
+  for ((i = 0; i < 50; i++)); do
+    err=$(curl -sS -f --max-time 5 "$1" -o "$2" 2>&1) && return 0
+    sleep 0.1
+  done
+  tp_fail "scrape $1: $err"
+  tail -n 20 "$TP_COLLECTOR_LOG" | sed 's/^/  | /' >&2
+  return 1
+}
 # promtool_ok DESC FILE: the exposition passes `promtool check metrics` (lint included).
 promtool_ok() {
   local out rc=0
@@ -158,7 +171,7 @@ tp_wait_for 5 "scrapes to work again after the idle connections closed" scrape_o
   tp_fail "agent: scrapes still refused after the idle connections closed"
 
 # The collector's scrape while ingest runs.
-curl -sf "http://127.0.0.1:$CMETRICS/metrics" -o "$WORK/collector-live.prom"
+scrape "http://127.0.0.1:$CMETRICS/metrics" "$WORK/collector-live.prom" || tp_finish
 promtool_ok "collector /metrics while ingesting" "$WORK/collector-live.prom"
 
 started_enough() {
@@ -254,7 +267,7 @@ tp_expect_eq "the same batch again (a re-send)" 200 "$(post "$WORK/dup.bin")"
 hostile=$'evil"name\\x\nnext line'
 python3 "$CLIENTS" batch "$WORK/hostile.bin" --agent "$AGENT_ID" --instance 92 --seq 2 --target "$hostile"
 tp_expect_eq "a batch with a hostile target name" 200 "$(post "$WORK/hostile.bin")"
-curl -sf "http://127.0.0.1:$CMETRICS/metrics" -o "$WORK/collector2.prom"
+scrape "http://127.0.0.1:$CMETRICS/metrics" "$WORK/collector2.prom" || tp_finish
 promtool_ok "collector /metrics with a hostile target name" "$WORK/collector2.prom"
 tp_expect_eq "3 results sent twice count 3" 3 \
   "$(sample "$WORK/collector2.prom" tlsprobe_probes_total target=dup-target)"
@@ -275,7 +288,7 @@ tp_expect_eq "collector exits 0 on SIGTERM" 0 "$rc"
 sed -i 's/^metrics: .*/metrics: {listen: 127.0.0.1:0, max_series: 100}/' "$WORK/collector.yaml"
 tp__run_collector "$TP_COLLECTOR" "$WORK" https || tp_die "the collector did not restart"
 CMETRICS=$(tp_log_field "$TP_COLLECTOR_LOG" "metrics listening" port)
-curl -sf "http://127.0.0.1:$CMETRICS/metrics" -o "$WORK/restart.prom"
+scrape "http://127.0.0.1:$CMETRICS/metrics" "$WORK/restart.prom" || tp_finish
 promtool_ok "collector /metrics after a restart" "$WORK/restart.prom"
 seed=$(tp_sql "$DB" "SELECT max(last_received_unix_ns) FROM spools WHERE agent_id='$AGENT_ID';")
 tp_expect_eq "last-seen after the restart == the store's last delivery (within 1 ms)" 1 \
@@ -286,7 +299,7 @@ tp_expect_eq "counters start from zero after a restart" none \
 python3 "$CLIENTS" batch "$WORK/many.bin" --agent "$AGENT_ID" --instance 93 --seq 3 --results 150 \
   --target many --distinct-targets 1
 tp_expect_eq "a batch of 150 distinct targets" 200 "$(post "$WORK/many.bin")"
-curl -sf "http://127.0.0.1:$CMETRICS/metrics" -o "$WORK/capped.prom"
+scrape "http://127.0.0.1:$CMETRICS/metrics" "$WORK/capped.prom" || tp_finish
 promtool_ok "collector /metrics at the series cap" "$WORK/capped.prom"
 tp_expect_eq "label sets held == max_series" 100 "$(sample "$WORK/capped.prom" tlsprobe_collector_metrics_series)"
 refused=$(sample "$WORK/capped.prom" tlsprobe_collector_metrics_series_refused_total)
