@@ -11,7 +11,7 @@
 #   unknownca  leaf signed by an unrelated "rogue" CA            -> unknown_ca
 #   tls12      valid leaf, SAN tls12.test, server speaks only TLS 1.2
 #                                                  -> ok (TLS1.2) / protocol_version for 1.3-only
-#   refused    a free port with nothing listening                -> connection_refused
+#   refused    a port bound (by a holder) but never listening   -> connection_refused
 #
 # Outputs: DIR/ca.pem (the root to trust), DIR/targets.env (NAME_PORT=... lines, sourceable),
 # DIR/pids (one pid per line), DIR/<case>.log (server output).
@@ -156,6 +156,30 @@ start_server() {
   die "server $name failed to start; see $DIR/$name.log"
 }
 
+# hold_refused_port: sets PORT to a port a holder process has bound but never listens on:
+# a connect is refused (RST), as on a closed port, and no other process can take the port
+# meanwhile (the holder does not set SO_REUSEADDR, so even a server that does cannot bind
+# it). A merely free port could be taken by a parallel test's server, and the "refused"
+# target would then answer TLS. The holder's argv names it for do_stop.
+HOLDER_MARK=tlsprobe-refused-port-holder
+hold_refused_port() {
+  local pid deadline
+  : >"$DIR/refused.port"
+  python3 -c 'import socket, sys, time
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1], flush=True)
+time.sleep(10 ** 7)' "$HOLDER_MARK" </dev/null >"$DIR/refused.port" 2>"$DIR/refused.log" &
+  pid=$!
+  deadline=$((SECONDS + READY_TIMEOUT_S))
+  while [ ! -s "$DIR/refused.port" ] && alive "$pid" && [ $SECONDS -le $deadline ]; do
+    sleep 0.05
+  done
+  PORT=$(head -n 1 "$DIR/refused.port")
+  [ -n "$PORT" ] || die "the refused-port holder did not start; see $DIR/refused.log"
+  echo "$pid" >>"$DIR/pids"
+}
+
 do_start() {
   command -v certtool >/dev/null || die "certtool missing: run deploy/scripts/install-deps.sh"
   command -v openssl >/dev/null || die "openssl missing: run deploy/scripts/install-deps.sh"
@@ -171,7 +195,7 @@ do_start() {
   make_pki
   local c
   for c in "${CASES[@]}"; do start_server "$c"; done
-  free_port
+  hold_refused_port
   echo "REFUSED_PORT=$PORT" >>"$DIR/targets.env"
   trap - EXIT
   echo "$PROG: started ${#CASES[@]} servers in $DIR: $(tr "\n" " " <"$DIR/targets.env")"
@@ -179,7 +203,8 @@ do_start() {
 
 # A pid from the file is signalled only while it still is an openssl process: pids are reused.
 is_our_server() {
-  [ -r "/proc/$1/cmdline" ] && tr '\0' ' ' <"/proc/$1/cmdline" | grep -q '^openssl s_server '
+  [ -r "/proc/$1/cmdline" ] &&
+    tr '\0' ' ' <"/proc/$1/cmdline" | grep -qE "^openssl s_server | $HOLDER_MARK ?\$"
 }
 
 do_stop() {
