@@ -88,14 +88,16 @@ static item *pop(fifo *f) {
   return it;
 }
 
-/* Answers one request and gives its place back. Outside the lock: done may take the
- * caller's own locks. */
+/* Gives a request's place back, then answers it. In that order: a caller that has its
+ * answer must be able to reserve again at once (giving the place back after the answer
+ * let a client's next request, or a test's, meet a full queue that was about to have
+ * room). The callback runs outside the lock: done may take the caller's own locks. */
 static void answer(tp_ingest_queue *q, item *it, tp_ingest_reply *reply) {
-  it->done(it->ctx, reply);
-  free(it);
   pthread_mutex_lock(&q->mu);
   q->pending--;
   pthread_mutex_unlock(&q->mu);
+  it->done(it->ctx, reply);
+  free(it);
 }
 
 /* ---- workers ---------------------------------------------------------------------- */
