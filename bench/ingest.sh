@@ -11,6 +11,10 @@
 #                           collector, to compare)
 #           TP_BENCH_BATCHES  batches per measured run [200] (500 results each)
 #           TP_BENCH_OUT    also write the figures as JSON lines to this file
+#           TP_BENCH_WITH_REPORT=1  after the stages, ingest (8 pushers) alone and while
+#                           `report` runs back to back on the same database, in 3
+#                           interleaved rounds (issue #8: ingest slowed <= 10 % by reports)
+#           TP_BENCH_REPORT_ARGS  the report run meanwhile [--since 24h --source raw]
 #
 # The collector runs with its production durability (synchronous=FULL: every ack is
 # fsynced) and its defaults, except: a rate limit high enough not to bite (the bench's
@@ -74,5 +78,43 @@ for stage in "${stage_list[@]}"; do
       "$(cut -d' ' -f1 /proc/loadavg)"
   done
 done
+
+# push_rate: results/s of one measured run with 8 pushers.
+push_rate() {
+  json_field "$("$PUSH" --url "$URL" --pushers 8 --batches "$BATCHES" --batch-size $BATCH_SIZE \
+    --json)" results_per_second
+}
+
+# report_loop STOPFILE: runs the report back to back until STOPFILE exists (bounded: at most
+# 1000 runs); prints how many ran.
+report_loop() {
+  local n=0
+  read -ra report_args <<<"${TP_BENCH_REPORT_ARGS:---since 24h --source raw}"
+  while [ ! -e "$1" ] && [ "$n" -lt 1000 ]; do
+    "$COLLECTOR" report --db "$DB" "${report_args[@]}" >/dev/null || { echo "report failed" >&2; break; }
+    n=$((n + 1))
+  done
+  echo "$n"
+}
+
+if [ "${TP_BENCH_WITH_REPORT:-0}" = 1 ]; then
+  echo
+  echo "Ingest alone and while \`report ${TP_BENCH_REPORT_ARGS:---since 24h --source raw}\` runs back to back (8 pushers, interleaved rounds):"
+  echo
+  echo "| round | stored rows | alone results/s | with reports results/s | ratio | reports run | load |"
+  echo "|---:|---:|---:|---:|---:|---:|---|"
+  for round in 1 2 3; do
+    start=$(rows)
+    alone=$(push_rate)
+    rm -f "$W/stop-reports"
+    report_loop "$W/stop-reports" >"$W/reports-ran" &
+    loop_pid=$!
+    busy=$(push_rate)
+    touch "$W/stop-reports"
+    wait "$loop_pid" || true
+    printf '| %s | %s | %s | %s | %.2f | %s | %s |\n' "$round" "$start" "$alone" "$busy" \
+      "$(echo "$busy / $alone" | bc -l)" "$(cat "$W/reports-ran")" "$(cut -d' ' -f1 /proc/loadavg)"
+  done
+fi
 tp_stop "$TP_COLLECTOR_PID" collector >/dev/null 2>&1 || true
 

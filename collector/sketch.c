@@ -131,6 +131,41 @@ tp_err tp_sketch_add(tp_sketch *sketch, uint64_t value) {
   return TP_E_OK;
 }
 
+/* The common case of a report folding many small sketches into one large one: every
+ * bucket of from is already in into. Then the counts add in place -- a forward search
+ * from the last match per bucket of from, instead of moving all of into's buckets as
+ * the general merge does. False (into unchanged) as soon as one is missing. */
+static bool merge_in_place(tp_sketch *into, const tp_sketch *from) {
+  size_t at[64];
+  if (from->n > sizeof(at) / sizeof(at[0]))
+    return false;
+  size_t pos = 0;
+  for (size_t j = 0; j < from->n; j++) {
+    uint32_t idx = from->b[j].index;
+    /* gallop: 1, 2, 4 ... ahead, then binary search in the last step */
+    size_t step = 1, lo = pos;
+    while (lo + step < into->n && into->b[lo + step].index < idx) {
+      lo += step;
+      step *= 2;
+    }
+    size_t hi = lo + step < into->n ? lo + step + 1 : into->n;
+    while (lo < hi) {
+      size_t mid = lo + (hi - lo) / 2;
+      if (into->b[mid].index < idx)
+        lo = mid + 1;
+      else
+        hi = mid;
+    }
+    if (lo == into->n || into->b[lo].index != idx)
+      return false;
+    at[j] = lo;
+    pos = lo + 1;
+  }
+  for (size_t j = 0; j < from->n; j++)
+    into->b[at[j]].count += from->b[j].count;
+  return true;
+}
+
 tp_err tp_sketch_merge(tp_sketch *into, const tp_sketch *from) {
   if (into == from)
     return TP_E_INVAL; /* growing into would move from's buckets under the loop */
@@ -138,6 +173,11 @@ tp_err tp_sketch_merge(tp_sketch *into, const tp_sketch *from) {
     return TP_E_OK;
   if (from->count > TP_SKETCH_MAX_COUNT - into->count)
     return TP_E_TOOBIG;
+  if (merge_in_place(into, from)) {
+    note_extremes(into, from->min, from->max);
+    into->count += from->count;
+    return TP_E_OK;
+  }
   /* Merge from the back into the grown array: no second buffer, and each bucket
    * of into moves at most once. */
   size_t i = into->n, j = from->n, out = into->n + from->n;

@@ -352,7 +352,18 @@ typedef enum {
  * reported). */
 typedef struct tp_store_rollup_filter {
   const char *target, *profile, *region, *agent_id, *address_family;
+  /* Parts of the rows the caller does not read (TP_STORE_ROLLUP_PART_* bits; 0 =
+   * every part): the store neither reads nor decodes them -- the blobs are most of a
+   * scan's cost, and an SLO needs counts only. An omitted part reads as empty: classes
+   * all zero, sketches and the mix NULL. */
+  unsigned omit;
 } tp_store_rollup_filter;
+
+#define TP_STORE_ROLLUP_PART_CLASSES 1u
+#define TP_STORE_ROLLUP_PART_HANDSHAKE 2u
+#define TP_STORE_ROLLUP_PART_CONNECT 4u
+#define TP_STORE_ROLLUP_PART_TOTAL 8u
+#define TP_STORE_ROLLUP_PART_MIX 16u
 
 typedef enum {
   /* target, profile, region, agent_id, address_family (byte order), then start:
@@ -398,11 +409,12 @@ typedef struct tp_store_rollup_row {
    * 0 for spans rolled up before). Their latencies measure the agent as much as the
    * server, so they are left out of the sketches below; every other counter has them. */
   uint64_t saturated;
-  /* Over exact successes that were not saturated; never NULL, empty when there are
-   * none. */
+  /* Over exact successes that were not saturated; empty when there are none, NULL
+   * only when the filter omitted them. */
   const tp_sketch *handshake_ns, *connect_ns, *total_ns;
   /* Exact successes per negotiated (version, cipher, group); NULL when the span was
-   * rolled up before schema version 7 (not recorded). Valid during the callback. */
+   * rolled up before schema version 7 (not recorded) or omitted by the filter. Valid
+   * during the callback. */
   const tp_mix *negotiated;
 } tp_store_rollup_row;
 

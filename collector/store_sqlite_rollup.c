@@ -20,6 +20,7 @@
  * dictionaries and bits (store_sqlite_internal.h), and saturated results are counted
  * (`saturated`) but kept out of the sketches. */
 #include <stdlib.h>
+#include <string.h>
 
 #include "outcome.h"
 #include "negotiated_mix.h"
@@ -474,10 +475,14 @@ tp_err tp__sqlite_fold(sqlite_store *s, int64_t watermark, int64_t hi, uint64_t 
 
 #define SQL_ROLLUP_COLUMNS                                                                    \
   "SELECT start_unix_ns, target, profile, region, agent_id, address_family, probes,"         \
-  " successes, divergent, classes, hrr, resumption_probes, resumed, early_data_attempts,"     \
-  " early_data_accepts, early_data_violations, emulation_checked, ocsp_stapled,"              \
-  " ocsp_max_age_seconds, min_days_to_expiry, loop_lag_max_ns, loop_lag_sum_ns,"              \
-  " handshake_sketch, connect_sketch, total_sketch, saturated, negotiated"                    \
+  " successes, divergent, CASE WHEN ?9 & 1 THEN NULL ELSE classes END, hrr,"                  \
+  " resumption_probes, resumed, early_data_attempts, early_data_accepts,"                     \
+  " early_data_violations, emulation_checked, ocsp_stapled, ocsp_max_age_seconds,"            \
+  " min_days_to_expiry, loop_lag_max_ns, loop_lag_sum_ns,"                                    \
+  " CASE WHEN ?9 & 2 THEN NULL ELSE handshake_sketch END,"                                    \
+  " CASE WHEN ?9 & 4 THEN NULL ELSE connect_sketch END,"                                      \
+  " CASE WHEN ?9 & 8 THEN NULL ELSE total_sketch END, saturated,"                             \
+  " CASE WHEN ?9 & 16 THEN NULL ELSE negotiated END"                                          \
   " FROM rollups INDEXED BY rollups_start"                                                    \
   " WHERE span_ns = ?8 AND start_unix_ns > ?1 AND start_unix_ns < ?2 AND target GLOB ?3"      \
   " AND profile GLOB ?4 AND region GLOB ?5 AND agent_id GLOB ?6 AND address_family GLOB ?7"
@@ -495,6 +500,7 @@ typedef struct scan {
   sqlite3_stmt *stmt;
   tp_sketch *sk[3];
   tp_mix *mix;
+  unsigned omit; /* TP_STORE_ROLLUP_PART_* not read */
   char *err;
   size_t errlen;
 } scan;
@@ -527,13 +533,24 @@ static tp_err bad_blob(scan *sc, const tp_store_rollup_row *row, const char *col
 
 static tp_err decode_blobs(scan *sc, tp_store_rollup_row *row) {
   static const char *const names[3] = {"handshake_sketch", "connect_sketch", "total_sketch"};
+  static const unsigned parts[3] = {TP_STORE_ROLLUP_PART_HANDSHAKE, TP_STORE_ROLLUP_PART_CONNECT,
+                                    TP_STORE_ROLLUP_PART_TOTAL};
   char why[160];
   sqlite3_stmt *st = sc->stmt;
-  const void *classes = sqlite3_column_blob(st, 9);
-  if (tp_outcome_counts_decode(classes ? classes : "", (size_t)sqlite3_column_bytes(st, 9),
-                               &row->classes, why, sizeof(why)) != TP_E_OK)
-    return bad_blob(sc, row, "classes", why);
+  if (sc->omit & TP_STORE_ROLLUP_PART_CLASSES) {
+    memset(&row->classes, 0, sizeof(row->classes));
+  } else {
+    const void *classes = sqlite3_column_blob(st, 9);
+    if (tp_outcome_counts_decode(classes ? classes : "", (size_t)sqlite3_column_bytes(st, 9),
+                                 &row->classes, why, sizeof(why)) != TP_E_OK)
+      return bad_blob(sc, row, "classes", why);
+  }
+  const tp_sketch **out[3] = {&row->handshake_ns, &row->connect_ns, &row->total_ns};
   for (int i = 0; i < 3; i++) {
+    *out[i] = NULL;
+    if (sc->omit & parts[i])
+      continue;
+    *out[i] = sc->sk[i];
     if (sqlite3_column_type(st, 22 + i) == SQLITE_NULL) { /* no exact success in the span */
       tp_sketch_clear(sc->sk[i]);
       continue;
@@ -544,11 +561,9 @@ static tp_err decode_blobs(scan *sc, tp_store_rollup_row *row) {
         TP_E_OK)
       return bad_blob(sc, row, names[i], why);
   }
-  row->handshake_ns = sc->sk[0];
-  row->connect_ns = sc->sk[1];
-  row->total_ns = sc->sk[2];
   row->negotiated = NULL;
-  if (sqlite3_column_type(st, 26) != SQLITE_NULL) { /* NULL: rolled up before version 7 */
+  /* NULL: rolled up before version 7, or omitted */
+  if (sqlite3_column_type(st, 26) != SQLITE_NULL) {
     const void *blob = sqlite3_column_blob(st, 26);
     size_t len = (size_t)sqlite3_column_bytes(st, 26);
     if (tp_mix_decode(sc->mix, blob ? blob : "", blob ? len : 0, why, sizeof(why)) != TP_E_OK)
@@ -598,7 +613,7 @@ tp_err tp__sqlite_scan_rollups(tp_store *store, tp_store_rollup_span span, int64
   sqlite_store *s = from_base(store);
   if (s->no_schema)
     return TP_E_OK;
-  scan sc = {.s = s, .err = err, .errlen = errlen};
+  scan sc = {.s = s, .omit = filter->omit, .err = err, .errlen = errlen};
   tp_err rc = TP_E_OK;
   const char *sql = order == TP_STORE_ROLLUPS_BY_MINUTE  ? SQL_SCAN_BY_MINUTE
                     : order == TP_STORE_ROLLUPS_BY_START ? SQL_SCAN_BY_START
@@ -614,6 +629,7 @@ tp_err tp__sqlite_scan_rollups(tp_store *store, tp_store_rollup_span span, int64
   for (size_t i = 0; i < sizeof(globs) / sizeof(globs[0]); i++)
     bind_text(&b, globs[i] ? globs[i] : "*");
   bind_i64(&b, span_ns);
+  bind_i64(&b, (int64_t)filter->omit);
   if (b.rc != SQLITE_OK) {
     rc = fail(s, err, errlen, "cannot bind the rollup scan");
     goto out;

@@ -158,7 +158,7 @@ static tp_err on_rollup(const tp_store_rollup_row *row, void *data) {
   tp_report_slo_row *s = row_for(rc->c, &dims);
   uint64_t events = row->probes - row->divergent;
   uint64_t bad = events - row->successes;
-  uint64_t slow = s->p99_ms ? tp_sketch_count_above(row->handshake_ns, s->p99_ms * 1000000) : 0;
+  uint64_t slow = s->p99_ms && row->handshake_ns != NULL ? tp_sketch_count_above(row->handshake_ns, s->p99_ms * 1000000) : 0;
   for (int w = TP_SLO_W6H; w <= TP_SLO_W3D; w++) {
     if (w == TP_SLO_W6H && row->start_unix_ns < rc->six_hours_from)
       continue;
@@ -168,6 +168,16 @@ static tp_err on_rollup(const tp_store_rollup_row *row, void *data) {
     s->latency[w].bad += slow;
   }
   return TP_E_OK;
+}
+
+/* Whether any target's objective bounds the p99: only then are handshake sketches read. */
+static bool any_latency_objective(const struct tp_collector_slo *slo) {
+  if (slo == NULL)
+    return false;
+  bool any = slo->fallback.p99_ms > 0;
+  for (size_t i = 0; !any && i < slo->n_targets; i++)
+    any = slo->targets[i].p99_ms > 0;
+  return any;
 }
 
 /* [until - 3 d, cut) from rollups into the 6 h and 3 d windows (the shorter ones lie
@@ -180,7 +190,12 @@ static tp_err rollup_windows(tp_store *store, slo_ctx *c, int64_t cut, char *err
                               .profile = q->glob[TP_DIM_PROFILE],
                               .region = q->glob[TP_DIM_REGION],
                               .agent_id = q->glob[TP_DIM_AGENT],
-                              .address_family = q->glob[TP_DIM_FAMILY]};
+                              .address_family = q->glob[TP_DIM_FAMILY],
+                              /* counts only: the blobs are most of a scan's cost */
+                              .omit = TP_STORE_ROLLUP_PART_CLASSES | TP_STORE_ROLLUP_PART_CONNECT |
+                                      TP_STORE_ROLLUP_PART_TOTAL | TP_STORE_ROLLUP_PART_MIX};
+  if (!any_latency_objective(q->slo))
+    f.omit |= TP_STORE_ROLLUP_PART_HANDSHAKE;
   int64_t six = cut - window_ns[TP_SLO_W6H] + window_ns[TP_SLO_W1H]; /* minute-aligned too */
   rollup_slo_ctx rc = {.c = c, .six_hours_from = six};
   /* Two scans, so the 6 h edge falls between minute rows, never inside an hour row. */

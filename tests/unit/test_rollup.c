@@ -1236,6 +1236,65 @@ static tp_err on_span_row(const tp_store_rollup_row *row, void *ctx) {
   return TP_E_OK;
 }
 
+typedef struct omit_check {
+  size_t rows;
+  uint64_t probes, successes, handshakes, classes_ok;
+  bool other_parts; /* an omitted part was delivered */
+} omit_check;
+
+static tp_err check_omitted(const tp_store_rollup_row *row, void *data) {
+  omit_check *oc = data;
+  oc->rows++;
+  oc->probes += row->probes;
+  oc->successes += row->successes;
+  oc->handshakes += row->handshake_ns != NULL ? tp_sketch_count(row->handshake_ns) : 0;
+  oc->classes_ok += row->classes.n[TP_OUTCOME_OK];
+  oc->other_parts |= row->connect_ns != NULL || row->total_ns != NULL || row->negotiated != NULL;
+  return TP_E_OK;
+}
+
+/* Omitted parts are neither read nor decoded (a damaged omitted blob is no error) and
+ * read as empty; the counters are the same as a full scan's. */
+static void test_scan_omits_parts(void **state) {
+  fixture *f = *state;
+  char err[512] = "";
+  enum { N = 500 };
+  probe *v = generate(16, N);
+  put_probes(f, v, N);
+  tp_store_maintain_stats st;
+  maintain(f, T0, &st);
+  omit_check full = {0}, part = {0};
+  assert_int_equal(tp_store_scan_rollups(f->store, TP_STORE_ROLLUP_MINUTE, 0, INT64_MAX, NULL,
+                                         TP_STORE_ROLLUPS_BY_START, check_omitted, &full, err,
+                                         sizeof(err)),
+                   TP_E_OK);
+  assert_true(full.other_parts);
+  assert_true(full.classes_ok > 0 && full.handshakes > 0);
+  exec_sql(f->db, "UPDATE rollups SET connect_sketch = X'01FF', negotiated = X'0100'||X'02',"
+                  " classes = X'01'||X'19'||X'01'");
+  tp_store_rollup_filter flt = {.omit = TP_STORE_ROLLUP_PART_CLASSES | TP_STORE_ROLLUP_PART_CONNECT |
+                                        TP_STORE_ROLLUP_PART_TOTAL | TP_STORE_ROLLUP_PART_MIX};
+  assert_int_equal(tp_store_scan_rollups(f->store, TP_STORE_ROLLUP_MINUTE, 0, INT64_MAX, &flt,
+                                         TP_STORE_ROLLUPS_BY_START, check_omitted, &part, err,
+                                         sizeof(err)),
+                   TP_E_OK);
+  assert_int_equal(part.rows, full.rows);
+  assert_int_equal(part.probes, full.probes);
+  assert_int_equal(part.successes, full.successes);
+  assert_int_equal(part.handshakes, full.handshakes); /* not omitted: still there */
+  assert_int_equal(part.classes_ok, 0);
+  assert_false(part.other_parts);
+  /* Not omitted, the damaged blobs are refused as before. */
+  flt.omit = TP_STORE_ROLLUP_PART_CLASSES | TP_STORE_ROLLUP_PART_MIX;
+  part = (omit_check){0};
+  assert_int_equal(tp_store_scan_rollups(f->store, TP_STORE_ROLLUP_MINUTE, 0, INT64_MAX, &flt,
+                                         TP_STORE_ROLLUPS_BY_START, check_omitted, &part, err,
+                                         sizeof(err)),
+                   TP_E_STORE);
+  assert_non_null(strstr(err, "damaged connect_sketch"));
+  free(v);
+}
+
 static void test_hour_rows_are_merged_minutes(void **state) {
   fixture *f = *state;
   char err[512] = "";
@@ -1302,6 +1361,7 @@ int main(void) {
       T(test_damaged_blob),
       T(test_mix_not_recorded_before_v7),
       T(test_scan_filters_orders_and_edges),
+      T(test_scan_omits_parts),
       T(test_hour_rows_are_merged_minutes),
   };
 #undef T

@@ -219,6 +219,49 @@ static void test_merge_equals_add_all(void **state) {
   tp_sketch_free(merged);
 }
 
+/* A report's case: thousands of small sketches (a rollup minute's few values) folded
+ * into one, most of whose buckets the accumulator already has (counts add in place),
+ * some with a new bucket or more buckets than the in-place path takes (the general
+ * merge): the same sketch as adding every value, whatever path each merge took. */
+static void test_merge_many_small(void **state) {
+  (void)state;
+  uint64_t rng = 11;
+  enum { SMALL = 3000 };
+  tp_sketch *all = tp_sketch_new(), *merged = tp_sketch_new(), *small = tp_sketch_new();
+  size_t in_place = 0;
+  for (int k = 0; k < SMALL; k++) {
+    tp_sketch_clear(small);
+    /* mostly 1..20 values near 3 ms; every 100th a wide spread (> 64 buckets) */
+    size_t n = k % 100 == 99 ? 2000 : 1 + rng_next(&rng) % 20;
+    double spread = k % 100 == 99 ? 1.5 : 0.1;
+    for (size_t i = 0; i < n; i++) {
+      uint64_t v = (uint64_t)exp(log(3e6) + spread * rng_normal(&rng));
+      assert_int_equal(tp_sketch_add(all, v), TP_E_OK);
+      assert_int_equal(tp_sketch_add(small, v), TP_E_OK);
+    }
+    size_t before = tp_sketch_bucket_count(merged);
+    assert_int_equal(tp_sketch_merge(merged, small), TP_E_OK);
+    in_place += tp_sketch_bucket_count(merged) == before;
+    assert_int_equal(tp_sketch_count(merged), tp_sketch_count(all));
+  }
+  tp_buf a, b;
+  tp_buf_init(&a, TP_SKETCH_MAX_BLOB);
+  tp_buf_init(&b, TP_SKETCH_MAX_BLOB);
+  encode(all, &a);
+  encode(merged, &b);
+  assert_int_equal(a.len, b.len);
+  assert_memory_equal(a.data, b.data, a.len);
+  /* most merges added no bucket (counts in place), some did (the general merge) */
+  assert_true(in_place > SMALL / 2);
+  assert_true(in_place < SMALL);
+  print_message("many small: %zu of %d merges without a new bucket\n", in_place, SMALL);
+  tp_buf_free(&a);
+  tp_buf_free(&b);
+  tp_sketch_free(small);
+  tp_sketch_free(all);
+  tp_sketch_free(merged);
+}
+
 static void test_round_trip(void **state) {
   (void)state;
   char err[256];
@@ -394,6 +437,7 @@ int main(void) {
       cmocka_unit_test(test_small_and_extreme_values),
       cmocka_unit_test(test_max_index),
       cmocka_unit_test(test_merge_equals_add_all),
+      cmocka_unit_test(test_merge_many_small),
       cmocka_unit_test(test_round_trip),
       cmocka_unit_test(test_corrupted_blobs_refused),
       cmocka_unit_test(test_outcome_counts),
