@@ -62,6 +62,13 @@ tp_err tp_store_scan_chain(tp_store *store, int64_t row_id, tp_store_cert_fn fn,
   return store->ops->scan_chain(store, row_id, fn, ctx, err, errlen);
 }
 
+tp_err tp_store_scan_latest_chain(tp_store *store, const char *target, const char *profile,
+                                  const char *region, int64_t since_unix_ns, tp_store_cert_fn fn,
+                                  void *ctx, char *err, size_t errlen) {
+  return store->ops->scan_latest_chain(store, target, profile, region, since_unix_ns, fn, ctx,
+                                       err, errlen);
+}
+
 tp_err tp_store_latest(tp_store *store, const char *target, const char *profile, const char *region,
                        int64_t since_unix_ns, tp_store_facts *out, char *err, size_t errlen) {
   return store->ops->latest(store, target, profile, region, since_unix_ns, out, err, errlen);

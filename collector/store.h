@@ -187,6 +187,16 @@ typedef tp_err (*tp_store_cert_fn)(const tp_store_chain_cert *cert, void *ctx);
  * position order; none when it has no chain. Cheap: one row by its identity. */
 tp_err tp_store_scan_chain(tp_store *store, int64_t row_id, tp_store_cert_fn fn, void *ctx,
                            char *err, size_t errlen);
+/* The chain of the newest result with a chain of the series named (target, profile,
+ * region; any host, port or address), if that result started at or after
+ * since_unix_ns: one call per certificate in position order. TP_E_NOTFOUND when there
+ * is none. Cheap (the store keeps each series' newest chain as results arrive) and
+ * still answered after raw retention deleted the result. The same certificates as
+ * tp_store_scan_chain of the window's newest row with a chain, for a window that ends
+ * now. */
+tp_err tp_store_scan_latest_chain(tp_store *store, const char *target, const char *profile,
+                                  const char *region, int64_t since_unix_ns, tp_store_cert_fn fn,
+                                  void *ctx, char *err, size_t errlen);
 
 /* A list of strings that may be absent (stored before the schema version that added
  * it): set = false. */

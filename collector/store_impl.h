@@ -18,6 +18,9 @@ typedef struct tp_store_ops {
                  char *err, size_t errlen);
   tp_err (*scan_chain)(tp_store *store, int64_t row_id, tp_store_cert_fn fn, void *ctx,
                        char *err, size_t errlen);
+  tp_err (*scan_latest_chain)(tp_store *store, const char *target, const char *profile,
+                              const char *region, int64_t since_unix_ns, tp_store_cert_fn fn,
+                              void *ctx, char *err, size_t errlen);
   tp_err (*latest)(tp_store *store, const char *target, const char *profile, const char *region,
                    int64_t since_unix_ns, tp_store_facts *out, char *err, size_t errlen);
   tp_err (*scan_spools)(tp_store *store, tp_store_spool_fn fn, void *ctx, char *err,

@@ -28,7 +28,7 @@
 #include "store_sqlite_internal.h"
 #include "tp_mem.h"
 
-#define SCHEMA_VERSION 7
+#define SCHEMA_VERSION 8
 #define BUSY_TIMEOUT_MS 5000
 
 /* Migration SQL, then an optional step in C for what SQL alone cannot do. */
@@ -39,6 +39,116 @@ typedef struct migration {
 
 static tp_err relax_days_not_null(sqlite_store *s, char *err, size_t errlen);
 static tp_err finish_v6(sqlite_store *s, char *err, size_t errlen);
+
+/* The results view's INSTEAD OF INSERT trigger up to its series_latest statement, which
+ * changed in version 8 (the newest chain too): versions 6 and 8 each end it their way. */
+#define SQL_RESULTS_TRIGGER_HEAD \
+    "CREATE TRIGGER results_insert INSTEAD OF INSERT ON results BEGIN" \
+    " INSERT INTO spool_keys (agent_id, instance_id) SELECT NEW.agent_id, NEW.instance_id" \
+    "  WHERE NOT EXISTS (SELECT 1 FROM spool_keys WHERE agent_id = NEW.agent_id" \
+    "  AND instance_id = NEW.instance_id);" \
+    " INSERT INTO series (target, profile, region, host, port, sni, address, address_family)" \
+    "  SELECT NEW.target, NEW.profile, NEW.region, NEW.host, NEW.port, NEW.sni, NEW.address," \
+    "  NEW.address_family WHERE NOT EXISTS (SELECT 1 FROM series WHERE target IS NEW.target" \
+    "  AND profile IS NEW.profile AND region IS NEW.region AND host IS NEW.host" \
+    "  AND port IS NEW.port AND sni IS NEW.sni AND address IS NEW.address" \
+    "  AND address_family IS NEW.address_family);" \
+    " INSERT INTO shapes (error_class, tls_version, cipher, grp, alpn," \
+    "  server_signature_algorithm, mode, groups_offered, key_shares_offered, fidelity_note," \
+    "  emulation_divergence, ocsp_cert_status)" \
+    "  SELECT NEW.error_class, NEW.tls_version, NEW.cipher, NEW.grp, NEW.alpn," \
+    "  NEW.server_signature_algorithm, NEW.mode, NEW.groups_offered, NEW.key_shares_offered," \
+    "  NEW.fidelity_note, NEW.emulation_divergence, NEW.ocsp_cert_status" \
+    "  WHERE NOT EXISTS (SELECT 1 FROM shapes WHERE error_class IS NEW.error_class" \
+    "  AND tls_version IS NEW.tls_version AND cipher IS NEW.cipher AND grp IS NEW.grp" \
+    "  AND alpn IS NEW.alpn AND server_signature_algorithm IS NEW.server_signature_algorithm" \
+    "  AND mode IS NEW.mode AND groups_offered IS NEW.groups_offered" \
+    "  AND key_shares_offered IS NEW.key_shares_offered AND fidelity_note IS NEW.fidelity_note" \
+    "  AND emulation_divergence IS NEW.emulation_divergence" \
+    "  AND ocsp_cert_status IS NEW.ocsp_cert_status);" \
+    " INSERT INTO chains (chain_json) SELECT NEW.chain_json" \
+    "  WHERE coalesce(NEW.chain_json, '[]') <> '[]'" \
+    "  AND NOT EXISTS (SELECT 1 FROM chains WHERE chain_json = NEW.chain_json);" \
+    " INSERT INTO result_rows (id, spool, result_seq, series, shape, chain, started_unix_ns," \
+    "  received_delay_ns, batch_seq, dns_ns, connect_ns, handshake_ns, total_ns, loop_lag_ns," \
+    "  schedule_lateness_ns, resumption_handshake_ns, flags, error_detail," \
+    "  days_to_earliest_expiry, chain_length_sent, ocsp_this_update_unix," \
+    "  ocsp_next_update_unix, ocsp_age_seconds, http_status, http_first_byte_ns)" \
+    "  SELECT NEW.id, k.id, NEW.result_seq," \
+    "  (SELECT id FROM series WHERE target IS NEW.target AND profile IS NEW.profile" \
+    "   AND region IS NEW.region AND host IS NEW.host AND port IS NEW.port AND sni IS NEW.sni" \
+    "   AND address IS NEW.address AND address_family IS NEW.address_family" \
+    "   ORDER BY id LIMIT 1)," \
+    "  (SELECT id FROM shapes WHERE error_class IS NEW.error_class" \
+    "   AND tls_version IS NEW.tls_version AND cipher IS NEW.cipher AND grp IS NEW.grp" \
+    "   AND alpn IS NEW.alpn AND server_signature_algorithm IS NEW.server_signature_algorithm" \
+    "   AND mode IS NEW.mode AND groups_offered IS NEW.groups_offered" \
+    "   AND key_shares_offered IS NEW.key_shares_offered AND fidelity_note IS NEW.fidelity_note" \
+    "   AND emulation_divergence IS NEW.emulation_divergence" \
+    "   AND ocsp_cert_status IS NEW.ocsp_cert_status ORDER BY id LIMIT 1)," \
+    "  (SELECT id FROM chains WHERE chain_json = NEW.chain_json AND NEW.chain_json <> '[]'" \
+    "   ORDER BY id LIMIT 1)," \
+    "  NEW.started_unix_ns, NEW.received_unix_ns - NEW.started_unix_ns, NEW.batch_seq," \
+    "  NEW.dns_ns, NEW.connect_ns, NEW.handshake_ns, NEW.total_ns, NEW.loop_lag_ns," \
+    "  NEW.schedule_lateness_ns, NEW.resumption_handshake_ns," \
+    "  (NEW.ok <> 0) | ((NEW.resumed <> 0) << 1) | ((NEW.hello_retry_request <> 0) << 2)" \
+    "  | ((coalesce(NEW.ticket_received, 0) <> 0) << 3)" \
+    "  | ((coalesce(NEW.early_data_attempted, 0) <> 0) << 4)" \
+    "  | ((coalesce(NEW.early_data_accepted, 0) <> 0) << 5)" \
+    "  | ((coalesce(NEW.ocsp_stapled, 0) <> 0) << 6)" \
+    "  | ((coalesce(NEW.chain_complete, 0) <> 0) << 7)" \
+    "  | ((coalesce(NEW.http_hsts, 0) <> 0) << 8)" \
+    "  | ((coalesce(NEW.emulation_checked, 0) <> 0) << 9)" \
+    "  | ((coalesce(NEW.early_data_policy_violation, 0) <> 0) << 10)" \
+    "  | ((coalesce(NEW.saturated, 0) <> 0) << 11)" \
+    "  | ((NEW.ticket_received IS NULL) << 12) | ((NEW.early_data_attempted IS NULL) << 13)" \
+    "  | ((NEW.early_data_accepted IS NULL) << 14) | ((NEW.ocsp_stapled IS NULL) << 15)" \
+    "  | ((NEW.chain_complete IS NULL) << 16) | ((NEW.emulation_checked IS NULL) << 17)" \
+    "  | ((NEW.early_data_policy_violation IS NULL) << 18)," \
+    "  NEW.error_detail, NEW.days_to_earliest_expiry, NEW.chain_length_sent," \
+    "  NEW.ocsp_this_update_unix, NEW.ocsp_next_update_unix, NEW.ocsp_age_seconds," \
+    "  NEW.http_status, NEW.http_first_byte_ns" \
+    "  FROM spool_keys AS k WHERE k.agent_id = NEW.agent_id AND k.instance_id = NEW.instance_id" \
+    /* covered: the interval starting last at or before the number reaches it (one seek \
+     * in the primary key, whatever the number of intervals) */ \
+    "  AND NOT EXISTS (SELECT 1 FROM (SELECT last_seq FROM seen WHERE spool = k.id" \
+    "  AND first_seq <= NEW.result_seq ORDER BY first_seq DESC LIMIT 1)" \
+    "  WHERE last_seq >= NEW.result_seq);" \
+    /* A new row's number extends the interval just below it, or starts one. */ \
+    " UPDATE seen SET last_seq = NEW.result_seq" \
+    "  WHERE last_seq = NEW.result_seq - 1 AND (spool, first_seq) = (SELECT r.spool," \
+    "  (SELECT max(first_seq) FROM seen WHERE spool = r.spool AND first_seq <= NEW.result_seq)" \
+    "  FROM result_rows AS r JOIN spool_keys AS k ON k.id = r.spool" \
+    "  WHERE r.id = last_insert_rowid() AND k.agent_id = NEW.agent_id" \
+    "  AND k.instance_id = NEW.instance_id AND r.result_seq = NEW.result_seq);" \
+    " INSERT OR IGNORE INTO seen (spool, first_seq, last_seq)" \
+    "  SELECT r.spool, r.result_seq, r.result_seq FROM result_rows AS r" \
+    "  JOIN spool_keys AS k ON k.id = r.spool WHERE r.id = last_insert_rowid()" \
+    "  AND k.agent_id = NEW.agent_id AND k.instance_id = NEW.instance_id" \
+    "  AND r.result_seq = NEW.result_seq AND NOT EXISTS (SELECT 1 FROM (SELECT last_seq" \
+    "  FROM seen WHERE spool = r.spool AND first_seq <= NEW.result_seq" \
+    "  ORDER BY first_seq DESC LIMIT 1) WHERE last_seq >= NEW.result_seq);"
+
+/* Version 6's last statement of the trigger: the newest row only. */
+#define SQL_RESULTS_TRIGGER_LATEST_V6 \
+    /* both WITHOUT ROWID: last_insert_rowid() is still the new row's */ \
+    " INSERT OR REPLACE INTO series_latest (series, started_unix_ns, id)" \
+    "  SELECT r.series, r.started_unix_ns, r.id FROM result_rows AS r" \
+    "  JOIN spool_keys AS k ON k.id = r.spool WHERE r.id = last_insert_rowid()" \
+    "  AND k.agent_id = NEW.agent_id AND k.instance_id = NEW.instance_id" \
+    "  AND r.result_seq = NEW.result_seq AND NOT EXISTS (SELECT 1 FROM series_latest AS l" \
+    "  WHERE l.series = r.series AND (l.started_unix_ns > r.started_unix_ns" \
+    "  OR (l.started_unix_ns = r.started_unix_ns AND l.id > r.id)));"
+
+/* Version 8's: the newest row and the newest row with a chain, merged like the writer's. */
+#define SQL_RESULTS_TRIGGER_LATEST_V8 \
+    " INSERT INTO series_latest (series, started_unix_ns, id, chain, chain_unix_ns, chain_row)" \
+    "  SELECT r.series, r.started_unix_ns, r.id, r.chain," \
+    "  CASE WHEN r.chain IS NOT NULL THEN r.started_unix_ns END," \
+    "  CASE WHEN r.chain IS NOT NULL THEN r.id END FROM result_rows AS r" \
+    "  JOIN spool_keys AS k ON k.id = r.spool WHERE r.id = last_insert_rowid()" \
+    "  AND k.agent_id = NEW.agent_id AND k.instance_id = NEW.instance_id" \
+    "  AND r.result_seq = NEW.result_seq" SQL_SERIES_LATEST_MERGE ";"
 
 static const migration migrations[SCHEMA_VERSION] = {
     /* 0 -> 1 */
@@ -342,6 +452,21 @@ static const migration migrations[SCHEMA_VERSION] = {
      * group distributions hold over windows only rollups cover. NULL in spans rolled
      * up before: not recorded (the report counts them apart). */
     {"ALTER TABLE rollups ADD COLUMN negotiated BLOB;", NULL},
+    /* 7 -> 8: each series' newest chain beside its newest row (store_sqlite_internal.h),
+     * so `report expiry` finds the certificates a series shows now with one lookup
+     * instead of a scan of the window's rows -- and still after raw retention (the
+     * chains dictionary is never deleted). Filled from the rows there are. */
+    {"ALTER TABLE series_latest ADD COLUMN chain INTEGER;"
+     "ALTER TABLE series_latest ADD COLUMN chain_unix_ns INTEGER;"
+     "ALTER TABLE series_latest ADD COLUMN chain_row INTEGER;"
+     "UPDATE series_latest SET chain = b.chain, chain_unix_ns = b.started_unix_ns,"
+     " chain_row = b.id FROM (SELECT series, chain, started_unix_ns, id FROM (SELECT series,"
+     " chain, started_unix_ns, id, row_number() OVER (PARTITION BY series"
+     " ORDER BY started_unix_ns DESC, id DESC) AS n FROM result_rows WHERE chain IS NOT NULL)"
+     " WHERE n = 1) AS b WHERE b.series = series_latest.series;"
+     "DROP TRIGGER results_insert;" SQL_RESULTS_TRIGGER_HEAD SQL_RESULTS_TRIGGER_LATEST_V8
+     " END;",
+     NULL},
 };
 
 /* ---- open / migrate ---------------------------------------------------------- */
@@ -486,100 +611,7 @@ static const char SQL_V6_FINISH[] =
      * seen skipped, else stored and added to `seen`. last_insert_rowid() inside a
      * trigger is the trigger's own last insert (lang_createtrigger.html), so it names
      * the new row only if there is one. */
-    "CREATE TRIGGER results_insert INSTEAD OF INSERT ON results BEGIN"
-    " INSERT INTO spool_keys (agent_id, instance_id) SELECT NEW.agent_id, NEW.instance_id"
-    "  WHERE NOT EXISTS (SELECT 1 FROM spool_keys WHERE agent_id = NEW.agent_id"
-    "  AND instance_id = NEW.instance_id);"
-    " INSERT INTO series (target, profile, region, host, port, sni, address, address_family)"
-    "  SELECT NEW.target, NEW.profile, NEW.region, NEW.host, NEW.port, NEW.sni, NEW.address,"
-    "  NEW.address_family WHERE NOT EXISTS (SELECT 1 FROM series WHERE target IS NEW.target"
-    "  AND profile IS NEW.profile AND region IS NEW.region AND host IS NEW.host"
-    "  AND port IS NEW.port AND sni IS NEW.sni AND address IS NEW.address"
-    "  AND address_family IS NEW.address_family);"
-    " INSERT INTO shapes (error_class, tls_version, cipher, grp, alpn,"
-    "  server_signature_algorithm, mode, groups_offered, key_shares_offered, fidelity_note,"
-    "  emulation_divergence, ocsp_cert_status)"
-    "  SELECT NEW.error_class, NEW.tls_version, NEW.cipher, NEW.grp, NEW.alpn,"
-    "  NEW.server_signature_algorithm, NEW.mode, NEW.groups_offered, NEW.key_shares_offered,"
-    "  NEW.fidelity_note, NEW.emulation_divergence, NEW.ocsp_cert_status"
-    "  WHERE NOT EXISTS (SELECT 1 FROM shapes WHERE error_class IS NEW.error_class"
-    "  AND tls_version IS NEW.tls_version AND cipher IS NEW.cipher AND grp IS NEW.grp"
-    "  AND alpn IS NEW.alpn AND server_signature_algorithm IS NEW.server_signature_algorithm"
-    "  AND mode IS NEW.mode AND groups_offered IS NEW.groups_offered"
-    "  AND key_shares_offered IS NEW.key_shares_offered AND fidelity_note IS NEW.fidelity_note"
-    "  AND emulation_divergence IS NEW.emulation_divergence"
-    "  AND ocsp_cert_status IS NEW.ocsp_cert_status);"
-    " INSERT INTO chains (chain_json) SELECT NEW.chain_json"
-    "  WHERE coalesce(NEW.chain_json, '[]') <> '[]'"
-    "  AND NOT EXISTS (SELECT 1 FROM chains WHERE chain_json = NEW.chain_json);"
-    " INSERT INTO result_rows (id, spool, result_seq, series, shape, chain, started_unix_ns,"
-    "  received_delay_ns, batch_seq, dns_ns, connect_ns, handshake_ns, total_ns, loop_lag_ns,"
-    "  schedule_lateness_ns, resumption_handshake_ns, flags, error_detail,"
-    "  days_to_earliest_expiry, chain_length_sent, ocsp_this_update_unix,"
-    "  ocsp_next_update_unix, ocsp_age_seconds, http_status, http_first_byte_ns)"
-    "  SELECT NEW.id, k.id, NEW.result_seq,"
-    "  (SELECT id FROM series WHERE target IS NEW.target AND profile IS NEW.profile"
-    "   AND region IS NEW.region AND host IS NEW.host AND port IS NEW.port AND sni IS NEW.sni"
-    "   AND address IS NEW.address AND address_family IS NEW.address_family"
-    "   ORDER BY id LIMIT 1),"
-    "  (SELECT id FROM shapes WHERE error_class IS NEW.error_class"
-    "   AND tls_version IS NEW.tls_version AND cipher IS NEW.cipher AND grp IS NEW.grp"
-    "   AND alpn IS NEW.alpn AND server_signature_algorithm IS NEW.server_signature_algorithm"
-    "   AND mode IS NEW.mode AND groups_offered IS NEW.groups_offered"
-    "   AND key_shares_offered IS NEW.key_shares_offered AND fidelity_note IS NEW.fidelity_note"
-    "   AND emulation_divergence IS NEW.emulation_divergence"
-    "   AND ocsp_cert_status IS NEW.ocsp_cert_status ORDER BY id LIMIT 1),"
-    "  (SELECT id FROM chains WHERE chain_json = NEW.chain_json AND NEW.chain_json <> '[]'"
-    "   ORDER BY id LIMIT 1),"
-    "  NEW.started_unix_ns, NEW.received_unix_ns - NEW.started_unix_ns, NEW.batch_seq,"
-    "  NEW.dns_ns, NEW.connect_ns, NEW.handshake_ns, NEW.total_ns, NEW.loop_lag_ns,"
-    "  NEW.schedule_lateness_ns, NEW.resumption_handshake_ns,"
-    "  (NEW.ok <> 0) | ((NEW.resumed <> 0) << 1) | ((NEW.hello_retry_request <> 0) << 2)"
-    "  | ((coalesce(NEW.ticket_received, 0) <> 0) << 3)"
-    "  | ((coalesce(NEW.early_data_attempted, 0) <> 0) << 4)"
-    "  | ((coalesce(NEW.early_data_accepted, 0) <> 0) << 5)"
-    "  | ((coalesce(NEW.ocsp_stapled, 0) <> 0) << 6)"
-    "  | ((coalesce(NEW.chain_complete, 0) <> 0) << 7)"
-    "  | ((coalesce(NEW.http_hsts, 0) <> 0) << 8)"
-    "  | ((coalesce(NEW.emulation_checked, 0) <> 0) << 9)"
-    "  | ((coalesce(NEW.early_data_policy_violation, 0) <> 0) << 10)"
-    "  | ((coalesce(NEW.saturated, 0) <> 0) << 11)"
-    "  | ((NEW.ticket_received IS NULL) << 12) | ((NEW.early_data_attempted IS NULL) << 13)"
-    "  | ((NEW.early_data_accepted IS NULL) << 14) | ((NEW.ocsp_stapled IS NULL) << 15)"
-    "  | ((NEW.chain_complete IS NULL) << 16) | ((NEW.emulation_checked IS NULL) << 17)"
-    "  | ((NEW.early_data_policy_violation IS NULL) << 18),"
-    "  NEW.error_detail, NEW.days_to_earliest_expiry, NEW.chain_length_sent,"
-    "  NEW.ocsp_this_update_unix, NEW.ocsp_next_update_unix, NEW.ocsp_age_seconds,"
-    "  NEW.http_status, NEW.http_first_byte_ns"
-    "  FROM spool_keys AS k WHERE k.agent_id = NEW.agent_id AND k.instance_id = NEW.instance_id"
-    /* covered: the interval starting last at or before the number reaches it (one seek
-     * in the primary key, whatever the number of intervals) */
-    "  AND NOT EXISTS (SELECT 1 FROM (SELECT last_seq FROM seen WHERE spool = k.id"
-    "  AND first_seq <= NEW.result_seq ORDER BY first_seq DESC LIMIT 1)"
-    "  WHERE last_seq >= NEW.result_seq);"
-    /* A new row's number extends the interval just below it, or starts one. */
-    " UPDATE seen SET last_seq = NEW.result_seq"
-    "  WHERE last_seq = NEW.result_seq - 1 AND (spool, first_seq) = (SELECT r.spool,"
-    "  (SELECT max(first_seq) FROM seen WHERE spool = r.spool AND first_seq <= NEW.result_seq)"
-    "  FROM result_rows AS r JOIN spool_keys AS k ON k.id = r.spool"
-    "  WHERE r.id = last_insert_rowid() AND k.agent_id = NEW.agent_id"
-    "  AND k.instance_id = NEW.instance_id AND r.result_seq = NEW.result_seq);"
-    " INSERT OR IGNORE INTO seen (spool, first_seq, last_seq)"
-    "  SELECT r.spool, r.result_seq, r.result_seq FROM result_rows AS r"
-    "  JOIN spool_keys AS k ON k.id = r.spool WHERE r.id = last_insert_rowid()"
-    "  AND k.agent_id = NEW.agent_id AND k.instance_id = NEW.instance_id"
-    "  AND r.result_seq = NEW.result_seq AND NOT EXISTS (SELECT 1 FROM (SELECT last_seq"
-    "  FROM seen WHERE spool = r.spool AND first_seq <= NEW.result_seq"
-    "  ORDER BY first_seq DESC LIMIT 1) WHERE last_seq >= NEW.result_seq);"
-    /* both WITHOUT ROWID: last_insert_rowid() is still the new row's */
-    " INSERT OR REPLACE INTO series_latest (series, started_unix_ns, id)"
-    "  SELECT r.series, r.started_unix_ns, r.id FROM result_rows AS r"
-    "  JOIN spool_keys AS k ON k.id = r.spool WHERE r.id = last_insert_rowid()"
-    "  AND k.agent_id = NEW.agent_id AND k.instance_id = NEW.instance_id"
-    "  AND r.result_seq = NEW.result_seq AND NOT EXISTS (SELECT 1 FROM series_latest AS l"
-    "  WHERE l.series = r.series AND (l.started_unix_ns > r.started_unix_ns"
-    "  OR (l.started_unix_ns = r.started_unix_ns AND l.id > r.id)));"
-    " END;";
+    SQL_RESULTS_TRIGGER_HEAD SQL_RESULTS_TRIGGER_LATEST_V6 " END;";
 
 static tp_err finish_v6(sqlite_store *s, char *err, size_t errlen) {
   int old_rows = 0, new_rows = 0;
@@ -822,6 +854,7 @@ static const tp_store_ops sqlite_ops = {
     .prep_free = tp__sqlite_prep_free,
     .scan = tp__sqlite_scan,
     .scan_chain = tp__sqlite_scan_chain,
+    .scan_latest_chain = tp__sqlite_scan_latest_chain,
     .latest = tp__sqlite_latest,
     .scan_spools = tp__sqlite_scan_spools,
     .scan_drops = tp__sqlite_scan_drops,

@@ -126,9 +126,33 @@ typedef struct tp__spool {
 
 /* A series' newest row (table series_latest: what tp_store_latest reads instead of an
  * index of every row by series). */
+/* A series' newest row, and its newest row with a chain (chain 0: none seen). */
 typedef struct tp__latest {
   int64_t series, started, id; /* series 0: an empty slot */
+  int64_t chain, chain_started, chain_row;
 } tp__latest;
+
+/* series_latest's upsert merge (schema version 8), shared by the writer and the
+ * results view's trigger: the newer row by (started, id), and independently the newer
+ * row with a chain by (chain_unix_ns, chain_row) -- a series whose latest results
+ * failed before any certificate keeps the chain it last showed. */
+#define SQL_SERIES_LATEST_NEWER                                                                    \
+  "(excluded.started_unix_ns > started_unix_ns OR (excluded.started_unix_ns = started_unix_ns"    \
+  " AND excluded.id > id))"
+#define SQL_SERIES_LATEST_CHAIN_NEWER                                                              \
+  "(excluded.chain IS NOT NULL AND (chain IS NULL OR excluded.chain_unix_ns > chain_unix_ns"       \
+  " OR (excluded.chain_unix_ns = chain_unix_ns AND excluded.chain_row > chain_row)))"
+#define SQL_SERIES_LATEST_MERGE                                                                    \
+  " ON CONFLICT (series) DO UPDATE SET"                                                           \
+  " started_unix_ns = CASE WHEN " SQL_SERIES_LATEST_NEWER " THEN excluded.started_unix_ns"        \
+  "  ELSE started_unix_ns END,"                                                                   \
+  " id = CASE WHEN " SQL_SERIES_LATEST_NEWER " THEN excluded.id ELSE id END,"                     \
+  " chain = CASE WHEN " SQL_SERIES_LATEST_CHAIN_NEWER " THEN excluded.chain ELSE chain END,"      \
+  " chain_unix_ns = CASE WHEN " SQL_SERIES_LATEST_CHAIN_NEWER " THEN excluded.chain_unix_ns"      \
+  "  ELSE chain_unix_ns END,"                                                                     \
+  " chain_row = CASE WHEN " SQL_SERIES_LATEST_CHAIN_NEWER " THEN excluded.chain_row"              \
+  "  ELSE chain_row END"                                                                          \
+  " WHERE " SQL_SERIES_LATEST_NEWER " OR " SQL_SERIES_LATEST_CHAIN_NEWER
 
 typedef struct sqlite_store sqlite_store;
 
@@ -151,6 +175,7 @@ struct sqlite_store {
   sqlite3_stmt *scan_target;
   sqlite3_stmt *chain_of; /* one row's chain, unpacked */
   sqlite3_stmt *latest;
+  sqlite3_stmt *latest_chain; /* a series' newest chain, unpacked */
   /* delivery accounting (store_sqlite_delivery.c) */
   sqlite3_stmt *insert_drop;
   sqlite3_stmt *upsert_spool;
@@ -271,6 +296,9 @@ tp_err tp__sqlite_prepare_read(sqlite_store *s, char *err, size_t errlen);
 void tp__sqlite_finalize_read(sqlite_store *s);
 tp_err tp__sqlite_scan(tp_store *store, const tp_store_filter *filter, tp_store_row_fn fn,
                        void *ctx, char *err, size_t errlen);
+tp_err tp__sqlite_scan_latest_chain(tp_store *store, const char *target, const char *profile,
+                                    const char *region, int64_t since_unix_ns,
+                                    tp_store_cert_fn fn, void *ctx, char *err, size_t errlen);
 tp_err tp__sqlite_scan_chain(tp_store *store, int64_t row_id, tp_store_cert_fn fn, void *ctx,
                              char *err, size_t errlen);
 tp_err tp__sqlite_latest(tp_store *store, const char *target, const char *profile,

@@ -30,6 +30,17 @@ static const char SQL_CHAIN[] =
     " json_extract(c.value, '$.not_after_unix')"
     " FROM result_rows AS r JOIN chains AS ch ON ch.id = r.chain, json_each(ch.chain_json) AS c"
     " WHERE r.id = ?1 AND json_valid(ch.chain_json) ORDER BY c.key";
+/* The newest chain of the series with these names (one per host, port, address...),
+ * from series_latest (schema version 8). */
+static const char SQL_LATEST_CHAIN[] =
+    "SELECT CAST(c.key AS INTEGER), json_extract(c.value, '$.subject'),"
+    " json_extract(c.value, '$.issuer'), json_extract(c.value, '$.not_before_unix'),"
+    " json_extract(c.value, '$.not_after_unix')"
+    " FROM (SELECT l.chain AS chain FROM series AS s JOIN series_latest AS l ON l.series = s.id"
+    "  WHERE s.target = ?1 AND s.profile = ?2 AND s.region = ?3 AND l.chain IS NOT NULL"
+    "  AND l.chain_unix_ns >= ?4 ORDER BY l.chain_unix_ns DESC, l.chain_row DESC LIMIT 1) AS n"
+    " JOIN chains AS ch ON ch.id = n.chain, json_each(ch.chain_json) AS c"
+    " WHERE json_valid(ch.chain_json) ORDER BY c.key";
 /* The newest row of each series with these names (one per host, port, address...),
  * from series_latest, then the newest of those. */
 static const char SQL_LATEST[] =
@@ -176,18 +187,13 @@ out:
   return rc;
 }
 
-tp_err tp__sqlite_scan_chain(tp_store *store, int64_t row_id, tp_store_cert_fn fn, void *ctx,
-                             char *err, size_t errlen) {
-  sqlite_store *s = from_base(store);
-  if (s->no_schema)
-    return TP_E_OK;
-  sqlite3_stmt *stmt = s->chain_of;
+/* Runs a prepared chain query (bound) to its end: one call per certificate. *found
+ * says whether there was one. */
+static tp_err each_cert(sqlite_store *s, sqlite3_stmt *stmt, tp_store_cert_fn fn, void *ctx,
+                        bool *found, char *err, size_t errlen) {
   tp_err rc = TP_E_OK;
-  if (sqlite3_bind_int64(stmt, 1, row_id) != SQLITE_OK) {
-    rc = fail(s, err, errlen, "cannot bind chain scan");
-    goto out;
-  }
   int step;
+  *found = false;
   while ((step = sqlite3_step(stmt)) == SQLITE_ROW) {
     tp_store_chain_cert cert = {
         .position = (uint32_t)sqlite3_column_int(stmt, 0),
@@ -196,6 +202,7 @@ tp_err tp__sqlite_scan_chain(tp_store *store, int64_t row_id, tp_store_cert_fn f
         .not_before_unix = sqlite3_column_int64(stmt, 3),
         .not_after_unix = sqlite3_column_int64(stmt, 4),
     };
+    *found = true;
     rc = fn(&cert, ctx);
     if (rc != TP_E_OK)
       goto out;
@@ -206,6 +213,37 @@ out:
   (void)sqlite3_reset(stmt);
   (void)sqlite3_clear_bindings(stmt);
   return rc;
+}
+
+tp_err tp__sqlite_scan_chain(tp_store *store, int64_t row_id, tp_store_cert_fn fn, void *ctx,
+                             char *err, size_t errlen) {
+  sqlite_store *s = from_base(store);
+  if (s->no_schema)
+    return TP_E_OK;
+  bool found;
+  if (sqlite3_bind_int64(s->chain_of, 1, row_id) != SQLITE_OK)
+    return fail(s, err, errlen, "cannot bind chain scan");
+  return each_cert(s, s->chain_of, fn, ctx, &found, err, errlen);
+}
+
+tp_err tp__sqlite_scan_latest_chain(tp_store *store, const char *target, const char *profile,
+                                    const char *region, int64_t since_unix_ns,
+                                    tp_store_cert_fn fn, void *ctx, char *err, size_t errlen) {
+  sqlite_store *s = from_base(store);
+  if (s->no_schema)
+    return TP_E_NOTFOUND;
+  binder b = {.stmt = s->latest_chain, .idx = 0, .rc = SQLITE_OK};
+  bind_text(&b, target);
+  bind_text(&b, profile);
+  bind_text(&b, region);
+  bind_i64(&b, since_unix_ns);
+  if (b.rc != SQLITE_OK) {
+    (void)sqlite3_clear_bindings(s->latest_chain);
+    return fail(s, err, errlen, "cannot bind latest chain");
+  }
+  bool found;
+  tp_err rc = each_cert(s, s->latest_chain, fn, ctx, &found, err, errlen);
+  return rc == TP_E_OK && !found ? TP_E_NOTFOUND : rc;
 }
 
 /* A boolean that may be NULL (unset): a row migrated from before its version. */
@@ -325,6 +363,7 @@ tp_err tp__sqlite_prepare_read(sqlite_store *s, char *err, size_t errlen) {
       {SQL_SCAN_TARGET, &s->scan_target},
       {SQL_CHAIN, &s->chain_of},
       {SQL_LATEST, &s->latest},
+      {SQL_LATEST_CHAIN, &s->latest_chain},
   };
   for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
     if (sqlite3_prepare_v3(s->db, all[i].sql, -1, SQLITE_PREPARE_PERSISTENT, all[i].stmt, NULL) !=
@@ -338,4 +377,5 @@ void tp__sqlite_finalize_read(sqlite_store *s) {
   sqlite3_finalize(s->scan_target);
   sqlite3_finalize(s->chain_of);
   sqlite3_finalize(s->latest);
+  sqlite3_finalize(s->latest_chain);
 }

@@ -529,20 +529,51 @@ static tp_err spool_get(sqlite_store *s, const Tlsprobe__V1__ResultBatch *batch,
   return TP_E_OK;
 }
 
+static void bind_value(binder *b, int64_t v) {
+  if (v == NO_VALUE)
+    bind_null(b);
+  else
+    bind_i64(b, v);
+}
+
 /* ---- the newest row per series ---------------------------------------------------- */
 
 static bool newer(const tp__latest *a, const tp__latest *b) {
   return a->started > b->started || (a->started == b->started && a->id > b->id);
 }
 
-static void batch_latest_add(sqlite_store *s, int64_t series, int64_t started, int64_t id) {
+static bool chain_newer(const tp__latest *a, const tp__latest *b) {
+  return a->chain != 0 &&
+         (b->chain == 0 || a->chain_started > b->chain_started ||
+          (a->chain_started == b->chain_started && a->chain_row > b->chain_row));
+}
+
+/* Folds e into slot, the same rule as SQL_SERIES_LATEST_MERGE. */
+static void latest_merge(tp__latest *slot, const tp__latest *e) {
+  if (newer(e, slot)) {
+    slot->started = e->started;
+    slot->id = e->id;
+  }
+  if (chain_newer(e, slot)) {
+    slot->chain = e->chain;
+    slot->chain_started = e->chain_started;
+    slot->chain_row = e->chain_row;
+  }
+}
+
+static void batch_latest_add(sqlite_store *s, int64_t series, int64_t started, int64_t id,
+                             int64_t chain) {
   if (s->n_batch_latest == s->alloc_batch_latest) {
     s->alloc_batch_latest = s->alloc_batch_latest ? s->alloc_batch_latest * 2 : 512;
     s->batch_latest =
         tp_xrealloc(s->batch_latest, s->alloc_batch_latest * sizeof(s->batch_latest[0]));
   }
-  s->batch_latest[s->n_batch_latest++] =
-      (tp__latest){.series = series, .started = started, .id = id};
+  s->batch_latest[s->n_batch_latest++] = (tp__latest){.series = series,
+                                                      .started = started,
+                                                      .id = id,
+                                                      .chain = chain,
+                                                      .chain_started = chain ? started : 0,
+                                                      .chain_row = chain ? id : 0};
 }
 
 static void group_latest_put(sqlite_store *s, const tp__latest *e) {
@@ -570,8 +601,8 @@ static void group_latest_put(sqlite_store *s, const tp__latest *e) {
   if (slot->series == 0) {
     *slot = *e;
     s->n_group_latest++;
-  } else if (newer(e, slot)) {
-    *slot = *e;
+  } else {
+    latest_merge(slot, e);
   }
 }
 
@@ -600,6 +631,9 @@ static tp_err group_latest_write(sqlite_store *s, char *err, size_t errlen) {
     bind_i64(&b, e->series);
     bind_i64(&b, e->started);
     bind_i64(&b, e->id);
+    bind_value(&b, e->chain != 0 ? e->chain : NO_VALUE);
+    bind_value(&b, e->chain != 0 ? e->chain_started : NO_VALUE);
+    bind_value(&b, e->chain != 0 ? e->chain_row : NO_VALUE);
     if (b.rc != SQLITE_OK || run(s->latest_upsert) != SQLITE_OK)
       rc = fail(s, err, errlen, "cannot record the series' newest results");
   }
@@ -628,13 +662,6 @@ static int64_t flags_of(const Tlsprobe__V1__ProbeResult *r) {
 typedef struct row_refs {
   int64_t spool, series, shape, chain; /* chain 0: none */
 } row_refs;
-
-static void bind_value(binder *b, int64_t v) {
-  if (v == NO_VALUE)
-    bind_null(b);
-  else
-    bind_i64(b, v);
-}
 
 /* Binds one row's 24 values from parameter b->idx + 1 on. */
 static void bind_row(binder *b, const Tlsprobe__V1__ResultBatch *batch, const prep_row *row,
@@ -681,7 +708,7 @@ static tp_err flush_rows(sqlite_store *s, const Tlsprobe__V1__ResultBatch *batch
     int64_t last = sqlite3_last_insert_rowid(s->db);
     for (size_t j = 0; j < k; j++)
       batch_latest_add(s, pr->ref[done + j].series, pr->row[done + j]->v[V_STARTED],
-                       last - (int64_t)(k - 1 - j));
+                       last - (int64_t)(k - 1 - j), pr->ref[done + j].chain);
     done += k;
   }
   pr->n = 0;
@@ -938,10 +965,8 @@ static const char SQL_SEEN_UPSERT[] =
     " ON CONFLICT (spool, first_seq) DO UPDATE SET last_seq = excluded.last_seq";
 static const char SQL_SEEN_DELETE[] = "DELETE FROM seen WHERE spool = ?1 AND first_seq = ?2";
 static const char SQL_LATEST_UPSERT[] =
-    "INSERT INTO series_latest (series, started_unix_ns, id) VALUES (?1, ?2, ?3)"
-    " ON CONFLICT (series) DO UPDATE SET started_unix_ns = excluded.started_unix_ns,"
-    " id = excluded.id WHERE excluded.started_unix_ns > started_unix_ns"
-    " OR (excluded.started_unix_ns = started_unix_ns AND excluded.id > id)";
+    "INSERT INTO series_latest (series, started_unix_ns, id, chain, chain_unix_ns, chain_row)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6)" SQL_SERIES_LATEST_MERGE;
 
 tp_err tp__sqlite_prepare_write(sqlite_store *s, char *err, size_t errlen) {
   struct {

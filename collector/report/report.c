@@ -70,6 +70,7 @@ typedef struct agg {
   tp_keymap *series_keys;
   tp__chain_ref *chains;
   size_t n_chains, alloc_chains;
+  bool latest_chains; /* tp__report_latest_chains: series only, chains looked up after */
   char *err;
   size_t errlen;
 } agg;
@@ -245,18 +246,23 @@ static void add_success(agg *a, size_t g, const tp_store_row *row) {
     vec_push(&acc->bucket_of, bucket_index(&a->report->query, row->started_unix_ns));
 }
 
-/* Remembers the row when it is its series' latest with a chain (rows arrive oldest
- * first; the started time decides for rows delivered out of order). */
-static void note_chain(agg *a, const tp_store_row *row) {
-  size_t t = strlen(row->target), p = strlen(row->profile), g = strlen(row->region);
+bool tp__report_latest_chains(const tp_report_query *q) {
+  return q->with_chains && !q->until_text && q->glob[TP_DIM_AGENT] == NULL &&
+         q->glob[TP_DIM_FAMILY] == NULL;
+}
+
+/* The series' entry in a->chains, added (without a row) when new. */
+static tp__chain_ref *series_ref(agg *a, const char *target, const char *profile,
+                                 const char *region) {
+  size_t t = strlen(target), p = strlen(profile), g = strlen(region);
   size_t len = t + p + g + 3;
   if (len > a->key_alloc) {
     a->key_alloc = 2 * len;
     a->key_buf = tp_xrealloc(a->key_buf, a->key_alloc);
   }
-  memcpy(a->key_buf, row->target, t + 1);
-  memcpy(a->key_buf + t + 1, row->profile, p + 1);
-  memcpy(a->key_buf + t + p + 2, row->region, g + 1);
+  memcpy(a->key_buf, target, t + 1);
+  memcpy(a->key_buf + t + 1, profile, p + 1);
+  memcpy(a->key_buf + t + p + 2, region, g + 1);
   bool added;
   size_t i = tp_keymap_get(a->series_keys, a->key_buf, len, &added);
   if (added) {
@@ -265,14 +271,20 @@ static void note_chain(agg *a, const tp_store_row *row) {
       a->chains = tp_xrealloc(a->chains, a->alloc_chains * sizeof(a->chains[0]));
     }
     size_t klen;
+    const char *key = tp_keymap_key(a->series_keys, i, &klen); /* target\0profile\0region\0 */
     a->chains[a->n_chains++] = (tp__chain_ref){
-        .row_id = row->row_id,
-        .started_unix_ns = row->started_unix_ns,
-        .target = tp_keymap_key(a->series_keys, i, &klen), /* the key starts with it */
-    };
-  } else if (row->started_unix_ns >= a->chains[i].started_unix_ns) {
-    a->chains[i].row_id = row->row_id;
-    a->chains[i].started_unix_ns = row->started_unix_ns;
+        .target = key, .profile = key + t + 1, .region = key + t + p + 2};
+  }
+  return &a->chains[i];
+}
+
+/* Remembers the row when it is its series' latest with a chain (rows arrive oldest
+ * first; the started time decides for rows delivered out of order). */
+static void note_chain(agg *a, const tp_store_row *row) {
+  tp__chain_ref *ref = series_ref(a, row->target, row->profile, row->region);
+  if (ref->row_id == 0 || row->started_unix_ns >= ref->started_unix_ns) {
+    ref->row_id = row->row_id;
+    ref->started_unix_ns = row->started_unix_ns;
   }
 }
 
@@ -285,7 +297,9 @@ static tp_err on_row(const tp_store_row *row, void *ctx) {
   }
   if (!tp__report_row_selected(&a->report->query, row))
     return TP_E_OK;
-  if (a->series_keys != NULL && row->days_to_earliest_expiry.set)
+  if (a->series_keys != NULL && a->latest_chains)
+    (void)series_ref(a, row->target, row->profile, row->region); /* chain looked up later */
+  else if (a->series_keys != NULL && row->days_to_earliest_expiry.set)
     note_chain(a, row);
   size_t g = find_group(a, row);
   tp_report_series *s = &a->report->series[g];
@@ -390,6 +404,8 @@ static tp_err on_rollup(const tp_store_rollup_row *row, void *ctx) {
                        .address_family = row->address_family};
   if (!tp__report_row_selected(&a->report->query, &dims))
     return TP_E_OK;
+  if (a->series_keys != NULL) /* latest_chains: rollups are read only then */
+    (void)series_ref(a, row->target, row->profile, row->region);
   tp_err rc = merge_rollup(a, find_group(a, &dims), row);
   if (rc != TP_E_OK)
     snprintf(a->err, a->errlen, "the rollups of \"%s\" count more probes than a sketch can",
@@ -623,13 +639,14 @@ static const char *exact_target(const tp_report_query *q) {
 /* Rollups when asked, or (auto) for a window longer than raw rows should serve or one
  * reaching back past the raw retention -- if rollups exist and are current (a store
  * without a maintenance pass has none, or lags: raw rows then stay the truth). The
- * expiry view needs raw rows: chains live there. */
+ * expiry view needs raw rows unless the store's newest chain per series serves it
+ * (tp__report_latest_chains). */
 #define TP_REPORT_MAX_UNROLLED 10000
 
 static tp_err choose_source(tp_store *store, tp_report *r, char *err, size_t errlen) {
   const tp_report_query *q = &r->query;
   r->from_rollups = false;
-  if (q->source == TP_REPORT_SOURCE_RAW || q->with_chains)
+  if (q->source == TP_REPORT_SOURCE_RAW || (q->with_chains && !tp__report_latest_chains(q)))
     return TP_E_OK;
   tp_store_horizon h;
   tp_err rc = tp_store_horizon_get(store, &h, err, errlen);
@@ -663,6 +680,7 @@ tp_err tp_report_build(tp_store *store, const tp_report_query *query, tp_report 
   agg a = {.report = r,
            .keys = tp_keymap_new(),
            .series_keys = query->with_chains ? tp_keymap_new() : NULL,
+           .latest_chains = tp__report_latest_chains(query),
            .err = err,
            .errlen = errlen};
   /* Without --until the window ends now but stays open: an agent's clock a little
@@ -694,7 +712,7 @@ tp_err tp_report_build(tp_store *store, const tp_report_query *query, tp_report 
   if (rc == TP_E_OK && query->with_facts)
     rc = load_facts(store, r, err, errlen);
   if (rc == TP_E_OK && query->with_chains)
-    rc = tp__report_chains(store, r, a.chains, a.n_chains, err, errlen);
+    rc = tp__report_chains(store, r, a.chains, a.n_chains, a.latest_chains, err, errlen);
   if (rc == TP_E_OK && !query->skip_delivery)
     rc = tp__report_delivery(store, r, query->since_unix_ns, err, errlen);
   if (rc == TP_E_OK && query->with_slo)

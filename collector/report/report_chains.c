@@ -1,9 +1,10 @@
 /* report_chains.c - `report expiry`: the certificates of each series' latest chain
  * in the window, one entry per (target, position, subject, issuer, notAfter) --
  * the same leaf seen by every profile and region of a target is one line, with the
- * number of series that hold it -- soonest to expire first. Which result is a series'
- * latest with a chain is found by the report's own scan (report.c); here only those
- * rows' chains are read, one row each by its identity. */
+ * number of series that hold it -- soonest to expire first. For a window that ends now,
+ * each series' newest chain is the store's (one lookup per series, whatever serves the
+ * rest of the report); otherwise the report's own scan finds each series' latest result
+ * with a chain (report.c) and here only those rows' chains are read by identity. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -68,11 +69,18 @@ static int cmp_cert(const void *pa, const void *pb) {
 }
 
 tp_err tp__report_chains(tp_store *store, tp_report *r, const tp__chain_ref *refs, size_t n,
-                         char *err, size_t errlen) {
+                         bool latest, char *err, size_t errlen) {
   tp_err rc = TP_E_OK;
   for (size_t i = 0; rc == TP_E_OK && i < n; i++) {
     chains_ctx ctx = {.report = r, .target = refs[i].target};
-    rc = tp_store_scan_chain(store, refs[i].row_id, on_cert, &ctx, err, errlen);
+    if (!latest) {
+      rc = tp_store_scan_chain(store, refs[i].row_id, on_cert, &ctx, err, errlen);
+      continue;
+    }
+    rc = tp_store_scan_latest_chain(store, refs[i].target, refs[i].profile, refs[i].region,
+                                    r->query.since_unix_ns, on_cert, &ctx, err, errlen);
+    if (rc == TP_E_NOTFOUND)
+      rc = TP_E_OK; /* no certificate in the window: nothing to expire */
   }
   if (rc == TP_E_OK && r->n_certs > 1)
     qsort(r->certs, r->n_certs, sizeof(r->certs[0]), cmp_cert);

@@ -55,17 +55,25 @@ void tp__report_delivery_free(tp_report *r);
 tp_err tp__report_delivery_text(const tp_report *r, tp_buf *buf);
 tp_err tp__report_delivery_json(const tp_report *r, tp_buf *buf);
 
-/* The latest result with a chain of one series (target, profile, region), found by
- * the report's scan (report.c) for the expiry view. */
+/* One series (target, profile, region) of the window for the expiry view, and -- when
+ * the report's scan finds the chains (report.c: tp__report_latest_chains false) -- its
+ * latest result with a chain. */
 typedef struct tp__chain_ref {
-  int64_t row_id;
+  int64_t row_id; /* 0: no result with a chain seen (latest-chain lookups) */
   int64_t started_unix_ns;
-  const char *target; /* borrowed for the duration of tp__report_chains */
+  const char *target, *profile, *region; /* borrowed for the duration of tp__report_chains */
 } tp__chain_ref;
 
-/* report_chains.c: those chains' certificates, deduplicated per target and sorted. */
+/* Whether the expiry view's chains come from the store's newest chain per series
+ * (tp_store_scan_latest_chain: a lookup per series, rollups may serve the rest) rather
+ * than from the window's rows: for windows that end now and select no agent or
+ * address family (the store's newest chain is per series, whatever agent saw it). */
+bool tp__report_latest_chains(const tp_report_query *q);
+
+/* report_chains.c: those chains' certificates, deduplicated per target and sorted;
+ * `latest`: looked up per series (tp__report_latest_chains), else read by row. */
 tp_err tp__report_chains(tp_store *store, tp_report *r, const tp__chain_ref *refs, size_t n,
-                         char *err, size_t errlen);
+                         bool latest, char *err, size_t errlen);
 void tp__report_chains_free(tp_report *r);
 
 /* Untrusted stored text made safe for a terminal line, in the style of redis's

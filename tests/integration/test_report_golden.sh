@@ -216,6 +216,27 @@ fi
 # Burn rates once rollups are current: the last hour from raw rows, the rest from
 # rollups -- the same states and verdicts.
 golden_check "rolled up (SLO windows from rollups)" --source auto
+# A window that ends now: each series' newest chain comes from the store (one lookup per
+# series, whatever serves the rest: raw rows for 1 h, rollups for 7 d) -- the same
+# certificates as the latest chains of the rows a past --until window scans.
+for since in 1h 7d; do
+  "$TP_COLLECTOR" report expiry --config "$WORK/collector.yaml" --since "$since" \
+    --format json >"$WORK/latest.json"
+  got=$(python3 - "$WORK/expiry.json" "$WORK/latest.json" <<'PY'
+import json, sys
+def certs(path):
+    j = json.load(open(path))
+    return j["source"], sorted(json.dumps({k: v for k, v in c.items() if k != "days_left"},
+                                          sort_keys=True) for c in j["certificates"])
+(_, want), (source, got) = certs(sys.argv[1]), certs(sys.argv[2])
+print(f"{source} {'same' if got == want and got else 'DIFFERENT: %s vs %s' % (got, want)}")
+PY
+)
+  want_source=raw
+  [ "$since" = 7d ] && want_source=rollup
+  tp_expect_eq "expiry --since $since (ends now): the store's newest chains, the raw rows' certificates" \
+    "$want_source same" "$got"
+done
 out=$("$TP_COLLECTOR" report --config "$WORK/collector.yaml" --since 7d --until "$TO" 2>&1)
 tp_expect_match "auto: a 7-day window comes from rollups and says so" $'\nfrom rollups: percentiles within 1 %' "$out"
 out=$("$TP_COLLECTOR" report --config "$WORK/collector.yaml" --since 1h --until "$TO" 2>&1)

@@ -911,9 +911,9 @@ static void test_migration_from_v4(void **state) {
   exec_sql(v4, V4_DDL);
   exec_sql(v4, V4_ROWS);
   assert_int_equal(tp_store_open_sqlite(v4, TP_STORE_READONLY, &s, err, sizeof(err)), TP_E_STORE);
-  assert_non_null(strstr(err, "schema version 4 is older than 7"));
+  assert_non_null(strstr(err, "schema version 4 is older than 8"));
   assert_int_equal(tp_store_open_sqlite(v4, TP_STORE_READWRITE, &s, err, sizeof(err)), TP_E_OK);
-  assert_int_equal(query_int(v4, "PRAGMA user_version"), 7);
+  assert_int_equal(query_int(v4, "PRAGMA user_version"), 8);
   assert_int_equal(query_int(v4, "SELECT watermark FROM rollup_state"), 0);
   tp_store_horizon h;
   assert_int_equal(tp_store_horizon_get(s, &h, err, sizeof(err)), TP_E_OK);

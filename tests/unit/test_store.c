@@ -133,7 +133,7 @@ static void test_create_and_migrate(void **state) {
   tp_store *s = NULL;
   assert_int_equal(tp_store_open_sqlite(f->db, TP_STORE_READWRITE, &s, err, sizeof(err)), TP_E_OK);
   tp_store_close(s);
-  assert_int_equal(query_int(f->db, "PRAGMA user_version"), 7);
+  assert_int_equal(query_int(f->db, "PRAGMA user_version"), 8);
   assert_int_equal(query_int(f->db, "SELECT count(*) FROM sqlite_master WHERE"
                                     " (type='index' AND name = 'result_rows_started')"
                                     " OR (type='table' AND name = 'series_latest')"),
@@ -150,7 +150,7 @@ static void test_create_and_migrate(void **state) {
   /* Second open: nothing to migrate, nothing lost. */
   assert_int_equal(tp_store_open_sqlite(f->db, TP_STORE_READWRITE, &s, err, sizeof(err)), TP_E_OK);
   tp_store_close(s);
-  assert_int_equal(query_int(f->db, "PRAGMA user_version"), 7);
+  assert_int_equal(query_int(f->db, "PRAGMA user_version"), 8);
 }
 
 typedef struct collected {
@@ -218,10 +218,10 @@ static void test_migrate_real_v1_database(void **state) {
   /* Read-only opens refuse to migrate and say what to do. */
   assert_int_equal(tp_store_open_sqlite(f->db, TP_STORE_READONLY, &s, err, sizeof(err)),
                    TP_E_STORE);
-  assert_non_null(strstr(err, "schema version 1 is older than 7; start the collector once"));
+  assert_non_null(strstr(err, "schema version 1 is older than 8; start the collector once"));
 
   assert_int_equal(tp_store_open_sqlite(f->db, TP_STORE_READWRITE, &s, err, sizeof(err)), TP_E_OK);
-  assert_int_equal(query_int(f->db, "PRAGMA user_version"), 7);
+  assert_int_equal(query_int(f->db, "PRAGMA user_version"), 8);
   assert_int_equal(query_int(f->db, "SELECT count(*) FROM pragma_integrity_check"
                                     " WHERE integrity_check = 'ok'"),
                    1);
@@ -310,7 +310,7 @@ static void test_migrate_real_v1_database(void **state) {
   /* Reopening: nothing left to migrate. */
   assert_int_equal(tp_store_open_sqlite(f->db, TP_STORE_READWRITE, &s, err, sizeof(err)), TP_E_OK);
   tp_store_close(s);
-  assert_int_equal(query_int(f->db, "PRAGMA user_version"), 7);
+  assert_int_equal(query_int(f->db, "PRAGMA user_version"), 8);
 }
 
 /* The version 2 schema as a version 2 collector left it: version 1's tables with
@@ -363,11 +363,11 @@ static void test_migrate_real_v2_database(void **state) {
 
   assert_int_equal(tp_store_open_sqlite(f->db, TP_STORE_READONLY, &s, err, sizeof(err)),
                    TP_E_STORE);
-  assert_non_null(strstr(err, "schema version 2 is older than 7; start the collector once"));
+  assert_non_null(strstr(err, "schema version 2 is older than 8; start the collector once"));
   assert_int_equal(query_int(f->db, "PRAGMA user_version"), 2);
 
   assert_int_equal(tp_store_open_sqlite(f->db, TP_STORE_READWRITE, &s, err, sizeof(err)), TP_E_OK);
-  assert_int_equal(query_int(f->db, "PRAGMA user_version"), 7);
+  assert_int_equal(query_int(f->db, "PRAGMA user_version"), 8);
   assert_int_equal(query_int(f->db, "SELECT count(*) FROM pragma_integrity_check"
                                     " WHERE integrity_check = 'ok'"),
                    1);
@@ -412,7 +412,7 @@ static void test_migrate_real_v2_database(void **state) {
   /* Reopening: nothing left to migrate, the row still there. */
   assert_int_equal(tp_store_open_sqlite(f->db, TP_STORE_READWRITE, &s, err, sizeof(err)), TP_E_OK);
   tp_store_close(s);
-  assert_int_equal(query_int(f->db, "PRAGMA user_version"), 7);
+  assert_int_equal(query_int(f->db, "PRAGMA user_version"), 8);
   assert_int_equal(query_int(f->db, "SELECT count(*) FROM results"), 1);
 }
 
@@ -588,9 +588,9 @@ static void test_migrate_populated_v5_database(void **state) {
   char *before = all_columns(f->db);
   assert_int_equal(tp_store_open_sqlite(f->db, TP_STORE_READONLY, &s, err, sizeof(err)),
                    TP_E_STORE);
-  assert_non_null(strstr(err, "schema version 5 is older than 7"));
+  assert_non_null(strstr(err, "schema version 5 is older than 8"));
   assert_int_equal(tp_store_open_sqlite(f->db, TP_STORE_READWRITE, &s, err, sizeof(err)), TP_E_OK);
-  assert_int_equal(query_int(f->db, "PRAGMA user_version"), 7);
+  assert_int_equal(query_int(f->db, "PRAGMA user_version"), 8);
   assert_int_equal(query_int(f->db, "SELECT count(*) FROM pragma_integrity_check"
                                     " WHERE integrity_check = 'ok'"),
                    1);
@@ -656,6 +656,23 @@ static void test_migrate_populated_v5_database(void **state) {
   int certs = 0;
   assert_int_equal(tp_store_scan_chain(s, 1, count_cert, &certs, err, sizeof(err)), TP_E_OK);
   assert_int_equal(certs, 3);
+  /* Version 8 filled each series' newest chain from the rows: row 2's (row 3, newer, has
+   * none); api's rows have no chain. */
+  assert_int_equal(query_int(f->db, "SELECT chain_row FROM series_latest AS l JOIN series AS s"
+                                    " ON s.id = l.series WHERE s.target = 'web'"
+                                    " AND s.address_family = 'ipv6' AND s.region = 'eu'"),
+                   2);
+  certs = 0;
+  assert_int_equal(tp_store_scan_latest_chain(s, "web", "firefox", "eu", 0, count_cert, &certs,
+                                              err, sizeof(err)),
+                   TP_E_OK);
+  assert_int_equal(certs, 3);
+  assert_int_equal(tp_store_scan_latest_chain(s, "web", "firefox", "eu", 1700000001000000001,
+                                              count_cert, &certs, err, sizeof(err)),
+                   TP_E_NOTFOUND);
+  assert_int_equal(tp_store_scan_latest_chain(s, "api", "modern", "us", 0, count_cert, &certs,
+                                              err, sizeof(err)),
+                   TP_E_NOTFOUND);
 
   /* Exactly once across the migration: agent-1's spool re-sends 1..6; only 4 and 6 are
    * new. */
@@ -813,6 +830,114 @@ static void test_v3_fields_round_trip(void **state) {
   tp_store_close(s);
 }
 
+typedef struct leaf_seen {
+  int certs;
+  int64_t not_after;
+} leaf_seen;
+
+static tp_err note_leaf(const tp_store_chain_cert *c, void *ctx) {
+  leaf_seen *l = ctx;
+  if (c->position == 0)
+    l->not_after = c->not_after_unix;
+  l->certs++;
+  return TP_E_OK;
+}
+
+/* The leaf's notAfter of the series' newest chain since `since`, or -1 if none. */
+static int64_t latest_leaf(tp_store *s, const char *target, int64_t since) {
+  char err[256] = "";
+  leaf_seen l = {0};
+  tp_err rc = tp_store_scan_latest_chain(s, target, "modern", "eu", since, note_leaf, &l, err,
+                                         sizeof(err));
+  if (rc == TP_E_NOTFOUND)
+    return -1;
+  if (rc != TP_E_OK)
+    fail_msg("latest chain: %s", err);
+  assert_int_equal(l.certs, 1);
+  return l.not_after;
+}
+
+/* Puts one result of series (web, modern, eu) at `address`: ok with a one-certificate
+ * chain expiring at not_after, or (not_after 0) a refused connection without one. */
+static void put_chain_result(tp_store *s, uint64_t seq, int64_t started, int64_t not_after,
+                             const char *address) {
+  char err[256] = "";
+  Tlsprobe__V1__CertificateFacts cert = TLSPROBE__V1__CERTIFICATE_FACTS__INIT;
+  Tlsprobe__V1__CertificateFacts *certs[1] = {&cert};
+  cert.subject = "CN=web";
+  cert.issuer = "CN=ca";
+  cert.not_before_unix = 1;
+  cert.not_after_unix = not_after;
+  Tlsprobe__V1__ProbeResult r = TLSPROBE__V1__PROBE_RESULT__INIT;
+  Tlsprobe__V1__ProbeResult *rp[1] = {&r};
+  r.target = "web";
+  r.profile = "modern";
+  r.region = "eu";
+  r.port = 443;
+  r.address = (char *)address;
+  r.started_unix_ns = started;
+  r.result_seq = seq;
+  if (not_after != 0) {
+    r.ok = 1;
+    r.error_class = TLSPROBE__V1__ERROR_CLASS__ERROR_CLASS_OK;
+    r.chain = certs;
+    r.n_chain = 1;
+    r.days_to_earliest_expiry = 30;
+  } else {
+    r.error_class = TLSPROBE__V1__ERROR_CLASS__ERROR_CLASS_CONNECTION_REFUSED;
+  }
+  Tlsprobe__V1__ResultBatch b = TLSPROBE__V1__RESULT_BATCH__INIT;
+  b.agent_id = "agent-c";
+  b.batch_seq = seq;
+  b.results = rp;
+  b.n_results = 1;
+  tp_store_put_outcome put;
+  if (tp_store_put_batch(s, &b, started + 1000, &put, err, sizeof(err)) != TP_E_OK)
+    fail_msg("put: %s", err);
+  assert_int_equal(put.results_stored, 1);
+}
+
+/* Each series' newest chain (schema version 8) follows the results: a later failure
+ * without a chain keeps it, an older result delivered late does not replace it, a
+ * newer one at another address of the same names (another series row) does, and so
+ * does a row written through the results view; a window starting after it has none. */
+static void test_latest_chain_follows_results(void **state) {
+  fixture *f = *state;
+  char err[512] = "";
+  tp_store *s = NULL;
+  assert_int_equal(tp_store_open_sqlite(f->db, TP_STORE_READWRITE, &s, err, sizeof(err)), TP_E_OK);
+  assert_int_equal(latest_leaf(s, "web", 0), -1);
+  put_chain_result(s, 1, 1000, 7000, "192.0.2.1");
+  put_chain_result(s, 2, 2000, 8000, "192.0.2.1");
+  put_chain_result(s, 3, 3000, 0, "192.0.2.1"); /* refused: no chain */
+  assert_int_equal(latest_leaf(s, "web", 0), 8000);
+  assert_int_equal(latest_leaf(s, "web", 2000), 8000);
+  assert_int_equal(latest_leaf(s, "web", 2001), -1); /* only the failure since */
+  assert_int_equal(latest_leaf(s, "api", 0), -1);
+  put_chain_result(s, 4, 1500, 9000, "192.0.2.1"); /* late, older */
+  assert_int_equal(latest_leaf(s, "web", 0), 8000);
+  put_chain_result(s, 5, 4000, 9500, "192.0.2.2"); /* newer, another series row */
+  assert_int_equal(latest_leaf(s, "web", 0), 9500);
+  assert_int_equal(query_int(f->db, "SELECT count(*) FROM series WHERE target = 'web'"), 2);
+  /* Through the view (its trigger merges like the writer): newer wins, older does not. */
+  static const char VIEW_INSERT[] =
+      "INSERT INTO results (received_unix_ns, agent_id, instance_id, batch_seq, region, target,"
+      " host, port, sni, profile, address, result_seq, started_unix_ns, dns_ns, connect_ns,"
+      " handshake_ns, total_ns, loop_lag_ns, ok, error_class, error_detail, tls_version, cipher,"
+      " grp, alpn, resumed, hello_retry_request, server_signature_algorithm, chain_json,"
+      " days_to_earliest_expiry) VALUES (%d, 'agent-v', 1, 1, 'eu', 'web', '', 443, '',"
+      " 'modern', '192.0.2.1', %d, %d, 0, 0, 0, 0, 0, 1, 'ok', '', 'TLS1.3', 'c', 'g', '', 0, 0,"
+      " 's', '[{\"subject\":\"CN=web\",\"issuer\":\"CN=ca\",\"not_before_unix\":1,"
+      "\"not_after_unix\":%d}]', 30)";
+  char sql[sizeof(VIEW_INSERT) + 64];
+  snprintf(sql, sizeof(sql), VIEW_INSERT, 5001, 1, 5000, 9900);
+  exec_sql(f->db, sql);
+  snprintf(sql, sizeof(sql), VIEW_INSERT, 4501, 2, 100, 1234);
+  exec_sql(f->db, sql);
+  assert_int_equal(latest_leaf(s, "web", 0), 9900);
+  tp_store_close(s);
+}
+
 /* A version 1 file whose results table is not what version 1 created (here: the
  * column is already nullable) is refused, and the failed migration leaves the
  * file exactly as it was. */
@@ -905,6 +1030,7 @@ int main(void) {
       T(test_migrate_real_v2_database),
       T(test_migrate_populated_v5_database),
       T(test_v3_fields_round_trip),
+      T(test_latest_chain_follows_results),
       T(test_migration_failure_rolls_back),
       T(test_newer_schema_is_refused),
       T(test_readonly_missing_file),
