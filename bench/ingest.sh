@@ -15,6 +15,8 @@
 #                           `report` runs back to back on the same database, in 3
 #                           interleaved rounds (issue #8: ingest slowed <= 10 % by reports)
 #           TP_BENCH_REPORT_ARGS  the report run meanwhile [--since 24h --source raw]
+#           TP_BENCH_REPORT_BATCHES  batches per run of those rounds [1000]
+#           TP_BENCH_REPORT_WRAP  a command the report runs under (e.g. "nice -n 10")
 #
 # The collector runs with its production durability (synchronous=FULL: every ack is
 # fsynced) and its defaults, except: a rate limit high enough not to bite (the bench's
@@ -79,10 +81,12 @@ for stage in "${stage_list[@]}"; do
   done
 done
 
-# push_rate: results/s of one measured run with 8 pushers.
+# push_rate: results/s of one measured run with 8 pushers (long enough for several
+# reports to run meanwhile).
+REPORT_BATCHES=${TP_BENCH_REPORT_BATCHES:-1000}
 push_rate() {
-  json_field "$("$PUSH" --url "$URL" --pushers 8 --batches "$BATCHES" --batch-size $BATCH_SIZE \
-    --json)" results_per_second
+  json_field "$("$PUSH" --url "$URL" --pushers 8 --batches "$REPORT_BATCHES" \
+    --batch-size $BATCH_SIZE --json)" results_per_second
 }
 
 # report_loop STOPFILE: runs the report back to back until STOPFILE exists (bounded: at most
@@ -91,7 +95,8 @@ report_loop() {
   local n=0
   read -ra report_args <<<"${TP_BENCH_REPORT_ARGS:---since 24h --source raw}"
   while [ ! -e "$1" ] && [ "$n" -lt 1000 ]; do
-    "$COLLECTOR" report --db "$DB" "${report_args[@]}" >/dev/null || { echo "report failed" >&2; break; }
+    ${TP_BENCH_REPORT_WRAP:-} "$COLLECTOR" report --db "$DB" "${report_args[@]}" >/dev/null ||
+      { echo "report failed" >&2; break; }
     n=$((n + 1))
   done
   echo "$n"

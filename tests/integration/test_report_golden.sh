@@ -251,6 +251,10 @@ report --by nonsense >/dev/null 2>"$WORK/err" || rc=$?
 tp_expect_eq "--by nonsense exits 2" 2 "$rc"
 tp_expect_match "... and says what is allowed" 'target, profile, region, agent, family' "$(cat "$WORK/err")"
 rc=0
+report --nice 20 >/dev/null 2>"$WORK/err" || rc=$?
+tp_expect_eq "--nice 20 exits 2" 2 "$rc"
+tp_expect_match "--nice 20: says the range" 'is not a number 0..19' "$(cat "$WORK/err")"
+rc=0
 report --since 2026-13-01T00:00:00Z >/dev/null 2>"$WORK/err" || rc=$?
 tp_expect_eq "--since with a bad RFC 3339 time exits 2" 2 "$rc"
 rc=0
