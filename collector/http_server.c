@@ -870,7 +870,8 @@ tp_err tp_http_server_run(tp_http_server *srv, tp_store *store, char *err, size_
   }
   srv->watchdog_started = true;
   tp_ingest_queue_options qopt = {.workers = srv->opt.ingest_workers,
-                                  .max_pending = srv->opt.ingest_max_pending};
+                                  .max_pending = srv->opt.ingest_max_pending,
+                                  .pending_gauge = srv->opt.ingest_pending};
   tp_err rc = tp_ingest_queue_new(store, &qopt, &srv->queue, err, errlen);
   if (rc != TP_E_OK)
     return rc;

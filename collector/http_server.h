@@ -18,6 +18,7 @@
  * Retry-After), and the decode budget (ingest.c). Allocation failure answers 503. */
 #ifndef TP_HTTP_SERVER_H
 #define TP_HTTP_SERVER_H
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -52,6 +53,7 @@ typedef struct tp_http_options {
   tp_metrics *metrics; /* counts answers and stored results [none]; borrowed */
   unsigned ingest_workers;     /* decoding threads [the CPUs] */
   unsigned ingest_max_pending; /* requests in the ingest queue; 503 beyond [1024] */
+  atomic_uint *ingest_pending; /* tp_ingest_queue_options.pending_gauge [none]; borrowed */
 } tp_http_options;
 
 /* Binds and listens (no thread yet). TP_E_IO with err set when the address is taken. */

@@ -18,6 +18,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <stdatomic.h>
+
 #include "ingest.h"
 #include "store.h"
 #include "tp_error.h"
@@ -31,6 +33,9 @@ typedef struct tp_ingest_queue_options {
   size_t max_decoded_bytes; /* decoded batches waiting in memory [256 MiB] */
   unsigned max_group;       /* batches per transaction [256] */
   size_t max_group_results; /* results per transaction, unless one batch has more [100000] */
+  /* Optional [none]: kept equal to the requests taken and not yet answered, for readers
+   * on other threads -- maintenance works off a backlog without pausing while it is 0. */
+  atomic_uint *pending_gauge;
 } tp_ingest_queue_options;
 
 /* The answer to one request, from a worker (refused, 400/403/503) or from the writer

@@ -185,6 +185,8 @@ static int serve(const char *config_path) {
   tp_metrics *metrics = NULL;
   tp_metrics_server *metrics_http = NULL;
   tp_maintenance *maintenance = NULL;
+  /* Ingest's requests in hand, read by maintenance (outlives both: stopped below) */
+  atomic_uint ingest_pending = 0;
   serve_parts parts = {0};
   tp_log log = {.min_level = TP_LOG_INFO, .component = "collector"};
   sigset_t signals;
@@ -218,6 +220,7 @@ static int serve(const char *config_path) {
   /* The port first: a second collector on the same port must fail before it creates
    * or migrates anything. */
   tp_http_options opts = http_options(cfg, &parts);
+  opts.ingest_pending = &ingest_pending;
   if (cfg->metrics.enabled) {
     if (tp_metrics_server_new(&cfg->metrics.listen, &log, &metrics_http, err, sizeof(err)) !=
         TP_E_OK) {
@@ -249,7 +252,8 @@ static int serve(const char *config_path) {
   tp_maintenance_options maint = {.database = cfg->database,
                                   .interval_ms = cfg->retention.interval_ms,
                                   .raw_retention_ms = cfg->retention.raw_ms,
-                                  .rollup_retention_ms = cfg->retention.rollups_ms};
+                                  .rollup_retention_ms = cfg->retention.rollups_ms,
+                                  .ingest_pending = &ingest_pending};
   if (tp_maintenance_start(&maint, &log, &maintenance, err, sizeof(err)) != TP_E_OK) {
     tp_log_error(&log, "cannot start maintenance", "error=\"%s\"", err);
     goto out;

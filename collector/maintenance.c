@@ -57,8 +57,12 @@ static bool sleep_or_stop(tp_maintenance *m, uint64_t ns) {
 /* Between two chunks: leave the write lock to ingest for three times as long as the
  * chunk held it (bounded), then go on unless stopped. A backlog is then worked off
  * with at most a quarter of the writer's time -- ingest, whose agents are waiting
- * for acks, keeps the rest. */
+ * for acks, keeps the rest. With no request in ingest's hands, no pause. */
 static bool between(void *ctx, uint64_t txn_ns) {
+  tp_maintenance *m = ctx;
+  if (m->opts.ingest_pending != NULL &&
+      atomic_load_explicit(m->opts.ingest_pending, memory_order_relaxed) == 0)
+    return !sleep_or_stop(m, 0); /* nobody waiting: on at once, unless stopped */
   uint64_t pause = 3 * txn_ns;
   pause = pause < PAUSE_MIN_NS ? PAUSE_MIN_NS : pause > PAUSE_MAX_NS ? PAUSE_MAX_NS : pause;
   return !sleep_or_stop(ctx, pause);

@@ -10,7 +10,9 @@
  * TP_STORE_MAINTAIN_CHUNK rows (~10-25 ms); between chunks it pauses three times as
  * long as the chunk took (2..200 ms), so an ingest waiting for the lock gets it
  * within a chunk and a pass catching up on a backlog takes at most about a quarter
- * of the writer's time. Keeping up (a pass per interval over what arrived since)
+ * of the writer's time -- while ingest has requests in hand; when it has none, the next
+ * chunk follows at once (an agent arriving meanwhile waits at most one chunk, as it
+ * would have with the pause). Keeping up (a pass per interval over what arrived since)
  * costs a few percent of it.
  *
  * Logs one line per pass that did something (counts and milliseconds), an error
@@ -18,6 +20,7 @@
  * idle. tp_maintenance_stop returns within one chunk. */
 #ifndef TP_MAINTENANCE_H
 #define TP_MAINTENANCE_H
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "tp_error.h"
@@ -31,6 +34,10 @@ typedef struct tp_maintenance_options {
   uint64_t raw_retention_ms;    /* tp_store_maintain_limits */
   uint64_t rollup_retention_ms;
   uint32_t chunk_rows;          /* 0 = TP_STORE_MAINTAIN_CHUNK */
+  /* Optional: the requests ingest has taken and not answered (tp_ingest_queue_options
+   * .pending_gauge; borrowed). While it reads 0 a pass goes on to its next chunk without
+   * the pause: a backlog is worked off at full speed when no agent is waiting. */
+  const atomic_uint *ingest_pending;
 } tp_maintenance_options;
 
 /* Opens the thread's own read-write store and starts the thread. The log is
