@@ -128,6 +128,18 @@ tp_err tp_store_maintain(tp_store *store, int64_t now_unix_ns,
   return store->ops->maintain(store, now_unix_ns, limits, stats, err, errlen);
 }
 
+int64_t tp_store_rollup_span_ns(tp_store_rollup_span span) {
+  switch (span) {
+  case TP_STORE_ROLLUP_DAY:
+    return TP_STORE_ROLLUP_DAY_NS;
+  case TP_STORE_ROLLUP_HOUR:
+    return TP_STORE_ROLLUP_HOUR_NS;
+  case TP_STORE_ROLLUP_MINUTE:
+    break;
+  }
+  return TP_STORE_ROLLUP_MINUTE_NS;
+}
+
 tp_err tp_store_scan_rollups(tp_store *store, tp_store_rollup_span span, int64_t since_unix_ns,
                              int64_t until_unix_ns, const tp_store_rollup_filter *filter,
                              tp_store_rollup_order order, tp_store_rollup_fn fn, void *ctx,

@@ -296,6 +296,7 @@ void tp_store_facts_clear(tp_store_facts *facts);
 
 #define TP_STORE_ROLLUP_MINUTE_NS INT64_C(60000000000)
 #define TP_STORE_ROLLUP_HOUR_NS INT64_C(3600000000000)
+#define TP_STORE_ROLLUP_DAY_NS INT64_C(86400000000000)
 /* Rows per maintenance transaction when tp_store_maintain_limits leaves it 0. */
 #define TP_STORE_MAINTAIN_CHUNK 1000
 
@@ -343,15 +344,19 @@ tp_err tp_store_maintain(tp_store *store, int64_t now_unix_ns,
                          const tp_store_maintain_limits *limits, tp_store_maintain_stats *stats,
                          char *err, size_t errlen);
 
-/* Rollups come in two spans with the same fields: a row of span s starting at t
+/* Rollups come in three spans with the same fields: a row of span s starting at t
  * holds the results started in [t, t + s) (t a multiple of s since the epoch, UTC).
- * Hour rows are the same numbers as their 60 minute rows merged, 60 times fewer: a
- * long window reads hour rows for its whole hours and minute rows for its ragged
- * edges. */
+ * Hour rows are the same numbers as their 60 minute rows merged, day rows (schema
+ * version 9) as their 24 hours: a long window reads day rows for its whole days, hour
+ * rows for the whole hours at its edges and minute rows for the ragged rest. */
 typedef enum {
   TP_STORE_ROLLUP_MINUTE, /* TP_STORE_ROLLUP_MINUTE_NS */
   TP_STORE_ROLLUP_HOUR,   /* TP_STORE_ROLLUP_HOUR_NS */
+  TP_STORE_ROLLUP_DAY,    /* TP_STORE_ROLLUP_DAY_NS */
 } tp_store_rollup_span;
+
+/* The length of a span, in nanoseconds. */
+int64_t tp_store_rollup_span_ns(tp_store_rollup_span span);
 
 /* Which rollup rows tp_store_scan_rollups delivers, besides their span: those
  * overlapping [since_unix_ns, until_unix_ns) -- so a window's partial first and
@@ -395,7 +400,7 @@ typedef enum {
  * else; the rates' counters and the latency sketches are over exact successes. */
 typedef struct tp_store_rollup_row {
   int64_t start_unix_ns; /* started_unix_ns rounded down to the span */
-  int64_t span_ns;       /* TP_STORE_ROLLUP_MINUTE_NS or TP_STORE_ROLLUP_HOUR_NS */
+  int64_t span_ns;       /* tp_store_rollup_span_ns of the span scanned */
   const char *target, *profile, *region, *agent_id, *address_family;
   uint64_t probes;     /* every result */
   uint64_t successes;  /* exact successes */

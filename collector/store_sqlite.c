@@ -28,7 +28,7 @@
 #include "store_sqlite_internal.h"
 #include "tp_mem.h"
 
-#define SCHEMA_VERSION 8
+#define SCHEMA_VERSION 9
 #define BUSY_TIMEOUT_MS 5000
 
 /* Migration SQL, then an optional step in C for what SQL alone cannot do. */
@@ -467,6 +467,9 @@ static const migration migrations[SCHEMA_VERSION] = {
      "DROP TRIGGER results_insert;" SQL_RESULTS_TRIGGER_HEAD SQL_RESULTS_TRIGGER_LATEST_V8
      " END;",
      NULL},
+    /* 8 -> 9: day rows beside the minute and hour rows (store.h), the stored hours
+     * merged per UTC day, so a 30-day window reads 30 rows per group instead of 720. */
+    {tp__sqlite_days_from_hours, NULL},
 };
 
 /* ---- open / migrate ---------------------------------------------------------- */
@@ -805,12 +808,13 @@ tp_err tp_store_open_sqlite(const char *path, tp_store_mode mode, tp_store **out
   }
   if (mode == TP_STORE_READWRITE) {
     rc = set_pragmas(s, err, errlen);
+    /* the migrations use them: version 6 the hash, version 9 the rollup merges */
     if (rc == TP_E_OK)
-      rc = tp__sqlite_register_intern_function(s, err, errlen); /* the migration uses it */
-    if (rc == TP_E_OK)
-      rc = migrate(s, err, errlen);
+      rc = tp__sqlite_register_intern_function(s, err, errlen);
     if (rc == TP_E_OK)
       rc = tp__sqlite_register_rollup_functions(s, err, errlen);
+    if (rc == TP_E_OK)
+      rc = migrate(s, err, errlen);
   } else {
     rc = sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS) == SQLITE_OK
              ? check_readonly_schema(s, err, errlen)

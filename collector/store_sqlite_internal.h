@@ -329,6 +329,8 @@ tp_err tp__sqlite_scan_drops(tp_store *store, int64_t since_unix_ns, tp_store_dr
 tp_err tp__sqlite_register_rollup_functions(sqlite_store *s, char *err, size_t errlen);
 /* Inside a write transaction: folds results with watermark < id <= hi into their
  * rollup minutes and hours; *rows = rollup rows inserted or updated. */
+/* Schema version 9's migration: day rows from the stored hour rows. */
+extern const char tp__sqlite_days_from_hours[];
 tp_err tp__sqlite_fold(sqlite_store *s, int64_t watermark, int64_t hi, uint64_t *rows, char *err,
                        size_t errlen);
 tp_err tp__sqlite_maintain(tp_store *store, int64_t now_unix_ns,

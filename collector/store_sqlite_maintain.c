@@ -44,10 +44,11 @@ static const char SQL_DELETE_RAW[] =
 static const char SQL_NOTE_RAW[] =
     "UPDATE rollup_state SET raw_complete_since_unix_ns = max(raw_complete_since_unix_ns, ?1)"
     " WHERE id = 1";
-/* The IN list on span_ns lets the (span_ns, start_unix_ns) index find both spans. */
+/* The IN list on span_ns lets the (span_ns, start_unix_ns) index find every span. */
 static const char SQL_DELETE_ROLLUPS[] =
     "DELETE FROM rollups WHERE id IN (SELECT id FROM rollups INDEXED BY rollups_start"
-    " WHERE span_ns IN (60000000000, 3600000000000) AND start_unix_ns < ?1 LIMIT ?2)";
+    " WHERE span_ns IN (60000000000, 3600000000000, 86400000000000) AND start_unix_ns < ?1"
+    " LIMIT ?2)";
 static const char SQL_NOTE_ROLLUPS[] =
     "UPDATE rollup_state SET rollups_complete_since_unix_ns ="
     " max(rollups_complete_since_unix_ns, ?1) WHERE id = 1";
@@ -209,14 +210,14 @@ static tp_err repeat(pass *p, chunk_fn fn, const void *arg) {
 static tp_err retention(pass *p, int64_t now_unix_ns) {
   tp_store_maintain_stats *st = p->stats;
   int64_t old = cutoff(now_unix_ns, p->limits->rollup_retention_ms);
-  /* Rollups go by whole hours, minute rows with their hour, so that both spans are
-   * complete from the same instant (tp_store_horizon) and an hour row is never
+  /* Rollups go by whole days (UTC), minute and hour rows with their day, so that every
+   * span is complete from the same instant (tp_store_horizon) and a day row is never
    * deleted while part of it is younger than the cutoff. */
-  int64_t old_hour = old - old % TP_STORE_ROLLUP_HOUR_NS;
+  int64_t old_day = old - old % TP_STORE_ROLLUP_DAY_NS;
   purge steps[] = {
       {DEL_RAW, NOTE_RAW, cutoff(now_unix_ns, p->limits->raw_retention_ms), &st->raw_deleted,
        "cannot delete old raw results"},
-      {DEL_ROLLUPS, NOTE_ROLLUPS, old_hour, &st->rollups_deleted, "cannot delete old rollups"},
+      {DEL_ROLLUPS, NOTE_ROLLUPS, old_day, &st->rollups_deleted, "cannot delete old rollups"},
       {DEL_DROPS, -1, old, &st->drops_deleted, "cannot delete old drop reports"},
       {DEL_BATCHES, -1, old, &st->batches_deleted, "cannot delete old batch-log rows"},
   };

@@ -123,17 +123,27 @@ static const char SQL_CHUNK_FILL[] =
 static const char SQL_MERGE_MINUTES[] =
     ROLLUP_INSERT " SELECT 60000000000, start_unix_ns, " ROLLUP_KEY ", " ROLLUP_VALUES
                   " FROM temp.fold_chunk WHERE true" ROLLUP_MERGE;
-/* The chunk's minutes of one hour, merged like their hour row merges them. */
+/* Rows of a span (SPAN, a literal in ns) from rows of a finer one: one per group and
+ * SPAN, every counter and blob merged like the upsert merges them. Used for the chunk's
+ * hours and days (from its minutes) and by the migration that made day rows (from the
+ * stored hours, store_sqlite.c). */
+#define SQL_ROLLUP_COARSER(SPAN, FROM)                                                          \
+  ROLLUP_INSERT " SELECT " SPAN ", start_unix_ns - start_unix_ns % " SPAN " AS coarse, "        \
+  ROLLUP_KEY ", sum(probes), sum(successes), sum(divergent), tp_classes_sum(classes),"         \
+  " sum(hrr), sum(resumption_probes), sum(resumed), sum(early_data_attempts),"                \
+  " sum(early_data_accepts), sum(early_data_violations), sum(emulation_checked),"             \
+  " sum(ocsp_stapled), max(ocsp_max_age_seconds), min(min_days_to_expiry),"                   \
+  " max(loop_lag_max_ns), sum(loop_lag_sum_ns), tp_sketch_sum(handshake_sketch),"             \
+  " tp_sketch_sum(connect_sketch), tp_sketch_sum(total_sketch), sum(saturated),"              \
+  " tp_mix_sum(negotiated) FROM " FROM " GROUP BY " ROLLUP_KEY ", coarse" ROLLUP_MERGE
+/* The chunk's minutes of one hour (day), merged like their hour (day) row merges them. */
 static const char SQL_MERGE_HOURS[] =
-    ROLLUP_INSERT
-    " SELECT 3600000000000, start_unix_ns - start_unix_ns % 3600000000000 AS hour, " ROLLUP_KEY
-    ", sum(probes), sum(successes), sum(divergent), tp_classes_sum(classes), sum(hrr),"
-    " sum(resumption_probes), sum(resumed), sum(early_data_attempts), sum(early_data_accepts),"
-    " sum(early_data_violations), sum(emulation_checked), sum(ocsp_stapled),"
-    " max(ocsp_max_age_seconds), min(min_days_to_expiry), max(loop_lag_max_ns),"
-    " sum(loop_lag_sum_ns), tp_sketch_sum(handshake_sketch), tp_sketch_sum(connect_sketch),"
-    " tp_sketch_sum(total_sketch), sum(saturated), tp_mix_sum(negotiated)"
-    " FROM temp.fold_chunk WHERE true GROUP BY " ROLLUP_KEY ", hour" ROLLUP_MERGE;
+    SQL_ROLLUP_COARSER("3600000000000", "temp.fold_chunk WHERE true");
+static const char SQL_MERGE_DAYS[] =
+    SQL_ROLLUP_COARSER("86400000000000", "temp.fold_chunk WHERE true");
+/* Schema version 9: day rows from the stored hour rows. */
+const char tp__sqlite_days_from_hours[] =
+    SQL_ROLLUP_COARSER("86400000000000", "rollups WHERE span_ns = 3600000000000");
 
 /* ---- SQL functions ---------------------------------------------------------------- */
 
@@ -468,6 +478,8 @@ tp_err tp__sqlite_fold(sqlite_store *s, int64_t watermark, int64_t hi, uint64_t 
     rc = fold_step(s, SQL_MERGE_MINUTES, 0, 0, rows, err, errlen);
   if (rc == TP_E_OK)
     rc = fold_step(s, SQL_MERGE_HOURS, 0, 0, rows, err, errlen);
+  if (rc == TP_E_OK)
+    rc = fold_step(s, SQL_MERGE_DAYS, 0, 0, rows, err, errlen);
   return rc;
 }
 
@@ -609,7 +621,7 @@ tp_err tp__sqlite_scan_rollups(tp_store *store, tp_store_rollup_span span, int64
                                int64_t until_unix_ns, const tp_store_rollup_filter *filter,
                                tp_store_rollup_order order, tp_store_rollup_fn fn, void *ctx,
                                char *err, size_t errlen) {
-  int64_t span_ns = span == TP_STORE_ROLLUP_HOUR ? TP_STORE_ROLLUP_HOUR_NS : TP_STORE_ROLLUP_MINUTE_NS;
+  int64_t span_ns = tp_store_rollup_span_ns(span);
   sqlite_store *s = from_base(store);
   if (s->no_schema)
     return TP_E_OK;

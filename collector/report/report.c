@@ -695,7 +695,9 @@ tp_err tp_report_build(tp_store *store, const tp_report_query *query, tp_report 
                                  .region = query->glob[TP_DIM_REGION],
                                  .agent_id = query->glob[TP_DIM_AGENT],
                                  .address_family = query->glob[TP_DIM_FAMILY]};
-    rc = tp__report_scan_rollups(store, query->since_unix_ns, query->until_unix_ns, &rf,
+    tp_store_rollup_span coarsest = tp__report_rollup_span_for(
+        query->since_unix_ns, query->until_unix_ns, r->query.buckets);
+    rc = tp__report_scan_rollups(store, query->since_unix_ns, query->until_unix_ns, coarsest, &rf,
                                  on_rollup, &a, err, errlen);
   } else if (rc == TP_E_OK) {
     rc = tp_store_scan(store, &filter, on_row, &a, err, errlen);

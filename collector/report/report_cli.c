@@ -42,7 +42,7 @@ void tp_report_usage(FILE *out) {
         "      --format text|json|csv|html   (json: docs/report.schema.json, rates 0..1;\n"
         "                       html: one self-contained page with charts, whatever the view)\n"
         "      --buckets N      time series of N buckets per group (view target: 12, html: 24)\n"
-        "      --source auto|raw|rollup  raw rows (exact percentiles) or per-minute/hour\n"
+        "      --source auto|raw|rollup  raw rows (exact percentiles) or per-minute/hour/day\n"
         "                       rollups (within 1 %); auto: rollups beyond 6 h or raw retention\n"
         "      --silent-after DURATION  an agent quiet this long is SILENT (default 5m)\n"
         "      --include-saturated  count the latencies of results the agent took while\n"

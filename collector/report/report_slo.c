@@ -199,10 +199,12 @@ static tp_err rollup_windows(tp_store *store, slo_ctx *c, int64_t cut, char *err
   int64_t six = cut - window_ns[TP_SLO_W6H] + window_ns[TP_SLO_W1H]; /* minute-aligned too */
   rollup_slo_ctx rc = {.c = c, .six_hours_from = six};
   /* Two scans, so the 6 h edge falls between minute rows, never inside an hour row. */
-  tp_err err_rc = tp__report_scan_rollups(store, c->end_ns - window_ns[TP_SLO_W3D], six, &f,
+  tp_err err_rc = tp__report_scan_rollups(store, c->end_ns - window_ns[TP_SLO_W3D], six,
+                                          TP_STORE_ROLLUP_DAY, &f,
                                           on_rollup, &rc, err, errlen);
   return err_rc == TP_E_OK
-             ? tp__report_scan_rollups(store, six, cut, &f, on_rollup, &rc, err, errlen)
+             ? tp__report_scan_rollups(store, six, cut, TP_STORE_ROLLUP_DAY, &f, on_rollup, &rc,
+                                       err, errlen)
              : err_rc;
 }
 

@@ -566,8 +566,7 @@ static tp_err fake_scan_rollups(tp_store *store, tp_store_rollup_span span, int6
   (void)filter, (void)order, (void)err, (void)errlen;
   for (size_t i = 0; i < fr->n; i++) {
     const tp_store_rollup_row *row = &fr->rows[i];
-    if (row->span_ns != (span == TP_STORE_ROLLUP_HOUR ? TP_STORE_ROLLUP_HOUR_NS
-                                                      : TP_STORE_ROLLUP_MINUTE_NS) ||
+    if (row->span_ns != tp_store_rollup_span_ns(span) ||
         row->start_unix_ns + row->span_ns <= since_unix_ns || row->start_unix_ns >= until_unix_ns)
       continue;
     tp_err rc = fn(row, ctx);

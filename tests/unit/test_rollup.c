@@ -723,7 +723,7 @@ static void test_retention(void **state) {
   assert_false(st.stopped);
   assert_int_equal(st.rolled_up, 8);
   assert_int_equal(st.raw_deleted, 6);     /* 100 d, 30 d and 8 d */
-  assert_int_equal(st.rollups_deleted, 4); /* the 100 d minute and hour of each target */
+  assert_int_equal(st.rollups_deleted, 6); /* the 100 d minute, hour and day of each target */
   assert_int_equal(st.drops_deleted, 1);
   assert_int_equal(st.batches_deleted, 2); /* the batch 100 d ago and the 95 d drop's */
   assert_int_equal(query_int(f->db, "SELECT count(*) FROM results"), 4);
@@ -740,7 +740,13 @@ static void test_retention(void **state) {
   assert_int_equal(tp_store_horizon_get(f->store, &h, err, sizeof(err)), TP_E_OK);
   assert_int_equal(h.raw_complete_since_unix_ns, now - 7 * DAY);
   int64_t cut = now - 90 * DAY;
-  assert_int_equal(h.rollups_complete_since_unix_ns, cut - cut % HOUR); /* whole hours */
+  assert_int_equal(h.rollups_complete_since_unix_ns, cut - cut % DAY); /* whole days */
+  /* every span goes from the same instant: no row older, one of each span younger */
+  char sql[200];
+  snprintf(sql, sizeof(sql), "SELECT count(*) FROM rollups WHERE start_unix_ns < %lld",
+           (long long)(cut - cut % DAY));
+  assert_int_equal(query_int(f->db, sql), 0);
+  assert_int_equal(query_int(f->db, "SELECT count(DISTINCT span_ns) FROM rollups"), 3);
   assert_true(h.oldest_raw_started_unix_ns.set);
   assert_int_equal(h.oldest_raw_started_unix_ns.v, now - 6 * DAY);
   assert_true(h.oldest_rollup_start_unix_ns.set);
@@ -911,9 +917,9 @@ static void test_migration_from_v4(void **state) {
   exec_sql(v4, V4_DDL);
   exec_sql(v4, V4_ROWS);
   assert_int_equal(tp_store_open_sqlite(v4, TP_STORE_READONLY, &s, err, sizeof(err)), TP_E_STORE);
-  assert_non_null(strstr(err, "schema version 4 is older than 8"));
+  assert_non_null(strstr(err, "schema version 4 is older than 9"));
   assert_int_equal(tp_store_open_sqlite(v4, TP_STORE_READWRITE, &s, err, sizeof(err)), TP_E_OK);
-  assert_int_equal(query_int(v4, "PRAGMA user_version"), 8);
+  assert_int_equal(query_int(v4, "PRAGMA user_version"), 9);
   assert_int_equal(query_int(v4, "SELECT watermark FROM rollup_state"), 0);
   tp_store_horizon h;
   assert_int_equal(tp_store_horizon_get(s, &h, err, sizeof(err)), TP_E_OK);
@@ -1176,14 +1182,15 @@ typedef struct hour_acc {
 } hour_acc;
 
 typedef struct hours {
-  hour_acc acc[512];
+  hour_acc acc[4096];
   size_t n;
-  bool hour_pass;
+  bool hour_pass;  /* the second pass: the coarse rows */
+  int64_t span_ns; /* of the coarse rows: HOUR or DAY */
 } hours;
 
 static hour_acc *hour_of(hours *h, const tp_store_rollup_row *row, bool create) {
   char key[128];
-  int64_t hour = row->start_unix_ns - row->start_unix_ns % HOUR;
+  int64_t hour = row->start_unix_ns - row->start_unix_ns % h->span_ns;
   snprintf(key, sizeof(key), "%s|%s|%s|%s|%s|%lld", row->target, row->profile, row->region,
            row->agent_id, row->address_family, (long long)hour);
   for (size_t i = 0; i < h->n; i++)
@@ -1191,7 +1198,7 @@ static hour_acc *hour_of(hours *h, const tp_store_rollup_row *row, bool create) 
       return &h->acc[i];
   if (!create)
     fail_msg("an hour row without minute rows: %s", key);
-  assert_true(h->n < 512);
+  assert_true(h->n < 4096);
   hour_acc *a = &h->acc[h->n++];
   snprintf(a->key, sizeof(a->key), "%s", key);
   for (int k = 0; k < 3; k++)
@@ -1224,8 +1231,8 @@ static tp_err on_span_row(const tp_store_rollup_row *row, void *ctx) {
       assert_int_equal(tp_sketch_merge(a->sk[k], sk[k]), TP_E_OK);
     return TP_E_OK;
   }
-  assert_int_equal(row->span_ns, HOUR);
-  assert_int_equal(row->start_unix_ns % HOUR, 0);
+  assert_int_equal(row->span_ns, h->span_ns);
+  assert_int_equal(row->start_unix_ns % h->span_ns, 0);
   assert_false(a->matched);
   a->matched = true;
   assert_int_equal(row->probes, a->probes);
@@ -1295,56 +1302,123 @@ static void test_scan_omits_parts(void **state) {
   free(v);
 }
 
-static void test_hour_rows_are_merged_minutes(void **state) {
-  fixture *f = *state;
-  char err[512] = "";
-  enum { N = 4000 };
-  probe *v = generate(16, N);
-  uint64_t rng = 99;
-  for (size_t i = 0; i < N; i++) /* three hours and a bit, across hour boundaries */
-    v[i].started = T0 + (int64_t)(rng_next(&rng) % (uint64_t)(200 * MINUTE));
-  put_probes(f, v, N);
-  tp_store_maintain_stats st;
-  maintain(f, T0, &st);
+/* Every coarse row (span span_ns) holds exactly its minute rows merged: sketches bucket
+ * for bucket, counters in C and in SQL. Returns how many coarse rows there are. */
+static size_t check_coarse_rows(fixture *f, tp_store_rollup_span span, int64_t span_ns) {
+  char err[512] = "", sql[2048];
   hours *h = calloc(1, sizeof(*h));
+  h->span_ns = span_ns;
   assert_int_equal(tp_store_scan_rollups(f->store, TP_STORE_ROLLUP_MINUTE, 0, INT64_MAX, NULL,
                                          TP_STORE_ROLLUPS_BY_GROUP, on_span_row, h, err,
                                          sizeof(err)),
                    TP_E_OK);
   h->hour_pass = true;
-  assert_int_equal(tp_store_scan_rollups(f->store, TP_STORE_ROLLUP_HOUR, 0, INT64_MAX, NULL,
+  assert_int_equal(tp_store_scan_rollups(f->store, span, 0, INT64_MAX, NULL,
                                          TP_STORE_ROLLUPS_BY_MINUTE, on_span_row, h, err,
                                          sizeof(err)),
                    TP_E_OK);
   for (size_t i = 0; i < h->n; i++) {
     if (!h->acc[i].matched)
-      fail_msg("minute rows without their hour row: %s", h->acc[i].key);
+      fail_msg("minute rows without their %lld s row: %s", (long long)(span_ns / 1000000000),
+               h->acc[i].key);
     for (int k = 0; k < 3; k++)
       tp_sketch_free(h->acc[i].sk[k]);
   }
-  assert_true(h->n > 100);
-  /* And the other counters, in SQL: every hour row = the sums of its minutes. */
-  assert_int_equal(query_int(f->db,
-                             "SELECT count(*) FROM rollups r JOIN (SELECT target, profile, region,"
-                             " agent_id, address_family, start_unix_ns - start_unix_ns %"
-                             " 3600000000000 AS h, sum(divergent) AS dv, sum(hrr) AS hrr,"
-                             " sum(resumption_probes) AS rp, sum(resumed) AS rs,"
-                             " sum(early_data_attempts) AS ea, sum(early_data_accepts) AS ec,"
-                             " sum(early_data_violations) AS ev, sum(emulation_checked) AS ck,"
-                             " sum(ocsp_stapled) AS os, max(ocsp_max_age_seconds) AS oa,"
-                             " min(min_days_to_expiry) AS md, max(loop_lag_max_ns) AS lm"
-                             " FROM rollups WHERE span_ns = 60000000000 GROUP BY 1, 2, 3, 4, 5, 6) m"
-                             " ON r.span_ns = 3600000000000 AND r.target = m.target"
-                             " AND r.profile = m.profile AND r.region = m.region"
-                             " AND r.agent_id = m.agent_id AND r.address_family = m.address_family"
-                             " AND r.start_unix_ns = m.h WHERE r.divergent = m.dv AND r.hrr = m.hrr"
-                             " AND r.resumption_probes = m.rp AND r.resumed = m.rs"
-                             " AND r.early_data_attempts = m.ea AND r.early_data_accepts = m.ec"
-                             " AND r.early_data_violations = m.ev AND r.emulation_checked = m.ck"
-                             " AND r.ocsp_stapled = m.os AND r.ocsp_max_age_seconds IS m.oa"
-                             " AND r.min_days_to_expiry IS m.md AND r.loop_lag_max_ns = m.lm"),
-                   (long long)h->n);
+  size_t n = h->n;
+  /* And the other counters, in SQL: every coarse row = the sums of its minutes. */
+  snprintf(sql, sizeof(sql),
+           "SELECT count(*) FROM rollups r JOIN (SELECT target, profile, region,"
+           " agent_id, address_family, start_unix_ns - start_unix_ns %% %lld AS h,"
+           " sum(divergent) AS dv, sum(hrr) AS hrr,"
+           " sum(resumption_probes) AS rp, sum(resumed) AS rs,"
+           " sum(early_data_attempts) AS ea, sum(early_data_accepts) AS ec,"
+           " sum(early_data_violations) AS ev, sum(emulation_checked) AS ck,"
+           " sum(ocsp_stapled) AS os, max(ocsp_max_age_seconds) AS oa,"
+           " min(min_days_to_expiry) AS md, max(loop_lag_max_ns) AS lm, sum(saturated) AS st"
+           " FROM rollups WHERE span_ns = 60000000000 GROUP BY 1, 2, 3, 4, 5, 6) m"
+           " ON r.span_ns = %lld AND r.target = m.target"
+           " AND r.profile = m.profile AND r.region = m.region"
+           " AND r.agent_id = m.agent_id AND r.address_family = m.address_family"
+           " AND r.start_unix_ns = m.h WHERE r.divergent = m.dv AND r.hrr = m.hrr"
+           " AND r.resumption_probes = m.rp AND r.resumed = m.rs"
+           " AND r.early_data_attempts = m.ea AND r.early_data_accepts = m.ec"
+           " AND r.early_data_violations = m.ev AND r.emulation_checked = m.ck"
+           " AND r.ocsp_stapled = m.os AND r.ocsp_max_age_seconds IS m.oa"
+           " AND r.min_days_to_expiry IS m.md AND r.loop_lag_max_ns = m.lm AND r.saturated = m.st",
+           (long long)span_ns, (long long)span_ns);
+  assert_int_equal(query_int(f->db, sql), (long long)n);
+  snprintf(sql, sizeof(sql), "SELECT count(*) FROM rollups WHERE span_ns = %lld",
+           (long long)span_ns);
+  assert_int_equal(query_int(f->db, sql), (long long)n); /* no coarse row without minutes */
   free(h);
+  return n;
+}
+
+/* A dump of the day rows, every column, in key order. */
+static char *day_rows(fixture *f) {
+  sqlite3 *db = NULL;
+  assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
+  sqlite3_stmt *st = NULL;
+  assert_int_equal(sqlite3_prepare_v2(db,
+                                      "SELECT start_unix_ns, target, profile, region, agent_id,"
+                                      " address_family, probes, successes, divergent, hex(classes),"
+                                      " hrr, resumption_probes, resumed, early_data_attempts,"
+                                      " early_data_accepts, early_data_violations,"
+                                      " emulation_checked, ocsp_stapled, ocsp_max_age_seconds,"
+                                      " min_days_to_expiry, loop_lag_max_ns, loop_lag_sum_ns,"
+                                      " hex(handshake_sketch), hex(connect_sketch),"
+                                      " hex(total_sketch), saturated, hex(negotiated)"
+                                      " FROM rollups WHERE span_ns = 86400000000000"
+                                      " ORDER BY 2, 3, 4, 5, 6, 1",
+                                      -1, &st, NULL),
+                   SQLITE_OK);
+  tp_buf out;
+  tp_buf_init(&out, 1 << 24);
+  while (sqlite3_step(st) == SQLITE_ROW) {
+    for (int c = 0; c < sqlite3_column_count(st); c++) {
+      const unsigned char *t = sqlite3_column_text(st, c);
+      const char *v = t ? (const char *)t : "NULL";
+      assert_int_equal(tp_buf_append(&out, v, strlen(v)), TP_E_OK);
+      assert_int_equal(tp_buf_append(&out, "|", 1), TP_E_OK);
+    }
+    assert_int_equal(tp_buf_append(&out, "\n", 2), TP_E_OK);
+  }
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  char *dump = strndup(out.data ? (const char *)out.data : "", out.len);
+  tp_buf_free(&out);
+  return dump;
+}
+
+/* Hour and day rows are their minutes merged, whether the fold wrote them or (days)
+ * schema version 9's migration made them from the stored hours. */
+static void test_coarse_rows_are_merged_minutes(void **state) {
+  fixture *f = *state;
+  char err[512] = "";
+  enum { N = 4000 };
+  probe *v = generate(16, N);
+  uint64_t rng = 99;
+  for (size_t i = 0; i < N; i++) /* two days and a bit, across hour and day boundaries */
+    v[i].started = T0 - 3 * HOUR + (int64_t)(rng_next(&rng) % (uint64_t)(2 * DAY));
+  put_probes(f, v, N);
+  tp_store_maintain_stats st;
+  maintain(f, T0 + 2 * DAY, &st);
+  assert_true(check_coarse_rows(f, TP_STORE_ROLLUP_HOUR, HOUR) > 100);
+  size_t days = check_coarse_rows(f, TP_STORE_ROLLUP_DAY, DAY);
+  assert_true(days >= 2 * 3); /* every group spans at least two days */
+  /* Back to version 8 without day rows: the migration makes the same ones. */
+  char *before = day_rows(f);
+  tp_store_close(f->store);
+  f->store = NULL;
+  exec_sql(f->db, "DELETE FROM rollups WHERE span_ns = 86400000000000; PRAGMA user_version = 8");
+  assert_int_equal(tp_store_open_sqlite(f->db, TP_STORE_READWRITE, &f->store, err, sizeof(err)),
+                   TP_E_OK);
+  assert_int_equal(query_int(f->db, "PRAGMA user_version"), 9);
+  char *after = day_rows(f);
+  assert_string_equal(before, after);
+  assert_true(strlen(after) > 100);
+  free(before);
+  free(after);
   free(v);
 }
 
@@ -1362,7 +1436,7 @@ int main(void) {
       T(test_mix_not_recorded_before_v7),
       T(test_scan_filters_orders_and_edges),
       T(test_scan_omits_parts),
-      T(test_hour_rows_are_merged_minutes),
+      T(test_coarse_rows_are_merged_minutes),
   };
 #undef T
   return cmocka_run_group_tests(tests, NULL, NULL);

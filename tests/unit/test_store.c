@@ -133,7 +133,7 @@ static void test_create_and_migrate(void **state) {
   tp_store *s = NULL;
   assert_int_equal(tp_store_open_sqlite(f->db, TP_STORE_READWRITE, &s, err, sizeof(err)), TP_E_OK);
   tp_store_close(s);
-  assert_int_equal(query_int(f->db, "PRAGMA user_version"), 8);
+  assert_int_equal(query_int(f->db, "PRAGMA user_version"), 9);
   assert_int_equal(query_int(f->db, "SELECT count(*) FROM sqlite_master WHERE"
                                     " (type='index' AND name = 'result_rows_started')"
                                     " OR (type='table' AND name = 'series_latest')"),
@@ -150,7 +150,7 @@ static void test_create_and_migrate(void **state) {
   /* Second open: nothing to migrate, nothing lost. */
   assert_int_equal(tp_store_open_sqlite(f->db, TP_STORE_READWRITE, &s, err, sizeof(err)), TP_E_OK);
   tp_store_close(s);
-  assert_int_equal(query_int(f->db, "PRAGMA user_version"), 8);
+  assert_int_equal(query_int(f->db, "PRAGMA user_version"), 9);
 }
 
 typedef struct collected {
@@ -218,10 +218,10 @@ static void test_migrate_real_v1_database(void **state) {
   /* Read-only opens refuse to migrate and say what to do. */
   assert_int_equal(tp_store_open_sqlite(f->db, TP_STORE_READONLY, &s, err, sizeof(err)),
                    TP_E_STORE);
-  assert_non_null(strstr(err, "schema version 1 is older than 8; start the collector once"));
+  assert_non_null(strstr(err, "schema version 1 is older than 9; start the collector once"));
 
   assert_int_equal(tp_store_open_sqlite(f->db, TP_STORE_READWRITE, &s, err, sizeof(err)), TP_E_OK);
-  assert_int_equal(query_int(f->db, "PRAGMA user_version"), 8);
+  assert_int_equal(query_int(f->db, "PRAGMA user_version"), 9);
   assert_int_equal(query_int(f->db, "SELECT count(*) FROM pragma_integrity_check"
                                     " WHERE integrity_check = 'ok'"),
                    1);
@@ -310,7 +310,7 @@ static void test_migrate_real_v1_database(void **state) {
   /* Reopening: nothing left to migrate. */
   assert_int_equal(tp_store_open_sqlite(f->db, TP_STORE_READWRITE, &s, err, sizeof(err)), TP_E_OK);
   tp_store_close(s);
-  assert_int_equal(query_int(f->db, "PRAGMA user_version"), 8);
+  assert_int_equal(query_int(f->db, "PRAGMA user_version"), 9);
 }
 
 /* The version 2 schema as a version 2 collector left it: version 1's tables with
@@ -363,11 +363,11 @@ static void test_migrate_real_v2_database(void **state) {
 
   assert_int_equal(tp_store_open_sqlite(f->db, TP_STORE_READONLY, &s, err, sizeof(err)),
                    TP_E_STORE);
-  assert_non_null(strstr(err, "schema version 2 is older than 8; start the collector once"));
+  assert_non_null(strstr(err, "schema version 2 is older than 9; start the collector once"));
   assert_int_equal(query_int(f->db, "PRAGMA user_version"), 2);
 
   assert_int_equal(tp_store_open_sqlite(f->db, TP_STORE_READWRITE, &s, err, sizeof(err)), TP_E_OK);
-  assert_int_equal(query_int(f->db, "PRAGMA user_version"), 8);
+  assert_int_equal(query_int(f->db, "PRAGMA user_version"), 9);
   assert_int_equal(query_int(f->db, "SELECT count(*) FROM pragma_integrity_check"
                                     " WHERE integrity_check = 'ok'"),
                    1);
@@ -412,7 +412,7 @@ static void test_migrate_real_v2_database(void **state) {
   /* Reopening: nothing left to migrate, the row still there. */
   assert_int_equal(tp_store_open_sqlite(f->db, TP_STORE_READWRITE, &s, err, sizeof(err)), TP_E_OK);
   tp_store_close(s);
-  assert_int_equal(query_int(f->db, "PRAGMA user_version"), 8);
+  assert_int_equal(query_int(f->db, "PRAGMA user_version"), 9);
   assert_int_equal(query_int(f->db, "SELECT count(*) FROM results"), 1);
 }
 
@@ -588,9 +588,9 @@ static void test_migrate_populated_v5_database(void **state) {
   char *before = all_columns(f->db);
   assert_int_equal(tp_store_open_sqlite(f->db, TP_STORE_READONLY, &s, err, sizeof(err)),
                    TP_E_STORE);
-  assert_non_null(strstr(err, "schema version 5 is older than 8"));
+  assert_non_null(strstr(err, "schema version 5 is older than 9"));
   assert_int_equal(tp_store_open_sqlite(f->db, TP_STORE_READWRITE, &s, err, sizeof(err)), TP_E_OK);
-  assert_int_equal(query_int(f->db, "PRAGMA user_version"), 8);
+  assert_int_equal(query_int(f->db, "PRAGMA user_version"), 9);
   assert_int_equal(query_int(f->db, "SELECT count(*) FROM pragma_integrity_check"
                                     " WHERE integrity_check = 'ok'"),
                    1);
