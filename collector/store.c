@@ -65,8 +65,17 @@ tp_err tp_store_scan_chain(tp_store *store, int64_t row_id, tp_store_cert_fn fn,
 tp_err tp_store_scan_latest_chain(tp_store *store, const char *target, const char *profile,
                                   const char *region, int64_t since_unix_ns, tp_store_cert_fn fn,
                                   void *ctx, char *err, size_t errlen) {
+  if (store->ops->scan_latest_chain == NULL)
+    return TP_E_NOTFOUND; /* a backend that keeps none */
   return store->ops->scan_latest_chain(store, target, profile, region, since_unix_ns, fn, ctx,
                                        err, errlen);
+}
+
+tp_err tp_store_scan_latest_details(tp_store *store, int64_t since_unix_ns,
+                                    tp_store_detail_fn fn, void *ctx, char *err, size_t errlen) {
+  if (store->ops->scan_latest_details == NULL)
+    return TP_E_OK; /* a backend that keeps none: no details */
+  return store->ops->scan_latest_details(store, since_unix_ns, fn, ctx, err, errlen);
 }
 
 tp_err tp_store_latest(tp_store *store, const char *target, const char *profile, const char *region,

@@ -198,6 +198,23 @@ tp_err tp_store_scan_latest_chain(tp_store *store, const char *target, const cha
                                   const char *region, int64_t since_unix_ns, tp_store_cert_fn fn,
                                   void *ctx, char *err, size_t errlen);
 
+/* The newest failure of one class of one series (any host, port or address: one
+ * entry per stored series row). Strings borrowed for the callback. */
+typedef struct tp_store_detail {
+  const char *target, *profile, *region;
+  const char *address_family; /* "" when not reported */
+  const char *error_class;    /* an outcome name, never "ok" */
+  int64_t started_unix_ns;
+  int64_t row_id; /* ties: the higher is the newer */
+  const char *detail;
+} tp_store_detail;
+typedef tp_err (*tp_store_detail_fn)(const tp_store_detail *d, void *ctx);
+/* Every series' newest failure per class that started at or after since_unix_ns, kept
+ * as results arrive (schema version 10) and still there after raw retention: the
+ * error details of a window that ends now, whatever serves its counts. Any order. */
+tp_err tp_store_scan_latest_details(tp_store *store, int64_t since_unix_ns,
+                                    tp_store_detail_fn fn, void *ctx, char *err, size_t errlen);
+
 /* A list of strings that may be absent (stored before the schema version that added
  * it): set = false. */
 typedef struct tp_store_strings {

@@ -28,7 +28,7 @@
 #include "store_sqlite_internal.h"
 #include "tp_mem.h"
 
-#define SCHEMA_VERSION 9
+#define SCHEMA_VERSION 10
 #define BUSY_TIMEOUT_MS 5000
 
 /* Migration SQL, then an optional step in C for what SQL alone cannot do. */
@@ -36,6 +36,15 @@ typedef struct migration {
   const char *sql;
   tp_err (*step)(sqlite_store *s, char *err, size_t errlen);
 } migration;
+
+/* Version 10's addition to the trigger: a failed result's detail into class_latest. */
+#define SQL_RESULTS_TRIGGER_CLASS_V10 \
+    " INSERT INTO class_latest (series, error_class, started_unix_ns, row, detail)" \
+    "  SELECT r.series, f.error_class, r.started_unix_ns, r.id, r.error_detail" \
+    "  FROM result_rows AS r JOIN shapes AS f ON f.id = r.shape" \
+    "  JOIN spool_keys AS k ON k.id = r.spool WHERE r.id = last_insert_rowid()" \
+    "  AND k.agent_id = NEW.agent_id AND k.instance_id = NEW.instance_id" \
+    "  AND r.result_seq = NEW.result_seq AND f.error_class <> 'ok'" SQL_CLASS_LATEST_MERGE ";"
 
 static tp_err relax_days_not_null(sqlite_store *s, char *err, size_t errlen);
 static tp_err finish_v6(sqlite_store *s, char *err, size_t errlen);
@@ -470,6 +479,26 @@ static const migration migrations[SCHEMA_VERSION] = {
     /* 8 -> 9: day rows beside the minute and hour rows (store.h), the stored hours
      * merged per UTC day, so a 30-day window reads 30 rows per group instead of 720. */
     {tp__sqlite_days_from_hours, NULL},
+    /* 9 -> 10: per series and failure class the newest result's detail (written like
+     * series_latest), so an errors view that rollups serve still shows what failed, and
+     * past raw retention. Filled from the rows there are. */
+    {"CREATE TABLE class_latest ("
+     "  series INTEGER NOT NULL,"
+     "  error_class TEXT NOT NULL,"
+     "  started_unix_ns INTEGER NOT NULL,"
+     "  row INTEGER NOT NULL,"
+     "  detail TEXT NOT NULL,"
+     "  PRIMARY KEY (series, error_class)) WITHOUT ROWID;"
+     "INSERT INTO class_latest SELECT series, error_class, started_unix_ns, id, error_detail"
+     " FROM (SELECT r.series AS series, f.error_class AS error_class,"
+     " r.started_unix_ns AS started_unix_ns, r.id AS id, r.error_detail AS error_detail,"
+     " row_number() OVER (PARTITION BY r.series, f.error_class"
+     " ORDER BY r.started_unix_ns DESC, r.id DESC) AS n"
+     " FROM result_rows AS r JOIN shapes AS f ON f.id = r.shape WHERE f.error_class <> 'ok')"
+     " WHERE n = 1;"
+     "DROP TRIGGER results_insert;" SQL_RESULTS_TRIGGER_HEAD SQL_RESULTS_TRIGGER_LATEST_V8
+     SQL_RESULTS_TRIGGER_CLASS_V10 " END;",
+     NULL},
 };
 
 /* ---- open / migrate ---------------------------------------------------------- */
@@ -859,6 +888,7 @@ static const tp_store_ops sqlite_ops = {
     .scan = tp__sqlite_scan,
     .scan_chain = tp__sqlite_scan_chain,
     .scan_latest_chain = tp__sqlite_scan_latest_chain,
+    .scan_latest_details = tp__sqlite_scan_latest_details,
     .latest = tp__sqlite_latest,
     .scan_spools = tp__sqlite_scan_spools,
     .scan_drops = tp__sqlite_scan_drops,

@@ -142,6 +142,21 @@ typedef struct tp__latest {
 #define SQL_SERIES_LATEST_CHAIN_NEWER                                                              \
   "(excluded.chain IS NOT NULL AND (chain IS NULL OR excluded.chain_unix_ns > chain_unix_ns"       \
   " OR (excluded.chain_unix_ns = chain_unix_ns AND excluded.chain_row > chain_row)))"
+/* class_latest's upsert merge (schema version 10): per series and failure class, the
+ * newest result's detail by (started, row). */
+#define SQL_CLASS_LATEST_MERGE                                                                     \
+  " ON CONFLICT (series, error_class) DO UPDATE SET started_unix_ns = excluded.started_unix_ns,"  \
+  " row = excluded.row, detail = excluded.detail"                                                 \
+  " WHERE excluded.started_unix_ns > started_unix_ns"                                             \
+  " OR (excluded.started_unix_ns = started_unix_ns AND excluded.row > row)"
+
+/* A failed result of the batch or group being written, for class_latest. */
+typedef struct tp__failure {
+  int64_t series, started, id;
+  const char *cls; /* static outcome name */
+  char *detail;    /* owned */
+} tp__failure;
+
 #define SQL_SERIES_LATEST_MERGE                                                                    \
   " ON CONFLICT (series) DO UPDATE SET"                                                           \
   " started_unix_ns = CASE WHEN " SQL_SERIES_LATEST_NEWER " THEN excluded.started_unix_ns"        \
@@ -171,11 +186,13 @@ struct sqlite_store {
   sqlite3_stmt *spool_find, *spool_insert;
   sqlite3_stmt *seen_load, *seen_upsert, *seen_delete;
   sqlite3_stmt *latest_upsert;
+  sqlite3_stmt *class_upsert;
   sqlite3_stmt *scan_all;
   sqlite3_stmt *scan_target;
   sqlite3_stmt *chain_of; /* one row's chain, unpacked */
   sqlite3_stmt *latest;
   sqlite3_stmt *latest_chain; /* a series' newest chain, unpacked */
+  sqlite3_stmt *latest_details; /* every series' newest failure per class */
   /* delivery accounting (store_sqlite_delivery.c) */
   sqlite3_stmt *insert_drop;
   sqlite3_stmt *upsert_spool;
@@ -192,6 +209,9 @@ struct sqlite_store {
   size_t n_batch_latest, alloc_batch_latest;
   tp__latest *group_latest;
   size_t cap_group_latest, n_group_latest;
+  /* failed results: the batch's, then (kept) the group's, for class_latest */
+  tp__failure *batch_fail, *group_fail;
+  size_t n_batch_fail, alloc_batch_fail, n_group_fail, alloc_group_fail;
   /* the readers' id -> names caches */
   tp__names names[N_NAMES];
 };
@@ -296,6 +316,9 @@ tp_err tp__sqlite_prepare_read(sqlite_store *s, char *err, size_t errlen);
 void tp__sqlite_finalize_read(sqlite_store *s);
 tp_err tp__sqlite_scan(tp_store *store, const tp_store_filter *filter, tp_store_row_fn fn,
                        void *ctx, char *err, size_t errlen);
+tp_err tp__sqlite_scan_latest_details(tp_store *store, int64_t since_unix_ns,
+                                      tp_store_detail_fn fn, void *ctx, char *err,
+                                      size_t errlen);
 tp_err tp__sqlite_scan_latest_chain(tp_store *store, const char *target, const char *profile,
                                     const char *region, int64_t since_unix_ns,
                                     tp_store_cert_fn fn, void *ctx, char *err, size_t errlen);

@@ -80,6 +80,8 @@ enum {
 typedef struct prep_row {
   int64_t v[N_VALUES];
   const char *detail; /* into the batch */
+  const char *cls;    /* static outcome name */
+  bool failed;        /* not ok: its detail goes to class_latest */
   prep_key k[N_KEYS];
 } prep_row;
 
@@ -248,6 +250,8 @@ static void row_values(prep_row *row, const Tlsprobe__V1__ProbeResult *r) {
   v[V_HTTP_STATUS] = r->http != NULL ? r->http->status : NO_VALUE;
   v[V_HTTP_FIRST_BYTE] = r->http != NULL ? u64_bits(r->http->first_byte_ns) : NO_VALUE;
   row->detail = r->error_detail;
+  row->cls = class_name(r);
+  row->failed = r->error_class != TLSPROBE__V1__ERROR_CLASS__ERROR_CLASS_OK;
 }
 
 tp_err tp__sqlite_prepare_batch(const Tlsprobe__V1__ResultBatch *batch, tp_store_prep **out,
@@ -606,11 +610,41 @@ static void group_latest_put(sqlite_store *s, const tp__latest *e) {
   }
 }
 
+static void failure_push(tp__failure **v, size_t *n, size_t *alloc, const tp__failure *f) {
+  if (*n == *alloc) {
+    *alloc = *alloc ? *alloc * 2 : 64;
+    *v = tp_xrealloc(*v, *alloc * sizeof(**v));
+  }
+  (*v)[(*n)++] = *f;
+}
+
+static void batch_failure_add(sqlite_store *s, int64_t series, int64_t started, int64_t id,
+                              const prep_row *row) {
+  tp__failure f = {.series = series,
+                   .started = started,
+                   .id = id,
+                   .cls = row->cls,
+                   .detail = tp_xstrdup(row->detail ? row->detail : "")};
+  failure_push(&s->batch_fail, &s->n_batch_fail, &s->alloc_batch_fail, &f);
+}
+
+static void failures_free(tp__failure *v, size_t *n) {
+  for (size_t i = 0; i < *n; i++)
+    free(v[i].detail);
+  *n = 0;
+}
+
 /* A stored batch's rows join the group's; a rolled-back batch's are dropped. */
 static void batch_latest_keep(sqlite_store *s, bool keep) {
   for (size_t i = 0; keep && i < s->n_batch_latest; i++)
     group_latest_put(s, &s->batch_latest[i]);
   s->n_batch_latest = 0;
+  for (size_t i = 0; keep && i < s->n_batch_fail; i++)
+    failure_push(&s->group_fail, &s->n_group_fail, &s->alloc_group_fail, &s->batch_fail[i]);
+  if (keep)
+    s->n_batch_fail = 0; /* the details moved to the group */
+  else
+    failures_free(s->batch_fail, &s->n_batch_fail);
 }
 
 static void group_latest_clear(sqlite_store *s) {
@@ -618,6 +652,42 @@ static void group_latest_clear(sqlite_store *s) {
     memset(s->group_latest, 0, s->cap_group_latest * sizeof(s->group_latest[0]));
   s->n_group_latest = 0;
   s->n_batch_latest = 0;
+  failures_free(s->group_fail, &s->n_group_fail);
+  failures_free(s->batch_fail, &s->n_batch_fail);
+}
+
+/* (series, class), then newest last. */
+static int cmp_failure(const void *pa, const void *pb) {
+  const tp__failure *a = pa, *b = pb;
+  if (a->series != b->series)
+    return a->series < b->series ? -1 : 1;
+  int c = strcmp(a->cls, b->cls);
+  if (c != 0)
+    return c;
+  if (a->started != b->started)
+    return a->started < b->started ? -1 : 1;
+  return a->id < b->id ? -1 : a->id > b->id;
+}
+
+/* One upsert per (series, class) the group's failures touched: its newest. */
+static tp_err group_failures_write(sqlite_store *s, char *err, size_t errlen) {
+  tp__failure *v = s->group_fail;
+  size_t n = s->n_group_fail;
+  if (n > 1)
+    qsort(v, n, sizeof(v[0]), cmp_failure);
+  for (size_t i = 0; i < n; i++) {
+    if (i + 1 < n && v[i + 1].series == v[i].series && strcmp(v[i + 1].cls, v[i].cls) == 0)
+      continue; /* not the newest of its key */
+    binder b = {.stmt = s->class_upsert, .idx = 0, .rc = SQLITE_OK};
+    bind_i64(&b, v[i].series);
+    bind_text(&b, v[i].cls);
+    bind_i64(&b, v[i].started);
+    bind_i64(&b, v[i].id);
+    bind_text(&b, v[i].detail);
+    if (b.rc != SQLITE_OK || run(s->class_upsert) != SQLITE_OK)
+      return fail(s, err, errlen, "cannot record the series' latest failure details");
+  }
+  return TP_E_OK;
 }
 
 /* One upsert per series the group touched (not per row), keeping the newer. */
@@ -637,6 +707,8 @@ static tp_err group_latest_write(sqlite_store *s, char *err, size_t errlen) {
     if (b.rc != SQLITE_OK || run(s->latest_upsert) != SQLITE_OK)
       rc = fail(s, err, errlen, "cannot record the series' newest results");
   }
+  if (rc == TP_E_OK)
+    rc = group_failures_write(s, err, errlen);
   return rc;
 }
 
@@ -706,9 +778,14 @@ static tp_err flush_rows(sqlite_store *s, const Tlsprobe__V1__ResultBatch *batch
     if (b.rc != SQLITE_OK || run(st) != SQLITE_OK)
       return fail(s, err, errlen, "cannot insert result");
     int64_t last = sqlite3_last_insert_rowid(s->db);
-    for (size_t j = 0; j < k; j++)
-      batch_latest_add(s, pr->ref[done + j].series, pr->row[done + j]->v[V_STARTED],
-                       last - (int64_t)(k - 1 - j), pr->ref[done + j].chain);
+    for (size_t j = 0; j < k; j++) {
+      const prep_row *row = pr->row[done + j];
+      int64_t id = last - (int64_t)(k - 1 - j);
+      batch_latest_add(s, pr->ref[done + j].series, row->v[V_STARTED], id,
+                       pr->ref[done + j].chain);
+      if (row->failed)
+        batch_failure_add(s, pr->ref[done + j].series, row->v[V_STARTED], id, row);
+    }
     done += k;
   }
   pr->n = 0;
@@ -964,6 +1041,9 @@ static const char SQL_SEEN_UPSERT[] =
     "INSERT INTO seen (spool, first_seq, last_seq) VALUES (?1, ?2, ?3)"
     " ON CONFLICT (spool, first_seq) DO UPDATE SET last_seq = excluded.last_seq";
 static const char SQL_SEEN_DELETE[] = "DELETE FROM seen WHERE spool = ?1 AND first_seq = ?2";
+static const char SQL_CLASS_UPSERT[] =
+    "INSERT INTO class_latest (series, error_class, started_unix_ns, row, detail)"
+    " VALUES (?1, ?2, ?3, ?4, ?5)" SQL_CLASS_LATEST_MERGE;
 static const char SQL_LATEST_UPSERT[] =
     "INSERT INTO series_latest (series, started_unix_ns, id, chain, chain_unix_ns, chain_row)"
     " VALUES (?1, ?2, ?3, ?4, ?5, ?6)" SQL_SERIES_LATEST_MERGE;
@@ -984,6 +1064,7 @@ tp_err tp__sqlite_prepare_write(sqlite_store *s, char *err, size_t errlen) {
       {SQL_SEEN_UPSERT, &s->seen_upsert},
       {SQL_SEEN_DELETE, &s->seen_delete},
       {SQL_LATEST_UPSERT, &s->latest_upsert},
+      {SQL_CLASS_UPSERT, &s->class_upsert},
   };
   for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
     if (sqlite3_prepare_v3(s->db, all[i].sql, -1, SQLITE_PREPARE_PERSISTENT, all[i].stmt, NULL) !=
@@ -1009,10 +1090,15 @@ tp_err tp__sqlite_prepare_write(sqlite_store *s, char *err, size_t errlen) {
 void tp__sqlite_finalize_write(sqlite_store *s) {
   sqlite3_stmt *stmts[] = {s->begin,       s->commit,      s->rollback,      s->insert_batch,
                            s->insert_row,  s->spool_find,  s->spool_insert,  s->seen_load,
-                           s->seen_upsert, s->seen_delete, s->latest_upsert, s->insert_rows};
+                           s->seen_upsert, s->seen_delete, s->latest_upsert, s->insert_rows,
+                           s->class_upsert};
   for (size_t i = 0; i < sizeof(stmts) / sizeof(stmts[0]); i++)
     sqlite3_finalize(stmts[i]);
   spools_forget(s);
   free(s->batch_latest);
   free(s->group_latest);
+  failures_free(s->batch_fail, &s->n_batch_fail);
+  failures_free(s->group_fail, &s->n_group_fail);
+  free(s->batch_fail);
+  free(s->group_fail);
 }

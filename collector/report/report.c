@@ -665,6 +665,44 @@ static tp_err choose_source(tp_store *store, tp_report *r, char *err, size_t err
   return TP_E_OK;
 }
 
+/* Rollups hold no error details; the store keeps each series' newest per class. They
+ * are the window's when it ends now and nothing asks for agents, which series rows do
+ * not know. */
+static bool details_from_store(const tp_report *r) {
+  const tp_report_query *q = &r->query;
+  if (!r->from_rollups || q->until_text != NULL || q->glob[TP_DIM_AGENT] != NULL)
+    return false;
+  for (size_t i = 0; i < q->n_by; i++)
+    if (q->by[i] == TP_DIM_AGENT)
+      return false;
+  return true;
+}
+
+/* One series' newest failure of a class into its group's example -- only a group the
+ * window's rollups made (a series without results in the window has none). Before the
+ * groups are sorted: the key map's indices are the series'. */
+static tp_err on_detail(const tp_store_detail *d, void *ctx) {
+  agg *a = ctx;
+  tp_outcome cls;
+  if (!tp_outcome_from_name(d->error_class, &cls) || (int)cls >= TP_REPORT_MAX_CLASS)
+    return TP_E_OK; /* a class this report does not know has no column to go to */
+  tp_store_row dims = {.target = d->target,
+                       .profile = d->profile,
+                       .region = d->region,
+                       .agent_id = "",
+                       .address_family = d->address_family};
+  if (!tp__report_row_selected(&a->report->query, &dims))
+    return TP_E_OK;
+  size_t len = build_key(a, &dims);
+  bool added;
+  size_t g = tp_keymap_get(a->keys, a->key_buf, len, &added);
+  if (added || g >= a->report->n_series)
+    return TP_E_OK;
+  tp_report_series *s = &a->report->series[g];
+  keep_latest(&s->class_example[cls], &s->class_example_ns[cls], d->detail, d->started_unix_ns);
+  return TP_E_OK;
+}
+
 static const tp_report_dim default_by[] = {TP_DIM_TARGET, TP_DIM_PROFILE, TP_DIM_REGION};
 
 tp_err tp_report_build(tp_store *store, const tp_report_query *query, tp_report **out, char *err,
@@ -701,6 +739,10 @@ tp_err tp_report_build(tp_store *store, const tp_report_query *query, tp_report 
                                  on_rollup, &a, err, errlen);
   } else if (rc == TP_E_OK) {
     rc = tp_store_scan(store, &filter, on_row, &a, err, errlen);
+  }
+  if (rc == TP_E_OK && details_from_store(r)) {
+    r->details_from_store = true;
+    rc = tp_store_scan_latest_details(store, query->since_unix_ns, on_detail, &a, err, errlen);
   }
   if (rc == TP_E_OK)
     sort_groups(&a);

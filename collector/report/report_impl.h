@@ -29,6 +29,7 @@ struct tp_report {
   bool from_rollups;
   uint64_t not_rolled_up;
   uint64_t mix_unrecorded; /* rollup successes without a negotiated mix (before v7) */
+  bool details_from_store; /* rollups' groups got their error details from class_latest */
 };
 
 /* report.c: whether a row passes the query's glob filters. */

@@ -97,9 +97,11 @@ static tp_err header(const tp_report *r, const char *what, tp_buf *b) {
                                   r->n_series, r->total_probes));
   free(window);
   if (rc == TP_E_OK && r->from_rollups)
-    rc = add(b, tp_xasprintf("from rollups: percentiles within 1 %% (merged sketches), no"
-                             " error details, loop-lag p99 = the maximum;"
+    rc = add(b, tp_xasprintf("from rollups: percentiles within 1 %% (merged sketches), %s,"
+                             " loop-lag p99 = the maximum;"
                              " %" PRIu64 " results not rolled up yet\n",
+                             r->details_from_store ? "error details the latest kept per series"
+                                                   : "no error details",
                              r->not_rolled_up));
   if (rc == TP_E_OK && r->from_rollups && r->mix_unrecorded > 0)
     rc = add(b, tp_xasprintf("negotiated mix: not recorded for %" PRIu64

@@ -158,7 +158,7 @@ expect_eq "valid batch is 200" 200 "$(request POST /v1/results $PB "$WORK/valid.
 expect_eq "ack says stored=1" "08 01 10 01" "$(od -An -tx1 "$WORK/resp" | xargs)"
 expect_eq "one result stored" 1 "$(sqlite3 "$DB" "select count(*) from results where target='web' and profile='modern' and region='local' and port=443 and ok=1 and error_class='ok'")"
 
-expect_eq "schema version 9" 9 "$(sqlite3 "$DB" 'pragma user_version')"
+expect_eq "schema version 10" 10 "$(sqlite3 "$DB" 'pragma user_version')"
 expect_eq "new facts stored" '["X25519","SECP256R1"]|resumption|1|good|90000|200|1|' \
   "$(sqlite3 "$DB" "select groups_offered, mode, ocsp_stapled, ocsp_cert_status, ocsp_age_seconds, http_status, http_hsts, days_to_earliest_expiry from results")"
 

@@ -228,6 +228,24 @@ else
 fi
 tp_expect_eq "4 days: day rows exist for the whole days" 1 \
   "$(sqlite3 "$TP_DB" "SELECT count(*) >= 2 FROM rollups WHERE span_ns = 86400000000000 AND target = 'slow'")"
+# Error details over rollups (a window that ends now): each class's latest detail per
+# group, kept per series as results arrive -- the raw rows' latest.
+"$TP_COLLECTOR" report errors --config "$WORK/collector.yaml" --since 4d --format json \
+  >"$WORK/errors-auto.json"
+"$TP_COLLECTOR" report errors --config "$WORK/collector.yaml" --since 4d --source raw \
+  --format json >"$WORK/errors-raw.json"
+got=$(python3 - "$WORK/errors-raw.json" "$WORK/errors-auto.json" <<'PY'
+import json, sys
+def details(path):
+    j = json.load(open(path))
+    return j["source"], {s["target"]: {e["class"]: e.get("latest_detail") for e in s["errors"]}
+                         for s in j["series"]}
+(_, want), (source, got) = details(sys.argv[1]), details(sys.argv[2])
+n = sum(1 for t in want.values() for d in t.values() if d)
+print(f"{source} {n} {'same' if got == want else 'DIFFERENT: %s vs %s' % (got, want)}")
+PY
+)
+tp_expect_match "errors --since 4d from rollups: the raw rows' latest details" '^rollup [1-9][0-9]* same$' "$got"
 # Burn rates once rollups are current: the last hour from raw rows, the rest from
 # rollups -- the same states and verdicts.
 golden_check "rolled up (SLO windows from rollups)" --source auto

@@ -750,7 +750,7 @@ static void test_reopen_keeps_rows(void **state) {
   f->store = NULL;
   open_store(f); /* migration must be idempotent */
   assert_int_equal(rows(f), 3);
-  assert_int_equal(query_int(f->db, "PRAGMA user_version"), 9);
+  assert_int_equal(query_int(f->db, "PRAGMA user_version"), 10);
   /* The reopened store still dedupes against the earlier batch. */
   assert_int_equal(ingest(f, &t, &reply), TP_E_OK);
   assert_true(reply.duplicate);

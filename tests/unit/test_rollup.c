@@ -917,9 +917,9 @@ static void test_migration_from_v4(void **state) {
   exec_sql(v4, V4_DDL);
   exec_sql(v4, V4_ROWS);
   assert_int_equal(tp_store_open_sqlite(v4, TP_STORE_READONLY, &s, err, sizeof(err)), TP_E_STORE);
-  assert_non_null(strstr(err, "schema version 4 is older than 9"));
+  assert_non_null(strstr(err, "schema version 4 is older than 10"));
   assert_int_equal(tp_store_open_sqlite(v4, TP_STORE_READWRITE, &s, err, sizeof(err)), TP_E_OK);
-  assert_int_equal(query_int(v4, "PRAGMA user_version"), 9);
+  assert_int_equal(query_int(v4, "PRAGMA user_version"), 10);
   assert_int_equal(query_int(v4, "SELECT watermark FROM rollup_state"), 0);
   tp_store_horizon h;
   assert_int_equal(tp_store_horizon_get(s, &h, err, sizeof(err)), TP_E_OK);
@@ -1410,10 +1410,11 @@ static void test_coarse_rows_are_merged_minutes(void **state) {
   char *before = day_rows(f);
   tp_store_close(f->store);
   f->store = NULL;
-  exec_sql(f->db, "DELETE FROM rollups WHERE span_ns = 86400000000000; PRAGMA user_version = 8");
+  exec_sql(f->db, "DELETE FROM rollups WHERE span_ns = 86400000000000; DROP TABLE class_latest;"
+                  " PRAGMA user_version = 8");
   assert_int_equal(tp_store_open_sqlite(f->db, TP_STORE_READWRITE, &f->store, err, sizeof(err)),
                    TP_E_OK);
-  assert_int_equal(query_int(f->db, "PRAGMA user_version"), 9);
+  assert_int_equal(query_int(f->db, "PRAGMA user_version"), 10);
   char *after = day_rows(f);
   assert_string_equal(before, after);
   assert_true(strlen(after) > 100);

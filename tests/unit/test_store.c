@@ -133,7 +133,7 @@ static void test_create_and_migrate(void **state) {
   tp_store *s = NULL;
   assert_int_equal(tp_store_open_sqlite(f->db, TP_STORE_READWRITE, &s, err, sizeof(err)), TP_E_OK);
   tp_store_close(s);
-  assert_int_equal(query_int(f->db, "PRAGMA user_version"), 9);
+  assert_int_equal(query_int(f->db, "PRAGMA user_version"), 10);
   assert_int_equal(query_int(f->db, "SELECT count(*) FROM sqlite_master WHERE"
                                     " (type='index' AND name = 'result_rows_started')"
                                     " OR (type='table' AND name = 'series_latest')"),
@@ -150,7 +150,7 @@ static void test_create_and_migrate(void **state) {
   /* Second open: nothing to migrate, nothing lost. */
   assert_int_equal(tp_store_open_sqlite(f->db, TP_STORE_READWRITE, &s, err, sizeof(err)), TP_E_OK);
   tp_store_close(s);
-  assert_int_equal(query_int(f->db, "PRAGMA user_version"), 9);
+  assert_int_equal(query_int(f->db, "PRAGMA user_version"), 10);
 }
 
 typedef struct collected {
@@ -218,10 +218,10 @@ static void test_migrate_real_v1_database(void **state) {
   /* Read-only opens refuse to migrate and say what to do. */
   assert_int_equal(tp_store_open_sqlite(f->db, TP_STORE_READONLY, &s, err, sizeof(err)),
                    TP_E_STORE);
-  assert_non_null(strstr(err, "schema version 1 is older than 9; start the collector once"));
+  assert_non_null(strstr(err, "schema version 1 is older than 10; start the collector once"));
 
   assert_int_equal(tp_store_open_sqlite(f->db, TP_STORE_READWRITE, &s, err, sizeof(err)), TP_E_OK);
-  assert_int_equal(query_int(f->db, "PRAGMA user_version"), 9);
+  assert_int_equal(query_int(f->db, "PRAGMA user_version"), 10);
   assert_int_equal(query_int(f->db, "SELECT count(*) FROM pragma_integrity_check"
                                     " WHERE integrity_check = 'ok'"),
                    1);
@@ -310,7 +310,7 @@ static void test_migrate_real_v1_database(void **state) {
   /* Reopening: nothing left to migrate. */
   assert_int_equal(tp_store_open_sqlite(f->db, TP_STORE_READWRITE, &s, err, sizeof(err)), TP_E_OK);
   tp_store_close(s);
-  assert_int_equal(query_int(f->db, "PRAGMA user_version"), 9);
+  assert_int_equal(query_int(f->db, "PRAGMA user_version"), 10);
 }
 
 /* The version 2 schema as a version 2 collector left it: version 1's tables with
@@ -363,11 +363,11 @@ static void test_migrate_real_v2_database(void **state) {
 
   assert_int_equal(tp_store_open_sqlite(f->db, TP_STORE_READONLY, &s, err, sizeof(err)),
                    TP_E_STORE);
-  assert_non_null(strstr(err, "schema version 2 is older than 9; start the collector once"));
+  assert_non_null(strstr(err, "schema version 2 is older than 10; start the collector once"));
   assert_int_equal(query_int(f->db, "PRAGMA user_version"), 2);
 
   assert_int_equal(tp_store_open_sqlite(f->db, TP_STORE_READWRITE, &s, err, sizeof(err)), TP_E_OK);
-  assert_int_equal(query_int(f->db, "PRAGMA user_version"), 9);
+  assert_int_equal(query_int(f->db, "PRAGMA user_version"), 10);
   assert_int_equal(query_int(f->db, "SELECT count(*) FROM pragma_integrity_check"
                                     " WHERE integrity_check = 'ok'"),
                    1);
@@ -412,7 +412,7 @@ static void test_migrate_real_v2_database(void **state) {
   /* Reopening: nothing left to migrate, the row still there. */
   assert_int_equal(tp_store_open_sqlite(f->db, TP_STORE_READWRITE, &s, err, sizeof(err)), TP_E_OK);
   tp_store_close(s);
-  assert_int_equal(query_int(f->db, "PRAGMA user_version"), 9);
+  assert_int_equal(query_int(f->db, "PRAGMA user_version"), 10);
   assert_int_equal(query_int(f->db, "SELECT count(*) FROM results"), 1);
 }
 
@@ -578,6 +578,35 @@ static tp_err count_cert(const tp_store_chain_cert *c, void *ctx) {
   return TP_E_OK;
 }
 
+typedef struct details_seen {
+  int n;
+  char text[8][96]; /* "target class detail" */
+} details_seen;
+
+static tp_err note_detail(const tp_store_detail *d, void *ctx) {
+  details_seen *ds = ctx;
+  assert_true(ds->n < 8);
+  snprintf(ds->text[ds->n++], sizeof(ds->text[0]), "%s %s %s", d->target, d->error_class,
+           d->detail);
+  return TP_E_OK;
+}
+
+static int cmp_text(const void *a, const void *b) { return strcmp(a, b); }
+
+/* The details since `since`, sorted, joined by "; ". */
+static char *latest_details(tp_store *s, int64_t since) {
+  char err[256] = "";
+  details_seen ds = {0};
+  if (tp_store_scan_latest_details(s, since, note_detail, &ds, err, sizeof(err)) != TP_E_OK)
+    fail_msg("latest details: %s", err);
+  qsort(ds.text, (size_t)ds.n, sizeof(ds.text[0]), cmp_text);
+  static char out[1024];
+  out[0] = '\0';
+  for (int i = 0; i < ds.n; i++)
+    snprintf(out + strlen(out), sizeof(out) - strlen(out), "%s%s", i ? "; " : "", ds.text[i]);
+  return out;
+}
+
 static void test_migrate_populated_v5_database(void **state) {
   fixture *f = *state;
   char err[512] = "";
@@ -588,9 +617,9 @@ static void test_migrate_populated_v5_database(void **state) {
   char *before = all_columns(f->db);
   assert_int_equal(tp_store_open_sqlite(f->db, TP_STORE_READONLY, &s, err, sizeof(err)),
                    TP_E_STORE);
-  assert_non_null(strstr(err, "schema version 5 is older than 9"));
+  assert_non_null(strstr(err, "schema version 5 is older than 10"));
   assert_int_equal(tp_store_open_sqlite(f->db, TP_STORE_READWRITE, &s, err, sizeof(err)), TP_E_OK);
-  assert_int_equal(query_int(f->db, "PRAGMA user_version"), 9);
+  assert_int_equal(query_int(f->db, "PRAGMA user_version"), 10);
   assert_int_equal(query_int(f->db, "SELECT count(*) FROM pragma_integrity_check"
                                     " WHERE integrity_check = 'ok'"),
                    1);
@@ -656,6 +685,9 @@ static void test_migrate_populated_v5_database(void **state) {
   int certs = 0;
   assert_int_equal(tp_store_scan_chain(s, 1, count_cert, &certs, err, sizeof(err)), TP_E_OK);
   assert_int_equal(certs, 3);
+  /* Version 10 filled each series' newest failure per class from the rows. */
+  assert_string_equal(latest_details(s, 0), "web connection_refused ECONNREFUSED; "
+                                            "web expired certificate expired 3 days ago");
   /* Version 8 filled each series' newest chain from the rows: row 2's (row 3, newer, has
    * none); api's rows have no chain. */
   assert_int_equal(query_int(f->db, "SELECT chain_row FROM series_latest AS l JOIN series AS s"
@@ -870,6 +902,7 @@ static void put_chain_result(tp_store *s, uint64_t seq, int64_t started, int64_t
   cert.not_after_unix = not_after;
   Tlsprobe__V1__ProbeResult r = TLSPROBE__V1__PROBE_RESULT__INIT;
   Tlsprobe__V1__ProbeResult *rp[1] = {&r};
+  char detail[64];
   r.target = "web";
   r.profile = "modern";
   r.region = "eu";
@@ -885,6 +918,8 @@ static void put_chain_result(tp_store *s, uint64_t seq, int64_t started, int64_t
     r.days_to_earliest_expiry = 30;
   } else {
     r.error_class = TLSPROBE__V1__ERROR_CLASS__ERROR_CLASS_CONNECTION_REFUSED;
+    snprintf(detail, sizeof(detail), "refused at %lld", (long long)started);
+    r.error_detail = detail;
   }
   Tlsprobe__V1__ResultBatch b = TLSPROBE__V1__RESULT_BATCH__INIT;
   b.agent_id = "agent-c";
@@ -902,6 +937,7 @@ static void put_chain_result(tp_store *s, uint64_t seq, int64_t started, int64_t
  * newer one at another address of the same names (another series row) does, and so
  * does a row written through the results view; a window starting after it has none. */
 static void test_latest_chain_follows_results(void **state) {
+  /* (and, schema version 10, each series' newest failure per class: the same rules) */
   fixture *f = *state;
   char err[512] = "";
   tp_store *s = NULL;
@@ -911,11 +947,17 @@ static void test_latest_chain_follows_results(void **state) {
   put_chain_result(s, 2, 2000, 8000, "192.0.2.1");
   put_chain_result(s, 3, 3000, 0, "192.0.2.1"); /* refused: no chain */
   assert_int_equal(latest_leaf(s, "web", 0), 8000);
+  /* Failures' details (schema version 10): only the refused one, none since after it. */
+  assert_string_equal(latest_details(s, 0), "web connection_refused refused at 3000");
+  assert_string_equal(latest_details(s, 3001), "");
   assert_int_equal(latest_leaf(s, "web", 2000), 8000);
   assert_int_equal(latest_leaf(s, "web", 2001), -1); /* only the failure since */
   assert_int_equal(latest_leaf(s, "api", 0), -1);
   put_chain_result(s, 4, 1500, 9000, "192.0.2.1"); /* late, older */
   assert_int_equal(latest_leaf(s, "web", 0), 8000);
+  put_chain_result(s, 6, 2500, 0, "192.0.2.1"); /* a late, older failure: not the newest */
+  put_chain_result(s, 7, 3500, 0, "192.0.2.1"); /* a newer one replaces it */
+  assert_string_equal(latest_details(s, 0), "web connection_refused refused at 3500");
   put_chain_result(s, 5, 4000, 9500, "192.0.2.2"); /* newer, another series row */
   assert_int_equal(latest_leaf(s, "web", 0), 9500);
   assert_int_equal(query_int(f->db, "SELECT count(*) FROM series WHERE target = 'web'"), 2);
@@ -935,6 +977,19 @@ static void test_latest_chain_follows_results(void **state) {
   snprintf(sql, sizeof(sql), VIEW_INSERT, 4501, 2, 100, 1234);
   exec_sql(f->db, sql);
   assert_int_equal(latest_leaf(s, "web", 0), 9900);
+  /* A failure through the view: its own series row (host ''), newest of its class. */
+  exec_sql(f->db,
+           "INSERT INTO results (received_unix_ns, agent_id, instance_id, batch_seq, region,"
+           " target, host, port, sni, profile, address, result_seq, started_unix_ns, dns_ns,"
+           " connect_ns, handshake_ns, total_ns, loop_lag_ns, ok, error_class, error_detail,"
+           " tls_version, cipher, grp, alpn, resumed, hello_retry_request,"
+           " server_signature_algorithm, chain_json, days_to_earliest_expiry) VALUES (6001,"
+           " 'agent-v', 1, 1, 'eu', 'web', '', 443, '', 'modern', '192.0.2.1', 3, 6000, 0, 0, 0,"
+           " 0, 0, 0, 'handshake_timeout', 'no answer in 5 s', '', '', '', '', 0, 0, '', '[]',"
+           " NULL)");
+  assert_string_equal(latest_details(s, 0), "web connection_refused refused at 3500; "
+                                            "web handshake_timeout no answer in 5 s");
+  assert_string_equal(latest_details(s, 5000), "web handshake_timeout no answer in 5 s");
   tp_store_close(s);
 }
 
