@@ -88,16 +88,16 @@ static item *pop(fifo *f) {
   return it;
 }
 
-/* Gives a request's place back, then answers it. In that order: a caller that has its
- * answer must be able to reserve again at once (giving the place back after the answer
- * let a client's next request, or a test's, meet a full queue that was about to have
- * room). The callback runs outside the lock: done may take the caller's own locks. */
 /* Under mu, after every change of pending. */
 static void publish_pending(tp_ingest_queue *q) {
   if (q->opt.pending_gauge != NULL)
     atomic_store_explicit(q->opt.pending_gauge, q->pending, memory_order_relaxed);
 }
 
+/* Gives a request's place back, then answers it. In that order: a caller that has its
+ * answer must be able to reserve again at once (giving the place back after the answer
+ * let a client's next request, or a test's, meet a full queue that was about to have
+ * room). The callback runs outside the lock: done may take the caller's own locks. */
 static void answer(tp_ingest_queue *q, item *it, tp_ingest_reply *reply) {
   pthread_mutex_lock(&q->mu);
   q->pending--;

@@ -12,7 +12,8 @@
  * within a chunk and a pass catching up on a backlog takes at most about a quarter
  * of the writer's time -- while ingest has requests in hand; when it has none, the next
  * chunk follows at once (an agent arriving meanwhile waits at most one chunk, as it
- * would have with the pause). Keeping up (a pass per interval over what arrived since)
+ * would have with the pause: the gauge counts a request from its reservation, before
+ * its body is decoded, so the next check already sees it). Keeping up (a pass per interval over what arrived since)
  * costs a few percent of it.
  *
  * Logs one line per pass that did something (counts and milliseconds), an error

@@ -71,6 +71,13 @@ tp_err tp_store_scan_latest_chain(tp_store *store, const char *target, const cha
                                        err, errlen);
 }
 
+tp_err tp_store_scan_chain_series(tp_store *store, int64_t since_unix_ns, tp_store_series_fn fn,
+                                  void *ctx, char *err, size_t errlen) {
+  if (store->ops->scan_chain_series == NULL)
+    return TP_E_OK; /* a backend that keeps no chains per series */
+  return store->ops->scan_chain_series(store, since_unix_ns, fn, ctx, err, errlen);
+}
+
 tp_err tp_store_scan_latest_details(tp_store *store, int64_t since_unix_ns,
                                     tp_store_detail_fn fn, void *ctx, char *err, size_t errlen) {
   if (store->ops->scan_latest_details == NULL)

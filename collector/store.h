@@ -197,6 +197,13 @@ tp_err tp_store_scan_chain(tp_store *store, int64_t row_id, tp_store_cert_fn fn,
 tp_err tp_store_scan_latest_chain(tp_store *store, const char *target, const char *profile,
                                   const char *region, int64_t since_unix_ns, tp_store_cert_fn fn,
                                   void *ctx, char *err, size_t errlen);
+/* Each series name (target, profile, region) whose newest chain started at or after
+ * since_unix_ns, once: the series tp_store_scan_latest_chain answers for, whether or not
+ * their results are rolled up yet. Strings borrowed for the callback. */
+typedef tp_err (*tp_store_series_fn)(const char *target, const char *profile, const char *region,
+                                     void *ctx);
+tp_err tp_store_scan_chain_series(tp_store *store, int64_t since_unix_ns, tp_store_series_fn fn,
+                                  void *ctx, char *err, size_t errlen);
 
 /* The newest failure of one class of one series (any host, port or address: one
  * entry per stored series row). Strings borrowed for the callback. */

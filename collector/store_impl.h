@@ -19,6 +19,8 @@ typedef struct tp_store_ops {
   tp_err (*scan_chain)(tp_store *store, int64_t row_id, tp_store_cert_fn fn, void *ctx,
                        char *err, size_t errlen);
   /* optional (NULL: the backend keeps none -- no details, no chain found) */
+  tp_err (*scan_chain_series)(tp_store *store, int64_t since_unix_ns, tp_store_series_fn fn,
+                              void *ctx, char *err, size_t errlen);
   tp_err (*scan_latest_details)(tp_store *store, int64_t since_unix_ns, tp_store_detail_fn fn,
                                 void *ctx, char *err, size_t errlen);
   tp_err (*scan_latest_chain)(tp_store *store, const char *target, const char *profile,

@@ -889,6 +889,7 @@ static const tp_store_ops sqlite_ops = {
     .scan_chain = tp__sqlite_scan_chain,
     .scan_latest_chain = tp__sqlite_scan_latest_chain,
     .scan_latest_details = tp__sqlite_scan_latest_details,
+    .scan_chain_series = tp__sqlite_scan_chain_series,
     .latest = tp__sqlite_latest,
     .scan_spools = tp__sqlite_scan_spools,
     .scan_drops = tp__sqlite_scan_drops,

@@ -193,6 +193,7 @@ struct sqlite_store {
   sqlite3_stmt *latest;
   sqlite3_stmt *latest_chain; /* a series' newest chain, unpacked */
   sqlite3_stmt *latest_details; /* every series' newest failure per class */
+  sqlite3_stmt *chain_series;   /* the series names with a chain since */
   /* delivery accounting (store_sqlite_delivery.c) */
   sqlite3_stmt *insert_drop;
   sqlite3_stmt *upsert_spool;
@@ -316,6 +317,8 @@ tp_err tp__sqlite_prepare_read(sqlite_store *s, char *err, size_t errlen);
 void tp__sqlite_finalize_read(sqlite_store *s);
 tp_err tp__sqlite_scan(tp_store *store, const tp_store_filter *filter, tp_store_row_fn fn,
                        void *ctx, char *err, size_t errlen);
+tp_err tp__sqlite_scan_chain_series(tp_store *store, int64_t since_unix_ns, tp_store_series_fn fn,
+                                    void *ctx, char *err, size_t errlen);
 tp_err tp__sqlite_scan_latest_details(tp_store *store, int64_t since_unix_ns,
                                       tp_store_detail_fn fn, void *ctx, char *err,
                                       size_t errlen);

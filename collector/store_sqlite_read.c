@@ -41,6 +41,11 @@ static const char SQL_LATEST_CHAIN[] =
     "  AND l.chain_unix_ns >= ?4 ORDER BY l.chain_unix_ns DESC, l.chain_row DESC LIMIT 1) AS n"
     " JOIN chains AS ch ON ch.id = n.chain, json_each(ch.chain_json) AS c"
     " WHERE json_valid(ch.chain_json) ORDER BY c.key";
+/* The series names with a newest chain since ?1 (series_latest, schema version 8). */
+static const char SQL_CHAIN_SERIES[] =
+    "SELECT DISTINCT s.target, s.profile, s.region FROM series AS s"
+    " JOIN series_latest AS l ON l.series = s.id"
+    " WHERE l.chain IS NOT NULL AND l.chain_unix_ns >= ?1";
 /* Every series' newest failure per class since ?1 (class_latest, schema version 10). */
 static const char SQL_LATEST_DETAILS[] =
     "SELECT s.target, s.profile, s.region, coalesce(s.address_family, ''), c.error_class,"
@@ -231,6 +236,31 @@ tp_err tp__sqlite_scan_chain(tp_store *store, int64_t row_id, tp_store_cert_fn f
   return each_cert(s, s->chain_of, fn, ctx, &found, err, errlen);
 }
 
+tp_err tp__sqlite_scan_chain_series(tp_store *store, int64_t since_unix_ns, tp_store_series_fn fn,
+                                    void *ctx, char *err, size_t errlen) {
+  sqlite_store *s = from_base(store);
+  if (s->no_schema)
+    return TP_E_OK;
+  sqlite3_stmt *st = s->chain_series;
+  tp_err rc = TP_E_OK;
+  if (sqlite3_bind_int64(st, 1, since_unix_ns) != SQLITE_OK) {
+    rc = fail(s, err, errlen, "cannot bind the chain series scan");
+    goto out;
+  }
+  int step;
+  while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+    rc = fn(col_text(st, 0), col_text(st, 1), col_text(st, 2), ctx);
+    if (rc != TP_E_OK)
+      goto out;
+  }
+  if (step != SQLITE_DONE)
+    rc = fail(s, err, errlen, "chain series scan failed");
+out:
+  (void)sqlite3_reset(st);
+  (void)sqlite3_clear_bindings(st);
+  return rc;
+}
+
 tp_err tp__sqlite_scan_latest_details(tp_store *store, int64_t since_unix_ns,
                                       tp_store_detail_fn fn, void *ctx, char *err,
                                       size_t errlen) {
@@ -404,6 +434,7 @@ tp_err tp__sqlite_prepare_read(sqlite_store *s, char *err, size_t errlen) {
       {SQL_LATEST, &s->latest},
       {SQL_LATEST_CHAIN, &s->latest_chain},
       {SQL_LATEST_DETAILS, &s->latest_details},
+      {SQL_CHAIN_SERIES, &s->chain_series},
   };
   for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
     if (sqlite3_prepare_v3(s->db, all[i].sql, -1, SQLITE_PREPARE_PERSISTENT, all[i].stmt, NULL) !=
@@ -419,4 +450,5 @@ void tp__sqlite_finalize_read(sqlite_store *s) {
   sqlite3_finalize(s->latest);
   sqlite3_finalize(s->latest_chain);
   sqlite3_finalize(s->latest_details);
+  sqlite3_finalize(s->chain_series);
 }

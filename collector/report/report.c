@@ -278,6 +278,18 @@ static tp__chain_ref *series_ref(agg *a, const char *target, const char *profile
   return &a->chains[i];
 }
 
+/* latest_chains: a series with a chain in the window, if the query selects it (its
+ * agent and family are not asked: tp__report_latest_chains). */
+static tp_err on_chain_series(const char *target, const char *profile, const char *region,
+                              void *ctx) {
+  agg *a = ctx;
+  tp_store_row dims = {
+      .target = target, .profile = profile, .region = region, .agent_id = "", .address_family = ""};
+  if (tp__report_row_selected(&a->report->query, &dims))
+    (void)series_ref(a, target, profile, region);
+  return TP_E_OK;
+}
+
 /* Remembers the row when it is its series' latest with a chain (rows arrive oldest
  * first; the started time decides for rows delivered out of order). */
 static void note_chain(agg *a, const tp_store_row *row) {
@@ -297,9 +309,7 @@ static tp_err on_row(const tp_store_row *row, void *ctx) {
   }
   if (!tp__report_row_selected(&a->report->query, row))
     return TP_E_OK;
-  if (a->series_keys != NULL && a->latest_chains)
-    (void)series_ref(a, row->target, row->profile, row->region); /* chain looked up later */
-  else if (a->series_keys != NULL && row->days_to_earliest_expiry.set)
+  if (a->series_keys != NULL && !a->latest_chains && row->days_to_earliest_expiry.set)
     note_chain(a, row);
   size_t g = find_group(a, row);
   tp_report_series *s = &a->report->series[g];
@@ -404,8 +414,6 @@ static tp_err on_rollup(const tp_store_rollup_row *row, void *ctx) {
                        .address_family = row->address_family};
   if (!tp__report_row_selected(&a->report->query, &dims))
     return TP_E_OK;
-  if (a->series_keys != NULL) /* latest_chains: rollups are read only then */
-    (void)series_ref(a, row->target, row->profile, row->region);
   tp_err rc = merge_rollup(a, find_group(a, &dims), row);
   if (rc != TP_E_OK)
     snprintf(a->err, a->errlen, "the rollups of \"%s\" count more probes than a sketch can",
@@ -740,6 +748,11 @@ tp_err tp_report_build(tp_store *store, const tp_report_query *query, tp_report 
   } else if (rc == TP_E_OK) {
     rc = tp_store_scan(store, &filter, on_row, &a, err, errlen);
   }
+  /* The series to look chains up for: every one with a chain in the window, whether its
+   * results are rolled up yet or not (rollups lag by up to a maintenance interval). */
+  if (rc == TP_E_OK && a.latest_chains)
+    rc = tp_store_scan_chain_series(store, query->since_unix_ns, on_chain_series, &a, err,
+                                    errlen);
   if (rc == TP_E_OK && details_from_store(r)) {
     r->details_from_store = true;
     rc = tp_store_scan_latest_details(store, query->since_unix_ns, on_detail, &a, err, errlen);

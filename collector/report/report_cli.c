@@ -24,8 +24,8 @@
 /* A report reads the database the collector writes, usually on the same machine: at
  * nice 10 (CFS weight 110 against 1024) it takes what ingest leaves. Measured
  * (bench/ingest.sh TP_BENCH_WITH_REPORT=1, 2 vCPU, 8 pushers, a 24 h raw report back to
- * back): ingest at 0.77-0.91 of its rate alone at the same priority, 0.91-1.02 at 10. On
- * an idle machine the report runs as fast as ever. */
+ * back): ingest at 0.68-0.91 of its rate alone at the same priority, 0.86-0.96 with this
+ * default. On an idle machine the report runs as fast as ever. */
 #define DEFAULT_NICE 10
 
 void tp_report_usage(FILE *out) {

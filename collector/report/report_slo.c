@@ -158,7 +158,9 @@ static tp_err on_rollup(const tp_store_rollup_row *row, void *data) {
   tp_report_slo_row *s = row_for(rc->c, &dims);
   uint64_t events = row->probes - row->divergent;
   uint64_t bad = events - row->successes;
-  uint64_t slow = s->p99_ms && row->handshake_ns != NULL ? tp_sketch_count_above(row->handshake_ns, s->p99_ms * 1000000) : 0;
+  uint64_t slow = s->p99_ms && row->handshake_ns != NULL
+                      ? tp_sketch_count_above(row->handshake_ns, s->p99_ms * 1000000)
+                      : 0;
   for (int w = TP_SLO_W6H; w <= TP_SLO_W3D; w++) {
     if (w == TP_SLO_W6H && row->start_unix_ns < rc->six_hours_from)
       continue;
