@@ -39,7 +39,7 @@ typedef struct migration {
 
 /* Version 10's addition to the trigger: a failed result's detail into class_latest. */
 #define SQL_RESULTS_TRIGGER_CLASS_V10 \
-    " INSERT INTO class_latest (series, error_class, started_unix_ns, row, detail)" \
+    " INSERT INTO class_latest (series, error_class, started_unix_ns, row_id, detail)" \
     "  SELECT r.series, f.error_class, r.started_unix_ns, r.id, r.error_detail" \
     "  FROM result_rows AS r JOIN shapes AS f ON f.id = r.shape" \
     "  JOIN spool_keys AS k ON k.id = r.spool WHERE r.id = last_insert_rowid()" \
@@ -486,7 +486,7 @@ static const migration migrations[SCHEMA_VERSION] = {
      "  series INTEGER NOT NULL,"
      "  error_class TEXT NOT NULL,"
      "  started_unix_ns INTEGER NOT NULL,"
-     "  row INTEGER NOT NULL,"
+     "  row_id INTEGER NOT NULL,"
      "  detail TEXT NOT NULL,"
      "  PRIMARY KEY (series, error_class)) WITHOUT ROWID;"
      "INSERT INTO class_latest SELECT series, error_class, started_unix_ns, id, error_detail"

@@ -146,9 +146,9 @@ typedef struct tp__latest {
  * newest result's detail by (started, row). */
 #define SQL_CLASS_LATEST_MERGE                                                                     \
   " ON CONFLICT (series, error_class) DO UPDATE SET started_unix_ns = excluded.started_unix_ns,"  \
-  " row = excluded.row, detail = excluded.detail"                                                 \
+  " row_id = excluded.row_id, detail = excluded.detail"                                           \
   " WHERE excluded.started_unix_ns > started_unix_ns"                                             \
-  " OR (excluded.started_unix_ns = started_unix_ns AND excluded.row > row)"
+  " OR (excluded.started_unix_ns = started_unix_ns AND excluded.row_id > row_id)"
 
 /* A failed result of the batch or group being written, for class_latest. */
 typedef struct tp__failure {

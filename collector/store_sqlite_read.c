@@ -49,8 +49,8 @@ static const char SQL_CHAIN_SERIES[] =
 /* Every series' newest failure per class since ?1 (class_latest, schema version 10). */
 static const char SQL_LATEST_DETAILS[] =
     "SELECT s.target, s.profile, s.region, coalesce(s.address_family, ''), c.error_class,"
-    " c.started_unix_ns, c.row, c.detail FROM class_latest AS c JOIN series AS s"
-    " ON s.id = c.series WHERE c.started_unix_ns >= ?1";
+    " c.started_unix_ns, c.row_id, c.detail FROM class_latest AS c JOIN series AS s"
+    " ON s.id = c.series WHERE c.started_unix_ns >= ?1 ORDER BY c.started_unix_ns, c.row_id";
 /* The newest row of each series with these names (one per host, port, address...),
  * from series_latest, then the newest of those. */
 static const char SQL_LATEST[] =

@@ -1042,7 +1042,7 @@ static const char SQL_SEEN_UPSERT[] =
     " ON CONFLICT (spool, first_seq) DO UPDATE SET last_seq = excluded.last_seq";
 static const char SQL_SEEN_DELETE[] = "DELETE FROM seen WHERE spool = ?1 AND first_seq = ?2";
 static const char SQL_CLASS_UPSERT[] =
-    "INSERT INTO class_latest (series, error_class, started_unix_ns, row, detail)"
+    "INSERT INTO class_latest (series, error_class, started_unix_ns, row_id, detail)"
     " VALUES (?1, ?2, ?3, ?4, ?5)" SQL_CLASS_LATEST_MERGE;
 static const char SQL_LATEST_UPSERT[] =
     "INSERT INTO series_latest (series, started_unix_ns, id, chain, chain_unix_ns, chain_row)"

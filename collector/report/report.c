@@ -688,7 +688,8 @@ static bool details_from_store(const tp_report *r) {
 
 /* One series' newest failure of a class into its group's example -- only a group the
  * window's rollups made (a series without results in the window has none). Before the
- * groups are sorted: the key map's indices are the series'. */
+ * groups are sorted: the key map's indices are the series'. The details arrive oldest
+ * first (ties by row), so the last one kept is the newest, as with raw rows. */
 static tp_err on_detail(const tp_store_detail *d, void *ctx) {
   agg *a = ctx;
   tp_outcome cls;
@@ -701,10 +702,8 @@ static tp_err on_detail(const tp_store_detail *d, void *ctx) {
                        .address_family = d->address_family};
   if (!tp__report_row_selected(&a->report->query, &dims))
     return TP_E_OK;
-  size_t len = build_key(a, &dims);
-  bool added;
-  size_t g = tp_keymap_get(a->keys, a->key_buf, len, &added);
-  if (added || g >= a->report->n_series)
+  size_t len = build_key(a, &dims), g;
+  if (!tp_keymap_find(a->keys, a->key_buf, len, &g))
     return TP_E_OK;
   tp_report_series *s = &a->report->series[g];
   keep_latest(&s->class_example[cls], &s->class_example_ns[cls], d->detail, d->started_unix_ns);

@@ -45,17 +45,35 @@ static void grow(tp_keymap *m) {
   m->n_slots = n;
 }
 
+/* The slot holding key, or the empty slot where it would go. */
+static size_t slot_of(const tp_keymap *m, const void *key, size_t len, uint64_t hash) {
+  size_t at = (size_t)hash & (m->n_slots - 1);
+  for (; m->slots[at] != 0; at = (at + 1) & (m->n_slots - 1)) {
+    const entry *e = &m->entries[m->slots[at] - 1];
+    if (e->hash == hash && e->len == len && memcmp(e->key, key, len) == 0)
+      break;
+  }
+  return at;
+}
+
+bool tp_keymap_find(const tp_keymap *m, const void *key, size_t len, size_t *index) {
+  if (m->n_slots == 0)
+    return false;
+  size_t at = slot_of(m, key, len, fnv1a(key, len));
+  if (m->slots[at] == 0)
+    return false;
+  *index = m->slots[at] - 1;
+  return true;
+}
+
 size_t tp_keymap_get(tp_keymap *m, const void *key, size_t len, bool *added) {
   if (2 * (m->n + 1) > m->n_slots)
     grow(m);
   uint64_t hash = fnv1a(key, len);
-  size_t at = (size_t)hash & (m->n_slots - 1);
-  for (; m->slots[at] != 0; at = (at + 1) & (m->n_slots - 1)) {
-    const entry *e = &m->entries[m->slots[at] - 1];
-    if (e->hash == hash && e->len == len && memcmp(e->key, key, len) == 0) {
-      *added = false;
-      return m->slots[at] - 1;
-    }
+  size_t at = slot_of(m, key, len, hash);
+  if (m->slots[at] != 0) {
+    *added = false;
+    return m->slots[at] - 1;
   }
   if (m->n == m->alloc) {
     m->alloc = m->alloc ? 2 * m->alloc : 16;

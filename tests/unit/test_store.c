@@ -993,6 +993,45 @@ static void test_latest_chain_follows_results(void **state) {
   tp_store_close(s);
 }
 
+/* Several failures of one (series, class) in one batch, out of order, and a timeout
+ * among them: one upsert per key, the newest detail each. */
+static void test_latest_details_within_one_batch(void **state) {
+  fixture *f = *state;
+  char err[512] = "";
+  tp_store *s = NULL;
+  assert_int_equal(tp_store_open_sqlite(f->db, TP_STORE_READWRITE, &s, err, sizeof(err)), TP_E_OK);
+  static const int64_t started[4] = {10000, 12000, 11000, 11500};
+  static const char *const details[4] = {"first", "newest", "middle", "a timeout"};
+  Tlsprobe__V1__ProbeResult r[4];
+  Tlsprobe__V1__ProbeResult *rp[4];
+  for (int i = 0; i < 4; i++) {
+    tlsprobe__v1__probe_result__init(&r[i]);
+    r[i].target = "web";
+    r[i].profile = "modern";
+    r[i].region = "eu";
+    r[i].port = 443;
+    r[i].started_unix_ns = started[i];
+    r[i].result_seq = (uint64_t)i + 1;
+    r[i].error_class = i == 3 ? TLSPROBE__V1__ERROR_CLASS__ERROR_CLASS_HANDSHAKE_TIMEOUT
+                              : TLSPROBE__V1__ERROR_CLASS__ERROR_CLASS_CONNECTION_REFUSED;
+    r[i].error_detail = (char *)details[i];
+    rp[i] = &r[i];
+  }
+  Tlsprobe__V1__ResultBatch b = TLSPROBE__V1__RESULT_BATCH__INIT;
+  b.agent_id = "agent-d";
+  b.batch_seq = 1;
+  b.results = rp;
+  b.n_results = 4;
+  tp_store_put_outcome put;
+  if (tp_store_put_batch(s, &b, 20000, &put, err, sizeof(err)) != TP_E_OK)
+    fail_msg("put: %s", err);
+  assert_int_equal(put.results_stored, 4);
+  assert_string_equal(latest_details(s, 0), "web connection_refused newest; "
+                                            "web handshake_timeout a timeout");
+  assert_int_equal(query_int(f->db, "SELECT count(*) FROM class_latest"), 2);
+  tp_store_close(s);
+}
+
 /* A version 1 file whose results table is not what version 1 created (here: the
  * column is already nullable) is refused, and the failed migration leaves the
  * file exactly as it was. */
@@ -1086,6 +1125,7 @@ int main(void) {
       T(test_migrate_populated_v5_database),
       T(test_v3_fields_round_trip),
       T(test_latest_chain_follows_results),
+      T(test_latest_details_within_one_batch),
       T(test_migration_failure_rolls_back),
       T(test_newer_schema_is_refused),
       T(test_readonly_missing_file),
