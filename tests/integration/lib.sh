@@ -40,6 +40,10 @@ tp_cleanup() {
 # EXIT runs the cleanups; INT and TERM are turned into an exit so that EXIT runs for them too.
 tp_install_traps() {
   trap tp_cleanup EXIT
+  # A command that ends the script under set -e says which (a TSan run of test_metrics
+  # once ended without a word): not inherited by functions or substitutions, so only
+  # the script's own commands -- an assignment from a failed $(...) among them.
+  trap 'tp_say "exit status $? at line $LINENO: $BASH_COMMAND"' ERR
   trap 'exit 130' INT
   trap 'exit 143' TERM
 }

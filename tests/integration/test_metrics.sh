@@ -287,10 +287,16 @@ tp_stop "$TP_COLLECTOR_PID" collector || rc=$?
 tp_expect_eq "collector exits 0 on SIGTERM" 0 "$rc"
 sed -i 's/^metrics: .*/metrics: {listen: 127.0.0.1:0, max_series: 100}/' "$WORK/collector.yaml"
 tp__run_collector "$TP_COLLECTOR" "$WORK" https || tp_die "the collector did not restart"
-CMETRICS=$(tp_log_field "$TP_COLLECTOR_LOG" "metrics listening" port)
+CMETRICS=$(tp_log_field "$TP_COLLECTOR_LOG" "metrics listening" port || true)
+if [ -z "$CMETRICS" ]; then
+  tp_fail "the restarted collector logged no metrics port; its log:"
+  sed 's/^/  | /' "$TP_COLLECTOR_LOG" >&2
+  tp_finish
+fi
 scrape "http://127.0.0.1:$CMETRICS/metrics" "$WORK/restart.prom" || tp_finish
 promtool_ok "collector /metrics after a restart" "$WORK/restart.prom"
-seed=$(tp_sql "$DB" "SELECT max(last_received_unix_ns) FROM spools WHERE agent_id='$AGENT_ID';")
+seed=$(tp_sql "$DB" "SELECT max(last_received_unix_ns) FROM spools WHERE agent_id='$AGENT_ID';" ||
+  echo "sqlite3 failed")
 tp_expect_eq "last-seen after the restart == the store's last delivery (within 1 ms)" 1 \
   "$(python3 -c "import sys; print(int(abs(float(sys.argv[2]) - int(sys.argv[1]) / 1e9) < 0.001))" \
     "$seed" "$(sample "$WORK/restart.prom" tlsprobe_agent_last_seen_timestamp_seconds agent="$AGENT_ID")")"
